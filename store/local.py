@@ -1,0 +1,239 @@
+"""Start and stop a store cluster of real `steer-store` processes on this machine.
+
+Used by `steer store up`, the integration and fault tests and the benchmark. Ports
+are picked free on loopback at creation, each node logs to ``<base>/<name>.log``,
+and every process is ended by its own pid, never by name.
+"""
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from store.client import StoreClient, StoreError
+
+STATE_FILE = "cluster.json"
+
+
+def free_port(host="127.0.0.1"):
+    """Ask the kernel for a port nobody is listening on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalNode:
+    """One member: its name, addresses, data dir and (while running) its pid."""
+
+    name: str
+    peer_addr: str
+    client_addr: str
+    data_dir: str
+    pid: int = 0
+
+
+class LocalStoreCluster:
+    """A 3- or 5-node store cluster run as child processes of this one."""
+
+    def __init__(self, size=3, base_dir=None, host="127.0.0.1", extra_args=(),
+                 token=None, detach=False):
+        if size < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.base_dir = os.path.abspath(base_dir or os.path.join(os.getcwd(), "data", "store"))
+        self.extra_args = list(extra_args)
+        self.detach = detach
+        self.token = token or f"steersman-{secrets.token_hex(4)}"
+        os.makedirs(self.base_dir, exist_ok=True)
+        self.secret_file = os.path.join(self.base_dir, "secret")
+        if not os.path.exists(self.secret_file):
+            fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+        self.nodes = [
+            LocalNode(f"s{i + 1}", f"{host}:{free_port(host)}", f"{host}:{free_port(host)}",
+                      os.path.join(self.base_dir, f"s{i + 1}"))
+            for i in range(size)
+        ]
+        self._procs = {}
+
+    # -- state for `steer store up/down` ------------------------------------------------
+    def save(self):
+        """Record the cluster so a later `steer store down` can find it."""
+        state = {"token": self.token, "nodes": [asdict(n) for n in self.nodes],
+                 "extra_args": self.extra_args}
+        with open(os.path.join(self.base_dir, STATE_FILE), "w") as f:
+            json.dump(state, f, indent=2)
+
+    @classmethod
+    def load(cls, base_dir):
+        """Rebuild the handle of a cluster saved in ``base_dir``."""
+        with open(os.path.join(base_dir, STATE_FILE)) as f:
+            state = json.load(f)
+        cluster = cls.__new__(cls)
+        cluster.base_dir = os.path.abspath(base_dir)
+        cluster.extra_args = state.get("extra_args", [])
+        cluster.detach = True
+        cluster.token = state["token"]
+        cluster.secret_file = os.path.join(cluster.base_dir, "secret")
+        cluster.nodes = [LocalNode(**n) for n in state["nodes"]]
+        cluster._procs = {}
+        return cluster
+
+    # -- processes -------------------------------------------------------------------
+    @property
+    def endpoints(self):
+        return [n.client_addr for n in self.nodes]
+
+    @property
+    def initial_cluster(self):
+        return ",".join(f"{n.name}={n.peer_addr}" for n in self.nodes)
+
+    def command(self, i, initial_cluster=None):
+        node = self.nodes[i]
+        return [sys.executable, "-m", "store.server", "--name", node.name,
+                "--data-dir", node.data_dir, "--peer-addr", node.peer_addr,
+                "--client-addr", node.client_addr,
+                "--initial-cluster", initial_cluster or self.initial_cluster,
+                "--secret-file", self.secret_file, "--cluster-token", self.token,
+                *self.extra_args]
+
+    def start(self, i, initial_cluster=None):
+        """Start (or restart) node ``i`` with its data dir."""
+        node = self.nodes[i]
+        os.makedirs(node.data_dir, exist_ok=True)
+        log = open(os.path.join(self.base_dir, f"{node.name}.log"), "ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env["PYTHONPATH"] = os.pathsep.join(
+            [_project_root()] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        proc = subprocess.Popen(self.command(i, initial_cluster), stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=self.detach)
+        log.close()
+        self._procs[i] = proc
+        node.pid = proc.pid
+        return proc
+
+    def start_all(self):
+        for i in range(len(self.nodes)):
+            self.start(i)
+        if self.detach:
+            self.save()
+
+    def kill(self, i, sig=signal.SIGKILL):
+        """Send ``sig`` (SIGKILL by default) to node ``i`` and reap it."""
+        node = self.nodes[i]
+        if not node.pid:
+            return
+        try:
+            os.kill(node.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc = self._procs.pop(i, None)
+        if proc is not None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        else:
+            _wait_gone(node.pid, 10)
+        node.pid = 0
+
+    def stop(self, i):
+        """Stop node ``i`` politely (SIGTERM), then forcefully if it lingers."""
+        self.kill(i, signal.SIGTERM)
+
+    def stop_all(self):
+        for i in range(len(self.nodes)):
+            self.kill(i, signal.SIGKILL)
+
+    def is_running(self, i):
+        proc = self._procs.get(i)
+        if proc is not None:
+            return proc.poll() is None
+        pid = self.nodes[i].pid
+        return bool(pid) and _pid_alive(pid)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_all()
+
+    # -- observing -------------------------------------------------------------------
+    def client(self, **kwargs):
+        return StoreClient(self.endpoints, **kwargs)
+
+    def node_status(self, i, timeout=1.0):
+        """Status of node ``i`` alone, or None if it does not answer."""
+        with StoreClient([self.nodes[i].client_addr], timeout=timeout) as c:
+            try:
+                return c.status(timeout=timeout)
+            except StoreError:
+                return None
+
+    def leader_index(self, timeout=10.0, among=None):
+        """Index of the node every running node agrees is leader."""
+        deadline = time.monotonic() + timeout
+        among = list(range(len(self.nodes))) if among is None else among
+        while time.monotonic() < deadline:
+            statuses = {i: self.node_status(i, 0.5) for i in among if self.is_running(i)}
+            leaders = {s["leader_peer"] for s in statuses.values() if s}
+            if len(leaders) == 1 and None not in leaders and all(statuses.values()):
+                peer = leaders.pop()
+                for i, node in enumerate(self.nodes):
+                    if node.peer_addr == peer and i in statuses:
+                        return i
+            time.sleep(0.05)
+        raise TimeoutError(f"no agreed leader within {timeout}s; see logs in {self.base_dir}")
+
+    def wait_ready(self, timeout=30.0):
+        """Wait until a leader is agreed and a linearizable read succeeds on every node."""
+        deadline = time.monotonic() + timeout
+        leader = self.leader_index(timeout)
+        for i, node in enumerate(self.nodes):
+            if not self.is_running(i):
+                continue
+            with StoreClient([node.client_addr], timeout=max(0.1, deadline - time.monotonic())) as c:
+                c.get(b"\0")
+        return leader
+
+    def logs(self):
+        """Every node's log, for a failing test's report."""
+        out = []
+        for node in self.nodes:
+            path = os.path.join(self.base_dir, f"{node.name}.log")
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    out.append(f"--- {node.name} ---\n{f.read()[-20000:]}")
+        return "\n".join(out)
+
+
+def _project_root():
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_gone(pid, timeout):
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -1,0 +1,519 @@
+"""A store node process (`steer-store`): Raft plus the client port.
+
+The client port speaks length-prefixed msgpack frames (store/protocol.py). Each
+request runs as its own task, so one slow request never holds up the others on the
+connection. Writes go through Raft; linearizable reads wait for a shared no-op
+barrier (every read that arrives while none is in flight joins the next one);
+serializable reads answer from local state at once. Watches replay history from
+their start revision and then follow the commits this node applies.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import sys
+import time
+
+import msgpack
+
+from store import protocol
+from store.leases import LeaseClock
+from store.protocol import error
+from store.raft import RaftNode
+from store.watch import Watcher, WatchHub
+
+log = logging.getLogger("steer.store.server")
+
+VERSION = "0.1.0"
+
+
+def stable_id(text):
+    """Derive a positive 63-bit id from a name (member ids, cluster ids)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+class RequestError(Exception):
+    """A request that must be answered with an error response."""
+
+    def __init__(self, code, message, **extra):
+        super().__init__(message)
+        self.body = error(code, message, **extra)
+
+
+def _machine_error(result):
+    body = result["error"]
+    return RequestError(body["code"], body["message"],
+                        **{k: v for k, v in body.items() if k not in ("code", "message")})
+
+
+class StoreServer:
+    """Serve one store node's client port on top of its Raft node."""
+
+    MAINTENANCE_PERIOD = 0.25
+    COMPACTION_PERIOD = 5.0
+
+    def __init__(self, args, secret):
+        self.args = args
+        self.secret = secret
+        self.member_id = stable_id(args.peer_addr)
+        self.cluster_id = stable_id(args.cluster_token)
+        self.hub = WatchHub()
+        self.leases = LeaseClock(time.monotonic)
+        self.raft = None
+        self.loop = None
+        self._barrier_waiting = []
+        self._barrier_started = None
+        self._last_registration = 0.0
+        self._last_compaction_check = 0.0
+        self._next_conn_id = 0
+
+    # -- lifecycle -------------------------------------------------------------
+    async def serve(self):
+        self.loop = asyncio.get_running_loop()
+        peers = [p for p in self.args.initial_cluster.values() if p != self.args.peer_addr]
+        self.raft = RaftNode(
+            self.args.peer_addr, peers, self.args.data_dir, self.secret,
+            on_applied=self._on_applied_threadsafe,
+            on_restored=self._on_restored_threadsafe,
+            timeouts=(self.args.election_min, self.args.election_max),
+            heartbeat=self.args.heartbeat,
+            log_compact_entries=self.args.raft_log_compact_entries)
+        host, port = self.args.client_addr.rsplit(":", 1)
+        server = await asyncio.start_server(self._serve_connection, host, int(port),
+                                            limit=protocol.MAX_REQUEST_BYTES)
+        log.info("event=serving name=%s client=%s peer=%s", self.args.name,
+                 self.args.client_addr, self.args.peer_addr)
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, stop.set)
+        maintenance = asyncio.create_task(self._maintenance())
+        await stop.wait()
+        maintenance.cancel()
+        server.close()
+        self.raft.stop()
+        log.info("event=stopped name=%s", self.args.name)
+
+    # -- hooks from the Raft tick thread ---------------------------------------------
+    def _on_applied_threadsafe(self, command, result, events):
+        self.loop.call_soon_threadsafe(self._on_applied, command, result, events)
+
+    def _on_applied(self, command, result, events):
+        self.leases.applied(command, result)
+        if events:
+            self.hub.publish(events[0]["kv"]["mod_revision"], events)
+
+    def _on_restored_threadsafe(self, machine):
+        leases, compact_revision = machine.lease_ids(), machine.compact_revision
+        self.loop.call_soon_threadsafe(self._on_restored, leases, compact_revision)
+
+    def _on_restored(self, leases, compact_revision):
+        self.leases.restored(leases)
+        if len(self.hub):
+            log.info("event=snapshot_installed watches_ended=%d", len(self.hub))
+        self.hub.cancel_all(error(
+            "compacted", "this node installed a snapshot; list again and watch from "
+            "the revision the list returns", compact_revision=compact_revision))
+
+    # -- connections -------------------------------------------------------------
+    async def _serve_connection(self, reader, writer):
+        self._next_conn_id += 1
+        conn_id = self._next_conn_id
+
+        def send(message):
+            if writer.is_closing():
+                return
+            writer.write(protocol.pack(message))
+            if writer.transport.get_write_buffer_size() > 256 << 20:
+                log.warning("event=slow_client_dropped conn=%d", conn_id)
+                writer.close()
+
+        try:
+            while True:
+                header = await reader.readexactly(4)
+                try:
+                    length = protocol.read_length(header, protocol.MAX_REQUEST_BYTES)
+                except protocol.ProtocolError as exc:
+                    # The rest of the stream cannot be framed any more: say why and hang up.
+                    send({"id": 0, "header": self._header(), "error": error(exc.code, exc.message)})
+                    break
+                body = await reader.readexactly(length)
+                try:
+                    message = protocol.unpack_body(body)
+                except protocol.ProtocolError as exc:
+                    send({"id": 0, "header": self._header(), "error": error(exc.code, exc.message)})
+                    continue
+                asyncio.create_task(self._answer(conn_id, message, send))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.hub.drop_connection(conn_id)
+            writer.close()
+
+    async def _answer(self, conn_id, message, send):
+        request_id = message.get("id")
+        try:
+            if not isinstance(request_id, int) or isinstance(request_id, bool):
+                raise RequestError(protocol.BAD_REQUEST, "every request needs an integer 'id'")
+            op = message.get("op")
+            if op == "watch":
+                return self._watch(conn_id, message, send)
+            if op == "watch_cancel":
+                return self._watch_cancel(conn_id, message, send)
+            handler = getattr(self, f"_op_{op}", None) if op in protocol.ALL_OPS else None
+            if handler is None:
+                raise RequestError("unknown_op", f"unknown op {op!r}; valid ops are "
+                                   f"{', '.join(sorted(protocol.ALL_OPS))}")
+            result = await handler(message)
+            send({"id": request_id, "header": self._header(), "result": result})
+        except RequestError as exc:
+            send({"id": request_id or 0, "header": self._header(), "error": exc.body})
+        except Exception as exc:
+            log.exception("event=request_failed op=%s", message.get("op"))
+            send({"id": request_id or 0, "header": self._header(),
+                  "error": error("internal", f"internal error: {exc}")})
+
+    def _header(self):
+        machine = self.raft.machine if self.raft else None
+        return {"cluster_id": self.cluster_id, "member_id": self.member_id,
+                "revision": machine.revision if machine else 0,
+                "raft_term": self.raft.term() if self.raft else 0}
+
+    # -- replication helpers -------------------------------------------------------
+    async def _replicate(self, command):
+        future = self.loop.create_future()
+
+        def done(result, failure):
+            self.loop.call_soon_threadsafe(_settle, future, result, failure)
+
+        self.raft.submit(command, done)
+        try:
+            result, failure = await asyncio.wait_for(asyncio.shield(future),
+                                                     self.args.request_timeout)
+        except asyncio.TimeoutError:
+            raise RequestError(protocol.UNAVAILABLE, (
+                f"no commit within {self.args.request_timeout:g}s: the cluster may have no "
+                "quorum; a write may or may not have applied (retry with the same request id)"
+            )) from None
+        if failure is not None:
+            raise RequestError(protocol.UNAVAILABLE, failure + "; retry shortly")
+        if "error" in result:
+            raise _machine_error(result)
+        return result
+
+    async def _read_barrier(self):
+        """Wait until this node has applied everything committed before the call."""
+        future = self.loop.create_future()
+        self._barrier_waiting.append(future)
+        stale = (self._barrier_started is not None
+                 and time.monotonic() - self._barrier_started > 1.0)
+        if self._barrier_started is None or stale:
+            self._start_barrier()
+        try:
+            failure = await asyncio.wait_for(asyncio.shield(future), self.args.request_timeout)
+        except asyncio.TimeoutError:
+            raise RequestError(protocol.UNAVAILABLE, (
+                f"no read barrier within {self.args.request_timeout:g}s: the cluster may "
+                "have no quorum; retry, or read with serializable=True for local data"
+            )) from None
+        if failure is not None:
+            raise RequestError(protocol.UNAVAILABLE, failure + "; retry shortly")
+
+    def _start_barrier(self):
+        group, self._barrier_waiting = self._barrier_waiting, []
+        self._barrier_started = time.monotonic()
+
+        def done(result, failure):
+            self.loop.call_soon_threadsafe(self._barrier_done, group, failure)
+
+        self.raft.submit({"op": "barrier"}, done)
+
+    def _barrier_done(self, group, failure):
+        self._barrier_started = None
+        for future in group:
+            if not future.done():
+                future.set_result(failure)
+        if self._barrier_waiting:
+            self._start_barrier()
+
+    # -- operations -----------------------------------------------------------------
+    async def _op_range(self, msg):
+        key = _require_bytes(msg, "key")
+        if not msg.get("serializable"):
+            await self._read_barrier()
+        with self.raft.lock:
+            result = self.raft.machine.range(
+                key, msg.get("range_end"), revision=msg.get("revision", 0) or 0,
+                limit=msg.get("limit", 0) or 0, keys_only=bool(msg.get("keys_only")),
+                count_only=bool(msg.get("count_only")))
+        if "error" in result:
+            raise _machine_error(result)
+        return result
+
+    async def _op_put(self, msg):
+        put = {"op": "put", "key": _require_bytes(msg, "key"),
+               "value": _require_bytes(msg, "value"), "lease": msg.get("lease", 0) or 0,
+               "prev_kv": bool(msg.get("prev_kv"))}
+        result = await self._op_txn({**msg, "compare": [], "success": [put], "failure": []})
+        return {"revision": result["revision"], "prev_kv": result["responses"][0].get("prev_kv")}
+
+    async def _op_delete(self, msg):
+        delete = {"op": "delete", "key": _require_bytes(msg, "key"),
+                  "range_end": msg.get("range_end"), "prev_kv": bool(msg.get("prev_kv"))}
+        result = await self._op_txn({**msg, "compare": [], "success": [delete], "failure": []})
+        response = result["responses"][0]
+        return {"revision": result["revision"], "deleted": response["deleted"],
+                "prev_kvs": response.get("prev_kvs", [])}
+
+    async def _op_txn(self, msg):
+        command = {"op": "txn", "compare": msg.get("compare") or [],
+                   "success": msg.get("success") or [], "failure": msg.get("failure") or []}
+        _check_value_sizes(command)
+        return await self._replicate(_with_request_id(command, msg))
+
+    async def _op_lease_grant(self, msg):
+        return await self._replicate(_with_request_id({"op": "lease_grant", "ttl": msg.get("ttl")}, msg))
+
+    async def _op_lease_revoke(self, msg):
+        return await self._replicate(_with_request_id({"op": "lease_revoke", "id": msg.get("lease_id")}, msg))
+
+    async def _op_lease_keepalive(self, msg):
+        return await self._replicate(_with_request_id({"op": "lease_keepalive", "id": msg.get("lease_id")}, msg))
+
+    async def _op_compact(self, msg):
+        return await self._replicate(_with_request_id({"op": "compact", "revision": msg.get("revision")}, msg))
+
+    async def _op_status(self, msg):
+        leader = self.raft.leader_addr()
+        with self.raft.lock:
+            machine = self.raft.machine
+            revision, compact_revision = machine.revision, machine.compact_revision
+        return {"name": self.args.name, "version": VERSION, "member_id": self.member_id,
+                "peer": self.args.peer_addr, "client": self.args.client_addr,
+                "leader": stable_id(leader) if leader else 0, "leader_peer": leader,
+                "is_leader": self.raft.is_leader(), "raft_term": self.raft.term(),
+                "raft_index": self.raft.raftLastLogIndex,
+                "raft_applied": self.raft.raftLastApplied,
+                "raft_commit": self.raft.raftCommitIndex,
+                "revision": revision, "compact_revision": compact_revision,
+                "watchers": len(self.hub)}
+
+    async def _op_members(self, msg):
+        with self.raft.lock:
+            registered = self.raft.machine.members()
+        leader = self.raft.leader_addr()
+        members = []
+        for peer in self.raft.peer_addrs():
+            meta = registered.get(peer, {})
+            members.append({"id": stable_id(peer), "name": meta.get("name", ""),
+                            "peer": peer, "client": meta.get("client", ""),
+                            "is_leader": peer == leader})
+        return {"members": members}
+
+    async def _op_member_add(self, msg):
+        name, peer = msg.get("name"), msg.get("peer")
+        if not isinstance(name, str) or not isinstance(peer, str) or ":" not in peer:
+            raise RequestError("invalid", "member add needs a 'name' and a 'peer' as host:port")
+        await self._membership(self.raft.add_member, peer)
+        await self._replicate({"op": "member_set", "peer": peer, "name": name,
+                               "client": msg.get("client") or ""})
+        return await self._op_members(msg)
+
+    async def _op_member_remove(self, msg):
+        target = msg.get("name") or msg.get("peer")
+        with self.raft.lock:
+            registered = self.raft.machine.members()
+        peers = [p for p, m in registered.items() if m.get("name") == target]
+        peer = peers[0] if peers else target
+        if peer not in self.raft.peer_addrs():
+            raise RequestError(protocol.NOT_FOUND, f"no member named or at {target!r}; "
+                               "see `steer store members`")
+        await self._membership(self.raft.remove_member, peer)
+        await self._replicate({"op": "member_del", "peer": peer})
+        return await self._op_members(msg)
+
+    async def _membership(self, change, peer):
+        future = self.loop.create_future()
+        change(peer, lambda failure: self.loop.call_soon_threadsafe(_settle, future, None, failure))
+        try:
+            _, failure = await asyncio.wait_for(future, self.args.request_timeout)
+        except asyncio.TimeoutError:
+            raise RequestError(protocol.UNAVAILABLE, "membership change did not commit in time") from None
+        if failure is not None:
+            raise RequestError(protocol.DENIED, f"membership change refused: {failure}")
+
+    async def _op_snapshot(self, msg):
+        await self._read_barrier()
+        with self.raft.lock:
+            snapshot = self.raft.machine.to_snapshot()
+            revision = self.raft.machine.revision
+        return {"revision": revision, "snapshot": msgpack.packb(snapshot, use_bin_type=True)}
+
+    # -- watches ---------------------------------------------------------------------
+    def _watch(self, conn_id, msg, send):
+        key = _require_bytes(msg, "key")
+        start = msg.get("start_revision", 0) or 0
+        with self.raft.lock:
+            machine = self.raft.machine
+            current = machine.revision
+            history = {"events": []}
+            if start > 0:
+                history = machine.events_since(start, key, msg.get("range_end"))
+        if "error" in history:
+            send({"id": msg["id"], "watch": "canceled", "header": self._header(),
+                  "error": history["error"]})
+            return
+        send({"id": msg["id"], "watch": "created", "header": {**self._header(), "revision": current}})
+        watcher = Watcher(msg["id"], key, msg.get("range_end"), bool(msg.get("prev_kv")), send,
+                          last_revision=start - 1 if start > 0 else current)
+        self.hub.add(conn_id, watcher, history["events"], current)
+
+    def _watch_cancel(self, conn_id, msg, send):
+        watcher = self.hub.remove(conn_id, msg.get("watch_id"))
+        if watcher is None:
+            raise RequestError(protocol.NOT_FOUND, f"no watch {msg.get('watch_id')!r} on this connection")
+        send({"id": watcher.watch_id, "watch": "canceled", "header": self._header()})
+        send({"id": msg["id"], "header": self._header(), "result": {}})
+
+    # -- background duties -----------------------------------------------------------
+    async def _maintenance(self):
+        while True:
+            await asyncio.sleep(self.MAINTENANCE_PERIOD)
+            try:
+                self._expire_leases()
+                self._register_self()
+                self._auto_compact()
+            except Exception:
+                log.exception("event=maintenance_failed")
+
+    def _expire_leases(self):
+        for lease_id in self.leases.expired(self.raft.is_leader()):
+            log.info("event=lease_expired id=%d", lease_id)
+            self.raft.submit({"op": "lease_revoke", "id": lease_id}, lambda r, f: None)
+
+    def _register_self(self):
+        """Record this node's name and client address in the replicated member table."""
+        now = time.monotonic()
+        if now - self._last_registration < 2.0 or self.raft.leader_addr() is None:
+            return
+        with self.raft.lock:
+            mine = self.raft.machine.members().get(self.args.peer_addr)
+        wanted = {"name": self.args.name, "client": self.args.client_addr}
+        if mine != wanted:
+            self._last_registration = now
+            self.raft.submit({"op": "member_set", "peer": self.args.peer_addr, **wanted},
+                             lambda r, f: None)
+
+    def _auto_compact(self):
+        """On the leader, compact history older than the retention window."""
+        now = time.monotonic()
+        retention = self.args.auto_compaction_retention
+        if retention <= 0 or now - self._last_compaction_check < self.COMPACTION_PERIOD:
+            return
+        self._last_compaction_check = now
+        if not self.raft.is_leader():
+            return
+        with self.raft.lock:
+            revision, compacted = self.raft.machine.revision, self.raft.machine.compact_revision
+        target = revision - retention
+        # Compact in steps of at least a tenth of the window, not on every write.
+        if target > compacted + max(1, retention // 10):
+            log.info("event=auto_compact revision=%d", target)
+            self.raft.submit({"op": "compact", "revision": target}, lambda r, f: None)
+
+
+def _settle(future, result, failure):
+    if not future.done():
+        future.set_result((result, failure))
+
+
+def _require_bytes(msg, name):
+    value = msg.get(name)
+    if not isinstance(value, bytes):
+        raise RequestError(protocol.BAD_REQUEST, f"'{name}' must be bytes")
+    return value
+
+
+def _with_request_id(command, msg):
+    """Carry the client's (client, req) ids so a retried write applies once."""
+    if isinstance(msg.get("client"), int) and isinstance(msg.get("req"), int):
+        command["client"], command["req"] = msg["client"], msg["req"]
+    return command
+
+
+def _check_value_sizes(command):
+    for branch in ("success", "failure"):
+        for op in command[branch]:
+            value = op.get("value") if isinstance(op, dict) else None
+            if isinstance(value, bytes) and len(value) > (1 << 20):
+                raise RequestError("value_too_large", (
+                    f"value for key {op.get('key')!r} is {len(value)} bytes; the limit is "
+                    "1 MiB (1048576 bytes): store large data elsewhere and keep a reference"))
+
+
+# -- command line ----------------------------------------------------------------------
+def parse_initial_cluster(text):
+    """Parse 'n1=host:port,n2=host:port' into {name: peer address}."""
+    cluster = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, peer = item.partition("=")
+        if not sep or not name or ":" not in peer:
+            raise argparse.ArgumentTypeError(
+                f"bad --initial-cluster entry {item!r}: expected name=host:port")
+        cluster[name] = peer
+    return cluster
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="steer-store", description="Run one Steersman store node.")
+    p.add_argument("--name", required=True, help="this member's name, e.g. s1")
+    p.add_argument("--data-dir", required=True, help="where the journal and snapshots live")
+    p.add_argument("--peer-addr", required=True, help="host:port for Raft traffic (bound exactly)")
+    p.add_argument("--client-addr", required=True, help="host:port for clients")
+    p.add_argument("--initial-cluster", required=True, type=parse_initial_cluster,
+                   help="every member at bootstrap: s1=host:port,s2=host:port,...")
+    p.add_argument("--secret-file", required=True,
+                   help="file holding the cluster secret that encrypts Raft traffic")
+    p.add_argument("--cluster-token", default="steersman", help="names this cluster (cluster id)")
+    p.add_argument("--request-timeout", type=float, default=5.0,
+                   help="seconds a request waits for a commit before 'unavailable'")
+    p.add_argument("--auto-compaction-retention", type=int, default=10000,
+                   help="revisions of history to keep (0 disables automatic compaction)")
+    p.add_argument("--raft-log-compact-entries", type=int, default=5000,
+                   help="Raft log entries before a snapshot replaces them")
+    p.add_argument("--election-min", type=float, default=0.8, help="min election timeout, s")
+    p.add_argument("--election-max", type=float, default=1.6, help="max election timeout, s")
+    p.add_argument("--heartbeat", type=float, default=0.1, help="leader heartbeat period, s")
+    return p
+
+
+def configure_logging():
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    logging.getLogger("pysyncobj").setLevel(logging.WARNING)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    # Two threads share the GIL here (event loop and Raft ticks); the default 5 ms
+    # switch interval would add up to 5 ms to every hand-over between them.
+    sys.setswitchinterval(0.0002)
+    if args.name not in args.initial_cluster or args.initial_cluster[args.name] != args.peer_addr:
+        sys.exit(f"steer-store: --initial-cluster must list this member as "
+                 f"{args.name}={args.peer_addr}")
+    try:
+        with open(args.secret_file, "rb") as f:
+            secret = f.read().strip()
+    except OSError as exc:
+        sys.exit(f"steer-store: cannot read --secret-file: {exc}")
+    if len(secret) < 16:
+        sys.exit("steer-store: the cluster secret must be at least 16 bytes")
+    os.makedirs(args.data_dir, exist_ok=True)
+    asyncio.run(StoreServer(args, secret).serve())
+
+
+if __name__ == "__main__":
+    main()
