@@ -1,0 +1,284 @@
+"""`steer store ...`: run a local store cluster and read, write and watch it.
+
+Endpoints come from ``--endpoints``, else ``$STEER_STORE_ENDPOINTS``, else the
+local cluster that `steer store up` recorded in ``--dir`` (~/.steer/store).
+"""
+
+import json
+import os
+import sys
+
+from store.client import StoreClient, StoreError
+from store.local import STATE_FILE, LocalStoreCluster
+from store.machine import prefix_end
+from store.restore import restore_snapshot
+
+DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".steer", "store")
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr with a non-zero exit."""
+
+    def __init__(self, message, exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# -- wiring ---------------------------------------------------------------------------
+def register(groups):
+    store = groups.add_parser("store", help="the Raft store (etcd's place)")
+    store.add_argument("--endpoints", default=os.environ.get("STEER_STORE_ENDPOINTS"),
+                       help="comma-separated host:port client addresses")
+    store.add_argument("--dir", default=os.environ.get("STEER_STORE_DIR", DEFAULT_DIR),
+                       help="local cluster directory (default ~/.steer/store)")
+    store.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    verbs = store.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    up = verbs.add_parser("up", help="start a local cluster on this machine")
+    up.add_argument("--nodes", type=int, choices=(1, 3, 5), default=3)
+    up.set_defaults(func=cmd_up)
+    verbs.add_parser("down", help="stop the local cluster").set_defaults(func=cmd_down)
+    verbs.add_parser("status", help="every member's view").set_defaults(func=cmd_status)
+    verbs.add_parser("members", help="list members").set_defaults(func=cmd_members)
+
+    get = verbs.add_parser("get", help="read a key or a prefix")
+    get.add_argument("key")
+    get.add_argument("--prefix", action="store_true")
+    get.add_argument("--rev", type=int, default=0, help="read at this revision")
+    get.add_argument("--limit", type=int, default=0)
+    get.add_argument("--keys-only", action="store_true")
+    get.add_argument("--serializable", action="store_true", help="local read, may be stale")
+    get.add_argument("-o", "--output", choices=("simple", "json"), default="simple")
+    get.set_defaults(func=cmd_get)
+
+    put = verbs.add_parser("put", help="write a key ('-' reads the value from stdin)")
+    put.add_argument("key")
+    put.add_argument("value")
+    put.add_argument("--lease", type=int, default=0)
+    put.set_defaults(func=cmd_put)
+
+    delete = verbs.add_parser("del", help="delete a key or a prefix")
+    delete.add_argument("key")
+    delete.add_argument("--prefix", action="store_true")
+    delete.set_defaults(func=cmd_del)
+
+    watch = verbs.add_parser("watch", help="print changes as they commit")
+    watch.add_argument("key")
+    watch.add_argument("--prefix", action="store_true")
+    watch.add_argument("--rev", type=int, default=0, help="replay history from this revision")
+    watch.add_argument("--count", type=int, default=0, help="exit after this many events")
+    watch.set_defaults(func=cmd_watch)
+
+    compact = verbs.add_parser("compact", help="drop history older than a revision")
+    compact.add_argument("revision", type=int)
+    compact.set_defaults(func=cmd_compact)
+
+    member = verbs.add_parser("member", help="add or remove a member").add_subparsers(
+        dest="member_verb", metavar="add|remove")
+    member.required = True
+    add = member.add_parser("add", help="add a voting member, then start it")
+    add.add_argument("name")
+    add.add_argument("peer", help="its Raft address host:port")
+    add.set_defaults(func=cmd_member_add)
+    remove = member.add_parser("remove", help="remove a member by name or peer address")
+    remove.add_argument("name")
+    remove.set_defaults(func=cmd_member_remove)
+
+    snapshot = verbs.add_parser("snapshot", help="save or restore a snapshot").add_subparsers(
+        dest="snapshot_verb", metavar="save|restore")
+    snapshot.required = True
+    save = snapshot.add_parser("save", help="write a consistent snapshot to a file")
+    save.add_argument("file")
+    save.set_defaults(func=cmd_snapshot_save)
+    restore = snapshot.add_parser(
+        "restore", help="start a new local cluster in --dir from a snapshot file")
+    restore.add_argument("file")
+    restore.add_argument("--nodes", type=int, choices=(1, 3, 5), default=3)
+    restore.set_defaults(func=cmd_snapshot_restore)
+
+
+def _client(args):
+    endpoints = args.endpoints
+    if not endpoints:
+        state = os.path.join(args.dir, STATE_FILE)
+        if not os.path.exists(state):
+            raise CommandError("no store endpoints: start one with `steer store up` or pass "
+                               "--endpoints host:port,...")
+        endpoints = ",".join(LocalStoreCluster.load(args.dir).endpoints)
+    return StoreClient(endpoints, timeout=args.timeout)
+
+
+def _run(call):
+    try:
+        return call()
+    except StoreError as exc:
+        raise CommandError(f"{exc.code}: {exc.message}") from None
+
+
+def _text(data):
+    return data.decode("utf-8", "backslashreplace")
+
+
+def _range_end(args):
+    return prefix_end(args.key.encode()) if args.prefix else None
+
+
+def _table(rows):
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+# -- local cluster -------------------------------------------------------------------
+def cmd_up(args):
+    if os.path.exists(os.path.join(args.dir, STATE_FILE)):
+        # Restart the recorded cluster on its recorded addresses: its Raft
+        # membership and data are bound to them.
+        cluster = LocalStoreCluster.load(args.dir)
+        stopped = [i for i in range(len(cluster.nodes)) if not cluster.is_running(i)]
+        if not stopped:
+            print(f"the local store in {args.dir} is already running; "
+                  "`steer store down` stops it")
+            return 0
+        print(f"restarting {len(stopped)} store node(s) in {args.dir} ...", flush=True)
+        for i in stopped:
+            cluster.start(i)
+        cluster.save()
+    else:
+        cluster = LocalStoreCluster(args.nodes, base_dir=args.dir, detach=True)
+        print(f"starting {args.nodes} store nodes in {args.dir} ...", flush=True)
+        cluster.start_all()
+    try:
+        leader = cluster.wait_ready(timeout=60)
+    except Exception as exc:
+        cluster.stop_all()
+        raise CommandError(f"the store did not become ready: {exc}; logs are in {args.dir}") from None
+    print(f"store ready: leader {cluster.nodes[leader].name}, endpoints "
+          f"{','.join(cluster.endpoints)}")
+    return 0
+
+
+def cmd_down(args):
+    if not os.path.exists(os.path.join(args.dir, STATE_FILE)):
+        print(f"no local store recorded in {args.dir}")
+        return 0
+    cluster = LocalStoreCluster.load(args.dir)
+    for i, node in enumerate(cluster.nodes):
+        if cluster.is_running(i):
+            pid = node.pid
+            cluster.stop(i)
+            print(f"stopped {node.name} (pid {pid})")
+    cluster.save()
+    print(f"data kept in {args.dir}; remove it to start from scratch")
+    return 0
+
+
+# -- reads and writes ----------------------------------------------------------------------
+def cmd_status(args):
+    endpoints = _client(args).endpoints
+    rows = [("NAME", "ENDPOINT", "LEADER", "TERM", "REVISION", "RAFT-INDEX", "APPLIED")]
+    down = 0
+    for endpoint in endpoints:
+        with StoreClient([endpoint], timeout=min(args.timeout, 2.0)) as client:
+            try:
+                s = client.status()
+            except StoreError:
+                rows.append(("?", endpoint, "unreachable", "", "", "", ""))
+                down += 1
+                continue
+        rows.append((s["name"], endpoint, "yes" if s["is_leader"] else "",
+                     s["raft_term"], s["revision"], s["raft_index"], s["raft_applied"]))
+    _table(rows)
+    return 1 if down == len(endpoints) else 0
+
+
+def cmd_members(args):
+    members = _run(_client(args).members)
+    rows = [("ID", "NAME", "PEER", "CLIENT", "LEADER")]
+    rows += [(f"{m['id']:x}", m["name"] or "(not started)", m["peer"], m["client"],
+              "yes" if m["is_leader"] else "")
+             for m in sorted(members, key=lambda m: (m["name"], m["peer"]))]
+    _table(rows)
+
+
+def cmd_get(args):
+    result = _run(lambda: _client(args).get(
+        args.key.encode(), range_end=_range_end(args), revision=args.rev, limit=args.limit,
+        keys_only=args.keys_only, serializable=args.serializable))
+    if args.output == "json":
+        print(json.dumps({"revision": result["revision"], "count": result["count"], "kvs": [
+            {**kv, "key": _text(kv["key"]), "value": _text(kv["value"])} for kv in result["kvs"]
+        ]}, indent=2))
+        return 0
+    for kv in result["kvs"]:
+        print(_text(kv["key"]))
+        if not args.keys_only:
+            print(_text(kv["value"]))
+    if not result["kvs"] and not args.prefix:
+        raise CommandError(f"key {args.key!r} not found", exit_code=1)
+    return 0
+
+
+def cmd_put(args):
+    value = sys.stdin.buffer.read() if args.value == "-" else args.value.encode()
+    result = _run(lambda: _client(args).put(args.key.encode(), value, lease=args.lease))
+    print(f"OK (revision {result['revision']})")
+
+
+def cmd_del(args):
+    result = _run(lambda: _client(args).delete(args.key.encode(), range_end=_range_end(args)))
+    print(result["deleted"])
+
+
+def cmd_watch(args):
+    client = _client(args)
+    watch = _run(lambda: client.watch(args.key.encode(), range_end=_range_end(args),
+                                      start_revision=args.rev))
+    seen = 0
+    try:
+        while True:
+            event = _run(watch.next_event)
+            if event is None:
+                return 0
+            kv = event["kv"]
+            print(f"{event['type'].upper()} rev={kv['mod_revision']} {_text(kv['key'])}"
+                  + (f" {_text(kv['value'])}" if event["type"] == "put" else ""), flush=True)
+            seen += 1
+            if args.count and seen >= args.count:
+                return 0
+    finally:
+        watch.cancel()
+
+
+def cmd_compact(args):
+    result = _run(lambda: _client(args).compact(args.revision))
+    print(f"compacted history before revision {result['compact_revision']}")
+
+
+def cmd_member_add(args):
+    _run(lambda: _client(args).member_add(args.name, args.peer))
+    print(f"added {args.name} at {args.peer}; now start it with --initial-cluster listing "
+          "every member, itself included")
+
+
+def cmd_member_remove(args):
+    _run(lambda: _client(args).member_remove(args.name))
+    print(f"removed {args.name}")
+
+
+def cmd_snapshot_save(args):
+    revision = _run(lambda: _client(args).snapshot_save(args.file))
+    print(f"saved snapshot at revision {revision} to {args.file}")
+
+
+def cmd_snapshot_restore(args):
+    if os.path.exists(os.path.join(args.dir, STATE_FILE)):
+        raise CommandError(f"{args.dir} already holds a cluster: restore into a new --dir")
+    if not os.path.exists(args.file):
+        raise CommandError(f"no snapshot file {args.file}")
+    cluster = LocalStoreCluster(args.nodes, base_dir=args.dir, detach=True)
+    revision = restore_snapshot(args.file, cluster)
+    cluster.start_all()
+    cluster.wait_ready(timeout=60)
+    print(f"restored revision {revision} into a new {args.nodes}-node cluster in {args.dir}")
