@@ -36,6 +36,7 @@ class LocalNode:
     client_addr: str
     data_dir: str
     pid: int = 0
+    metrics_addr: str = ""
 
 
 class LocalStoreCluster:
@@ -57,7 +58,8 @@ class LocalStoreCluster:
                 f.write(secrets.token_urlsafe(32))
         self.nodes = [
             LocalNode(f"s{i + 1}", f"{host}:{free_port(host)}", f"{host}:{free_port(host)}",
-                      os.path.join(self.base_dir, f"s{i + 1}"))
+                      os.path.join(self.base_dir, f"s{i + 1}"),
+                      metrics_addr=f"{host}:{free_port(host)}")
             for i in range(size)
         ]
         self._procs = {}
@@ -101,6 +103,7 @@ class LocalStoreCluster:
                 "--client-addr", node.client_addr,
                 "--initial-cluster", initial_cluster or self.initial_cluster,
                 "--secret-file", self.secret_file, "--cluster-token", self.token,
+                *(["--metrics-addr", node.metrics_addr] if node.metrics_addr else []),
                 *self.extra_args]
 
     def start(self, i, initial_cluster=None):

@@ -21,6 +21,7 @@ import msgpack
 
 from store import protocol
 from store.leases import LeaseClock
+from store.metrics import StoreMetrics
 from store.protocol import error
 from store.raft import RaftNode
 from store.watch import Watcher, WatchHub
@@ -69,6 +70,7 @@ class StoreServer:
         self._last_registration = 0.0
         self._last_compaction_check = 0.0
         self._next_conn_id = 0
+        self.metrics = StoreMetrics(self._gauges)
 
     # -- lifecycle -------------------------------------------------------------
     async def serve(self):
@@ -90,6 +92,9 @@ class StoreServer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, stop.set)
         maintenance = asyncio.create_task(self._maintenance())
+        if self.args.metrics_addr:
+            metrics_host, metrics_port = self.args.metrics_addr.rsplit(":", 1)
+            await self.metrics.serve(metrics_host, int(metrics_port))
         await stop.wait()
         maintenance.cancel()
         server.close()
@@ -153,6 +158,7 @@ class StoreServer:
             writer.close()
 
     async def _answer(self, conn_id, message, send):
+        started, code = time.monotonic(), "ok"
         request_id = message.get("id")
         try:
             if not isinstance(request_id, int) or isinstance(request_id, bool):
@@ -169,11 +175,30 @@ class StoreServer:
             result = await handler(message)
             send({"id": request_id, "header": self._header(), "result": result})
         except RequestError as exc:
+            code = exc.body["code"]
             send({"id": request_id or 0, "header": self._header(), "error": exc.body})
         except Exception as exc:
+            code = "internal"
             log.exception("event=request_failed op=%s", message.get("op"))
             send({"id": request_id or 0, "header": self._header(),
                   "error": error("internal", f"internal error: {exc}")})
+        finally:
+            op = message.get("op")
+            self.metrics.observe(op if op in protocol.ALL_OPS else "unknown", code,
+                                 time.monotonic() - started)
+
+    def _gauges(self):
+        raft = self.raft
+        return {
+            "steer_store_is_leader": ("1 if this node leads the cluster.", int(raft.is_leader())),
+            "steer_store_raft_term": ("Current Raft term.", raft.term()),
+            "steer_store_raft_applied_index": ("Last applied Raft log index.", raft.raftLastApplied),
+            "steer_store_raft_commit_index": ("Raft commit index.", raft.raftCommitIndex),
+            "steer_store_revision": ("Current store revision.", raft.machine.revision),
+            "steer_store_compact_revision": ("Revision compacted up to.", raft.machine.compact_revision),
+            "steer_store_watchers": ("Watches open on this node.", len(self.hub)),
+            "steer_store_members": ("Voting members in the Raft configuration.", len(raft.peer_addrs())),
+        }
 
     def _header(self):
         machine = self.raft.machine if self.raft else None
@@ -485,6 +510,8 @@ def build_parser():
                    help="Raft log entries before a snapshot replaces them")
     p.add_argument("--election-min", type=float, default=0.8, help="min election timeout, s")
     p.add_argument("--election-max", type=float, default=1.6, help="max election timeout, s")
+    p.add_argument("--metrics-addr", default="",
+                   help="host:port to serve Prometheus /metrics and /healthz (off if empty)")
     p.add_argument("--heartbeat", type=float, default=0.1, help="leader heartbeat period, s")
     return p
 
