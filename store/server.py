@@ -531,6 +531,11 @@ def main(argv=None):
     if args.name not in args.initial_cluster or args.initial_cluster[args.name] != args.peer_addr:
         sys.exit(f"steer-store: --initial-cluster must list this member as "
                  f"{args.name}={args.peer_addr}")
+    # PySyncObj only asserts these (a bare AssertionError); say what is wrong instead.
+    if not 0 < args.heartbeat * 3 < args.election_min < args.election_max:
+        sys.exit(f"steer-store: need 0 < 3 * --heartbeat ({args.heartbeat:g}) < "
+                 f"--election-min ({args.election_min:g}) < --election-max "
+                 f"({args.election_max:g})")
     try:
         with open(args.secret_file, "rb") as f:
             secret = f.read().strip()
