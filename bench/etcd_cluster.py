@@ -33,6 +33,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from store.local import free_ports
+
 ETCD_BINARY = "etcd"
 # Members' raft timing: etcd's defaults, stated so the figures are reproducible.
 HEARTBEAT_MS = 100
@@ -41,13 +43,6 @@ ELECTION_MS = 1000
 
 class EtcdError(Exception):
     """An error answer from etcd, or no answer at all."""
-
-
-def free_port() -> int:
-    """Return a loopback TCP port that was free a moment ago (bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _b64(data: bytes) -> str:
@@ -217,8 +212,8 @@ class EtcdCluster:
         self.size = size
         self.base_dir = Path(base_dir)
         self.names = [f"m{i}" for i in range(size)]
-        self.client_ports = [free_port() for _ in range(size)]
-        self.peer_ports = [free_port() for _ in range(size)]
+        ports = free_ports(2 * size)
+        self.client_ports, self.peer_ports = ports[:size], ports[size:]
         self.endpoints = [f"127.0.0.1:{port}" for port in self.client_ports]
         self._procs: list[subprocess.Popen | None] = [None] * size
         self._logs: list = [None] * size

@@ -22,9 +22,25 @@ STATE_FILE = "cluster.json"
 
 def free_port(host="127.0.0.1"):
     """Ask the kernel for a port nobody is listening on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(count, host="127.0.0.1"):
+    """Return ``count`` distinct free ports.
+
+    Every socket stays bound until all are chosen: a port released at once can be
+    handed out again by the very next request, and two members would collide.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((host, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass
@@ -56,10 +72,11 @@ class LocalStoreCluster:
             fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(32))
+        ports = iter(free_ports(3 * size, host))
         self.nodes = [
-            LocalNode(f"s{i + 1}", f"{host}:{free_port(host)}", f"{host}:{free_port(host)}",
+            LocalNode(f"s{i + 1}", f"{host}:{next(ports)}", f"{host}:{next(ports)}",
                       os.path.join(self.base_dir, f"s{i + 1}"),
-                      metrics_addr=f"{host}:{free_port(host)}")
+                      metrics_addr=f"{host}:{next(ports)}")
             for i in range(size)
         ]
         self._procs = {}
@@ -86,6 +103,14 @@ class LocalStoreCluster:
         cluster.nodes = [LocalNode(**n) for n in state["nodes"]]
         cluster._procs = {}
         return cluster
+
+    def add_node(self, name, host="127.0.0.1"):
+        """Describe a new member with fresh ports (not started); return its index."""
+        peer, client, metrics = free_ports(3, host)
+        self.nodes.append(LocalNode(name, f"{host}:{peer}", f"{host}:{client}",
+                                    os.path.join(self.base_dir, name),
+                                    metrics_addr=f"{host}:{metrics}"))
+        return len(self.nodes) - 1
 
     # -- processes -------------------------------------------------------------------
     @property

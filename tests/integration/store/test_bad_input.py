@@ -17,7 +17,7 @@ import pytest
 
 from store import protocol
 from store.client import StoreClient, StoreError, Unavailable, ValueTooLarge
-from store.local import free_port
+from store.local import free_ports
 from tests.support.storeproc import node_client, wait_for
 
 
@@ -139,7 +139,7 @@ def test_peer_with_wrong_secret_is_ignored(cluster, client, processes, tmp_path)
     client.put(b"intruder/before", b"v")
     secret_file = tmp_path / "wrong-secret"
     secret_file.write_text(secrets.token_urlsafe(32))
-    peer, client_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    peer, client_addr = (f"127.0.0.1:{port}" for port in free_ports(2))
     initial = ",".join([f"intruder={peer}"] + [f"{n.name}={n.peer_addr}" for n in cluster.nodes])
     log_path = tmp_path / "intruder.log"
     with open(log_path, "wb") as log:
@@ -217,10 +217,10 @@ def test_no_quorum_is_an_error_after_a_bounded_wait(clusters, raw):
 def test_bad_election_timeouts_are_refused_clearly(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text(secrets.token_urlsafe(32))
-    peer = f"127.0.0.1:{free_port()}"
+    peer, client_addr = (f"127.0.0.1:{port}" for port in free_ports(2))
     result = subprocess.run(
         [sys.executable, "-m", "store.server", "--name", "a", "--data-dir", str(tmp_path / "a"),
-         "--peer-addr", peer, "--client-addr", f"127.0.0.1:{free_port()}",
+         "--peer-addr", peer, "--client-addr", client_addr,
          "--initial-cluster", f"a={peer}", "--secret-file", str(secret),
          "--election-min", "0.3", "--election-max", "0.6"],
         capture_output=True, text=True, timeout=60, cwd=os.getcwd(),

@@ -10,7 +10,6 @@ import signal
 import pytest
 
 from store.client import LeaseNotFound, NotFound
-from store.local import LocalNode, free_port
 from tests.support.storeproc import READY_TIMEOUT, node_client, wait_for
 
 
@@ -32,11 +31,7 @@ def test_five_nodes_write_anywhere_read_anywhere(clusters):
 
 def add_node(cluster, name):
     """Append a LocalNode with free ports to ``cluster`` (not started); return its index."""
-    host = "127.0.0.1"
-    cluster.nodes.append(LocalNode(name, f"{host}:{free_port(host)}",
-                                   f"{host}:{free_port(host)}",
-                                   os.path.join(cluster.base_dir, name)))
-    return len(cluster.nodes) - 1
+    return cluster.add_node(name)
 
 
 def member_names(client):

@@ -6,7 +6,6 @@ import msgpack
 import pytest
 
 from store.client import Compacted
-from store.local import LocalNode, free_port
 from store.machine import Machine
 from store.restore import read_snapshot, restore_snapshot
 from tests.support.storeproc import node_client, wait_for
@@ -80,11 +79,7 @@ def test_snapshot_save_and_restore_into_a_fresh_cluster(clusters, tmp_path):
             {(n.name, n.peer_addr) for n in restored.nodes}
 
         # A member added later receives the data (as a Raft snapshot).
-        host = "127.0.0.1"
-        restored.nodes.append(LocalNode("s4", f"{host}:{free_port(host)}",
-                                        f"{host}:{free_port(host)}",
-                                        os.path.join(restored.base_dir, "s4")))
-        node = restored.nodes[3]
+        node = restored.nodes[restored.add_node("s4")]
         c.member_add(node.name, node.peer_addr, client=node.client_addr)
         restored.start(3, initial_cluster=restored.initial_cluster)
         with node_client(restored, 3, timeout=5) as new:
