@@ -343,6 +343,9 @@ class Watch:
         self._args = {"key": key, "range_end": range_end, "prev_kv": prev_kv}
         self._resume_timeout = resume_timeout
         self.revision = start_revision - 1 if start_revision > 0 else 0
+        # Whether ``revision`` marks a resume point. start_revision=1 (all history)
+        # leaves revision at 0, which must not be mistaken for "start from now".
+        self._positioned = start_revision > 0
         self._buffer = []
         self._conn = self._inbox = self._watch_id = None
         self._closed = False
@@ -367,14 +370,15 @@ class Watch:
         conn = self._client._connection(deadline)
         self._conn = conn
         self._watch_id, self._inbox = conn.open_stream()
-        start = self.revision + 1 if self.revision > 0 else 0
+        start = self.revision + 1 if self._positioned else 0
         conn.send({"id": self._watch_id, "op": "watch", "start_revision": start, **self._args})
         reply = self._inbox.get(timeout=max(0.05, deadline - time.monotonic()))
         if reply is None:
             raise _Disconnected("connection closed while starting the watch")
         if reply.get("watch") == "created":
-            if self.revision == 0:
+            if not self._positioned:
                 self.revision = reply["header"]["revision"]
+                self._positioned = True
             return
         err = error_from(reply.get("error", {"code": "error", "message": "watch refused"}))
         if err.code in protocol.RETRYABLE:
