@@ -77,9 +77,9 @@ class StoreServer:
         self.loop = asyncio.get_running_loop()
         peers = [p for p in self.args.initial_cluster.values() if p != self.args.peer_addr]
         self.raft = RaftNode(
-            self.args.peer_addr, peers, self.args.data_dir, self.secret,
-            on_applied=self._on_applied_threadsafe,
-            on_restored=self._on_restored_threadsafe,
+            self.loop, self.args.peer_addr, peers, self.args.data_dir, self.secret,
+            on_applied=self._on_applied,
+            on_restored=self._on_restored,
             timeouts=(self.args.election_min, self.args.election_max),
             heartbeat=self.args.heartbeat,
             log_compact_entries=self.args.raft_log_compact_entries)
@@ -101,20 +101,14 @@ class StoreServer:
         self.raft.stop()
         log.info("event=stopped name=%s", self.args.name)
 
-    # -- hooks from the Raft tick thread ---------------------------------------------
-    def _on_applied_threadsafe(self, command, result, events):
-        self.loop.call_soon_threadsafe(self._on_applied, command, result, events)
-
+    # -- hooks from Raft (same thread: Raft runs on this loop) ----------------------
     def _on_applied(self, command, result, events):
         self.leases.applied(command, result)
         if events:
             self.hub.publish(events[0]["kv"]["mod_revision"], events)
 
-    def _on_restored_threadsafe(self, machine):
+    def _on_restored(self, machine):
         leases, compact_revision = machine.lease_ids(), machine.compact_revision
-        self.loop.call_soon_threadsafe(self._on_restored, leases, compact_revision)
-
-    def _on_restored(self, leases, compact_revision):
         self.leases.restored(leases)
         if len(self.hub):
             log.info("event=snapshot_installed watches_ended=%d", len(self.hub))
@@ -211,7 +205,7 @@ class StoreServer:
         future = self.loop.create_future()
 
         def done(result, failure):
-            self.loop.call_soon_threadsafe(_settle, future, result, failure)
+            _settle(future, result, failure)
 
         self.raft.submit(command, done)
         try:
@@ -251,7 +245,7 @@ class StoreServer:
         self._barrier_started = time.monotonic()
 
         def done(result, failure):
-            self.loop.call_soon_threadsafe(self._barrier_done, group, failure)
+            self._barrier_done(group, failure)
 
         self.raft.submit({"op": "barrier"}, done)
 
@@ -361,7 +355,7 @@ class StoreServer:
 
     async def _membership(self, change, peer):
         future = self.loop.create_future()
-        change(peer, lambda failure: self.loop.call_soon_threadsafe(_settle, future, None, failure))
+        change(peer, lambda failure: _settle(future, None, failure))
         try:
             _, failure = await asyncio.wait_for(future, self.args.request_timeout)
         except asyncio.TimeoutError:
@@ -525,9 +519,6 @@ def configure_logging():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     configure_logging()
-    # Two threads share the GIL here (event loop and Raft ticks); the default 5 ms
-    # switch interval would add up to 5 ms to every hand-over between them.
-    sys.setswitchinterval(0.0002)
     if args.name not in args.initial_cluster or args.initial_cluster[args.name] != args.peer_addr:
         sys.exit(f"steer-store: --initial-cluster must list this member as "
                  f"{args.name}={args.peer_addr}")
