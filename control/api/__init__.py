@@ -1,0 +1,1 @@
+"""The Kubernetes-shaped REST API: falcon resources, discovery, watch streaming."""

@@ -1,0 +1,88 @@
+"""Build the API server's falcon app: ``create_app(store_client)``.
+
+Routes mirror kube-apiserver's: the core group under /api/v1, named groups under
+/apis/{group}/{version}, each with cluster-wide and per-namespace collections,
+items and subresources; discovery and health alongside.
+"""
+
+import falcon
+
+from control import errors
+from control.api import bodies, discovery
+from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
+from control.api.service import ObjectService
+from control.registry import Registry
+
+
+def no_filter(req, resource):
+    """Match every object (selectors are applied once control/objects provides them)."""
+    return lambda obj: True
+
+
+class Static:
+    """Serve a discovery document computed by a function of the URL parameters."""
+
+    def __init__(self, document):
+        self.document = document
+
+    def on_get(self, req, resp, **params):
+        bodies.write_json(resp, self.document(**params))
+
+
+class Health:
+    def __init__(self, check=None):
+        self.check = check
+
+    def on_get(self, req, resp):
+        if self.check is not None:
+            self.check()
+        resp.content_type = "text/plain"
+        resp.text = "ok"
+
+
+def _api_error(req, resp, exc, params):
+    bodies.write_json(resp, exc.status(), falcon.code_to_http_status(exc.code))
+    if exc.retry_after is not None:
+        resp.set_header("Retry-After", str(exc.retry_after))
+
+
+def _http_error(req, resp, exc, params):
+    """Falcon's own errors (unknown route, bad method) as Status objects too."""
+    code = int(exc.status.split()[0]) if isinstance(exc.status, str) else int(exc.status)
+    reason = {404: "NotFound", 405: "MethodNotAllowed", 400: "BadRequest"}.get(code, "Unknown")
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": exc.title if code != 404 else "the server could not find the requested resource",
+            "reason": reason, "code": code}
+    bodies.write_json(resp, body, falcon.code_to_http_status(code))
+
+
+def create_app(store_client, service=None, filters=no_filter, bootstrap=True):
+    """Return the WSGI app serving the Kubernetes API over ``store_client``."""
+    service = service or ObjectService(Registry(store_client))
+    if bootstrap:
+        service.ensure_system_namespaces()
+    app = falcon.App(media_type="application/json")
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(errors.ApiError, _api_error)
+
+    app.add_route("/version", Static(lambda: discovery.VERSION))
+    app.add_route("/api", Static(discovery.api_versions))
+    app.add_route("/apis", Static(discovery.api_group_list))
+    app.add_route("/api/v1", Static(lambda: discovery.resource_list("", "v1")))
+    app.add_route("/apis/{group}", Static(discovery.api_group))
+    app.add_route("/apis/{group}/{version}", Static(discovery.resource_list))
+    for path in ("/healthz", "/livez"):
+        app.add_route(path, Health())
+    app.add_route("/readyz", Health(lambda: service.registry.store.status(timeout=2)))
+
+    collection = CollectionResource(service, filters)
+    item = ItemResource(service)
+    sub = SubresourceResource(service)
+    for base in ("/api/{version}", "/apis/{group}/{version}"):
+        app.add_route(base + "/{plural}", collection)
+        app.add_route(base + "/{plural}/{name}", item)
+        app.add_route(base + "/{plural}/{name}/{sub}", sub)
+        app.add_route(base + "/namespaces/{ns}/{plural}", collection)
+        app.add_route(base + "/namespaces/{ns}/{plural}/{name}", item)
+        app.add_route(base + "/namespaces/{ns}/{plural}/{name}/{sub}", sub)
+    return app

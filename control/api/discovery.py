@@ -1,0 +1,72 @@
+"""Discovery documents: /version, /api, /apis, /api/v1, /apis/{group}/{version}.
+
+kubectl reads these before anything else (../shared/KUBECTL.md): the legacy
+``APIVersions`` / ``APIGroupList`` / ``APIResourceList`` forms in plain JSON are
+enough, and it then asks each group/version for its resources.
+"""
+
+import platform
+
+from control import errors
+from control.objects import kinds
+
+VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-steersman.0.1.0",
+           "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-11-22T00:00:00Z",
+           "goVersion": "n/a", "compiler": "cpython",
+           "platform": f"linux/{platform.machine()}"}
+
+
+def api_versions():
+    return {"kind": "APIVersions", "apiVersion": "v1", "versions": ["v1"],
+            "serverAddressByClientCIDRs": []}
+
+
+def api_group_list():
+    groups = []
+    for group, version in kinds.group_versions():
+        if not group:
+            continue
+        gv = {"groupVersion": f"{group}/{version}", "version": version}
+        groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def api_group(group):
+    for entry in api_group_list()["groups"]:
+        if entry["name"] == group:
+            return {"kind": "APIGroup", "apiVersion": "v1", **entry}
+    raise errors.NotFound(f"the server could not find the requested resource (group {group})")
+
+
+def resource_list(group, version):
+    """The APIResourceList of one group/version, subresources included."""
+    resources = kinds.resources_in(group, version)
+    if not resources:
+        raise errors.NotFound("the server could not find the requested resource "
+                              f"({group + '/' if group else ''}{version})")
+    entries = []
+    for r in resources:
+        entries.append({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                        "kind": r.kind, "verbs": list(kinds.VERBS),
+                        **({"shortNames": list(r.short_names)} if r.short_names else {}),
+                        **({"categories": list(r.categories)} if r.categories else {})})
+        for sub in r.subresources:
+            entries.append(_subresource_entry(r, sub))
+    return {"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": r.api_version, "resources": entries}
+
+
+def _subresource_entry(resource, sub):
+    kind, verbs = resource.kind, ["get", "patch", "update"]
+    if sub == "scale":
+        return {"name": f"{resource.plural}/scale", "singularName": "", "group": "autoscaling",
+                "version": "v1", "namespaced": resource.namespaced, "kind": "Scale",
+                "verbs": verbs}
+    if sub == "binding":
+        kind, verbs = "Binding", ["create"]
+    elif sub == "log":
+        kind, verbs = "Pod", ["get"]
+    elif sub == "finalize":
+        verbs = ["update"]
+    return {"name": f"{resource.plural}/{sub}", "singularName": "",
+            "namespaced": resource.namespaced, "kind": kind, "verbs": verbs}

@@ -1,0 +1,144 @@
+"""Falcon resources: one for collections, one for items, one for subresources.
+
+Each turns the URL into a ``Resource`` (control/objects/kinds.py) and a namespace,
+reads the body or the query, and calls ``ObjectService``. Core-group URLs
+(/api/v1/...) and named-group URLs (/apis/{group}/{version}/...) share them.
+"""
+
+import falcon
+
+from control import errors
+from control.api import bodies, watch
+from control.objects import kinds
+
+
+def resolve(params):
+    """Find the resource named by the URL parameters, or 404."""
+    group, version = params.get("group", ""), params.get("version", "v1")
+    resource = kinds.lookup(group, version, params["plural"])
+    if resource is None:
+        gv = f"{group}/{version}" if group else version
+        raise errors.NotFound(f"the server could not find the requested resource "
+                              f"({params['plural']} in {gv})")
+    namespace = params.get("ns")
+    if namespace and not resource.namespaced:
+        raise errors.NotFound(f"{resource.plural} are not namespaced: "
+                              f"drop namespaces/{namespace} from the URL")
+    return resource, namespace
+
+
+def _int_param(req, name, default=0):
+    value = req.get_param(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise errors.BadRequest(f"query parameter {name}={value!r} must be an integer") from None
+    if number < 0:
+        raise errors.BadRequest(f"query parameter {name} must not be negative")
+    return number
+
+
+def list_body(resource, items, revision, token):
+    metadata = {"resourceVersion": str(revision)}
+    if token:
+        metadata["continue"] = token
+    return {"kind": resource.list_kind, "apiVersion": resource.api_version,
+            "metadata": metadata, "items": items}
+
+
+class CollectionResource:
+    """GET (list or watch), POST (create) and DELETE (deletecollection)."""
+
+    def __init__(self, service, filters):
+        self.service = service
+        self.filters = filters
+
+    def on_get(self, req, resp, **params):
+        resource, namespace = resolve(params)
+        matches = self.filters(req, resource)
+        if req.get_param_as_bool("watch"):
+            since = _int_param(req, "resourceVersion")
+            resp.content_type = "application/json"
+            resp.stream = watch.stream(self.service.registry, resource, namespace, since,
+                                       _int_param(req, "timeoutSeconds"),
+                                       req.get_param_as_bool("allowWatchBookmarks"), matches)
+            return
+        items, revision, token = self.service.list(
+            resource, namespace, limit=_int_param(req, "limit"),
+            continue_token=req.get_param("continue"))
+        bodies.write_json(resp, list_body(resource, [o for o in items if matches(o)],
+                                          revision, token))
+
+    def on_post(self, req, resp, **params):
+        resource, namespace = resolve(params)
+        created = self.service.create(resource, namespace, bodies.read_object(req))
+        bodies.write_json(resp, created, falcon.HTTP_201)
+
+    def on_delete(self, req, resp, **params):
+        resource, namespace = resolve(params)
+        matches = self.filters(req, resource)
+        items, revision, _ = self.service.list(resource, namespace)
+        deleted = []
+        for obj in items:
+            if matches(obj):
+                try:
+                    deleted.append(self.service.delete(resource, namespace or obj["metadata"].get(
+                        "namespace"), obj["metadata"]["name"]))
+                except errors.NotFound:
+                    pass
+        bodies.write_json(resp, list_body(resource, deleted, revision, None))
+
+
+class ItemResource:
+    """GET, PUT and DELETE of one object."""
+
+    def __init__(self, service):
+        self.service = service
+
+    def on_get(self, req, resp, **params):
+        resource, namespace = resolve(params)
+        bodies.write_json(resp, self.service.get(resource, namespace, params["name"]))
+
+    def on_put(self, req, resp, **params):
+        resource, namespace = resolve(params)
+        updated = self.service.update(resource, namespace, params["name"], bodies.read_object(req))
+        bodies.write_json(resp, updated)
+
+    def on_delete(self, req, resp, **params):
+        resource, namespace = resolve(params)
+        options = {}
+        if req.content_length:
+            options = bodies.read_object(req)
+        deleted = self.service.delete(resource, namespace, params["name"],
+                                      options.get("preconditions"))
+        if deleted["metadata"].get("deletionTimestamp"):
+            bodies.write_json(resp, deleted, falcon.HTTP_202)
+        else:
+            bodies.write_json(resp, deleted)
+
+
+class SubresourceResource:
+    """The status subresource (GET, PUT); other subresources answer 404 until built."""
+
+    def __init__(self, service):
+        self.service = service
+
+    def _check(self, params):
+        resource, namespace = resolve(params)
+        if params["sub"] not in resource.subresources:
+            raise errors.NotFound(f"{resource.plural} have no {params['sub']} subresource")
+        if params["sub"] != "status":
+            raise errors.NotFound(f"the {params['sub']} subresource is not served yet")
+        return resource, namespace
+
+    def on_get(self, req, resp, **params):
+        resource, namespace = self._check(params)
+        bodies.write_json(resp, self.service.get(resource, namespace, params["name"]))
+
+    def on_put(self, req, resp, **params):
+        resource, namespace = self._check(params)
+        updated = self.service.update(resource, namespace, params["name"],
+                                      bodies.read_object(req), subresource="status")
+        bodies.write_json(resp, updated)

@@ -1,0 +1,74 @@
+"""`steer-apiserver`: the falcon app under gunicorn, talking to the store cluster.
+
+Each gunicorn worker process builds its own app and its own store client after
+the fork (a client's sockets and threads must not cross a fork).
+"""
+
+import argparse
+import logging
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from control.api.app import create_app
+from store.client import StoreClient
+
+log = logging.getLogger("steer.apiserver")
+
+
+class ApiServerApplication(BaseApplication):
+    """Gunicorn application whose workers each create the app themselves."""
+
+    def __init__(self, args):
+        self.args = args
+        super().__init__()
+
+    def load_config(self):
+        settings = {
+            "bind": self.args.bind,
+            "workers": self.args.workers,
+            "worker_class": "gthread",
+            "threads": self.args.threads,
+            # Watches are long-lived responses; a worker is only declared dead
+            # when it stops heart-beating, which its own thread does.
+            "timeout": 60,
+            "graceful_timeout": 5,
+            "keepalive": 75,
+            "accesslog": "-" if self.args.access_log else None,
+            "errorlog": "-",
+            "loglevel": "info",
+            "proc_name": "steer-apiserver",
+        }
+        for key, value in settings.items():
+            if value is not None:
+                self.cfg.set(key, value)
+
+    def load(self):
+        store = StoreClient(self.args.store_endpoints, timeout=self.args.store_timeout)
+        return create_app(store)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="steer-apiserver",
+                                description="Serve the Kubernetes API over a Steersman store.")
+    p.add_argument("--bind", default="127.0.0.1:6443", help="host:port to listen on")
+    p.add_argument("--store-endpoints", required=True,
+                   help="comma-separated store client addresses host:port")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument("--threads", type=int, default=64,
+                   help="threads per worker (each open watch holds one)")
+    p.add_argument("--store-timeout", type=float, default=10.0,
+                   help="seconds a store request may take, failover included")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    ApiServerApplication(args).run()
+
+
+if __name__ == "__main__":
+    main()

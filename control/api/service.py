@@ -1,0 +1,149 @@
+"""The verbs on objects, independent of HTTP: create, get, list, update, delete.
+
+The falcon resources in handlers.py parse requests and call these; all the
+Kubernetes rules about metadata, namespaces, status and deletion live here.
+"""
+
+import datetime
+import random
+import uuid
+
+from control import errors
+from control.objects import kinds, meta
+
+NAMESPACES = kinds.lookup("", "v1", "namespaces")
+#: Namespaces every cluster has, created when the API server starts.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class ObjectService:
+    """Apply the Kubernetes object rules on top of the registry."""
+
+    def __init__(self, registry, clock=_utcnow, new_uid=lambda: str(uuid.uuid4()),
+                 random_source=None):
+        self.registry = registry
+        self.clock = clock
+        self.new_uid = new_uid
+        self.random = random_source or random.Random()
+
+    # -- bootstrap ------------------------------------------------------------------
+    def ensure_system_namespaces(self):
+        for name in SYSTEM_NAMESPACES:
+            try:
+                self.create(NAMESPACES, None, {"metadata": {"name": name}})
+            except errors.AlreadyExists:
+                pass
+
+    # -- verbs ------------------------------------------------------------------------
+    def create(self, resource, namespace, body):
+        self._check_kind(resource, body)
+        if resource.namespaced:
+            body_ns = body.get("metadata", {}).get("namespace")
+            if body_ns and namespace and body_ns != namespace:
+                raise errors.BadRequest(
+                    f"the namespace of the object ({body_ns}) does not match the namespace "
+                    f"on the request ({namespace})")
+            namespace = namespace or body_ns or "default"
+            self._check_namespace_open(namespace)
+        obj = meta.prepare_create(body, resource, namespace, self.clock(), self.new_uid,
+                                  self.random)
+        self._validate(resource, obj)
+        if resource.kind == "Namespace":
+            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            obj.setdefault("status", {})["phase"] = "Active"
+        return self.registry.create(resource, obj)
+
+    def get(self, resource, namespace, name):
+        return self.registry.get(resource, namespace, name)
+
+    def list(self, resource, namespace=None, limit=0, continue_token=None):
+        return self.registry.list(resource, namespace, limit=limit, continue_token=continue_token)
+
+    def update(self, resource, namespace, name, body, subresource=None):
+        """Replace an object (PUT); with subresource='status' replace only its status."""
+        self._check_kind(resource, body)
+        body_meta = body.setdefault("metadata", {})
+        if body_meta.get("name", name) != name:
+            raise errors.BadRequest(f"the name of the object ({body_meta.get('name')}) does "
+                                    f"not match the name on the URL ({name})")
+        old = self.registry.get(resource, namespace, name)
+        if not body_meta.get("resourceVersion"):
+            # Unconditional update, as kube-apiserver allows for these kinds.
+            body_meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        obj = self._merge_for_update(resource, old, body, subresource)
+        self._validate(resource, obj)
+        return self.registry.update(resource, obj)
+
+    def delete(self, resource, namespace, name, preconditions=None):
+        """Delete an object, or mark it for deletion while finalizers remain."""
+        obj = self.registry.get(resource, namespace, name)
+        expected = None
+        if preconditions:
+            if preconditions.get("uid") and preconditions["uid"] != obj["metadata"].get("uid"):
+                raise errors.Conflict(
+                    f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                    f"UID in object meta: {obj['metadata'].get('uid')}", name=name,
+                    kind=resource.plural)
+            if preconditions.get("resourceVersion"):
+                expected = int(preconditions["resourceVersion"])
+        if obj["metadata"].get("finalizers") or self._namespace_needs_cleanup(resource, obj):
+            return self._mark_deleting(resource, obj)
+        return self.registry.delete(resource, namespace, name, expected)
+
+    # -- rules ------------------------------------------------------------------------
+    def _merge_for_update(self, resource, old, body, subresource):
+        has_status = "status" in resource.subresources
+        if subresource == "status":
+            merged = {**old, "status": body.get("status", {})}
+            merged["metadata"] = {**old["metadata"],
+                                  "resourceVersion": body["metadata"]["resourceVersion"]}
+            return merged
+        return meta.prepare_update(old, body, keep_status=has_status)
+
+    def _mark_deleting(self, resource, obj):
+        meta_ = obj["metadata"]
+        if meta_.get("deletionTimestamp"):
+            return obj
+        meta_["deletionTimestamp"] = meta.timestamp(self.clock())
+        meta_["deletionGracePeriodSeconds"] = 0
+        if resource.kind == "Namespace":
+            obj.setdefault("status", {})["phase"] = "Terminating"
+        return self.registry.update(resource, obj)
+
+    @staticmethod
+    def _namespace_needs_cleanup(resource, obj):
+        """A namespace is emptied by its controller before it goes (spec.finalizers)."""
+        return resource.kind == "Namespace" and obj.get("spec", {}).get("finalizers")
+
+    def _check_namespace_open(self, namespace):
+        try:
+            ns = self.registry.get(NAMESPACES, None, namespace)
+        except errors.NotFound:
+            raise errors.NotFound(f'namespaces "{namespace}" not found', name=namespace,
+                                  kind="namespaces") from None
+        if ns["metadata"].get("deletionTimestamp"):
+            raise errors.Forbidden(
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated", name=namespace, kind="namespaces")
+
+    @staticmethod
+    def _check_kind(resource, body):
+        kind, api_version = body.get("kind"), body.get("apiVersion")
+        if kind and kind != resource.kind:
+            raise errors.BadRequest(f"the kind of the object ({kind}) does not match the "
+                                    f"resource of the request ({resource.plural}): send it to "
+                                    "its own collection")
+        if api_version and api_version != resource.api_version:
+            raise errors.BadRequest(f"the apiVersion of the object ({api_version}) does not "
+                                    f"match the request ({resource.api_version})")
+
+    @staticmethod
+    def _validate(resource, obj):
+        problems = meta.name_errors(resource.kind, obj["metadata"].get("name", ""))
+        if problems:
+            raise errors.Invalid(resource.kind, obj["metadata"].get("name", ""), problems,
+                                 group=resource.group)

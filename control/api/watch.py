@@ -1,0 +1,55 @@
+"""Stream watch events as newline-delimited JSON, as kube-apiserver does.
+
+A watch starts after ``resourceVersion`` (or now), ends after ``timeoutSeconds``
+(default: a random 30–60 minutes, like kube-apiserver's), and reports a compacted
+start as one ERROR event carrying a 410 Status, after which the client relists.
+"""
+
+import json
+import random
+import time
+
+from control import errors
+from control.registry import watch_event
+from store.client import Compacted, StoreError
+
+BOOKMARK_INTERVAL = 60.0
+POLL = 1.0
+
+
+def stream(registry, resource, namespace, since, timeout, bookmarks, matches,
+           clock=time.monotonic):
+    """Yield encoded watch events until the timeout or the client goes away."""
+    deadline = clock() + (timeout if timeout else random.uniform(1800, 3600))
+    try:
+        watch = registry.watch(resource, namespace, since)
+    except errors.Gone as exc:
+        yield _line("ERROR", exc.status())
+        return
+    last_bookmark = clock()
+    revision = since
+    try:
+        while clock() < deadline:
+            try:
+                event = watch.next_event(timeout=min(POLL, max(0.0, deadline - clock())))
+            except Compacted as exc:
+                yield _line("ERROR", errors.Gone(f"too old resource version: {exc.message}").status())
+                return
+            except StoreError as exc:
+                yield _line("ERROR", errors.ServiceUnavailable(exc.message).status())
+                return
+            if event is not None:
+                kind, obj = watch_event(event)
+                revision = event["kv"]["mod_revision"]
+                if matches(obj):
+                    yield _line(kind, obj)
+            elif bookmarks and clock() - last_bookmark >= BOOKMARK_INTERVAL:
+                last_bookmark = clock()
+                yield _line("BOOKMARK", {"kind": resource.kind, "apiVersion": resource.api_version,
+                                         "metadata": {"resourceVersion": str(revision or watch.revision)}})
+    finally:
+        watch.cancel()
+
+
+def _line(kind, obj):
+    return (json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n").encode()

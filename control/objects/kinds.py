@@ -1,0 +1,95 @@
+"""The resources the API serves: names, groups, scope, short names, subresources.
+
+One table drives discovery (/api, /apis, APIResourceLists), routing and storage
+keys, so adding a kind is one line here (plus its schema).
+"""
+
+from dataclasses import dataclass, field
+
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One REST resource, such as ``deployments`` in ``apps/v1``."""
+
+    group: str              # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple = ()
+    subresources: tuple = ()
+    categories: tuple = field(default=())
+
+    @property
+    def api_version(self):
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self):
+        return self.api_version
+
+    @property
+    def list_kind(self):
+        return f"{self.kind}List"
+
+    @property
+    def singular(self):
+        return self.kind.lower()
+
+    @property
+    def qualified(self):
+        """``plural.group``, as kubectl and error messages name a resource."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _r(group, version, kind, plural, namespaced=True, short=(), sub=(), cat=("all",)):
+    return Resource(group, version, kind, plural, namespaced, tuple(short), tuple(sub), tuple(cat))
+
+
+RESOURCES = (
+    _r("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize"), ()),
+    _r("", "v1", "Node", "nodes", False, ("no",), ("status",), ()),
+    _r("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log")),
+    _r("", "v1", "Service", "services", True, ("svc",), ("status",)),
+    _r("", "v1", "Endpoints", "endpoints", True, ("ep",), (), ()),
+    _r("", "v1", "ConfigMap", "configmaps", True, ("cm",), (), ()),
+    _r("", "v1", "Secret", "secrets", True, (), (), ()),
+    _r("", "v1", "Event", "events", True, ("ev",), (), ()),
+    _r("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), ()),
+    _r("coordination.k8s.io", "v1", "Lease", "leases", True, (), (), ()),
+    _r("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
+    _r("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
+    _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
+    _r("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale")),
+    _r("batch", "v1", "Job", "jobs", True, (), ("status",)),
+    _r("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",)),
+)
+
+_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+_BY_KIND = {(r.group, r.version, r.kind): r for r in RESOURCES}
+
+
+def group_versions():
+    """Every served group/version, core first, in a stable order."""
+    seen = []
+    for r in RESOURCES:
+        if (r.group, r.version) not in seen:
+            seen.append((r.group, r.version))
+    return seen
+
+
+def resources_in(group, version):
+    return [r for r in RESOURCES if r.group == group and r.version == version]
+
+
+def lookup(group, version, plural):
+    """Return the Resource served at this path segment, or None."""
+    return _BY_PATH.get((group, version, plural))
+
+
+def by_api_version_kind(api_version, kind):
+    """Return the Resource for an object's apiVersion and kind, or None."""
+    group, _, version = api_version.rpartition("/")
+    return _BY_KIND.get((group, version, kind))

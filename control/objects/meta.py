@@ -1,0 +1,96 @@
+"""Object metadata rules shared by every kind: names, uids, timestamps, generation.
+
+Pure functions: the clock and the id source are passed in, so tests can fix them.
+"""
+
+import copy
+import re
+
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+#: Kinds whose names must be DNS labels (they become host names or env names).
+LABEL_NAMED_KINDS = {"Namespace", "Service"}
+#: Kinds whose ``spec`` changes bump ``metadata.generation``.
+_GENERATION_FIELD = "spec"
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # as Kubernetes: no vowels, no look-alikes
+
+
+def timestamp(now):
+    """Format a UTC datetime as Kubernetes does (RFC 3339, seconds, Z)."""
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def name_errors(kind, name):
+    """Return (field, reason, message) errors for an object name."""
+    if not name:
+        return [("metadata.name", "FieldValueRequired",
+                 "Required value: name or generateName is required")]
+    if kind in LABEL_NAMED_KINDS:
+        if len(name) > 63 or not _DNS1123_LABEL.match(name):
+            return [("metadata.name", "FieldValueInvalid",
+                     f"Invalid value: {name!r}: a lowercase RFC 1123 label must consist of "
+                     "lower case alphanumeric characters or '-', and must start and end with "
+                     "an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used "
+                     "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")]
+        return []
+    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+        return [("metadata.name", "FieldValueInvalid",
+                 f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of "
+                 "lower case alphanumeric characters, '-' or '.', and must start and end with "
+                 "an alphanumeric character (e.g. 'example.com', regex used for validation is "
+                 "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")]
+    return []
+
+
+def generate_name(prefix, random_source):
+    """Append Kubernetes' five random characters to a generateName prefix."""
+    return prefix[:58] + "".join(random_source.choice(_SUFFIX_ALPHABET) for _ in range(5))
+
+
+def prepare_create(obj, resource, namespace, now, new_uid, random_source):
+    """Return a copy of ``obj`` with server-set metadata filled in for a create."""
+    obj = copy.deepcopy(obj)
+    obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
+    meta = obj.setdefault("metadata", {})
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = generate_name(meta["generateName"], random_source)
+    if resource.namespaced:
+        meta["namespace"] = namespace
+    else:
+        meta.pop("namespace", None)
+    meta["uid"] = new_uid()
+    meta["creationTimestamp"] = timestamp(now)
+    meta["generation"] = 1
+    for server_field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds",
+                         "selfLink"):
+        meta.pop(server_field, None)
+    return obj
+
+
+def prepare_update(old, new, keep_status):
+    """Return ``new`` with the fields a client may not change copied from ``old``.
+
+    ``keep_status``: the kind has a status subresource, so a main-resource update
+    keeps the stored status (and a status update keeps the stored spec: pass the
+    merged object the other way round).
+    """
+    new = copy.deepcopy(new)
+    new["apiVersion"], new["kind"] = old["apiVersion"], old["kind"]
+    meta, old_meta = new.setdefault("metadata", {}), old["metadata"]
+    for fixed in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp",
+                  "deletionGracePeriodSeconds"):
+        if fixed in old_meta:
+            meta[fixed] = old_meta[fixed]
+        else:
+            meta.pop(fixed, None)
+    if keep_status:
+        if "status" in old:
+            new["status"] = old["status"]
+        else:
+            new.pop("status", None)
+    generation = old_meta.get("generation", 1)
+    if new.get(_GENERATION_FIELD) != old.get(_GENERATION_FIELD):
+        generation += 1
+    meta["generation"] = generation
+    return new
+

@@ -1,0 +1,206 @@
+"""Objects in the store: keys, resourceVersions, optimistic concurrency, lists, watches.
+
+The only module of control/ that talks to the store, and only through
+``store.client``. An object lives at ``/registry/<group>/<plural>/<ns>/<name>``
+(the core group has no group segment; cluster-scoped kinds have no namespace) as
+JSON without its resourceVersion: ``metadata.resourceVersion`` is the key's
+mod_revision, so it can never disagree with the store. Every write is a txn that
+compares the revision the caller read, which is how a stale update becomes a 409.
+"""
+
+import base64
+import binascii
+import json
+
+from control import errors
+from store.client import Compacted, StoreError, Unavailable
+
+PREFIX = b"/registry/"
+
+
+def prefix_end(prefix):
+    """Return the end of the key range holding every key that starts with ``prefix``."""
+    end = bytearray(prefix)
+    while end:
+        if end[-1] < 0xFF:
+            end[-1] += 1
+            return bytes(end)
+        end.pop()
+    return b"\0"
+
+
+def resource_prefix(resource, namespace=None):
+    """Key prefix of one resource, optionally within one namespace."""
+    parts = [resource.group] if resource.group else []
+    parts.append(resource.plural)
+    if namespace:
+        parts.append(namespace)
+    return PREFIX + "/".join(parts).encode() + b"/"
+
+
+def object_key(resource, namespace, name):
+    if resource.namespaced:
+        return resource_prefix(resource, namespace) + name.encode()
+    return resource_prefix(resource) + name.encode()
+
+
+def _decode(kv):
+    obj = json.loads(kv["value"])
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv["mod_revision"])
+    return obj
+
+
+def _encode(obj):
+    stored = dict(obj)
+    stored["metadata"] = {k: v for k, v in obj.get("metadata", {}).items()
+                          if k != "resourceVersion"}
+    return json.dumps(stored, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _revision(text, what="resourceVersion"):
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise errors.BadRequest(f"{what} {text!r} is not a valid resource version") from None
+    if value < 0:
+        raise errors.BadRequest(f"{what} {text!r} is not a valid resource version")
+    return value
+
+
+def _store_call(call, *args, **kwargs):
+    """Run a store call, turning store failures into API errors."""
+    try:
+        return call(*args, **kwargs)
+    except Compacted as exc:
+        raise errors.Gone(f"too old resource version: {exc.message}") from None
+    except Unavailable as exc:
+        raise errors.ServiceUnavailable(f"the store is unavailable: {exc.message}",
+                                        retry_after=1) from None
+    except StoreError as exc:
+        raise errors.ApiError(f"store error ({exc.code}): {exc.message}") from None
+
+
+class Registry:
+    """Create, read, update, delete, list and watch objects of any resource."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def get(self, resource, namespace, name):
+        result = _store_call(self.store.get, object_key(resource, namespace, name))
+        if not result["kvs"]:
+            raise errors.not_found(resource, name)
+        return _decode(result["kvs"][0])
+
+    def create(self, resource, obj):
+        """Store a new object; AlreadyExists if the name is taken."""
+        meta = obj["metadata"]
+        key = object_key(resource, meta.get("namespace"), meta["name"])
+        result = _store_call(self.store.txn,
+                             compare=[{"key": key, "target": "create", "result": "==", "value": 0}],
+                             success=[{"op": "put", "key": key, "value": _encode(obj)}])
+        if not result["succeeded"]:
+            raise errors.AlreadyExists(f'{resource.qualified} "{meta["name"]}" already exists',
+                                       name=meta["name"], kind=resource.plural, group=resource.group)
+        return self._with_revision(obj, result["revision"])
+
+    def update(self, resource, obj):
+        """Replace an object if it still has the resourceVersion the caller read."""
+        meta = obj["metadata"]
+        key = object_key(resource, meta.get("namespace"), meta["name"])
+        expected = _revision(meta.get("resourceVersion"))
+        result = _store_call(
+            self.store.txn,
+            compare=[{"key": key, "target": "mod", "result": "==", "value": expected}],
+            success=[{"op": "put", "key": key, "value": _encode(obj)}],
+            failure=[{"op": "range", "key": key}])
+        if not result["succeeded"]:
+            current = result["responses"][0]["kvs"]
+            if not current:
+                raise errors.not_found(resource, meta["name"])
+            raise self._conflict(resource, meta["name"])
+        return self._with_revision(obj, result["revision"])
+
+    def delete(self, resource, namespace, name, expected_revision=None):
+        """Delete an object (at a revision, if given); return it as it was last stored."""
+        key = object_key(resource, namespace, name)
+        compare = []
+        if expected_revision is not None:
+            compare = [{"key": key, "target": "mod", "result": "==", "value": expected_revision}]
+        result = _store_call(self.store.txn, compare=compare,
+                             success=[{"op": "delete", "key": key, "prev_kv": True}],
+                             failure=[{"op": "range", "key": key}])
+        if not result["succeeded"]:
+            if not result["responses"][0]["kvs"]:
+                raise errors.not_found(resource, name)
+            raise self._conflict(resource, name)
+        previous = result["responses"][0]["prev_kvs"]
+        if not previous:
+            raise errors.not_found(resource, name)
+        return _decode(previous[0])
+
+    def list(self, resource, namespace=None, limit=0, continue_token=None, revision=0):
+        """List objects; return (items, list revision, continue token or None)."""
+        start = resource_prefix(resource, namespace)
+        end = prefix_end(start)
+        if continue_token:
+            revision, start = self._parse_continue(continue_token, start, end)
+        result = _store_call(self.store.get, start, range_end=end, revision=revision,
+                             limit=limit + 1 if limit else 0)
+        kvs = result["kvs"]
+        list_revision = result["revision"]
+        token = None
+        if limit and len(kvs) > limit:
+            kvs = kvs[:limit]
+            token = self._make_continue(list_revision, kvs[-1]["key"] + b"\0")
+        return [_decode(kv) for kv in kvs], list_revision, token
+
+    def watch(self, resource, namespace=None, since=0):
+        """Open a store watch on a resource; see ``watch_events`` to read it."""
+        start = resource_prefix(resource, namespace)
+        return _store_call(self.store.watch, start, range_end=prefix_end(start),
+                           start_revision=since + 1 if since else 0, prev_kv=True)
+
+    # -- helpers --------------------------------------------------------------------
+    @staticmethod
+    def _with_revision(obj, revision):
+        obj = dict(obj)
+        obj["metadata"] = {**obj["metadata"], "resourceVersion": str(revision)}
+        return obj
+
+    @staticmethod
+    def _conflict(resource, name):
+        return errors.Conflict(
+            f'Operation cannot be fulfilled on {resource.qualified} "{name}": the object has '
+            "been modified; please apply your changes to the latest version and try again",
+            name=name, kind=resource.plural, group=resource.group)
+
+    @staticmethod
+    def _make_continue(revision, next_key):
+        token = {"rv": revision, "start": base64.b64encode(next_key).decode()}
+        return base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+
+    @staticmethod
+    def _parse_continue(token, start, end):
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.encode()))
+            key = base64.b64decode(data["start"])
+            revision = int(data["rv"])
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise errors.BadRequest("invalid continue token: use the one the last list "
+                                    "returned, unchanged") from None
+        if not start <= key < end:
+            raise errors.BadRequest("the continue token belongs to a different list")
+        return revision, key
+
+
+def watch_event(event):
+    """Translate a store event into a Kubernetes watch event (type, object)."""
+    kv = event["kv"]
+    if event["type"] == "delete":
+        previous = event.get("prev_kv")
+        obj = _decode(previous) if previous else {"metadata": {}}
+        obj["metadata"]["resourceVersion"] = str(kv["mod_revision"])
+        return "DELETED", obj
+    kind = "ADDED" if kv["create_revision"] == kv["mod_revision"] else "MODIFIED"
+    return kind, _decode(kv)
