@@ -89,6 +89,12 @@ class Invalid(ApiError):
                          group=group, causes=causes)
 
 
+class UnprocessablePatch(ApiError):
+    """A PATCH that cannot be applied to the current object."""
+
+    code, reason = 422, "Invalid"
+
+
 class TooManyRequests(ApiError):
     code, reason = 429, "TooManyRequests"
 

@@ -12,6 +12,15 @@ MAX_BODY_BYTES = 3 * 1024 * 1024
 
 def read_object(req):
     """Parse the request body as one JSON or YAML object."""
+    body = read_value(req)
+    if not isinstance(body, dict):
+        raise errors.BadRequest("the request body must be an object, not "
+                                f"{type(body).__name__}")
+    return body
+
+
+def read_value(req):
+    """Parse the request body as any JSON or YAML value (a JSON patch is a list)."""
     length = req.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise errors.RequestEntityTooLarge(
@@ -23,16 +32,14 @@ def read_object(req):
         raise errors.BadRequest("the request body is empty; send a JSON or YAML object")
     content_type = (req.content_type or "application/json").split(";")[0].strip()
     try:
-        if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
+        if content_type in ("application/yaml", "application/x-yaml", "text/yaml",
+                            "application/apply-patch+yaml"):
             body = yaml.safe_load(raw)
         else:
             body = json.loads(raw)
     except (ValueError, yaml.YAMLError) as exc:
         raise errors.BadRequest(f"the request body is not valid "
                                 f"{'YAML' if 'yaml' in content_type else 'JSON'}: {exc}") from None
-    if not isinstance(body, dict):
-        raise errors.BadRequest("the request body must be an object, not "
-                                f"{type(body).__name__}")
     return body
 
 

@@ -40,6 +40,10 @@ def _int_param(req, name, default=0):
     return number
 
 
+def _media_type(req):
+    return (req.content_type or "").split(";")[0].strip()
+
+
 def list_body(resource, items, revision, token):
     metadata = {"resourceVersion": str(revision)}
     if token:
@@ -106,6 +110,12 @@ class ItemResource:
         updated = self.service.update(resource, namespace, params["name"], bodies.read_object(req))
         bodies.write_json(resp, updated)
 
+    def on_patch(self, req, resp, **params):
+        resource, namespace = resolve(params)
+        patched = self.service.patch(resource, namespace, params["name"], _media_type(req),
+                                     bodies.read_value(req))
+        bodies.write_json(resp, patched)
+
     def on_delete(self, req, resp, **params):
         resource, namespace = resolve(params)
         options = {}
@@ -136,6 +146,12 @@ class SubresourceResource:
     def on_get(self, req, resp, **params):
         resource, namespace = self._check(params)
         bodies.write_json(resp, self.service.get(resource, namespace, params["name"]))
+
+    def on_patch(self, req, resp, **params):
+        resource, namespace = self._check(params)
+        patched = self.service.patch(resource, namespace, params["name"], _media_type(req),
+                                     bodies.read_value(req), subresource="status")
+        bodies.write_json(resp, patched)
 
     def on_put(self, req, resp, **params):
         resource, namespace = self._check(params)

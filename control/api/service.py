@@ -9,9 +9,13 @@ import random
 import uuid
 
 from control import errors
-from control.objects import kinds, meta
+from control.objects import kinds, meta, patch, schema
 
 NAMESPACES = kinds.lookup("", "v1", "namespaces")
+PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
+               "application/strategic-merge-patch+json")
+#: Times a patch is re-applied when the object changed underneath it.
+PATCH_RETRIES = 5
 #: Namespaces every cluster has, created when the API server starts.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -77,6 +81,47 @@ class ObjectService:
         obj = self._merge_for_update(resource, old, body, subresource)
         self._validate(resource, obj)
         return self.registry.update(resource, obj)
+
+    def patch(self, resource, namespace, name, content_type, body, subresource=None):
+        """Apply a PATCH to the current object, retrying if it changes meanwhile."""
+        if content_type == "application/apply-patch+yaml":
+            raise errors.UnsupportedMediaType(
+                "server-side apply is not supported yet: use client-side `kubectl apply` "
+                "(without --server-side)")
+        if content_type not in PATCH_TYPES:
+            raise errors.UnsupportedMediaType(
+                f"the patch content type {content_type!r} is not supported; use one of "
+                f"{', '.join(PATCH_TYPES)}")
+        for _ in range(PATCH_RETRIES):
+            current = self.registry.get(resource, namespace, name)
+            patched = self._apply_patch(resource, current, content_type, body)
+            pinned = patched.get("metadata", {}).get("resourceVersion")
+            if pinned is None or pinned == current["metadata"]["resourceVersion"]:
+                patched.setdefault("metadata", {})["resourceVersion"] = \
+                    current["metadata"]["resourceVersion"]
+            try:
+                return self.update(resource, namespace, name, patched, subresource)
+            except errors.Conflict:
+                if pinned not in (None, current["metadata"]["resourceVersion"]):
+                    raise
+        raise errors.Conflict(f"the object kept changing while the patch was applied "
+                              f"{PATCH_RETRIES} times; try again", name=name, kind=resource.plural)
+
+    @staticmethod
+    def _apply_patch(resource, current, content_type, body):
+        try:
+            if content_type == "application/json-patch+json":
+                result = patch.json_patch(current, body)
+            elif content_type == "application/merge-patch+json":
+                result = patch.merge_patch(current, body)
+            else:
+                type_name = schema.kind_type(resource.api_version, resource.kind)
+                result = patch.strategic_merge_patch(current, body, type_name)
+        except patch.PatchError as exc:
+            raise errors.UnprocessablePatch(f"the patch cannot be applied: {exc}") from None
+        if not isinstance(result, dict):
+            raise errors.BadRequest("the patch must leave an object")
+        return result
 
     def delete(self, resource, namespace, name, preconditions=None):
         """Delete an object, or mark it for deletion while finalizers remain."""
