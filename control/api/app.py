@@ -8,15 +8,10 @@ items and subresources; discovery and health alongside.
 import falcon
 
 from control import errors
-from control.api import bodies, discovery
+from control.api import bodies, discovery, filters, openapi
 from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
 from control.api.service import ObjectService
 from control.registry import Registry
-
-
-def no_filter(req, resource):
-    """Match every object (selectors are applied once control/objects provides them)."""
-    return lambda obj: True
 
 
 class Static:
@@ -27,6 +22,27 @@ class Static:
 
     def on_get(self, req, resp, **params):
         bodies.write_json(resp, self.document(**params))
+
+
+class OpenAPIv3:
+    """The v3 index, and one document per group/version (immutable: cache it)."""
+
+    def on_get(self, req, resp, group="", version=None):
+        if version is None:
+            return bodies.write_json(resp, openapi.v3_index())
+        if (group, version) not in discovery.kinds.group_versions():
+            raise errors.NotFound(f"no OpenAPI document for {group or 'core'}/{version}")
+        body, digest = openapi.v3_document(group, version)
+        resp.content_type = "application/json"
+        resp.set_header("Etag", f'"{digest}"')
+        resp.cache_control = ["public", "immutable"] if req.get_param("hash") else ["no-cache"]
+        resp.data = body
+
+
+class OpenAPIv2:
+    def on_get(self, req, resp):
+        resp.content_type = "application/json"
+        resp.data = openapi.v2_document()
 
 
 class Health:
@@ -56,7 +72,7 @@ def _http_error(req, resp, exc, params):
     bodies.write_json(resp, body, falcon.code_to_http_status(code))
 
 
-def create_app(store_client, service=None, filters=no_filter, bootstrap=True):
+def create_app(store_client, service=None, bootstrap=True):
     """Return the WSGI app serving the Kubernetes API over ``store_client``."""
     service = service or ObjectService(Registry(store_client))
     if bootstrap:
@@ -71,11 +87,15 @@ def create_app(store_client, service=None, filters=no_filter, bootstrap=True):
     app.add_route("/api/v1", Static(lambda: discovery.resource_list("", "v1")))
     app.add_route("/apis/{group}", Static(discovery.api_group))
     app.add_route("/apis/{group}/{version}", Static(discovery.resource_list))
+    app.add_route("/openapi/v3", OpenAPIv3())
+    app.add_route("/openapi/v3/api/{version}", OpenAPIv3())
+    app.add_route("/openapi/v3/apis/{group}/{version}", OpenAPIv3())
+    app.add_route("/openapi/v2", OpenAPIv2())
     for path in ("/healthz", "/livez"):
         app.add_route(path, Health())
     app.add_route("/readyz", Health(lambda: service.registry.store.status(timeout=2)))
 
-    collection = CollectionResource(service, filters)
+    collection = CollectionResource(service, filters.from_request)
     item = ItemResource(service)
     sub = SubresourceResource(service)
     for base in ("/api/{version}", "/apis/{group}/{version}"):

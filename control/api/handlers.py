@@ -40,6 +40,12 @@ def _int_param(req, name, default=0):
     return number
 
 
+def _warn(resp, warnings):
+    """Send each warning as kube-apiserver does: ``Warning: 299 - "text"``."""
+    for text in warnings:
+        resp.append_header("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+
+
 def _media_type(req):
     return (req.content_type or "").split(";")[0].strip()
 
@@ -77,7 +83,10 @@ class CollectionResource:
 
     def on_post(self, req, resp, **params):
         resource, namespace = resolve(params)
-        created = self.service.create(resource, namespace, bodies.read_object(req))
+        warnings = []
+        created = self.service.create(resource, namespace, bodies.read_object(req),
+                                      req.get_param("fieldValidation"), warnings)
+        _warn(resp, warnings)
         bodies.write_json(resp, created, falcon.HTTP_201)
 
     def on_delete(self, req, resp, **params):
@@ -107,13 +116,21 @@ class ItemResource:
 
     def on_put(self, req, resp, **params):
         resource, namespace = resolve(params)
-        updated = self.service.update(resource, namespace, params["name"], bodies.read_object(req))
+        warnings = []
+        updated = self.service.update(resource, namespace, params["name"], bodies.read_object(req),
+                                      field_validation=req.get_param("fieldValidation"),
+                                      warnings=warnings)
+        _warn(resp, warnings)
         bodies.write_json(resp, updated)
 
     def on_patch(self, req, resp, **params):
         resource, namespace = resolve(params)
+        warnings = []
         patched = self.service.patch(resource, namespace, params["name"], _media_type(req),
-                                     bodies.read_value(req))
+                                     bodies.read_value(req),
+                                     field_validation=req.get_param("fieldValidation"),
+                                     warnings=warnings)
+        _warn(resp, warnings)
         bodies.write_json(resp, patched)
 
     def on_delete(self, req, resp, **params):

@@ -4,18 +4,23 @@ The falcon resources in handlers.py parse requests and call these; all the
 Kubernetes rules about metadata, namespaces, status and deletion live here.
 """
 
+import copy
 import datetime
 import random
+import re
 import uuid
 
 from control import errors
-from control.objects import kinds, meta, patch, schema
+from control.objects import kinds, meta, patch, schema, validation
 
 NAMESPACES = kinds.lookup("", "v1", "namespaces")
 PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
                "application/strategic-merge-patch+json")
 #: Times a patch is re-applied when the object changed underneath it.
 PATCH_RETRIES = 5
+#: kube-apiserver's default when the client does not say (fieldValidation=...).
+DEFAULT_FIELD_VALIDATION = "Warn"
+_PATH_TOKEN = re.compile(r"\.?([^.\[\]]+)|\[([^\]]*)\]")
 #: Namespaces every cluster has, created when the API server starts.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -43,8 +48,9 @@ class ObjectService:
                 pass
 
     # -- verbs ------------------------------------------------------------------------
-    def create(self, resource, namespace, body):
+    def create(self, resource, namespace, body, field_validation=None, warnings=None):
         self._check_kind(resource, body)
+        body = self._check_fields(resource, body, field_validation, warnings)
         if resource.namespaced:
             body_ns = body.get("metadata", {}).get("namespace")
             if body_ns and namespace and body_ns != namespace:
@@ -67,9 +73,11 @@ class ObjectService:
     def list(self, resource, namespace=None, limit=0, continue_token=None):
         return self.registry.list(resource, namespace, limit=limit, continue_token=continue_token)
 
-    def update(self, resource, namespace, name, body, subresource=None):
+    def update(self, resource, namespace, name, body, subresource=None, field_validation=None,
+               warnings=None):
         """Replace an object (PUT); with subresource='status' replace only its status."""
         self._check_kind(resource, body)
+        body = self._check_fields(resource, body, field_validation, warnings)
         body_meta = body.setdefault("metadata", {})
         if body_meta.get("name", name) != name:
             raise errors.BadRequest(f"the name of the object ({body_meta.get('name')}) does "
@@ -82,7 +90,8 @@ class ObjectService:
         self._validate(resource, obj)
         return self.registry.update(resource, obj)
 
-    def patch(self, resource, namespace, name, content_type, body, subresource=None):
+    def patch(self, resource, namespace, name, content_type, body, subresource=None,
+              field_validation=None, warnings=None):
         """Apply a PATCH to the current object, retrying if it changes meanwhile."""
         if content_type == "application/apply-patch+yaml":
             raise errors.UnsupportedMediaType(
@@ -100,7 +109,8 @@ class ObjectService:
                 patched.setdefault("metadata", {})["resourceVersion"] = \
                     current["metadata"]["resourceVersion"]
             try:
-                return self.update(resource, namespace, name, patched, subresource)
+                return self.update(resource, namespace, name, patched, subresource,
+                                   field_validation, warnings)
             except errors.Conflict:
                 if pinned not in (None, current["metadata"]["resourceVersion"]):
                     raise
@@ -176,6 +186,29 @@ class ObjectService:
                 "terminated", name=namespace, kind="namespaces")
 
     @staticmethod
+    def _check_fields(resource, body, mode, warnings):
+        """Refuse (Strict) or drop and report (Warn, Ignore) fields Kubernetes does not know."""
+        mode = mode or DEFAULT_FIELD_VALIDATION
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise errors.BadRequest(f"fieldValidation={mode!r} is not one of Strict, Warn, Ignore")
+        type_name = schema.kind_type(resource.api_version, resource.kind)
+        if type_name is None:
+            return body
+        unknown, wrong_types = validation.check_fields(body, type_name)
+        if wrong_types:
+            raise errors.BadRequest(f"{resource.kind} in version \"{resource.version}\" cannot be "
+                                    "handled: " + "; ".join(f"{path}: {message}"
+                                                            for path, message in wrong_types))
+        if not unknown:
+            return body
+        if mode == "Strict":
+            raise errors.BadRequest("strict decoding error: " + ", ".join(
+                f'unknown field "{path}"' for path in unknown))
+        if mode == "Warn" and warnings is not None:
+            warnings.extend(f'unknown field "{path}"' for path in unknown)
+        return _without_paths(body, unknown)
+
+    @staticmethod
     def _check_kind(resource, body):
         kind, api_version = body.get("kind"), body.get("apiVersion")
         if kind and kind != resource.kind:
@@ -192,3 +225,21 @@ class ObjectService:
         if problems:
             raise errors.Invalid(resource.kind, obj["metadata"].get("name", ""), problems,
                                  group=resource.group)
+
+
+def _without_paths(obj, paths):
+    """Return a copy of ``obj`` without the fields at ``paths`` (spec.x[0].y form)."""
+    obj = copy.deepcopy(obj)
+    for path in paths:
+        tokens = [name if name else (int(index) if index.isdigit() else index)
+                  for name, index in _PATH_TOKEN.findall(path)]
+        node = obj
+        for token in tokens[:-1]:
+            try:
+                node = node[token]
+            except (KeyError, IndexError, TypeError):
+                node = None
+                break
+        if isinstance(node, dict):
+            node.pop(tokens[-1], None)
+    return obj

@@ -4,12 +4,11 @@ Pure functions: the clock and the id source are passed in, so tests can fix them
 """
 
 import copy
-import re
 
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+from control.objects import validation
+
 #: Kinds whose names must be DNS labels (they become host names or env names).
-LABEL_NAMED_KINDS = {"Namespace", "Service"}
+LABEL_NAMED_KINDS = {"Namespace"}
 #: Kinds whose ``spec`` changes bump ``metadata.generation``.
 _GENERATION_FIELD = "spec"
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # as Kubernetes: no vowels, no look-alikes
@@ -25,21 +24,11 @@ def name_errors(kind, name):
     if not name:
         return [("metadata.name", "FieldValueRequired",
                  "Required value: name or generateName is required")]
-    if kind in LABEL_NAMED_KINDS:
-        if len(name) > 63 or not _DNS1123_LABEL.match(name):
-            return [("metadata.name", "FieldValueInvalid",
-                     f"Invalid value: {name!r}: a lowercase RFC 1123 label must consist of "
-                     "lower case alphanumeric characters or '-', and must start and end with "
-                     "an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used "
-                     "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")]
-        return []
-    if len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
-        return [("metadata.name", "FieldValueInvalid",
-                 f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of "
-                 "lower case alphanumeric characters, '-' or '.', and must start and end with "
-                 "an alphanumeric character (e.g. 'example.com', regex used for validation is "
-                 "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")]
-    return []
+    check = (validation.validate_dns1035_label if kind == "Service"
+             else validation.validate_dns1123_label if kind in LABEL_NAMED_KINDS
+             else validation.validate_dns1123_subdomain)
+    return [("metadata.name", "FieldValueInvalid", f"Invalid value: {name!r}: {message}")
+            for message in check(name)]
 
 
 def generate_name(prefix, random_source):

@@ -190,3 +190,57 @@ def test_watch_from_a_compacted_version_gets_410(client):
         "watch": "true", "resourceVersion": "2", "timeoutSeconds": "1"})
     event = json.loads(streamed.text.splitlines()[0])
     assert event["type"] == "ERROR" and event["object"]["code"] == 410
+
+
+def test_field_validation_strict_warn_ignore(client):
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    body["spec"]["replicaz"] = 3
+    strict = client.simulate_post(DEPLOYMENTS, json=body, params={"fieldValidation": "Strict"})
+    assert strict.status_code == 400
+    assert 'unknown field "spec.replicaz"' in strict.json["message"]
+    assert 'unknown field "spec.template.spec.containers[0].imagePullPolcy"' in strict.json["message"]
+    warned = client.simulate_post(DEPLOYMENTS, json=body)
+    assert warned.status_code == 201
+    assert "replicaz" not in warned.json["spec"]
+    assert "imagePullPolcy" not in warned.json["spec"]["template"]["spec"]["containers"][0]
+    warnings = warned.headers.get("warning", "")
+    assert 'unknown field \\"spec.replicaz\\"' in warnings
+    body["metadata"]["name"] = "quiet"
+    ignored = client.simulate_post(DEPLOYMENTS, json=body, params={"fieldValidation": "Ignore"})
+    assert ignored.status_code == 201 and "warning" not in ignored.headers
+
+
+def test_wrong_types_are_a_bad_request(client):
+    body = deployment()
+    body["spec"]["replicas"] = "two"
+    response = client.simulate_post(DEPLOYMENTS, json=body)
+    assert response.status_code == 400 and "spec.replicas" in response.json["message"]
+
+
+def test_label_and_field_selectors_filter_lists(client):
+    url = "/api/v1/namespaces/default/configmaps"
+    for name, tier in (("a", "web"), ("b", "db"), ("c", "web")):
+        client.simulate_post(url, json={"metadata": {"name": name, "labels": {"tier": tier}}})
+    names = lambda params: [i["metadata"]["name"]  # noqa: E731
+                            for i in client.simulate_get(url, params=params).json["items"]]
+    assert names({"labelSelector": "tier=web"}) == ["a", "c"]
+    assert names({"labelSelector": "tier in (db),!missing"}) == ["b"]
+    assert names({"fieldSelector": "metadata.name!=a", "labelSelector": "tier=web"}) == ["c"]
+    bad = client.simulate_get(url, params={"labelSelector": "tier=,"})
+    assert bad.status_code == 400 and bad.json["kind"] == "Status"
+    unsupported = client.simulate_get(url, params={"fieldSelector": "spec.nodeName=x"})
+    assert unsupported.status_code == 400
+    assert "field label not supported" in unsupported.json["message"]
+
+
+def test_openapi_v3_index_and_documents(client):
+    index = client.simulate_get("/openapi/v3").json["paths"]
+    assert set(index) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1"}
+    doc = client.simulate_get(index["apis/apps/v1"]["serverRelativeURL"]).json
+    deployment_schema = doc["components"]["schemas"]["V1Deployment"]
+    assert {"group": "apps", "version": "v1", "kind": "Deployment"} in \
+        deployment_schema["x-kubernetes-group-version-kind"]
+    patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert any(p["name"] == "fieldValidation" for p in patch["parameters"])
+    assert client.simulate_get("/openapi/v2").json["swagger"] == "2.0"
