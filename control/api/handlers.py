@@ -147,7 +147,9 @@ class ItemResource:
 
 
 class SubresourceResource:
-    """The status subresource (GET, PUT); other subresources answer 404 until built."""
+    """The status and scale subresources (GET, PUT, PATCH)."""
+
+    SERVED = ("status", "scale")
 
     def __init__(self, service):
         self.service = service
@@ -156,22 +158,31 @@ class SubresourceResource:
         resource, namespace = resolve(params)
         if params["sub"] not in resource.subresources:
             raise errors.NotFound(f"{resource.plural} have no {params['sub']} subresource")
-        if params["sub"] != "status":
+        if params["sub"] not in self.SERVED:
             raise errors.NotFound(f"the {params['sub']} subresource is not served yet")
-        return resource, namespace
+        return resource, namespace, params["sub"]
 
     def on_get(self, req, resp, **params):
-        resource, namespace = self._check(params)
+        resource, namespace, sub = self._check(params)
+        if sub == "scale":
+            return bodies.write_json(resp, self.service.get_scale(resource, namespace,
+                                                                  params["name"]))
         bodies.write_json(resp, self.service.get(resource, namespace, params["name"]))
 
-    def on_patch(self, req, resp, **params):
-        resource, namespace = self._check(params)
-        patched = self.service.patch(resource, namespace, params["name"], _media_type(req),
-                                     bodies.read_value(req), subresource="status")
-        bodies.write_json(resp, patched)
-
     def on_put(self, req, resp, **params):
-        resource, namespace = self._check(params)
+        resource, namespace, sub = self._check(params)
+        if sub == "scale":
+            return bodies.write_json(resp, self.service.update_scale(
+                resource, namespace, params["name"], bodies.read_object(req)))
         updated = self.service.update(resource, namespace, params["name"],
                                       bodies.read_object(req), subresource="status")
         bodies.write_json(resp, updated)
+
+    def on_patch(self, req, resp, **params):
+        resource, namespace, sub = self._check(params)
+        if sub == "scale":
+            return bodies.write_json(resp, self.service.patch_scale(
+                resource, namespace, params["name"], _media_type(req), bodies.read_value(req)))
+        patched = self.service.patch(resource, namespace, params["name"], _media_type(req),
+                                     bodies.read_value(req), subresource="status")
+        bodies.write_json(resp, patched)

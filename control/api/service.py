@@ -11,7 +11,7 @@ import re
 import uuid
 
 from control import errors
-from control.objects import kinds, meta, patch, schema, validation
+from control.objects import kinds, meta, patch, schema, selectors, validation
 
 NAMESPACES = kinds.lookup("", "v1", "namespaces")
 PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
@@ -133,6 +133,47 @@ class ObjectService:
             raise errors.BadRequest("the patch must leave an object")
         return result
 
+    # -- the scale subresource -----------------------------------------------------
+    def get_scale(self, resource, namespace, name):
+        return to_scale(self.registry.get(resource, namespace, name))
+
+    def update_scale(self, resource, namespace, name, scale):
+        """Set spec.replicas from an autoscaling/v1 Scale (PUT .../scale)."""
+        replicas = scale.get("spec", {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.Invalid("Scale", name, [("spec.replicas", "FieldValueInvalid",
+                                                  f"Invalid value: {replicas!r}: must be a "
+                                                  "non-negative integer")], group="autoscaling")
+        obj = self.registry.get(resource, namespace, name)
+        pinned = scale.get("metadata", {}).get("resourceVersion")
+        if pinned:
+            obj["metadata"]["resourceVersion"] = pinned
+        obj.setdefault("spec", {})["replicas"] = replicas
+        return to_scale(self.update(resource, namespace, name, obj))
+
+    def patch_scale(self, resource, namespace, name, content_type, body):
+        """Apply a merge or JSON patch to the Scale view of an object."""
+        if content_type not in PATCH_TYPES:
+            raise errors.UnsupportedMediaType(f"the patch content type {content_type!r} is not "
+                                              f"supported; use one of {', '.join(PATCH_TYPES)}")
+        for _ in range(PATCH_RETRIES):
+            current = self.get_scale(resource, namespace, name)
+            try:
+                if content_type == "application/json-patch+json":
+                    patched = patch.json_patch(current, body)
+                else:
+                    patched = patch.merge_patch(current, body)
+            except patch.PatchError as exc:
+                raise errors.UnprocessablePatch(f"the patch cannot be applied: {exc}") from None
+            try:
+                return self.update_scale(resource, namespace, name, patched)
+            except errors.Conflict:
+                if patched.get("metadata", {}).get("resourceVersion") != \
+                        current["metadata"]["resourceVersion"]:
+                    raise
+        raise errors.Conflict("the object kept changing while the scale was patched; try again",
+                              name=name, kind=resource.plural)
+
     def delete(self, resource, namespace, name, preconditions=None):
         """Delete an object, or mark it for deletion while finalizers remain."""
         obj = self.registry.get(resource, namespace, name)
@@ -225,6 +266,18 @@ class ObjectService:
         if problems:
             raise errors.Invalid(resource.kind, obj["metadata"].get("name", ""), problems,
                                  group=resource.group)
+
+
+def to_scale(obj):
+    """The autoscaling/v1 Scale view of a Deployment, ReplicaSet or StatefulSet."""
+    meta_ = obj["metadata"]
+    selector = obj.get("spec", {}).get("selector")
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta_[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                               "creationTimestamp") if k in meta_},
+            "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+            "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                       "selector": selectors.selector_to_string(selector) if selector else ""}}
 
 
 def _without_paths(obj, paths):

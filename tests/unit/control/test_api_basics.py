@@ -244,3 +244,24 @@ def test_openapi_v3_index_and_documents(client):
     patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert any(p["name"] == "fieldValidation" for p in patch["parameters"])
     assert client.simulate_get("/openapi/v2").json["swagger"] == "2.0"
+
+
+def test_scale_subresource_get_put_patch(client):
+    client.simulate_post(DEPLOYMENTS, json=deployment(replicas=2))
+    scale = client.simulate_get(f"{DEPLOYMENTS}/web/scale").json
+    assert scale["kind"] == "Scale" and scale["apiVersion"] == "autoscaling/v1"
+    assert scale["spec"] == {"replicas": 2} and scale["status"]["selector"] == "app=web"
+    scale["spec"]["replicas"] = 4
+    put = client.simulate_put(f"{DEPLOYMENTS}/web/scale", json=scale)
+    assert put.status_code == 200 and put.json["spec"]["replicas"] == 4
+    patched = client.simulate_patch(f"{DEPLOYMENTS}/web/scale",
+                                    body=json.dumps({"spec": {"replicas": 1}}),
+                                    headers={"Content-Type": "application/merge-patch+json"})
+    assert patched.json["spec"]["replicas"] == 1
+    assert client.simulate_get(f"{DEPLOYMENTS}/web").json["spec"]["replicas"] == 1
+    stale = client.simulate_put(f"{DEPLOYMENTS}/web/scale", json=scale)
+    assert stale.status_code == 409
+    negative = client.simulate_put(f"{DEPLOYMENTS}/web/scale",
+                                   json={"spec": {"replicas": -1}})
+    assert negative.status_code == 422
+    assert client.simulate_get("/api/v1/namespaces/default/configmaps/x/scale").status_code == 404
