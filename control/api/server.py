@@ -1,7 +1,10 @@
 """`steer-apiserver`: the falcon app under gunicorn, talking to the store cluster.
 
 Each gunicorn worker process builds its own app and its own store client after
-the fork (a client's sockets and threads must not cross a fork).
+the fork (a client's sockets and threads must not cross a fork), and imports
+them only then: the default gevent worker monkey-patches threads, sockets and
+queues when it starts, and a watch is then a greenlet instead of a thread, so one
+worker holds thousands of open watches while it keeps answering other requests.
 """
 
 import argparse
@@ -9,9 +12,6 @@ import logging
 import sys
 
 from gunicorn.app.base import BaseApplication
-
-from control.api.app import create_app
-from store.client import StoreClient
 
 log = logging.getLogger("steer.apiserver")
 
@@ -27,8 +27,9 @@ class ApiServerApplication(BaseApplication):
         settings = {
             "bind": self.args.bind,
             "workers": self.args.workers,
-            "worker_class": "gthread",
+            "worker_class": self.args.worker_class,
             "threads": self.args.threads,
+            "worker_connections": self.args.worker_connections,
             # Watches are long-lived responses; a worker is only declared dead
             # when it stops heart-beating, which its own thread does.
             "timeout": 60,
@@ -44,6 +45,9 @@ class ApiServerApplication(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self):
+        from control.api.app import create_app
+        from store.client import StoreClient
+
         store = StoreClient(self.args.store_endpoints, timeout=self.args.store_timeout)
         return create_app(store)
 
@@ -55,8 +59,13 @@ def build_parser():
     p.add_argument("--store-endpoints", required=True,
                    help="comma-separated store client addresses host:port")
     p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument("--worker-class", choices=("gevent", "gthread"), default="gevent",
+                   help="gevent: a greenlet per connection (thousands of watches); "
+                        "gthread: a thread per connection")
+    p.add_argument("--worker-connections", type=int, default=4000,
+                   help="gevent: connections (open watches included) per worker")
     p.add_argument("--threads", type=int, default=64,
-                   help="threads per worker (each open watch holds one)")
+                   help="gthread: threads per worker (each open watch holds one)")
     p.add_argument("--store-timeout", type=float, default=10.0,
                    help="seconds a store request may take, failover included")
     p.add_argument("--access-log", action="store_true", help="log every request")
