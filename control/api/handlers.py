@@ -8,7 +8,7 @@ reads the body or the query, and calls ``ObjectService``. Core-group URLs
 import falcon
 
 from control import errors
-from control.api import bodies, watch
+from control.api import bodies, table, watch
 from control.objects import kinds
 
 
@@ -50,6 +50,30 @@ def _media_type(req):
     return (req.content_type or "").split(";")[0].strip()
 
 
+def _table_version(req):
+    """Return the Table version the Accept header asks for, or None for plain JSON."""
+    return table.wants_table(req.get_header("Accept"))
+
+
+def _write_printed(req, resp, resource, body, items, metadata):
+    """Write ``body``, or a Table of ``items`` when the Accept header asks for one."""
+    version = _table_version(req)
+    if version is None:
+        return bodies.write_json(resp, body)
+    include = table.include_mode(req.get_param("includeObject"))
+    bodies.write_json(resp, table.to_table(resource, items, metadata, include, version=version))
+    resp.content_type = table.content_type(version)
+
+
+def _watch_transform(req, resource):
+    """Return the watch event transform for a Table Accept header, or None."""
+    version = _table_version(req)
+    if version is None:
+        return None
+    return table.watch_transform(resource, table.include_mode(req.get_param("includeObject")),
+                                 version)
+
+
 def list_body(resource, items, revision, token):
     metadata = {"resourceVersion": str(revision)}
     if token:
@@ -70,16 +94,18 @@ class CollectionResource:
         matches = self.filters(req, resource)
         if req.get_param_as_bool("watch"):
             since = _int_param(req, "resourceVersion")
+            transform = _watch_transform(req, resource)
             resp.content_type = "application/json"
             resp.stream = watch.stream(self.service.registry, resource, namespace, since,
                                        _int_param(req, "timeoutSeconds"),
-                                       req.get_param_as_bool("allowWatchBookmarks"), matches)
+                                       req.get_param_as_bool("allowWatchBookmarks"), matches,
+                                       transform=transform)
             return
         items, revision, token = self.service.list(
             resource, namespace, limit=_int_param(req, "limit"),
             continue_token=req.get_param("continue"))
-        bodies.write_json(resp, list_body(resource, [o for o in items if matches(o)],
-                                          revision, token))
+        body = list_body(resource, [o for o in items if matches(o)], revision, token)
+        _write_printed(req, resp, resource, body, body["items"], body["metadata"])
 
     def on_post(self, req, resp, **params):
         resource, namespace = resolve(params)
@@ -112,7 +138,9 @@ class ItemResource:
 
     def on_get(self, req, resp, **params):
         resource, namespace = resolve(params)
-        bodies.write_json(resp, self.service.get(resource, namespace, params["name"]))
+        obj = self.service.get(resource, namespace, params["name"])
+        metadata = {"resourceVersion": obj.get("metadata", {}).get("resourceVersion", "")}
+        _write_printed(req, resp, resource, obj, [obj], metadata)
 
     def on_put(self, req, resp, **params):
         resource, namespace = resolve(params)

@@ -18,8 +18,13 @@ POLL = 1.0
 
 
 def stream(registry, resource, namespace, since, timeout, bookmarks, matches,
-           clock=time.monotonic):
-    """Yield encoded watch events until the timeout or the client goes away."""
+           clock=time.monotonic, transform=None):
+    """Yield encoded watch events until the timeout or the client goes away.
+
+    ``transform(event_type, obj)``, when given, replaces each ADDED, MODIFIED,
+    DELETED and BOOKMARK object (a Table for ``kubectl get -w``); ERRORs pass as is.
+    """
+    emit = transform or (lambda kind, obj: obj)
     deadline = clock() + (timeout if timeout else random.uniform(1800, 3600))
     try:
         watch = registry.watch(resource, namespace, since)
@@ -42,11 +47,12 @@ def stream(registry, resource, namespace, since, timeout, bookmarks, matches,
                 kind, obj = watch_event(event)
                 revision = event["kv"]["mod_revision"]
                 if matches(obj):
-                    yield _line(kind, obj)
+                    yield _line(kind, emit(kind, obj))
             elif bookmarks and clock() - last_bookmark >= BOOKMARK_INTERVAL:
                 last_bookmark = clock()
-                yield _line("BOOKMARK", {"kind": resource.kind, "apiVersion": resource.api_version,
-                                         "metadata": {"resourceVersion": str(revision or watch.revision)}})
+                bookmark = {"kind": resource.kind, "apiVersion": resource.api_version,
+                            "metadata": {"resourceVersion": str(revision or watch.revision)}}
+                yield _line("BOOKMARK", emit("BOOKMARK", bookmark))
     finally:
         watch.cancel()
 
