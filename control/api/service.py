@@ -11,7 +11,7 @@ import re
 import uuid
 
 from control import errors
-from control.objects import kinds, meta, patch, schema, selectors, validation
+from control.objects import defaults, kinds, meta, patch, schema, selectors, validation
 
 NAMESPACES = kinds.lookup("", "v1", "namespaces")
 PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
@@ -61,6 +61,7 @@ class ObjectService:
             self._check_namespace_open(namespace)
         obj = meta.prepare_create(body, resource, namespace, self.clock(), self.new_uid,
                                   self.random)
+        obj = defaults.apply_defaults(obj)
         self._validate(resource, obj)
         if resource.kind == "Namespace":
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
@@ -86,6 +87,11 @@ class ObjectService:
         if not body_meta.get("resourceVersion"):
             # Unconditional update, as kube-apiserver allows for these kinds.
             body_meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        # Default the body, not the merged object: the generation check compares
+        # the new spec with the stored (already defaulted) one.
+        body = defaults.apply_defaults({**body, "apiVersion": resource.api_version,
+                                        "kind": resource.kind,
+                                        "metadata": {"name": name, **body_meta}})
         obj = self._merge_for_update(resource, old, body, subresource)
         self._validate(resource, obj)
         return self.registry.update(resource, obj)
