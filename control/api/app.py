@@ -8,7 +8,7 @@ items and subresources; discovery and health alongside.
 import falcon
 
 from control import errors
-from control.api import bodies, discovery, filters, openapi
+from control.api import bodies, discovery, filters, openapi, watch
 from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
 from control.api.service import ObjectService
 from control.registry import Registry
@@ -95,7 +95,8 @@ def create_app(store_client, service=None, bootstrap=True):
         app.add_route(path, Health())
     app.add_route("/readyz", Health(lambda: service.registry.store.status(timeout=2)))
 
-    collection = CollectionResource(service, filters.from_request)
+    collection = CollectionResource(service, filters.from_request,
+                                    watch.WatchSource(service.registry))
     item = ItemResource(service)
     sub = SubresourceResource(service)
     for base in ("/api/{version}", "/apis/{group}/{version}"):

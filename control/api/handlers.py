@@ -85,9 +85,10 @@ def list_body(resource, items, revision, token):
 class CollectionResource:
     """GET (list or watch), POST (create) and DELETE (deletecollection)."""
 
-    def __init__(self, service, filters):
+    def __init__(self, service, filters, watches):
         self.service = service
         self.filters = filters
+        self.watches = watches
 
     def on_get(self, req, resp, **params):
         resource, namespace = resolve(params)
@@ -96,7 +97,7 @@ class CollectionResource:
             since = _int_param(req, "resourceVersion")
             transform = _watch_transform(req, resource)
             resp.content_type = "application/json"
-            resp.stream = watch.stream(self.service.registry, resource, namespace, since,
+            resp.stream = watch.stream(self.watches, resource, namespace, since,
                                        _int_param(req, "timeoutSeconds"),
                                        req.get_param_as_bool("allowWatchBookmarks"), matches,
                                        transform=transform)

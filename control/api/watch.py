@@ -3,6 +3,8 @@
 A watch starts after ``resourceVersion`` (or now), ends after ``timeoutSeconds``
 (default: a random 30–60 minutes, like kube-apiserver's), and reports a compacted
 start as one ERROR event carrying a 410 Status, after which the client relists.
+Watches are served from the process's watch cache when their start is inside its
+window (control/api/watchcache.py), otherwise from a store watch of their own.
 """
 
 import json
@@ -10,6 +12,7 @@ import random
 import time
 
 from control import errors
+from control.api.watchcache import Ended, WatchCaches
 from control.registry import watch_event
 from store.client import Compacted, StoreError
 
@@ -17,7 +20,25 @@ BOOKMARK_INTERVAL = 60.0
 POLL = 1.0
 
 
-def stream(registry, resource, namespace, since, timeout, bookmarks, matches,
+class WatchSource:
+    """Open a watch from the watch cache, or from the store when it starts too early."""
+
+    def __init__(self, registry, use_cache=True):
+        self.registry = registry
+        self.caches = WatchCaches(registry) if use_cache else None
+
+    def open(self, resource, namespace, since):
+        if self.caches is not None:
+            try:
+                subscription = self.caches.subscribe(resource, namespace, since)
+            except errors.Gone:
+                subscription = None     # the store watch below reports the 410
+            if subscription is not None:
+                return subscription
+        return self.registry.watch(resource, namespace, since)
+
+
+def stream(source, resource, namespace, since, timeout, bookmarks, matches,
            clock=time.monotonic, transform=None):
     """Yield encoded watch events until the timeout or the client goes away.
 
@@ -27,7 +48,7 @@ def stream(registry, resource, namespace, since, timeout, bookmarks, matches,
     emit = transform or (lambda kind, obj: obj)
     deadline = clock() + (timeout if timeout else random.uniform(1800, 3600))
     try:
-        watch = registry.watch(resource, namespace, since)
+        watch = source.open(resource, namespace, since)
     except errors.Gone as exc:
         yield _line("ERROR", exc.status())
         return
@@ -38,8 +59,11 @@ def stream(registry, resource, namespace, since, timeout, bookmarks, matches,
             try:
                 event = watch.next_event(timeout=min(POLL, max(0.0, deadline - clock())))
             except Compacted as exc:
-                yield _line("ERROR", errors.Gone(f"too old resource version: {exc.message}").status())
+                gone = errors.Gone(f"too old resource version: {exc.message}")
+                yield _line("ERROR", gone.status())
                 return
+            except Ended:
+                return      # the client watches again from its last resourceVersion
             except StoreError as exc:
                 yield _line("ERROR", errors.ServiceUnavailable(exc.message).status())
                 return

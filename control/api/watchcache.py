@@ -94,7 +94,7 @@ class WatchCache:
         """
         prefix = resource_prefix(self.resource, namespace)
         with self._lock:
-            self._ensure_running()
+            self._ensure_running(since)
             current = self._window[-1][0] if self._window else self._start_revision
             if since == 0:
                 since = current
@@ -113,11 +113,12 @@ class WatchCache:
             self._subscribers.discard(subscription)
 
     # -- the reader -----------------------------------------------------------------
-    def _ensure_running(self):
+    def _ensure_running(self, since):
+        """Start following the store, from ``since`` if it is the first subscriber's start."""
         if self._thread is not None and self._thread.is_alive():
             return
-        self._store_watch = self.registry.watch(self.resource, None, 0)
-        self._start_revision = self._store_watch.revision
+        self._store_watch = self.registry.watch(self.resource, None, since)
+        self._start_revision = since if since else self._store_watch.revision
         self._window.clear()
         self._thread = threading.Thread(target=self._follow, daemon=True,
                                         name=f"watchcache-{self.resource.plural}")

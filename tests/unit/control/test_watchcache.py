@@ -80,6 +80,15 @@ def test_start_older_than_the_cache_falls_back(setup):
     assert caches.subscribe(CONFIGMAPS, None, 1) is None
 
 
+def test_first_subscriber_from_the_past_starts_the_cache_there(setup):
+    _, registry, caches = setup
+    first = registry.create(CONFIGMAPS, configmap("early"))
+    registry.create(CONFIGMAPS, configmap("later"))
+    since = int(first["metadata"]["resourceVersion"]) - 1
+    assert drain(caches.subscribe(CONFIGMAPS, None, since), 2) == ["early", "later"]
+    assert drain(caches.subscribe(CONFIGMAPS, None, since), 2) == ["early", "later"]
+
+
 def test_slow_subscriber_is_ended_others_continue(setup, monkeypatch):
     monkeypatch.setattr(watchcache, "SUBSCRIBER_BACKLOG", 3)
     _, registry, caches = setup
