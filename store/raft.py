@@ -15,6 +15,8 @@ the gaps that matter for a store that replaces etcd:
   by us, always next to the journal;
 - safety of apply: the replicated method never raises (errors are results), and it
   carries an explicit version (``ver=0``) so a later format gets its own method.
+- linearizable reads without log entries: the transport carries ReadIndex's
+  messages and leadership-confirmation stamps (``store.readindex``).
 
 Everything here runs on the event loop's thread.
 """
@@ -33,6 +35,7 @@ from pysyncobj.config import FAIL_REASON
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.transport import TCPTransport
 
+from store import readindex
 from store.journal import DurableJournal, write_atomically
 from store.machine import Machine
 
@@ -145,28 +148,47 @@ class _DurableTransport(TCPTransport):
     next index from every success reply, so a reply to an older append pulls it
     back and the entries sent since go out twice (the follower then truncates and
     rewrites them). Only a rejection (``reset``) may move the next index back.
+
+    Finally it carries ReadIndex's traffic (``store.readindex``): its own
+    request/reply messages, which PySyncObj never sees, and the confirmation
+    round stamped on append-entries and echoed in their replies.
     """
 
     def send(self, node, message):
         if message.get("type") != "append_entries":
             self._syncObj.journal.sync()
+        self._syncObj.read_index.stamp(node, message)
         return super().send(node, message)
 
     def setOnMessageReceivedCallback(self, callback):  # noqa: N802 (pysyncobj's name)
         if callback is None:
             return super().setOnMessageReceivedCallback(None)
 
+        read_index = self._syncObj.read_index
+
         def receive(node, message):
-            if message.get("type") == "next_node_idx" and message.get("success") \
-                    and not message.get("reset"):
-                next_index = self._syncObj._SyncObj__raftNextIndex
-                before = next_index.get(node)
+            kind = message.get("type")
+            if kind in readindex.MESSAGE_TYPES:
+                read_index.on_message(node, message)
+            elif kind == "append_entries":
+                with read_index.answering(node, message):
+                    callback(node, message)
+            elif kind == "next_node_idx":
+                read_index.on_ack(node, message)
+                self._receive_ack(callback, node, message)
+            else:
                 callback(node, message)
-                if before is not None and next_index.get(node, before) < before:
-                    next_index[node] = before
-                return
-            callback(node, message)
         super().setOnMessageReceivedCallback(receive)
+
+    def _receive_ack(self, callback, node, message):
+        """Let PySyncObj see an append's reply, but never move the next index back on success."""
+        if not message.get("success") or message.get("reset"):
+            return callback(node, message)
+        next_index = self._syncObj._SyncObj__raftNextIndex
+        before = next_index.get(node)
+        callback(node, message)
+        if before is not None and next_index.get(node, before) < before:
+            next_index[node] = before
 
 
 class RaftNode(SyncObj):
@@ -174,7 +196,8 @@ class RaftNode(SyncObj):
 
     Construct it inside the running ``loop``. ``on_applied(command, result,
     events)`` runs after each command applies; ``on_restored(machine)`` after a
-    snapshot replaced the machine.
+    snapshot replaced the machine. ``read_barrier`` serves linearizable reads
+    (ReadIndex), giving up after ``read_timeout`` seconds.
     """
 
     #: Seconds between ticks when nothing happens (timers: heartbeats, elections).
@@ -182,7 +205,7 @@ class RaftNode(SyncObj):
 
     def __init__(self, loop, self_addr, partner_addrs, data_dir, secret,
                  on_applied=None, on_restored=None, timeouts=(0.8, 1.6),
-                 heartbeat=0.1, log_compact_entries=5000):
+                 heartbeat=0.1, log_compact_entries=5000, read_timeout=5.0):
         global _next_journal, _next_poller
         os.makedirs(data_dir, exist_ok=True)
         self.machine = Machine()
@@ -195,6 +218,8 @@ class RaftNode(SyncObj):
         self._loop = loop
         self._tick_scheduled = False
         self._stopped = False
+        # Before PySyncObj starts: the transport consults it for every message.
+        self.read_index = readindex.ReadIndex(self, read_timeout)
         conf = SyncObjConf(
             autoTick=False,
             password=secret,
@@ -291,7 +316,17 @@ class RaftNode(SyncObj):
             if log_index != self._sent_log_index or commit_index != self._sent_commit_index:
                 self._sent_log_index, self._sent_commit_index = log_index, commit_index
                 self._SyncObj__sendAppendEntries()
+        self.read_index.on_tick()
         self.journal.sync()
+
+    def read_barrier(self, callback):
+        """Call ``callback(None)`` once a linearizable read may run here, else ``callback(error)``."""
+        self.read_index.barrier(callback)
+        self._schedule_tick()
+
+    def send_peer(self, peer, message):
+        """Send ``message`` to ``peer`` over Raft's connection; False if not connected."""
+        return self._SyncObj__transport.send(peer, message)
 
     # -- snapshots -------------------------------------------------------------
     def _write_dump(self, path, raft_data):

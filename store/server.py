@@ -2,8 +2,9 @@
 
 The client port speaks length-prefixed msgpack frames (store/protocol.py). Each
 request runs as its own task, so one slow request never holds up the others on the
-connection. Writes go through Raft; linearizable reads wait for a shared no-op
-barrier (every read that arrives while none is in flight joins the next one);
+connection. Writes go through Raft; linearizable reads wait for a read index the
+leader confirmed (Raft's ReadIndex, store/readindex.py: no log entry per read;
+every read that arrives while a confirmation is in flight joins the next one);
 serializable reads answer from local state at once. Watches replay history from
 their start revision and then follow the commits this node applies.
 """
@@ -65,8 +66,6 @@ class StoreServer:
         self.leases = LeaseClock(time.monotonic)
         self.raft = None
         self.loop = None
-        self._barrier_waiting = []
-        self._barrier_started = None
         self._last_registration = 0.0
         self._last_compaction_check = 0.0
         self._next_conn_id = 0
@@ -82,7 +81,8 @@ class StoreServer:
             on_restored=self._on_restored,
             timeouts=(self.args.election_min, self.args.election_max),
             heartbeat=self.args.heartbeat,
-            log_compact_entries=self.args.raft_log_compact_entries)
+            log_compact_entries=self.args.raft_log_compact_entries,
+            read_timeout=self.args.request_timeout)
         host, port = self.args.client_addr.rsplit(":", 1)
         server = await asyncio.start_server(self._serve_connection, host, int(port),
                                             limit=protocol.MAX_REQUEST_BYTES)
@@ -225,37 +225,18 @@ class StoreServer:
     async def _read_barrier(self):
         """Wait until this node has applied everything committed before the call."""
         future = self.loop.create_future()
-        self._barrier_waiting.append(future)
-        stale = (self._barrier_started is not None
-                 and time.monotonic() - self._barrier_started > 1.0)
-        if self._barrier_started is None or stale:
-            self._start_barrier()
+        self.raft.read_barrier(lambda failure: _settle(future, None, failure))
         try:
-            failure = await asyncio.wait_for(asyncio.shield(future), self.args.request_timeout)
+            _, failure = await asyncio.wait_for(asyncio.shield(future),
+                                                self.args.request_timeout)
         except asyncio.TimeoutError:
             raise RequestError(protocol.UNAVAILABLE, (
-                f"no read barrier within {self.args.request_timeout:g}s: the cluster may "
-                "have no quorum; retry, or read with serializable=True for local data"
+                f"no confirmed read index within {self.args.request_timeout:g}s: the "
+                "cluster may have no quorum; retry, or read with serializable=True for "
+                "local data"
             )) from None
         if failure is not None:
             raise RequestError(protocol.UNAVAILABLE, failure + "; retry shortly")
-
-    def _start_barrier(self):
-        group, self._barrier_waiting = self._barrier_waiting, []
-        self._barrier_started = time.monotonic()
-
-        def done(result, failure):
-            self._barrier_done(group, failure)
-
-        self.raft.submit({"op": "barrier"}, done)
-
-    def _barrier_done(self, group, failure):
-        self._barrier_started = None
-        for future in group:
-            if not future.done():
-                future.set_result(failure)
-        if self._barrier_waiting:
-            self._start_barrier()
 
     # -- operations -----------------------------------------------------------------
     async def _op_range(self, msg):
