@@ -21,10 +21,13 @@ RAFT_ARGS = ["--election-min", "1.0", "--election-max", "2.0"]
 class LocalApiServer:
     """A 3-node store and one API server (gunicorn, one worker) in ``base_dir``."""
 
-    def __init__(self, base_dir, store_nodes=3, workers=1, threads=16):
+    def __init__(self, base_dir, store_nodes=3, workers=1, threads=16, store=None):
         self.base_dir = str(base_dir)
-        self.store = LocalStoreCluster(store_nodes, os.path.join(self.base_dir, "store"),
-                                       extra_args=RAFT_ARGS)
+        os.makedirs(self.base_dir, exist_ok=True)
+        # A second server can share the first one's store (``store=first.store``).
+        self.owns_store = store is None
+        self.store = store or LocalStoreCluster(store_nodes, os.path.join(self.base_dir, "store"),
+                                                extra_args=RAFT_ARGS)
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers, self.threads = workers, threads
@@ -33,8 +36,9 @@ class LocalApiServer:
         self.proc = None
 
     def start(self, timeout=60):
-        self.store.start_all()
-        self.store.wait_ready(timeout)
+        if self.owns_store:
+            self.store.start_all()
+            self.store.wait_ready(timeout)
         env = {**os.environ, "PYTHONPATH": ROOT}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -69,7 +73,8 @@ current-context: steersman
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        self.store.stop_all()
+        if self.owns_store:
+            self.store.stop_all()
 
     def kubectl(self, *args, input=None, timeout=60, check=True):
         """Run the real kubectl against this server; return the CompletedProcess."""

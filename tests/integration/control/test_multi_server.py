@@ -1,0 +1,167 @@
+"""Two API servers on one store agree; requests survive a dead store node; many watches."""
+
+import json
+import resource
+import socket
+import threading
+import time
+
+import pytest
+
+from store.client import StoreClient
+from tests.support.apiproc import LocalApiServer
+
+
+def request(server, method, path, body=None, timeout=30):
+    """One HTTP request with the stdlib; returns (status, parsed JSON body)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    try:
+        payload = json.dumps(body) if body is not None else None
+        conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        conn.close()
+
+
+CMS = "/api/v1/namespaces/default/configmaps"
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    base = tmp_path_factory.mktemp("multi")
+    first = LocalApiServer(base / "a")
+    second = None
+    try:
+        first.start()
+        second = LocalApiServer(base / "b", store=first.store).start()
+        yield first, second
+    except Exception:
+        print(first.logs())
+        raise
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
+
+
+def test_two_servers_agree(servers):
+    a, b = servers
+    status, created = request(a, "POST", CMS, {"metadata": {"name": "shared"}, "data": {"k": "1"}})
+    assert status == 201
+    status, seen = request(b, "GET", f"{CMS}/shared")
+    assert status == 200 and seen["metadata"]["resourceVersion"] == \
+        created["metadata"]["resourceVersion"]
+    updated = {**seen, "data": {"k": "2"}}
+    assert request(b, "PUT", f"{CMS}/shared", updated)[0] == 200
+    stale = {**created, "data": {"k": "3"}}
+    status, error = request(a, "PUT", f"{CMS}/shared", stale)
+    assert status == 409 and error["reason"] == "Conflict"
+    assert request(a, "GET", f"{CMS}/shared")[1]["data"] == {"k": "2"}
+
+
+def test_watch_on_one_server_sees_writes_through_the_other(servers):
+    a, b = servers
+    _, listed = request(b, "GET", CMS)
+    since = listed["metadata"]["resourceVersion"]
+    events = []
+
+    def watch():
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", b.port, timeout=30)
+        conn.request("GET", f"{CMS}?watch=true&resourceVersion={since}&timeoutSeconds=20")
+        response = conn.getresponse()
+        for line in response:
+            event = json.loads(line)
+            events.append((event["type"], event["object"]["metadata"]["name"]))
+            if event["object"]["metadata"]["name"] == "via-a":
+                break
+        conn.close()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert request(a, "POST", CMS, {"metadata": {"name": "via-a"}})[0] == 201
+    watcher.join(timeout=30)
+    assert ("ADDED", "via-a") in events
+
+
+def test_requests_keep_succeeding_when_the_store_leader_dies(servers):
+    a, _ = servers
+    store = a.store
+    leader = store.leader_index(timeout=30)
+    failures, done = [], []
+    stop = threading.Event()
+
+    def traffic():
+        n = 0
+        while not stop.is_set() and n < 400:
+            name = f"steady-{n}"
+            status, body = request(a, "POST", CMS, {"metadata": {"name": name}}, timeout=60)
+            if status != 201:
+                failures.append((name, status, body.get("message")))
+            elif request(a, "GET", f"{CMS}/{name}", timeout=60)[0] != 200:
+                failures.append((name, "get", None))
+            done.append(name)
+            n += 1
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(done) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        store.kill(leader)
+        before = len(done)
+        deadline = time.monotonic() + 60
+        while len(done) < before + 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(done) >= before + 10, "no progress after the store leader died"
+    finally:
+        stop.set()
+        worker.join(timeout=120)
+        store.start(leader)
+    assert failures == []
+    with StoreClient(store.endpoints) as client:
+        client.get(b"\0")   # the cluster is whole again for the next test
+
+
+def test_a_thousand_watches_do_not_starve_other_requests(servers):
+    a, _ = servers
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1100:
+        pytest.skip("cannot open enough sockets here")
+    request(a, "POST", CMS, {"metadata": {"name": "fanout"}, "data": {"n": "0"}})
+    sockets = []
+    try:
+        for _ in range(1000):
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=30)
+            s.sendall(f"GET {CMS}?watch=true&fieldSelector=metadata.name%3Dfanout"
+                      "&timeoutSeconds=60 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            sockets.append(s)
+        # An ordinary request is still answered (its own timeout bounds the wait).
+        status, listed = request(a, "GET", CMS, timeout=30)
+        assert status == 200 and listed["kind"] == "ConfigMapList"
+        _, current = request(a, "GET", f"{CMS}/fanout")
+        current["data"] = {"n": "1"}
+        assert request(a, "PUT", f"{CMS}/fanout", current)[0] == 200
+        received = 0
+        deadline = time.monotonic() + 60
+        for s in sockets:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            data = b""
+            try:
+                while b'"n":"1"' not in data:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            received += b'"n":"1"' in data
+        assert received == 1000
+    finally:
+        for s in sockets:
+            s.close()
