@@ -10,7 +10,7 @@ STEER  := $(VENV)/bin/steer
 DEB_TEST_PACKAGES ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint unit deb-packages bench-store down clean
+.PHONY: run test lint unit deb-packages bench-store bench-api down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ down: $(VENV)/.installed
 bench-store: $(VENV)/.installed
 	@command -v etcd >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server)
 	$(PY) -m bench.store
+
+bench-api: $(VENV)/.installed
+	$(PY) -m bench.api
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

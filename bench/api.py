@@ -1,0 +1,182 @@
+"""Benchmark the API server on a local 3-node store: request rates, latency, watch fan-out.
+
+Run: ``.venv/bin/python -m bench.api`` (``--help`` for options). It starts a real
+store cluster and a real `steer-apiserver`, drives creates, gets and lists at 1,
+16 and 64 concurrent clients (in worker processes, each client with its own
+keep-alive connection), then opens 1,000 watches and measures how long each write
+takes to reach every watcher. It prints each figure beside Kubernetes' API call
+latency SLOs (mutating and read-only single-object calls: p99 <= 1 s) and passes
+or fails nothing.
+"""
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import resource
+import selectors
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.support.apiproc import LocalApiServer  # noqa: E402
+
+CMS = "/api/v1/namespaces/default/configmaps"
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else float("nan")
+
+
+def _client_loop(port, verb, client_id, duration, results, names):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    latencies, errors, n = [], 0, 0
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        if verb == "create":
+            body = json.dumps({"metadata": {"name": f"b-{client_id}-{n}-{os.getpid()}"},
+                               "data": {"v": "x" * 100}})
+            method, path = "POST", CMS
+        elif verb == "get":
+            body, method, path = None, "GET", f"{CMS}/{names[n % len(names)]}"
+        else:
+            body, method, path = None, "GET", f"{CMS}?limit=100"
+        started = time.perf_counter()
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - started)
+        errors += response.status >= 400
+        n += 1
+    results.extend([(lat, errors if i == 0 else 0) for i, lat in enumerate(latencies)])
+
+
+def _process(port, verb, clients, first_id, duration, queue, names):
+    results = []
+    threads = [threading.Thread(target=_client_loop,
+                                args=(port, verb, first_id + i, duration, results, names))
+               for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    queue.put(results)
+
+
+def run_level(port, verb, clients, duration, procs, names):
+    """Drive ``verb`` with ``clients`` concurrent clients; return (rate, p50, p99, errors)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    workers, first = [], 0
+    for count in per_proc:
+        if count:
+            workers.append(ctx.Process(target=_process, args=(port, verb, count, first, duration,
+                                                              queue, names)))
+            first += count
+    started = time.monotonic()
+    for w in workers:
+        w.start()
+    results = [r for _ in workers for r in queue.get()]
+    for w in workers:
+        w.join()
+    elapsed = time.monotonic() - started
+    latencies = [lat for lat, _ in results]
+    return (len(latencies) / max(elapsed, 1e-9), percentile(latencies, 0.5),
+            percentile(latencies, 0.99), sum(e for _, e in results))
+
+
+def watch_fanout(server, watchers, writes):
+    """Open ``watchers`` watches, write ``writes`` times; return delivery latencies."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, watchers + 512), hard), hard))
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("POST", CMS, body=json.dumps({"metadata": {"name": "fanout"}, "data": {"n": "0"}}),
+                 headers={"Content-Type": "application/json"})
+    conn.getresponse().read()
+    selector = selectors.DefaultSelector()
+    for _ in range(watchers):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.sendall(f"GET {CMS}?watch=true&fieldSelector=metadata.name%3Dfanout&timeoutSeconds=600 "
+                  "HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        s.setblocking(False)
+        selector.register(s, selectors.EVENT_READ, data={"buffer": b""})
+    latencies = []
+    # Round 1 is a warm-up: it proves every watch is registered before timing starts.
+    for n in range(1, writes + 2):
+        conn.request("GET", f"{CMS}/fanout")
+        current = json.loads(conn.getresponse().read())
+        current["data"] = {"n": str(n)}
+        marker = f'"n":"{n}"'.encode()
+        written = time.perf_counter()
+        conn.request("PUT", f"{CMS}/fanout", body=json.dumps(current),
+                     headers={"Content-Type": "application/json"})
+        conn.getresponse().read()
+        pending = watchers
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=1):
+                data = key.fileobj.recv(65536)
+                key.data["buffer"] += data
+                if marker in key.data["buffer"]:
+                    if n > 1:
+                        latencies.append(time.perf_counter() - written)
+                    key.data["buffer"] = key.data["buffer"][key.data["buffer"].index(marker):][len(marker):]
+                    pending -= 1
+        time.sleep(0.2)
+    for key in list(selector.get_map().values()):
+        key.fileobj.close()
+    return latencies, watchers * writes
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,16,64")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per level")
+    parser.add_argument("--procs", type=int, default=4, help="client worker processes")
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--writes", type=int, default=20, help="writes for the fan-out test")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
+    args = parser.parse_args(argv)
+    levels = [int(x) for x in args.levels.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as base:
+        server = LocalApiServer(base, workers=args.workers)
+        server.start()
+        try:
+            rows = []
+            for verb in ("create", "get", "list"):
+                names = []
+                if verb == "get":
+                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+                    conn.request("GET", f"{CMS}?limit=500")
+                    names = [i["metadata"]["name"] for i in json.loads(conn.getresponse().read())["items"]]
+                for clients in levels:
+                    rate, p50, p99, errors = run_level(server.port, verb, clients, args.duration,
+                                                       min(args.procs, clients), names)
+                    rows.append((verb, clients, rate, p50, p99, errors))
+                    print(f"  {verb:6s} {clients:3d} clients: {rate:8.1f} req/s  p50 {p50 * 1000:7.2f} ms"
+                          f"  p99 {p99 * 1000:7.2f} ms  errors {errors}", flush=True)
+            latencies, expected = watch_fanout(server, args.watchers, args.writes)
+        finally:
+            server.stop()
+    print("\n| figure | clients | req/s | p50 (ms) | p99 (ms) | Kubernetes SLO (p99) |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for verb, clients, rate, p50, p99, _errors in rows:
+        slo = "<= 1 s (mutating)" if verb == "create" else "<= 1 s" if verb == "get" else \
+            "<= 30 s (list, cluster scope)"
+        verdict = "met" if p99 <= (30 if verb == "list" else 1.0) else "MISSED"
+        print(f"| {verb} | {clients} | {rate:,.0f} | {p50 * 1000:.2f} | {p99 * 1000:.2f} | "
+              f"{slo}: {verdict} |")
+    print(f"| watch delivery, {args.watchers} watchers | — | — | "
+          f"{percentile(latencies, 0.5) * 1000:.1f} | {percentile(latencies, 0.99) * 1000:.1f} | "
+          f"delivered {len(latencies)}/{expected} |")
+
+
+if __name__ == "__main__":
+    main()
