@@ -11,7 +11,7 @@ import re
 import uuid
 
 from control import errors
-from control.objects import defaults, kinds, meta, patch, schema, selectors, validation
+from control.objects import defaults, kinds, meta, patch, schema, selectors, support, validation
 
 NAMESPACES = kinds.lookup("", "v1", "namespaces")
 PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
@@ -63,6 +63,8 @@ class ObjectService:
                                   self.random)
         obj = defaults.apply_defaults(obj)
         self._validate(resource, obj)
+        if warnings is not None:
+            warnings.extend(support.warnings_for(obj))
         if resource.kind == "Namespace":
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj.setdefault("status", {})["phase"] = "Active"
@@ -94,7 +96,11 @@ class ObjectService:
                                         "metadata": {"name": name, **body_meta}})
         obj = self._merge_for_update(resource, old, body, subresource)
         self._validate(resource, obj)
-        return self.registry.update(resource, obj)
+        updated = self.registry.update(resource, obj)
+        if warnings is not None and subresource is None:
+            # After the write: a patch retried on a conflict warns once.
+            warnings.extend(support.warnings_for(obj))
+        return updated
 
     def patch(self, resource, namespace, name, content_type, body, subresource=None,
               field_validation=None, warnings=None):
