@@ -52,6 +52,9 @@ def stream(source, resource, namespace, since, timeout, bookmarks, matches,
     except errors.Gone as exc:
         yield _line("ERROR", exc.status())
         return
+    # An empty first chunk makes the WSGI server send the status and headers now,
+    # as kube-apiserver does, instead of at the first event (which may be far off).
+    yield b""
     last_bookmark = clock()
     revision = since
     try:

@@ -165,3 +165,17 @@ def test_a_thousand_watches_do_not_starve_other_requests(servers):
     finally:
         for s in sockets:
             s.close()
+
+
+def test_a_watch_answers_with_headers_before_any_event(servers):
+    import http.client
+    a, _ = servers
+    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10)
+    try:
+        conn.request("GET", f"{CMS}?watch=true&fieldSelector=metadata.name%3Dnothing-here"
+                            "&timeoutSeconds=30")
+        response = conn.getresponse()      # raises socket.timeout if headers never come
+        assert response.status == 200
+        assert response.getheader("Content-Type", "").startswith("application/json")
+    finally:
+        conn.close()
