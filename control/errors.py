@@ -25,10 +25,11 @@ class ApiError(Exception):
         """Return the Status object for this error."""
         body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                 "message": self.message, "reason": self.reason, "code": self.code}
-        if self.details:
-            body["details"] = dict(self.details)
-            if self.retry_after is not None:
-                body["details"]["retryAfterSeconds"] = self.retry_after
+        details = dict(self.details)
+        if self.retry_after is not None:
+            details["retryAfterSeconds"] = self.retry_after
+        if details:
+            body["details"] = details
         return body
 
 

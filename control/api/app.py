@@ -8,7 +8,7 @@ items and subresources; discovery and health alongside.
 import falcon
 
 from control import errors
-from control.api import bodies, discovery, filters, openapi, watch
+from control.api import bodies, discovery, filters, limits, metrics, openapi, subresources, watch
 from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
 from control.api.service import ObjectService
 from control.registry import Registry
@@ -72,12 +72,21 @@ def _http_error(req, resp, exc, params):
     bodies.write_json(resp, body, falcon.code_to_http_status(code))
 
 
-def create_app(store_client, service=None, bootstrap=True):
-    """Return the WSGI app serving the Kubernetes API over ``store_client``."""
+def create_app(store_client, service=None, bootstrap=True, agent_token=None,
+               max_requests_inflight=limits.DEFAULT_MAX_INFLIGHT,
+               max_mutating_requests_inflight=limits.DEFAULT_MAX_MUTATING_INFLIGHT):
+    """Return the WSGI app serving the Kubernetes API over ``store_client``.
+
+    ``agent_token`` is the bearer token sent to node agents (pods/log); the
+    in-flight limits are per worker process, 0 for none.
+    """
     service = service or ObjectService(Registry(store_client))
     if bootstrap:
         service.ensure_system_namespaces()
-    app = falcon.App(media_type="application/json")
+    inflight = limits.InflightLimits(max_requests_inflight, max_mutating_requests_inflight)
+    api_metrics = metrics.ApiMetrics(inflight.inflight)
+    # Metrics first: it also sees (and counts) the 429s the limits raise.
+    app = falcon.App(media_type="application/json", middleware=[api_metrics, inflight])
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(errors.ApiError, _api_error)
 
@@ -94,11 +103,12 @@ def create_app(store_client, service=None, bootstrap=True):
     for path in ("/healthz", "/livez"):
         app.add_route(path, Health())
     app.add_route("/readyz", Health(lambda: service.registry.store.status(timeout=2)))
+    app.add_route("/metrics", api_metrics)
 
-    collection = CollectionResource(service, filters.from_request,
-                                    watch.WatchSource(service.registry))
+    sub = SubresourceResource(service, subresources.PodLogs(service, agent_token))
+    watches = metrics.CountedWatches(watch.WatchSource(service.registry), api_metrics.watchers)
+    collection = CollectionResource(service, filters.from_request, watches, sub)
     item = ItemResource(service)
-    sub = SubresourceResource(service)
     for base in ("/api/{version}", "/apis/{group}/{version}"):
         app.add_route(base + "/{plural}", collection)
         app.add_route(base + "/{plural}/{name}", item)

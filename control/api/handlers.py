@@ -8,7 +8,7 @@ reads the body or the query, and calls ``ObjectService``. Core-group URLs
 import falcon
 
 from control import errors
-from control.api import bodies, table, watch
+from control.api import bodies, deletion, subresources, table, watch
 from control.objects import kinds
 
 
@@ -25,6 +25,28 @@ def resolve(params):
         raise errors.NotFound(f"{resource.plural} are not namespaced: "
                               f"drop namespaces/{namespace} from the URL")
     return resource, namespace
+
+
+def namespace_subresource(params):
+    """Return subresource URL parameters for /api/v1/namespaces/{name}/{status|finalize}.
+
+    Falcon routes those to the namespaced collection route (ns={name},
+    plural={sub}); no resource is called "status" or "finalize", so they are
+    unambiguous.
+    """
+    namespaces = kinds.lookup("", params.get("version", ""), "namespaces")
+    if ("group" in params or not params.get("ns") or namespaces is None
+            or params["plural"] not in namespaces.subresources):
+        return None
+    return {"version": params["version"], "plural": "namespaces", "name": params["ns"],
+            "sub": params["plural"]}
+
+
+def _delete_options(req):
+    """Read DeleteOptions from the body or, without one, the query."""
+    body = bodies.read_object(req) if req.content_length else None
+    return deletion.parse(body, {name: req.get_param(name) for name in (
+        "gracePeriodSeconds", "propagationPolicy", "orphanDependents", "dryRun")})
 
 
 def _int_param(req, name, default=0):
@@ -85,12 +107,31 @@ def list_body(resource, items, revision, token):
 class CollectionResource:
     """GET (list or watch), POST (create) and DELETE (deletecollection)."""
 
-    def __init__(self, service, filters, watches):
+    def __init__(self, service, filters, watches, subresources=None):
         self.service = service
         self.filters = filters
         self.watches = watches
+        self.subresources = subresources
+
+    def _forward(self, method, req, resp, params):
+        """Serve a namespace subresource that falcon routed here; False if not one."""
+        sub_params = namespace_subresource(params)
+        if sub_params is None or self.subresources is None:
+            return False
+        getattr(self.subresources, method)(req, resp, **sub_params)
+        return True
+
+    def on_put(self, req, resp, **params):
+        if not self._forward("on_put", req, resp, params):
+            raise errors.MethodNotAllowed("PUT is not allowed on a collection")
+
+    def on_patch(self, req, resp, **params):
+        if not self._forward("on_patch", req, resp, params):
+            raise errors.MethodNotAllowed("PATCH is not allowed on a collection")
 
     def on_get(self, req, resp, **params):
+        if self._forward("on_get", req, resp, params):
+            return
         resource, namespace = resolve(params)
         matches = self.filters(req, resource)
         if req.get_param_as_bool("watch"):
@@ -109,6 +150,11 @@ class CollectionResource:
         _write_printed(req, resp, resource, body, body["items"], body["metadata"])
 
     def on_post(self, req, resp, **params):
+        if "group" not in params and params["plural"] == "bindings" and params.get("ns"):
+            # The older form of pods/binding, still used by some schedulers.
+            status = subresources.bind(self.service, params["ns"], None,
+                                       bodies.read_object(req))
+            return bodies.write_json(resp, status, falcon.HTTP_201)
         resource, namespace = resolve(params)
         warnings = []
         created = self.service.create(resource, namespace, bodies.read_object(req),
@@ -119,13 +165,14 @@ class CollectionResource:
     def on_delete(self, req, resp, **params):
         resource, namespace = resolve(params)
         matches = self.filters(req, resource)
+        options = _delete_options(req)
         items, revision, _ = self.service.list(resource, namespace)
         deleted = []
         for obj in items:
             if matches(obj):
                 try:
                     deleted.append(self.service.delete(resource, namespace or obj["metadata"].get(
-                        "namespace"), obj["metadata"]["name"]))
+                        "namespace"), obj["metadata"]["name"], options))
                 except errors.NotFound:
                     pass
         bodies.write_json(resp, list_body(resource, deleted, revision, None))
@@ -164,51 +211,64 @@ class ItemResource:
 
     def on_delete(self, req, resp, **params):
         resource, namespace = resolve(params)
-        options = {}
-        if req.content_length:
-            options = bodies.read_object(req)
-        deleted = self.service.delete(resource, namespace, params["name"],
-                                      options.get("preconditions"))
-        if deleted["metadata"].get("deletionTimestamp"):
-            bodies.write_json(resp, deleted, falcon.HTTP_202)
-        else:
-            bodies.write_json(resp, deleted)
+        deleted, gone = self.service.remove(resource, namespace, params["name"],
+                                            _delete_options(req))
+        # 202 while the object waits for its finalizers or its grace period.
+        bodies.write_json(resp, deleted, None if gone else falcon.HTTP_202)
 
 
 class SubresourceResource:
-    """The status and scale subresources (GET, PUT, PATCH)."""
+    """Subresources: status and scale (GET, PUT, PATCH), namespaces/finalize (PUT),
+    pods/binding (POST) and pods/log (GET, streamed from the node agent)."""
 
-    SERVED = ("status", "scale")
+    #: The methods each served subresource answers.
+    SERVED = {"status": ("GET", "PUT", "PATCH"), "scale": ("GET", "PUT", "PATCH"),
+              "finalize": ("PUT",), "binding": ("POST",), "log": ("GET",)}
 
-    def __init__(self, service):
+    def __init__(self, service, logs=None):
         self.service = service
+        self.logs = logs or subresources.PodLogs(service)
 
-    def _check(self, params):
+    def _check(self, req, params):
         resource, namespace = resolve(params)
-        if params["sub"] not in resource.subresources:
-            raise errors.NotFound(f"{resource.plural} have no {params['sub']} subresource")
-        if params["sub"] not in self.SERVED:
-            raise errors.NotFound(f"the {params['sub']} subresource is not served yet")
-        return resource, namespace, params["sub"]
+        sub = params["sub"]
+        if sub not in resource.subresources:
+            raise errors.NotFound(f"{resource.plural} have no {sub} subresource")
+        if sub not in self.SERVED:
+            raise errors.NotFound(f"the {sub} subresource is not served yet")
+        if req.method not in self.SERVED[sub]:
+            raise errors.MethodNotAllowed(f"{req.method} is not supported on "
+                                          f"{resource.plural}/{sub}")
+        return resource, namespace, sub
 
     def on_get(self, req, resp, **params):
-        resource, namespace, sub = self._check(params)
+        resource, namespace, sub = self._check(req, params)
         if sub == "scale":
             return bodies.write_json(resp, self.service.get_scale(resource, namespace,
                                                                   params["name"]))
+        if sub == "log":
+            resp.content_type = "text/plain"
+            resp.stream = self.logs.open(namespace, params["name"], req.params)
+            return
         bodies.write_json(resp, self.service.get(resource, namespace, params["name"]))
 
+    def on_post(self, req, resp, **params):
+        _, namespace, _ = self._check(req, params)
+        status = subresources.bind(self.service, namespace, params["name"],
+                                   bodies.read_object(req))
+        bodies.write_json(resp, status, falcon.HTTP_201)
+
     def on_put(self, req, resp, **params):
-        resource, namespace, sub = self._check(params)
+        resource, namespace, sub = self._check(req, params)
         if sub == "scale":
             return bodies.write_json(resp, self.service.update_scale(
                 resource, namespace, params["name"], bodies.read_object(req)))
         updated = self.service.update(resource, namespace, params["name"],
-                                      bodies.read_object(req), subresource="status")
+                                      bodies.read_object(req), subresource=sub)
         bodies.write_json(resp, updated)
 
     def on_patch(self, req, resp, **params):
-        resource, namespace, sub = self._check(params)
+        resource, namespace, sub = self._check(req, params)
         if sub == "scale":
             return bodies.write_json(resp, self.service.patch_scale(
                 resource, namespace, params["name"], _media_type(req), bodies.read_value(req)))

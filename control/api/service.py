@@ -11,6 +11,7 @@ import re
 import uuid
 
 from control import errors
+from control.api import deletion
 from control.objects import defaults, kinds, meta, patch, schema, selectors, support, validation
 
 NAMESPACES = kinds.lookup("", "v1", "namespaces")
@@ -96,6 +97,10 @@ class ObjectService:
                                         "metadata": {"name": name, **body_meta}})
         obj = self._merge_for_update(resource, old, body, subresource)
         self._validate(resource, obj)
+        if deletion.should_delete_during_update(resource, old, obj):
+            self.registry.delete(resource, namespace, name,
+                                 int(obj["metadata"]["resourceVersion"]))
+            return obj
         updated = self.registry.update(resource, obj)
         if warnings is not None and subresource is None:
             # After the write: a patch retried on a conflict warns once.
@@ -186,21 +191,29 @@ class ObjectService:
         raise errors.Conflict("the object kept changing while the scale was patched; try again",
                               name=name, kind=resource.plural)
 
-    def delete(self, resource, namespace, name, preconditions=None):
-        """Delete an object, or mark it for deletion while finalizers remain."""
-        obj = self.registry.get(resource, namespace, name)
-        expected = None
-        if preconditions:
-            if preconditions.get("uid") and preconditions["uid"] != obj["metadata"].get("uid"):
-                raise errors.Conflict(
-                    f"Precondition failed: UID in precondition: {preconditions['uid']}, "
-                    f"UID in object meta: {obj['metadata'].get('uid')}", name=name,
-                    kind=resource.plural)
-            if preconditions.get("resourceVersion"):
-                expected = int(preconditions["resourceVersion"])
-        if obj["metadata"].get("finalizers") or self._namespace_needs_cleanup(resource, obj):
-            return self._mark_deleting(resource, obj)
-        return self.registry.delete(resource, namespace, name, expected)
+    def delete(self, resource, namespace, name, options=None):
+        """Delete an object, or mark it for deletion (grace period, finalizers)."""
+        return self.remove(resource, namespace, name, options)[0]
+
+    def remove(self, resource, namespace, name, options=None):
+        """Like ``delete``; return (object, whether it is gone from the store)."""
+        options = options or deletion.DeleteOptions()
+        for _ in range(PATCH_RETRIES):
+            obj = self.registry.get(resource, namespace, name)
+            deletion.check_preconditions(resource, obj, options.preconditions)
+            action, obj = deletion.plan(resource, obj, options, self.clock())
+            if action == deletion.PENDING or options.dry_run:
+                return obj, action == deletion.DELETE
+            try:
+                if action == deletion.UPDATE:
+                    return self.registry.update(resource, obj), False
+                return self.registry.delete(resource, namespace, name,
+                                            int(obj["metadata"]["resourceVersion"])), True
+            except errors.Conflict:
+                if options.preconditions.get("resourceVersion"):
+                    raise
+        raise errors.Conflict("the object kept changing while it was deleted; try again",
+                              name=name, kind=resource.plural)
 
     # -- rules ------------------------------------------------------------------------
     def _merge_for_update(self, resource, old, body, subresource):
@@ -210,22 +223,14 @@ class ObjectService:
             merged["metadata"] = {**old["metadata"],
                                   "resourceVersion": body["metadata"]["resourceVersion"]}
             return merged
-        return meta.prepare_update(old, body, keep_status=has_status)
-
-    def _mark_deleting(self, resource, obj):
-        meta_ = obj["metadata"]
-        if meta_.get("deletionTimestamp"):
-            return obj
-        meta_["deletionTimestamp"] = meta.timestamp(self.clock())
-        meta_["deletionGracePeriodSeconds"] = 0
-        if resource.kind == "Namespace":
-            obj.setdefault("status", {})["phase"] = "Terminating"
-        return self.registry.update(resource, obj)
-
-    @staticmethod
-    def _namespace_needs_cleanup(resource, obj):
-        """A namespace is emptied by its controller before it goes (spec.finalizers)."""
-        return resource.kind == "Namespace" and obj.get("spec", {}).get("finalizers")
+        merged = meta.prepare_update(old, body, keep_status=has_status)
+        if resource.kind == "Namespace" and subresource != "finalize":
+            # Only the finalize subresource changes spec.finalizers, as in kube-apiserver.
+            finalizers = old.get("spec", {}).get("finalizers")
+            merged.setdefault("spec", {}).pop("finalizers", None)
+            if finalizers is not None:
+                merged["spec"]["finalizers"] = finalizers
+        return merged
 
     def _check_namespace_open(self, namespace):
         try:

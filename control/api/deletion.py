@@ -1,0 +1,173 @@
+"""DeleteOptions and kube-apiserver's deletion rules: grace periods and finalizers.
+
+A delete either removes the object at once or stores it marked for deletion
+(``metadata.deletionTimestamp``) because something must happen first: a pod
+bound to a node is stopped by its node agent within its grace period, and an
+object with finalizers waits until every finalizer is removed. The propagation
+policy adds the garbage collector's finalizers: ``foregroundDeletion``
+(dependents first) or ``orphan`` (dependents kept); Background deletes now.
+"""
+
+import datetime
+from dataclasses import dataclass, field
+
+from control import errors
+from control.objects import meta
+
+ORPHAN = "orphan"
+FOREGROUND = "foregroundDeletion"
+POLICIES = ("Foreground", "Background", "Orphan")
+#: A pod's grace period when neither the request nor the pod names one.
+DEFAULT_POD_GRACE = 30
+
+#: What ``plan`` decided: remove the object, store the marked object, or nothing to do.
+DELETE, UPDATE, PENDING = "delete", "update", "pending"
+
+
+@dataclass
+class DeleteOptions:
+    """The parts of a v1 DeleteOptions the server acts on."""
+
+    grace_period: int = None
+    propagation: str = None
+    preconditions: dict = field(default_factory=dict)
+    dry_run: bool = False
+
+
+def parse(body=None, query=None):
+    """Read DeleteOptions from a request body or, without one, the query parameters."""
+    source = body if body else {k: v for k, v in (query or {}).items() if v not in (None, "")}
+    from_query = not body
+    grace = source.get("gracePeriodSeconds")
+    if grace is not None:
+        try:
+            grace = int(grace)
+        except (TypeError, ValueError):
+            raise errors.BadRequest(f"gracePeriodSeconds={grace!r} must be an integer") from None
+        grace = max(grace, 1) if grace < 0 else grace   # as kube-apiserver: negative means 1s
+    policy = source.get("propagationPolicy")
+    orphan = source.get("orphanDependents")
+    if from_query and orphan is not None:
+        orphan = str(orphan).lower() == "true"
+    problems = []
+    if policy is not None and policy not in POLICIES:
+        problems.append(("propagationPolicy", "FieldValueNotSupported",
+                         f'Unsupported value: "{policy}": supported values: "Foreground", '
+                         '"Background", "Orphan"'))
+    if policy is not None and orphan is not None:
+        problems.append(("propagationPolicy", "FieldValueInvalid",
+                         f'Invalid value: "{policy}": orphanDependents and deletionPropagation '
+                         "cannot be both set"))
+    if problems:
+        raise errors.Invalid("DeleteOptions", "", problems, group="meta.k8s.io")
+    if policy is None and orphan is not None:
+        policy = "Orphan" if orphan else "Background"
+    dry_run = source.get("dryRun") or []
+    if isinstance(dry_run, str):
+        dry_run = [dry_run]
+    return DeleteOptions(grace, policy, dict(source.get("preconditions") or {}),
+                         "All" in dry_run)
+
+
+def check_preconditions(resource, obj, preconditions):
+    """Refuse (409) a delete whose uid or resourceVersion precondition does not hold."""
+    obj_meta = obj["metadata"]
+    for key, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        wanted = preconditions.get(key)
+        if wanted and str(wanted) != str(obj_meta.get(key)):
+            raise errors.Conflict(f"Precondition failed: {label} in precondition: {wanted}, "
+                                  f"{label} in object meta: {obj_meta.get(key)}",
+                                  name=obj_meta.get("name"), kind=resource.plural)
+
+
+def plan(resource, obj, options, now):
+    """Decide what a delete does to ``obj``; return (DELETE | UPDATE | PENDING, obj)."""
+    obj_meta = obj["metadata"]
+    grace, shortened = 0, False
+    if obj_meta.get("deletionTimestamp"):
+        current = obj_meta.get("deletionGracePeriodSeconds") or 0
+        if current > 0:
+            # A graceful deletion is under way: a request may only shorten it.
+            if options.grace_period is None or options.grace_period >= current:
+                return PENDING, obj
+            started = _parse_time(obj_meta["deletionTimestamp"]) - \
+                datetime.timedelta(seconds=current)
+            _mark(obj, started, options.grace_period)
+            shortened = True
+            if options.grace_period > 0:
+                return UPDATE, obj
+    else:
+        grace = _grace_period(resource, obj, options)
+        if grace > 0:
+            _mark(obj, now, grace)
+            obj_meta["generation"] = obj_meta.get("generation", 0) + 1
+    changed = _set_propagation_finalizers(obj_meta, options.propagation) or shortened
+    if grace > 0:
+        return UPDATE, obj
+    if obj_meta.get("finalizers") or _namespace_needs_cleanup(resource, obj):
+        if not obj_meta.get("deletionTimestamp"):
+            _mark(obj, now, 0)
+            obj_meta["generation"] = obj_meta.get("generation", 0) + 1
+            if resource.kind == "Namespace":
+                obj.setdefault("status", {})["phase"] = "Terminating"
+            return UPDATE, obj
+        return (UPDATE if changed else PENDING), obj
+    return DELETE, obj
+
+
+def should_delete_during_update(resource, old, new):
+    """An update that removes the last finalizer of a deleted object deletes it."""
+    old_meta = old["metadata"]
+    if new["metadata"].get("finalizers") or not old_meta.get("deletionTimestamp"):
+        return False
+    if _namespace_needs_cleanup(resource, new):
+        return False
+    # A pod still inside its grace period is removed by its node agent instead.
+    return not old_meta.get("deletionGracePeriodSeconds")
+
+
+def _grace_period(resource, obj, options):
+    """Seconds a pod gets to stop (0: remove now); other kinds are not graceful."""
+    if resource.kind != "Pod" or resource.group:
+        return 0
+    spec = obj.get("spec", {})
+    grace = options.grace_period
+    if grace is None:
+        grace = spec.get("terminationGracePeriodSeconds", DEFAULT_POD_GRACE)
+    if not spec.get("nodeName"):
+        return 0        # nothing runs it yet
+    if obj.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        return 0        # nothing left to stop
+    return grace or 0
+
+
+def _set_propagation_finalizers(obj_meta, policy):
+    """Add or drop the garbage collector's finalizers; return whether they changed."""
+    existing = list(obj_meta.get("finalizers") or [])
+    orphan = policy == "Orphan" or (policy is None and ORPHAN in existing)
+    foreground = policy == "Foreground" or (policy is None and FOREGROUND in existing)
+    wanted = [f for f in existing if f not in (ORPHAN, FOREGROUND)]
+    wanted += [ORPHAN] * orphan + [FOREGROUND] * foreground
+    if sorted(wanted) == sorted(existing):
+        return False
+    if wanted:
+        obj_meta["finalizers"] = wanted
+    else:
+        obj_meta.pop("finalizers", None)
+    return True
+
+
+def _namespace_needs_cleanup(resource, obj):
+    """A namespace is emptied by its controller before it goes (spec.finalizers)."""
+    return resource.kind == "Namespace" and bool(obj.get("spec", {}).get("finalizers"))
+
+
+def _mark(obj, start, grace):
+    obj["metadata"]["deletionTimestamp"] = meta.timestamp(
+        start + datetime.timedelta(seconds=grace))
+    obj["metadata"]["deletionGracePeriodSeconds"] = grace
+
+
+def _parse_time(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)

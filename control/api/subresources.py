@@ -1,0 +1,197 @@
+"""The pods/binding and pods/log subresources.
+
+A binding assigns a pod to a node, as the scheduler does: it sets spec.nodeName
+once and marks the pod PodScheduled. A log request is proxied to the node agent
+of the pod's node, at the path kubelet serves (/containerLogs/{ns}/{pod}/{container}),
+and streamed back as it arrives, so ``kubectl logs -f`` follows the container.
+"""
+
+import http.client
+import urllib.parse
+
+from control import errors
+from control.objects import kinds, meta
+
+PODS = kinds.lookup("", "v1", "pods")
+NODES = kinds.lookup("", "v1", "nodes")
+BIND_RETRIES = 5
+#: Node address types tried in order for the agent's host (kubelet's default order
+#: puts Hostname first; an InternalIP needs no name resolution, so it goes first here).
+ADDRESS_TYPES = ("InternalIP", "Hostname", "InternalDNS", "ExternalIP", "ExternalDNS")
+#: Query parameters of a log request the agent understands, passed on as given.
+LOG_PARAMS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
+              "limitBytes")
+CONNECT_TIMEOUT = 5.0
+#: Seconds to wait for a (non-follow) log response; following waits forever.
+READ_TIMEOUT = 60.0
+CHUNK = 64 * 1024
+
+
+def _binding_conflict(name, message):
+    return errors.Conflict(f'Operation cannot be fulfilled on pods/binding "{name}": {message}',
+                           name=name, kind="pods/binding")
+
+
+def bind(service, namespace, name, binding):
+    """Assign pod ``name`` to the node a v1 Binding targets; return a Success Status."""
+    target = binding.get("target") or {}
+    binding_name = (binding.get("metadata") or {}).get("name")
+    if name is None:
+        name = binding_name
+    elif binding_name != name:
+        raise errors.BadRequest("name in URL does not match name in Binding object")
+    if target.get("kind") not in (None, "", "Node"):
+        raise errors.Invalid("Binding", name or "", [(
+            "target.kind", "FieldValueNotSupported",
+            f'Unsupported value: "{target["kind"]}": supported values: "Node"')])
+    if not name or not target.get("name"):
+        field = "metadata.name" if not name else "target.name"
+        raise errors.Invalid("Binding", name or "", [(field, "FieldValueRequired",
+                                                      "Required value")])
+    wanted_uid = (binding.get("metadata") or {}).get("uid")
+    for _ in range(BIND_RETRIES):
+        pod = service.registry.get(PODS, namespace, name)
+        pod_meta = pod["metadata"]
+        if wanted_uid and wanted_uid != pod_meta.get("uid"):
+            raise _binding_conflict(name, f"the UID in the binding ({wanted_uid}) does not "
+                                          f"match the pod's ({pod_meta.get('uid')})")
+        if pod_meta.get("deletionTimestamp"):
+            raise _binding_conflict(name, f"pod {name} is being deleted, cannot be assigned "
+                                          "to a host")
+        spec = pod.setdefault("spec", {})
+        if spec.get("nodeName"):
+            raise _binding_conflict(name, f'pod {name} is already assigned to node '
+                                          f'"{spec["nodeName"]}"')
+        if spec.get("schedulingGates"):
+            raise _binding_conflict(name, f"pod {name} has non-empty .spec.schedulingGates")
+        spec["nodeName"] = target["name"]
+        pod_meta.setdefault("annotations", {}).update(
+            (binding.get("metadata") or {}).get("annotations") or {})
+        if not pod_meta["annotations"]:
+            del pod_meta["annotations"]
+        _set_condition(pod.setdefault("status", {}), "PodScheduled", "True",
+                       meta.timestamp(service.clock()))
+        try:
+            service.registry.update(PODS, pod)
+            break
+        except errors.Conflict:
+            continue
+    else:
+        raise _binding_conflict(name, "the pod kept changing while it was bound; try again")
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "code": 201}
+
+
+def _set_condition(status, kind, value, now):
+    conditions = status.setdefault("conditions", [])
+    for condition in conditions:
+        if condition.get("type") == kind:
+            if condition.get("status") != value:
+                condition["lastTransitionTime"] = now
+            condition["status"] = value
+            return
+    conditions.append({"type": kind, "status": value, "lastProbeTime": None,
+                       "lastTransitionTime": now})
+
+
+class PodLogs:
+    """Open a pod's container log on its node agent, as a stream of bytes."""
+
+    def __init__(self, service, agent_token=None):
+        self.service = service
+        self.agent_token = agent_token
+
+    def open(self, namespace, name, params):
+        """Return an iterator of log bytes; ``params`` are the request's query parameters."""
+        pod = self.service.get(PODS, namespace, name)
+        container = container_for(pod, params.get("container"))
+        node_name = pod.get("spec", {}).get("nodeName")
+        if not node_name:
+            raise errors.BadRequest(f"pod {name} is not scheduled to a node yet")
+        host, port = self._agent_address(node_name)
+        query = urllib.parse.urlencode({k: params[k] for k in LOG_PARAMS
+                                        if params.get(k) not in (None, "", "false")})
+        path = "/containerLogs/" + "/".join(urllib.parse.quote(part, safe="") for part in
+                                            (namespace, name, container))
+        return self._stream(host, port, path + ("?" + query if query else ""),
+                            follow=params.get("follow") == "true")
+
+    def _agent_address(self, node_name):
+        try:
+            node = self.service.get(NODES, None, node_name)
+        except errors.NotFound:
+            raise errors.ServiceUnavailable(f'node "{node_name}" of the pod does not exist, so '
+                                            "its agent cannot be reached") from None
+        status = node.get("status", {})
+        by_type = {}
+        for address in status.get("addresses") or []:
+            by_type.setdefault(address.get("type"), address.get("address"))
+        host = next((by_type[t] for t in ADDRESS_TYPES if by_type.get(t)), None)
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+        if not host or not port:
+            raise errors.ServiceUnavailable(
+                f'node "{node_name}" reports no agent endpoint (status.addresses and '
+                "status.daemonEndpoints.kubeletEndpoint.Port): its agent has not registered "
+                "yet")
+        return host, port
+
+    def _stream(self, host, port, path, follow):
+        conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
+        headers = {"Authorization": f"Bearer {self.agent_token}"} if self.agent_token else {}
+        try:
+            conn.connect()
+            conn.sock.settimeout(None if follow else READ_TIMEOUT)
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+        except OSError as exc:
+            conn.close()
+            raise errors.ServiceUnavailable(f"the node agent at {host}:{port} cannot be "
+                                            f"reached: {exc}") from None
+        if response.status != 200:
+            text = response.read(CHUNK).decode("utf-8", "replace").strip()
+            conn.close()
+            raise _agent_error(response.status, text or f"the node agent at {host}:{port} "
+                                                        f"answered {response.status}")
+        return _chunks(conn, response)
+
+
+def _chunks(conn, response):
+    """Yield the agent's response as it arrives; close the connection when done."""
+    try:
+        while True:
+            data = response.read1(CHUNK)
+            if not data:
+                return
+            yield data
+    except OSError:
+        return      # the agent went away mid-stream: end the log as kubelet would
+    finally:
+        conn.close()
+
+
+def _agent_error(code, message):
+    for cls in (errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.NotFound):
+        if cls.code == code:
+            return cls(message)
+    error = errors.ApiError(message)
+    error.code = code if 400 <= code < 600 else 500
+    return error
+
+
+def container_for(pod, container):
+    """Return the container a log request means, as kube-apiserver picks it."""
+    spec = pod.get("spec", {})
+    names = [c.get("name") for key in ("initContainers", "containers", "ephemeralContainers")
+             for c in spec.get(key) or []]
+    name = pod["metadata"]["name"]
+    if container:
+        if container not in names:
+            raise errors.BadRequest(f"container {container} is not valid for pod {name}")
+        return container
+    regular = spec.get("containers") or []
+    if len(regular) == 1:
+        return regular[0]["name"]
+    if not regular:
+        raise errors.BadRequest(f"pod {name} does not have a container")
+    raise errors.BadRequest(f"a container name must be specified for pod {name}, choose one "
+                            f"of: [{' '.join(names)}]")
