@@ -49,7 +49,17 @@ class ApiServerApplication(BaseApplication):
         from store.client import StoreClient
 
         store = StoreClient(self.args.store_endpoints, timeout=self.args.store_timeout)
-        return create_app(store)
+        return create_app(store, agent_token=read_token(self.args.agent_token_file),
+                          max_requests_inflight=self.args.max_requests_inflight,
+                          max_mutating_requests_inflight=self.args.max_mutating_requests_inflight)
+
+
+def read_token(path):
+    """Return the bearer token in ``path`` (surrounding whitespace dropped), or None."""
+    if not path:
+        return None
+    with open(path) as f:
+        return f.read().strip() or None
 
 
 def build_parser():
@@ -69,6 +79,13 @@ def build_parser():
     p.add_argument("--store-timeout", type=float, default=10.0,
                    help="seconds a store request may take, failover included")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--agent-token-file",
+                   help="file holding the bearer token sent to node agents (pod logs)")
+    p.add_argument("--max-requests-inflight", type=int, default=400,
+                   help="non-mutating requests in flight per worker before 429 (0: no limit); "
+                        "watches and logs are not counted")
+    p.add_argument("--max-mutating-requests-inflight", type=int, default=200,
+                   help="mutating requests in flight per worker before 429 (0: no limit)")
     return p
 
 

@@ -21,7 +21,8 @@ RAFT_ARGS = ["--election-min", "1.0", "--election-max", "2.0"]
 class LocalApiServer:
     """A 3-node store and one API server (gunicorn, one worker) in ``base_dir``."""
 
-    def __init__(self, base_dir, store_nodes=3, workers=1, threads=16, store=None):
+    def __init__(self, base_dir, store_nodes=3, workers=1, threads=16, store=None,
+                 extra_args=()):
         self.base_dir = str(base_dir)
         os.makedirs(self.base_dir, exist_ok=True)
         # A second server can share the first one's store (``store=first.store``).
@@ -31,6 +32,7 @@ class LocalApiServer:
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers, self.threads = workers, threads
+        self.extra_args = list(extra_args)     # more steer-apiserver flags
         self.kubeconfig = os.path.join(self.base_dir, "kubeconfig")
         self.log_path = os.path.join(self.base_dir, "apiserver.log")
         self.proc = None
@@ -44,7 +46,8 @@ class LocalApiServer:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "control.api.server", "--bind", f"127.0.0.1:{self.port}",
                  "--store-endpoints", ",".join(self.store.endpoints),
-                 "--workers", str(self.workers), "--threads", str(self.threads)],
+                 "--workers", str(self.workers), "--threads", str(self.threads),
+                 *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while True:
