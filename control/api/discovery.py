@@ -52,6 +52,10 @@ def resource_list(group, version):
                         **({"categories": list(r.categories)} if r.categories else {})})
         for sub in r.subresources:
             entries.append(_subresource_entry(r, sub))
+    if (group, version) == ("", "v1"):
+        # The older form of pods/binding: create-only, never listed or watched.
+        entries.append({"name": "bindings", "singularName": "binding", "namespaced": True,
+                        "kind": "Binding", "verbs": ["create"]})
     return {"kind": "APIResourceList", "apiVersion": "v1",
             "groupVersion": r.api_version, "resources": entries}
 

@@ -79,6 +79,8 @@ def test_binding_errors(client):
 
 
 def test_older_bindings_collection(client):
+    core = {r["name"]: r for r in client.simulate_get("/api/v1").json["resources"]}
+    assert core["bindings"]["verbs"] == ["create"] and core["pods/binding"]["kind"] == "Binding"
     client.simulate_post(PODS, json=pod())
     bound = client.simulate_post("/api/v1/namespaces/default/bindings",
                                  json=binding("web", "n1"))
