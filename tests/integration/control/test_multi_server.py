@@ -141,6 +141,16 @@ def test_a_thousand_watches_do_not_starve_other_requests(servers):
             s.sendall(f"GET {CMS}?watch=true&fieldSelector=metadata.name%3Dfanout"
                       "&timeoutSeconds=60 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             sockets.append(s)
+        # Every watch is registered once its headers are back (they come at once).
+        buffers = {}
+        for s in sockets:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                assert chunk, "a watch connection closed before answering"
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200")
+            buffers[s] = data
         # An ordinary request is still answered (its own timeout bounds the wait).
         status, listed = request(a, "GET", CMS, timeout=30)
         assert status == 200 and listed["kind"] == "ConfigMapList"
@@ -151,7 +161,7 @@ def test_a_thousand_watches_do_not_starve_other_requests(servers):
         deadline = time.monotonic() + 60
         for s in sockets:
             s.settimeout(max(0.1, deadline - time.monotonic()))
-            data = b""
+            data = buffers[s]
             try:
                 while b'"n":"1"' not in data:
                     chunk = s.recv(65536)
@@ -179,3 +189,33 @@ def test_a_watch_answers_with_headers_before_any_event(servers):
         assert response.getheader("Content-Type", "").startswith("application/json")
     finally:
         conn.close()
+
+
+def _watch_events(server, path, rv):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("GET", f"{path}?watch=true&resourceVersion={rv}&timeoutSeconds=2")
+    lines = [json.loads(line) for line in conn.getresponse() if line.strip()]
+    conn.close()
+    return lines
+
+
+def test_watch_resume_and_410_after_compaction_on_the_real_store(servers):
+    a, _ = servers
+    # Resuming from a resourceVersion replays exactly what came after it.
+    _, first = request(a, "POST", CMS, {"metadata": {"name": "history-1"}})
+    request(a, "POST", CMS, {"metadata": {"name": "history-2"}})
+    before = int(first["metadata"]["resourceVersion"]) - 1
+    resumed = [e["object"]["metadata"]["name"] for e in _watch_events(a, CMS, before)
+               if e["type"] == "ADDED" and e["object"]["metadata"]["name"].startswith("history")]
+    assert resumed == ["history-1", "history-2"]
+    # A start older than both the compacted store history and this server's watch
+    # cache (none yet for secrets) is answered with one ERROR event carrying a 410.
+    secrets = "/api/v1/namespaces/default/secrets"
+    _, s1 = request(a, "POST", secrets, {"metadata": {"name": "old-1"}})
+    _, s2 = request(a, "POST", secrets, {"metadata": {"name": "old-2"}})
+    with StoreClient(a.store.endpoints) as client:
+        client.compact(int(s2["metadata"]["resourceVersion"]))
+    gone = _watch_events(a, secrets, int(s1["metadata"]["resourceVersion"]) - 1)
+    assert gone[0]["type"] == "ERROR" and gone[0]["object"]["code"] == 410
+    assert gone[0]["object"]["reason"] == "Expired"
