@@ -219,3 +219,26 @@ def test_watch_resume_and_410_after_compaction_on_the_real_store(servers):
     gone = _watch_events(a, secrets, int(s1["metadata"]["resourceVersion"]) - 1)
     assert gone[0]["type"] == "ERROR" and gone[0]["object"]["code"] == 410
     assert gone[0]["object"]["reason"] == "Expired"
+
+
+def test_paging_on_the_real_store_is_one_consistent_snapshot(servers):
+    a, b = servers
+    pages = "/api/v1/namespaces/default/serviceaccounts"
+    for i in range(7):
+        assert request(a, "POST", pages, {"metadata": {"name": f"page-{i}"}})[0] == 201
+    names, token, snapshot = [], None, None
+    while True:
+        query = "?limit=3" + (f"&continue={token}" if token else "")
+        status, page = request(b, "GET", pages + query)   # pages may come from either server
+        assert status == 200
+        snapshot = snapshot or page["metadata"]["resourceVersion"]
+        assert page["metadata"]["resourceVersion"] == snapshot
+        names += [i["metadata"]["name"] for i in page["items"]]
+        if names == ["page-0", "page-1", "page-2"]:
+            # Written after the first page: not part of this list's snapshot.
+            request(a, "POST", pages, {"metadata": {"name": "page-late"}})
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+        b, a = a, b
+    assert names == [f"page-{i}" for i in range(7)]
