@@ -45,6 +45,16 @@ class OpenAPIv2:
         resp.data = openapi.v2_document()
 
 
+class RefuseDryRunWrites:
+    """Refuse server-side dry runs of create, update and patch: better than writing."""
+
+    def process_request(self, req, resp):
+        if req.method in ("POST", "PUT", "PATCH") and req.get_param("dryRun"):
+            raise errors.BadRequest(
+                "server-side dry run (dryRun=All) is not supported for create, update or "
+                "patch yet; use kubectl --dry-run=client, or drop --dry-run")
+
+
 class Health:
     def __init__(self, check=None):
         self.check = check
@@ -86,7 +96,8 @@ def create_app(store_client, service=None, bootstrap=True, agent_token=None,
     inflight = limits.InflightLimits(max_requests_inflight, max_mutating_requests_inflight)
     api_metrics = metrics.ApiMetrics(inflight.inflight)
     # Metrics first: it also sees (and counts) the 429s the limits raise.
-    app = falcon.App(media_type="application/json", middleware=[api_metrics, inflight])
+    app = falcon.App(media_type="application/json",
+                     middleware=[api_metrics, inflight, RefuseDryRunWrites()])
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(errors.ApiError, _api_error)
 

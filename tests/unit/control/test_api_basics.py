@@ -265,3 +265,9 @@ def test_scale_subresource_get_put_patch(client):
                                    json={"spec": {"replicas": -1}})
     assert negative.status_code == 422
     assert client.simulate_get("/api/v1/namespaces/default/configmaps/x/scale").status_code == 404
+
+
+def test_dry_run_writes_are_refused_not_performed(client):
+    response = client.simulate_post(DEPLOYMENTS, json=deployment(), params={"dryRun": "All"})
+    assert response.status_code == 400 and "dry run" in response.json["message"]
+    assert client.simulate_get(DEPLOYMENTS).json["items"] == []
