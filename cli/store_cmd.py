@@ -8,9 +8,8 @@ import json
 import os
 import sys
 
-from store.client import StoreClient, StoreError
+from store.client import StoreClient, StoreError, prefix_end
 from store.local import STATE_FILE, LocalStoreCluster
-from store.machine import prefix_end
 from store.restore import restore_snapshot
 
 DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".steer", "store")

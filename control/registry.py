@@ -13,20 +13,9 @@ import binascii
 import json
 
 from control import errors
-from store.client import Compacted, StoreError, Unavailable
+from store.client import Compacted, StoreError, Unavailable, prefix_end
 
 PREFIX = b"/registry/"
-
-
-def prefix_end(prefix):
-    """Return the end of the key range holding every key that starts with ``prefix``."""
-    end = bytearray(prefix)
-    while end:
-        if end[-1] < 0xFF:
-            end[-1] += 1
-            return bytes(end)
-        end.pop()
-    return b"\0"
 
 
 def resource_prefix(resource, namespace=None):

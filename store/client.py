@@ -20,6 +20,7 @@ import threading
 import time
 
 from store import protocol
+from store.mvcc import prefix_end  # noqa: F401  (re-exported: clients build prefix ranges)
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -263,7 +264,6 @@ class StoreClient:
                          count_only=count_only)
 
     def get_prefix(self, prefix, **kwargs):
-        from store.machine import prefix_end
         return self.get(prefix, range_end=prefix_end(prefix), **kwargs)
 
     def put(self, key, value, lease=0, prev_kv=False, timeout=None):
