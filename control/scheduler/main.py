@@ -1,0 +1,96 @@
+"""Run ``steer-scheduler``: the scheduler loop, behind leader election by default.
+
+Every copy keeps warm informer caches; only the holder of the Lease
+kube-system/steer-scheduler schedules. A copy that loses the Lease exits (as
+kube-scheduler does) so that its supervisor restarts it as a clean standby.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+
+from control.client import LeaderElector, RestClient
+from control.scheduler.loop import DEFAULT_SCHEDULER, Scheduler
+
+log = logging.getLogger("steer-scheduler")
+
+LEASE_NAMESPACE, LEASE_NAME = "kube-system", "steer-scheduler"
+
+
+def parse_args(argv=None):
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog="steer-scheduler", description=__doc__.splitlines()[0])
+    parser.add_argument("--api-server", required=True, help="API server URL, http(s)://host:port")
+    parser.add_argument("--token-file", help="file holding the bearer token")
+    parser.add_argument("--scheduler-name", default=DEFAULT_SCHEDULER,
+                        help="schedule pods whose spec.schedulerName is this")
+    parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                        help="run only while holding the Lease (default on)")
+    parser.add_argument("--lease-duration", type=float, default=15.0)
+    parser.add_argument("--renew-deadline", type=float, default=10.0)
+    parser.add_argument("--retry-period", type=float, default=2.0)
+    parser.add_argument("--identity", default=f"{socket.gethostname()}_{os.getpid()}",
+                        help="this copy's name in the Lease (default hostname_pid)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Run until SIGTERM/SIGINT, or until leadership is lost; return the exit status."""
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    token = None
+    if args.token_file:
+        with open(args.token_file) as f:
+            token = f.read().strip()
+    # Requests must time out well within the renew deadline (see LeaderElector.run).
+    timeout = max(1.0, args.renew_deadline / 2) if args.leader_elect else 30.0
+    rest = RestClient(args.api_server, token=token, timeout=timeout)
+    scheduler = Scheduler(rest, args.scheduler_name, identity=args.identity)
+    stop, terminated = threading.Event(), threading.Event()
+    elector = None
+
+    def terminate(signum, frame):
+        terminated.set()
+        stop.set()
+        if elector is not None:
+            elector.stop()
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+    if not scheduler.start():
+        log.error("informers did not sync with %s", args.api_server)
+        scheduler.stop()
+        return 1
+    worker = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler")
+    status = 0
+    try:
+        if not args.leader_elect:
+            worker.start()
+            stop.wait()
+            return 0
+        elector = LeaderElector(rest, LEASE_NAMESPACE, LEASE_NAME, args.identity,
+                                args.lease_duration, args.renew_deadline, args.retry_period,
+                                on_started_leading=worker.start,
+                                on_stopped_leading=stop.set)
+        if not terminated.is_set():     # a signal may have come before the elector existed
+            elector.run()
+        # run() returns when leadership ends; unless we were asked to stop, that is a loss.
+        status = 0 if terminated.is_set() else 1
+        if status:
+            log.error("%s lost the lease; exiting", args.identity)
+        return status
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join(10)
+        scheduler.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

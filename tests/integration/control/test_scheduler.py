@@ -1,0 +1,198 @@
+"""steer-scheduler against a real store and API server: binding, failures, handover."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from control.client import NotFound, RestClient
+from control.objects import kinds
+from tests.support.apiproc import ROOT, LocalApiServer
+
+NODES = kinds.lookup("", "v1", "nodes")
+PODS = kinds.lookup("", "v1", "pods")
+EVENTS = kinds.lookup("", "v1", "events")
+LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
+NAMESPACES = kinds.lookup("", "v1", "namespaces")
+TAINT = {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    api = LocalApiServer(tmp_path_factory.mktemp("sched"))
+    try:
+        api.start()
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture(scope="module")
+def rest(server):
+    client = RestClient(server.url, timeout=10)
+    for i in range(3):
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": f"node-{i}", "labels": {"kubernetes.io/hostname": f"node-{i}"}},
+                "spec": {"taints": [TAINT]} if i == 2 else {}}
+        client.create(NODES, None, node)
+        node = client.get(NODES, None, f"node-{i}")
+        node["status"] = {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                          "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                          "conditions": [{"type": "Ready", "status": "True",
+                                          "reason": "KubeletReady"}]}
+        client.update_status(NODES, None, node)
+    yield client
+    client.close()
+
+
+class Schedulers:
+    """Start steer-scheduler processes; stop (or kill) each by pid."""
+
+    def __init__(self, server, base_dir):
+        self.server, self.base_dir, self.procs = server, base_dir, {}
+
+    def start(self, identity):
+        log = open(os.path.join(self.base_dir, f"{identity}.log"), "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "control.scheduler.main", "--api-server", self.server.url,
+             "--identity", identity, "--lease-duration", "3", "--renew-deadline", "2",
+             "--retry-period", "0.5", "--log-level", "DEBUG"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": ROOT})
+        log.close()
+        self.procs[identity] = proc
+        return proc
+
+    def kill(self, identity):
+        proc = self.procs[identity]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+    def logs(self):
+        text = []
+        for identity in self.procs:
+            with open(os.path.join(self.base_dir, f"{identity}.log"), errors="replace") as f:
+                text.append(f"--- {identity} ---\n{f.read()[-8000:]}")
+        return "\n".join(text)
+
+
+@pytest.fixture
+def schedulers(server, tmp_path):
+    procs = Schedulers(server, str(tmp_path))
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+def eventually(predicate, timeout=30.0, message="condition", logs=None):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {message}\n{logs() if logs else ''}")
+        time.sleep(0.05)
+
+
+def namespace(rest, name):
+    rest.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
+                                   "metadata": {"name": name}})
+    return name
+
+
+def make_pod(rest, ns, name, cpu="100m"):
+    return rest.create(PODS, ns, {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+                                 "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}}}]}})
+
+
+def bound(rest, ns):
+    pods = rest.list(PODS, ns)["items"]
+    return {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods}
+
+
+def lease_holder(rest):
+    try:
+        return rest.get(LEASES, "kube-system", "steer-scheduler")["spec"].get("holderIdentity")
+    except NotFound:
+        return None
+
+
+def test_pods_are_bound_spread_and_kept_off_tainted_nodes(rest, schedulers):
+    ns = namespace(rest, "spread")
+    schedulers.start("only")
+    for i in range(10):
+        make_pod(rest, ns, f"web-{i}")
+    placed = eventually(lambda: (lambda b: b if all(b.values()) and len(b) == 10 else None)(
+        bound(rest, ns)), message="10 bound pods", logs=schedulers.logs)
+    nodes = list(placed.values())
+    assert "node-2" not in nodes
+    assert sorted(nodes.count(n) for n in ("node-0", "node-1")) == [5, 5]
+    pod = rest.get(PODS, ns, "web-0")
+    assert any(c["type"] == "PodScheduled" and c["status"] == "True"
+               for c in (pod.get("status") or {}).get("conditions", []))
+
+
+def test_a_pod_that_fits_nowhere_gets_failed_scheduling(rest, schedulers):
+    ns = namespace(rest, "toobig")
+    schedulers.start("only")
+    make_pod(rest, ns, "huge", cpu="100")
+
+    def failed_event():
+        events = [e for e in rest.list(EVENTS, ns)["items"]
+                  if e.get("reason") == "FailedScheduling"
+                  and e["involvedObject"]["name"] == "huge"]
+        return events[0] if events else None
+
+    event = eventually(failed_event, message="a FailedScheduling event", logs=schedulers.logs)
+    assert event["type"] == "Warning" and event["count"] >= 1
+    assert event["involvedObject"]["kind"] == "Pod"
+    assert event["message"] == ("0/3 nodes are available: 1 node(s) had untolerated taint "
+                                "{dedicated: infra}, 2 Insufficient cpu.")
+    assert event["firstTimestamp"] and event["lastTimestamp"]
+
+    def condition():
+        pod = rest.get(PODS, ns, "huge")
+        return next((c for c in (pod.get("status") or {}).get("conditions", [])
+                     if c["type"] == "PodScheduled" and c["status"] == "False"), None)
+
+    found = eventually(condition, message="PodScheduled=False", logs=schedulers.logs)
+    assert found["reason"] == "Unschedulable" and found["message"] == event["message"]
+    assert not rest.get(PODS, ns, "huge")["spec"].get("nodeName")
+
+
+@pytest.mark.fault
+def test_killing_the_leader_hands_over(rest, schedulers):
+    ns = namespace(rest, "handover")
+    schedulers.start("first")
+    eventually(lambda: lease_holder(rest) == "first", message="first leads",
+               logs=schedulers.logs)
+    schedulers.start("second")
+    for i in range(3):
+        make_pod(rest, ns, f"before-{i}")
+    eventually(lambda: len(bound(rest, ns)) == 3 and all(bound(rest, ns).values()),
+               message="pods bound by the first leader", logs=schedulers.logs)
+    schedulers.kill("first")
+    for i in range(5):
+        make_pod(rest, ns, f"after-{i}")
+    eventually(lambda: len(bound(rest, ns)) == 8 and all(bound(rest, ns).values()),
+               message="pods bound after the handover", logs=schedulers.logs)
+    assert lease_holder(rest) == "second"
+    assert "node-2" not in bound(rest, ns).values()
