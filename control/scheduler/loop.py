@@ -194,11 +194,13 @@ class Scheduler:
             self.queue.add_rate_limited(key)
             return
         self.queue.forget(key)
-        self.bound += 1
+        with self._lock:
+            self.bound += 1
         log.debug("bound %s to %s", key, node_name)
 
     def _unschedulable_pod(self, key, pod, message):
-        self.failed += 1
+        with self._lock:
+            self.failed += 1
         log.info("cannot schedule %s: %s", key, message)
         try:
             self._record_event(key, pod, message)

@@ -34,18 +34,23 @@ def server(tmp_path_factory):
 def rest(server):
     client = RestClient(server.url, timeout=10)
     for i in range(3):
-        node = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": f"node-{i}", "labels": {"kubernetes.io/hostname": f"node-{i}"}},
-                "spec": {"taints": [TAINT]} if i == 2 else {}}
-        client.create(NODES, None, node)
-        node = client.get(NODES, None, f"node-{i}")
-        node["status"] = {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
-                          "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
-                          "conditions": [{"type": "Ready", "status": "True",
-                                          "reason": "KubeletReady"}]}
-        client.update_status(NODES, None, node)
+        make_node(client, f"node-{i}", taints=[TAINT] if i == 2 else None)
     yield client
     client.close()
+
+
+def make_node(rest, name, cpu="2", taints=None):
+    """Create a Ready node, as an agent would register one (object, then status)."""
+    rest.create(NODES, None, {"apiVersion": "v1", "kind": "Node",
+                              "metadata": {"name": name,
+                                           "labels": {"kubernetes.io/hostname": name}},
+                              "spec": {"taints": taints} if taints else {}})
+    node = rest.get(NODES, None, name)
+    resources = {"cpu": cpu, "memory": "4Gi", "pods": "110"}
+    node["status"] = {"allocatable": resources, "capacity": resources,
+                      "conditions": [{"type": "Ready", "status": "True",
+                                      "reason": "KubeletReady"}]}
+    rest.update_status(NODES, None, node)
 
 
 class Schedulers:
@@ -176,6 +181,18 @@ def test_a_pod_that_fits_nowhere_gets_failed_scheduling(rest, schedulers):
     found = eventually(condition, message="PodScheduled=False", logs=schedulers.logs)
     assert found["reason"] == "Unschedulable" and found["message"] == event["message"]
     assert not rest.get(PODS, ns, "huge")["spec"].get("nodeName")
+    # Retried with backoff: the same event is counted again, not duplicated.
+    eventually(lambda: (failed_event() or {}).get("count", 0) >= 2, message="count 2",
+               logs=schedulers.logs)
+    assert len([e for e in rest.list(EVENTS, ns)["items"]
+                if e.get("reason") == "FailedScheduling"]) == 1
+    # A node big enough appears: the node event requeues the unschedulable pod.
+    make_node(rest, "node-big", cpu="128")
+    try:
+        eventually(lambda: rest.get(PODS, ns, "huge")["spec"].get("nodeName") == "node-big",
+                   message="huge bound to node-big", logs=schedulers.logs)
+    finally:
+        rest.delete(NODES, None, "node-big")
 
 
 @pytest.mark.fault
