@@ -7,6 +7,7 @@ plus "0.2" is "0.3"; ``milli_value`` and ``value`` round up, as apimachinery's
 ``MilliValue`` and ``Value`` do, so a request is never under-counted.
 """
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -33,6 +34,12 @@ def parse_quantity(text):
         return Fraction(text)
     if not isinstance(text, str):
         raise QuantityError(f"quantities must be strings or numbers, not {text!r}")
+    return _parse_string(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_string(text):
+    # Cached: a scheduler parses the same few request strings for every node it weighs.
     match = _QUANTITY.fullmatch(text.strip())
     if not match:
         raise QuantityError(f"quantities must match the regular expression "

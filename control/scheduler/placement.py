@@ -74,21 +74,21 @@ def _tolerated(pod, taint):
     return any(tolerates(t, taint) for t in (pod.get("spec") or {}).get("tolerations") or ())
 
 
-def filter_ready(info, pod):
+def filter_ready(info, pod, facts):
     for condition in (info.node.get("status") or {}).get("conditions") or ():
         if condition.get("type") == "Ready":
             return [] if condition.get("status") == "True" else [NOT_READY]
     return [NOT_READY]
 
 
-def filter_unschedulable(info, pod):
+def filter_unschedulable(info, pod, facts):
     if (info.node.get("spec") or {}).get("unschedulable") and \
             not _tolerated(pod, UNSCHEDULABLE_TAINT):
         return [UNSCHEDULABLE]
     return []
 
 
-def filter_taints(info, pod):
+def filter_taints(info, pod, facts):
     for taint in (info.node.get("spec") or {}).get("taints") or ():
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(pod, taint):
             return [f"node(s) had untolerated taint {{{taint.get('key')}: "
@@ -119,7 +119,7 @@ def _term_matches(term, node):
     return True
 
 
-def filter_node_affinity(info, pod):
+def filter_node_affinity(info, pod, facts):
     spec = pod.get("spec") or {}
     labels = info.node["metadata"].get("labels") or {}
     if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
@@ -138,14 +138,14 @@ def _ports_conflict(wanted, used):
                for p, i, n in used)
 
 
-def filter_host_ports(info, pod):
-    if any(_ports_conflict(wanted, info.ports) for wanted in host_ports(pod)):
+def filter_host_ports(info, pod, facts):
+    if any(_ports_conflict(wanted, info.ports) for wanted in facts.ports):
         return [PORTS]
     return []
 
 
-def filter_resources(info, pod, requests=None):
-    requests = requests or pod_requests(pod)
+def filter_resources(info, pod, facts):
+    requests = facts.requests
     free, used = info.allocatable, info.requested
     reasons = []
     if used.pods + 1 > free.pods:
@@ -162,10 +162,23 @@ FILTERS = (filter_ready, filter_unschedulable, filter_taints, filter_node_affini
            filter_host_ports, filter_resources)
 
 
-def node_reasons(info, pod):
+@dataclass(frozen=True)
+class PodFacts:
+    """What the filters need of a pod, worked out once per pod rather than once per node."""
+
+    requests: object
+    ports: frozenset
+
+    @classmethod
+    def of(cls, pod):
+        return cls(pod_requests(pod), host_ports(pod))
+
+
+def node_reasons(info, pod, facts=None):
     """Return why ``pod`` cannot run on this node (empty if it can)."""
+    facts = facts or PodFacts.of(pod)
     for check in FILTERS:
-        reasons = check(info, pod)
+        reasons = check(info, pod, facts)
         if reasons:
             return reasons
     return []
@@ -218,9 +231,9 @@ SCORES = {"least_allocated": score_least_allocated, "spread": score_spread,
 def schedule(snapshot, pod, rng=None, weights=None):
     """Return the Placement for ``pod`` on ``snapshot`` (pure; ``rng`` only breaks ties)."""
     weights = WEIGHTS if weights is None else weights
-    feasible, reasons = [], {}
+    feasible, reasons, facts = [], {}, PodFacts.of(pod)
     for name, info in snapshot.infos.items():
-        why = node_reasons(info, pod)
+        why = node_reasons(info, pod, facts)
         if why:
             reasons[name] = tuple(why)
         else:
