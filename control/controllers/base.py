@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 
-from control.client import RateLimitingQueue, object_key
+from control.client import Conflict, RateLimitingQueue, object_key
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ class Controller:
             return not self.queue.shutting_down
         try:
             self.sync(key)
+        except Conflict as exc:
+            # A stale cache: normal, and the retry reads a newer one. No traceback.
+            log.info("%s: syncing %s: %s; retrying", self.name, key, exc)
+            self.queue.add_rate_limited(key)
         except Exception:       # noqa: BLE001 - a worker must survive any sync failure
             log.exception("%s: syncing %s failed; retrying (%d requeues so far)", self.name,
                           key, self.queue.num_requeues(key))

@@ -12,7 +12,7 @@ import datetime
 import logging
 import time
 
-from control.client import NotFound, namespace_index, object_key
+from control.client import Conflict, NotFound, namespace_index, object_key
 from control.controllers import pods as podutil
 from control.controllers.base import (
     Controller,
@@ -153,8 +153,7 @@ class ReplicaSetController(Controller):
         if needs_sync and not rs["metadata"].get("deletionTimestamp"):
             error, failed = self.manage_replicas(key, rs, pods)
         status = podutil.replica_set_status(rs, pods, failed, self.wall_clock())
-        if _significant(status) != _significant(rs.get("status") or {}):
-            self.rest.update_status(REPLICASETS, namespace, {**rs, "status": status})
+        self._write_status(rs, status)
         if error is not None:
             raise error
         replicas = rs["spec"].get("replicas", 1)
@@ -162,6 +161,22 @@ class ReplicaSetController(Controller):
         if min_ready and status.get("readyReplicas", 0) == replicas and \
                 status.get("availableReplicas", 0) != replicas:
             self.queue.add_after(key, min_ready)
+
+    def _write_status(self, rs, status):
+        """Write ``status`` if it differs; on a Conflict (a stale cache), retry once on a fresh read."""
+        for attempt in range(2):
+            if _significant(status) == _significant(rs.get("status") or {}):
+                return
+            try:
+                self.rest.update_status(REPLICASETS, rs["metadata"]["namespace"],
+                                        {**rs, "status": status})
+                return
+            except Conflict:
+                if attempt:
+                    raise
+                # Often our own last status write, not yet in the cache.
+                rs = self.rest.get(REPLICASETS, rs["metadata"]["namespace"],
+                                   rs["metadata"]["name"])
 
     def claim_pods(self, rs, selector, pods):
         """The pods ``rs`` owns after adopting matching orphans and releasing strays.

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from control.client import RateLimitingQueue, ServerError
+from control.client import Conflict, RateLimitingQueue, ServerError
 from control.controllers import pods as podutil
 from control.controllers.replicaset import ReplicaSetController, slow_start_batch
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
@@ -281,3 +281,22 @@ def test_handlers_enqueue_the_owner_or_matching_replica_sets():
 def test_pods_to_delete_prefers_unready():
     pods = [make_pod("r"), make_pod("n", ready_for=None)]
     assert [p["metadata"]["name"] for p in podutil.pods_to_delete(pods, 1)] == ["n"]
+
+
+def test_a_status_conflict_is_retried_once_on_a_fresh_read():
+    attempts = []
+
+    def conflict_once(body):
+        attempts.append(body)
+        return Conflict(409, "Conflict", "modified") if len(attempts) == 1 else None
+
+    h = Harness(make_rs(replicas=1), [make_pod("a")], fail={"update_status": conflict_once})
+    rest = h.sync()
+    assert len(attempts) == 2 and len(rest.of("update_status")) == 1
+
+
+def test_a_second_status_conflict_raises():
+    h = Harness(make_rs(replicas=1), [make_pod("a")],
+                fail={"update_status": lambda body: Conflict(409, "Conflict", "modified")})
+    with pytest.raises(Conflict):
+        h.sync()

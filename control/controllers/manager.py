@@ -1,0 +1,156 @@
+"""Run ``steer-controller-manager``: the controllers, behind leader election by default.
+
+Only the holder of the Lease kube-system/steer-controller-manager runs
+controllers. Like kube-controller-manager, a copy starts its informers only once
+it leads, and exits non-zero when it loses the Lease, so that its supervisor
+restarts it as a clean standby (no half-stopped controllers left behind).
+"""
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+
+from control.client import Informer, LeaderElector, RestClient, namespace_index
+from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
+
+log = logging.getLogger("steer-controller-manager")
+
+LEASE_NAMESPACE, LEASE_NAME = "kube-system", "steer-controller-manager"
+
+
+class SharedInformers:
+    """One informer per resource, shared by every controller (client-go's factory)."""
+
+    def __init__(self, rest):
+        self.rest = rest
+        self._informers = {}
+
+    def informer(self, resource):
+        """The informer of ``resource``, indexed by namespace; created on first use."""
+        if resource not in self._informers:
+            informer = Informer(self.rest, resource)
+            informer.add_index("namespace", namespace_index)
+            self._informers[resource] = informer
+        return self._informers[resource]
+
+    def start(self):
+        for informer in self._informers.values():
+            informer.start()
+
+    def stop(self):
+        for informer in self._informers.values():
+            informer.stop()
+
+
+def _replicaset(rest, informers):
+    return ReplicaSetController(rest, informers.informer(REPLICASETS), informers.informer(PODS))
+
+
+#: Every controller this manager can run, by its --controllers name.
+CONTROLLERS = {"replicaset": _replicaset}
+
+
+def parse_args(argv=None):
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog="steer-controller-manager",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--api-server", required=True, help="API server URL, http(s)://host:port")
+    parser.add_argument("--token-file", help="file holding the bearer token")
+    parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                        help="run controllers only while holding the Lease (default on)")
+    parser.add_argument("--lease-duration", type=float, default=15.0)
+    parser.add_argument("--renew-deadline", type=float, default=10.0)
+    parser.add_argument("--retry-period", type=float, default=2.0)
+    parser.add_argument("--identity", default=f"{socket.gethostname()}_{os.getpid()}",
+                        help="this copy's name in the Lease (default hostname_pid)")
+    parser.add_argument("--controllers", default=",".join(CONTROLLERS),
+                        help=f"comma-separated controllers to run (default all: "
+                             f"{','.join(CONTROLLERS)})")
+    parser.add_argument("--workers", type=int, default=5,
+                        help="worker threads per controller (--concurrent-*-syncs)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    args.controllers = [n.strip() for n in args.controllers.split(",") if n.strip()]
+    unknown = [n for n in args.controllers if n not in CONTROLLERS]
+    if unknown:
+        parser.error(f"unknown controllers: {', '.join(unknown)} "
+                     f"(available: {', '.join(CONTROLLERS)})")
+    return args
+
+
+class Manager:
+    """Build the chosen controllers over shared informers; run them until stopped."""
+
+    def __init__(self, rest, names, workers):
+        self.informers = SharedInformers(rest)
+        self.controllers = [CONTROLLERS[name](rest, self.informers) for name in names]
+        self.workers = workers
+        self.stop_event = threading.Event()
+        self._threads = []
+
+    def start(self):
+        """Start informers and one thread per controller; return at once."""
+        self.informers.start()
+        for controller in self.controllers:
+            thread = threading.Thread(target=controller.run, args=(self.workers, self.stop_event),
+                                      name=f"controller-{controller.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self):
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(10)
+        self.informers.stop()
+
+
+def main(argv=None):
+    """Run until SIGTERM/SIGINT, or until leadership is lost; return the exit status."""
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    token = None
+    if args.token_file:
+        with open(args.token_file) as f:
+            token = f.read().strip()
+    # Requests must time out well within the renew deadline (see LeaderElector.run).
+    timeout = max(1.0, args.renew_deadline / 2) if args.leader_elect else 30.0
+    rest = RestClient(args.api_server, token=token, timeout=timeout)
+    manager = Manager(rest, args.controllers, args.workers)
+    terminated = threading.Event()
+    elector = None
+
+    def terminate(signum, frame):
+        terminated.set()
+        if elector is not None:
+            elector.stop()
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+    try:
+        if not args.leader_elect:
+            manager.start()
+            terminated.wait()
+            return 0
+        elector = LeaderElector(rest, LEASE_NAMESPACE, LEASE_NAME, args.identity,
+                                args.lease_duration, args.renew_deadline, args.retry_period,
+                                on_started_leading=manager.start,
+                                on_stopped_leading=manager.stop_event.set)
+        if not terminated.is_set():     # a signal may have come before the elector existed
+            elector.run()
+        # run() returns when leadership ends; unless we were asked to stop, that is a loss.
+        if terminated.is_set():
+            return 0
+        log.error("%s lost the lease %s/%s; exiting", args.identity, LEASE_NAMESPACE,
+                  LEASE_NAME)
+        return 1
+    finally:
+        manager.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
