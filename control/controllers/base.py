@@ -12,6 +12,7 @@ again until the informer has shown it those N pods, so a slow watch never makes
 it create twice. ``controller_ref`` and ``get_controller_of`` handle ownerReferences.
 """
 
+import concurrent.futures
 import logging
 import threading
 import time
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: client-go's ExpectationsTimeout: stale expectations stop blocking after 5 minutes.
 EXPECTATIONS_TIMEOUT = 300.0
+#: Threads per batch of API calls; bounded so one sync cannot open hundreds of connections.
+MAX_PARALLEL = 16
 
 
 def split_key(key):
@@ -187,3 +190,46 @@ def create_owned(rest, resource, namespace, body, owner, api_version, kind):
     refs = [r for r in meta.get("ownerReferences") or () if not r.get("controller")]
     meta["ownerReferences"] = refs + [controller_ref(owner, api_version, kind)]
     return rest.create(resource, namespace, {**body, "metadata": meta})
+
+
+def slow_start_batch(count, initial, func):
+    """Call ``func()`` ``count`` times in batches of 1, 2, 4, ...; stop after a failing batch.
+
+    Returns (successes, the first error or None). A quota or admission failure thus
+    costs one request, not ``count``, as in Kubernetes' slowStartBatch.
+    """
+    remaining, successes = count, 0
+    batch = min(remaining, initial)
+    while batch > 0:
+        errors = _call_batch(func, batch)
+        successes += batch - len(errors)
+        if errors:
+            return successes, errors[0]
+        remaining -= batch
+        batch = min(2 * batch, remaining)
+    return successes, None
+
+
+def _call_batch(func, size):
+    """Call ``func()`` ``size`` times at once; return the exceptions raised."""
+    errors = []
+
+    def call(_):
+        try:
+            func()
+        except Exception as exc:    # noqa: BLE001 - reported to the caller
+            errors.append(exc)
+
+    parallel(call, range(size))
+    return errors
+
+
+def parallel(func, items):
+    """Call ``func(item)`` for every item, on up to MAX_PARALLEL threads; wait for all."""
+    items = list(items)
+    if len(items) <= 1:
+        for item in items:
+            func(item)
+        return
+    with concurrent.futures.ThreadPoolExecutor(min(len(items), MAX_PARALLEL)) as pool:
+        list(pool.map(func, items))

@@ -7,7 +7,6 @@ least, and writes status. Expectations (base.py) keep it from acting again on a
 ReplicaSet until the informer has shown it the effects of its last action.
 """
 
-import concurrent.futures
 import datetime
 import logging
 import time
@@ -19,6 +18,8 @@ from control.controllers.base import (
     Expectations,
     create_owned,
     get_controller_of,
+    parallel,
+    slow_start_batch,
     split_key,
 )
 from control.objects import kinds
@@ -31,8 +32,6 @@ REPLICASETS = kinds.lookup("apps", "v1", "replicasets")
 API_VERSION, KIND = "apps/v1", "ReplicaSet"
 #: Kubernetes' BurstReplicas: at most this many creates or deletes per sync.
 BURST_REPLICAS = 500
-#: Threads per slow-start batch; bounded so one sync cannot open hundreds of connections.
-MAX_PARALLEL = 16
 
 
 def _utcnow():
@@ -263,51 +262,9 @@ class ReplicaSetController(Controller):
                     if not isinstance(exc, NotFound):
                         errors.append(exc)
 
-            _parallel(delete, victims)
+            parallel(delete, victims)
             return (errors[0], "delete") if errors else (None, None)
         return None, None
-
-
-def slow_start_batch(count, initial, func):
-    """Call ``func()`` ``count`` times in batches of 1, 2, 4, ...; stop after a failing batch.
-
-    Returns (successes, the first error or None). A quota or admission failure thus
-    costs one request, not ``count``, as in Kubernetes' slowStartBatch.
-    """
-    remaining, successes = count, 0
-    batch = min(remaining, initial)
-    while batch > 0:
-        errors = _call_batch(func, batch)
-        successes += batch - len(errors)
-        if errors:
-            return successes, errors[0]
-        remaining -= batch
-        batch = min(2 * batch, remaining)
-    return successes, None
-
-
-def _call_batch(func, size):
-    """Call ``func()`` ``size`` times at once; return the exceptions raised."""
-    errors = []
-
-    def call(_):
-        try:
-            func()
-        except Exception as exc:    # noqa: BLE001 - reported to the caller
-            errors.append(exc)
-
-    _parallel(call, range(size))
-    return errors
-
-
-def _parallel(func, items):
-    items = list(items)
-    if len(items) <= 1:
-        for item in items:
-            func(item)
-        return
-    with concurrent.futures.ThreadPoolExecutor(min(len(items), MAX_PARALLEL)) as pool:
-        list(pool.map(func, items))
 
 
 def _significant(status):

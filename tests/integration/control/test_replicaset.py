@@ -187,7 +187,7 @@ def test_replicaset_scales_and_replaces_pods(rest, managers):
     assert two[1] in replaced and len(owned(rest, ns, rs)) == 2
 
 
-def test_matching_orphans_are_adopted_and_others_left_alone(rest, managers):
+def test_matching_orphans_are_adopted_strays_released_others_left_alone(rest, managers):
     ns = namespace(rest, "adoption")
     make_pod(rest, ns, "orphan", {"app": "api"})
     make_pod(rest, ns, "stranger", {"app": "db"})
@@ -199,6 +199,13 @@ def test_matching_orphans_are_adopted_and_others_left_alone(rest, managers):
     assert "orphan" in names                       # adopted, so only one pod was created
     assert pods(rest, ns)["stranger"] is None
     assert len(pods(rest, ns)) == 3
+    # An owned pod relabelled out of the selector is released and replaced.
+    stray = [name for name in names if name != "orphan"][0]
+    rest.patch(PODS, ns, stray, {"metadata": {"labels": {"app": "debug"}}})
+    eventually(lambda: pods(rest, ns).get(stray, "gone") is None
+               and len(owned(rest, ns, rs)) == 2 and stray not in owned(rest, ns, rs),
+               message="the stray released and replaced", logs=managers.logs)
+    assert len(pods(rest, ns)) == 4
 
 
 @pytest.mark.fault

@@ -7,7 +7,8 @@ import pytest
 
 from control.client import Conflict, RateLimitingQueue, ServerError
 from control.controllers import pods as podutil
-from control.controllers.replicaset import ReplicaSetController, slow_start_batch
+from control.controllers.base import slow_start_batch
+from control.controllers.replicaset import ReplicaSetController
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
