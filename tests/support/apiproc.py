@@ -94,3 +94,61 @@ current-context: steersman
             with open(self.log_path, errors="replace") as f:
                 text = f.read()[-20000:]
         return f"--- apiserver ---\n{text}\n{self.store.logs()}"
+
+
+class ComponentProcesses:
+    """Run copies of a control-plane process (scheduler, controller manager) by identity.
+
+    Each copy gets short leader-election timings so handover tests stay quick,
+    logs to ``<base_dir>/<identity>.log``, and is stopped or killed by its pid.
+    """
+
+    def __init__(self, server, base_dir, module, extra_args=()):
+        self.server, self.base_dir, self.module = server, str(base_dir), module
+        self.extra_args = list(extra_args)
+        self.procs = {}
+
+    def start(self, identity):
+        with open(os.path.join(self.base_dir, f"{identity}.log"), "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", self.module, "--api-server", self.server.url,
+                 "--identity", identity, "--lease-duration", "3", "--renew-deadline", "2",
+                 "--retry-period", "0.5", "--log-level", "DEBUG", *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": ROOT})
+        self.procs[identity] = proc
+        return proc
+
+    def kill(self, identity):
+        proc = self.procs[identity]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+    def logs(self):
+        text = []
+        for identity in self.procs:
+            with open(os.path.join(self.base_dir, f"{identity}.log"), errors="replace") as f:
+                text.append(f"--- {identity} ---\n{f.read()[-8000:]}")
+        return "\n".join(text)
+
+
+def eventually(predicate, timeout=30.0, message="condition", logs=None):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}\n{logs() if logs else ''}")
+        time.sleep(0.05)

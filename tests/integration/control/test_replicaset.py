@@ -1,16 +1,11 @@
 """steer-controller-manager against a real store and API server: ReplicaSets, handover."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from control.client import Conflict, NotFound, RestClient
 from control.objects import kinds
-from tests.support.apiproc import ROOT, LocalApiServer
+from tests.support.apiproc import ComponentProcesses, LocalApiServer, eventually
 
 PODS = kinds.lookup("", "v1", "pods")
 REPLICASETS = kinds.lookup("apps", "v1", "replicasets")
@@ -35,66 +30,13 @@ def rest(server):
     client.close()
 
 
-class Managers:
-    """Start steer-controller-manager processes; stop (or kill) each by pid."""
-
-    def __init__(self, server, base_dir):
-        self.server, self.base_dir, self.procs = server, base_dir, {}
-
-    def start(self, identity):
-        log = open(os.path.join(self.base_dir, f"{identity}.log"), "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "control.controllers.manager", "--api-server",
-             self.server.url, "--identity", identity, "--lease-duration", "3",
-             "--renew-deadline", "2", "--retry-period", "0.5", "--log-level", "DEBUG"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": ROOT})
-        log.close()
-        self.procs[identity] = proc
-        return proc
-
-    def kill(self, identity):
-        proc = self.procs[identity]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-
-    def stop_all(self):
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
-
-    def logs(self):
-        text = []
-        for identity in self.procs:
-            with open(os.path.join(self.base_dir, f"{identity}.log"), errors="replace") as f:
-                text.append(f"--- {identity} ---\n{f.read()[-8000:]}")
-        return "\n".join(text)
-
-
 @pytest.fixture
 def managers(server, tmp_path):
-    procs = Managers(server, str(tmp_path))
+    procs = ComponentProcesses(server, tmp_path, "control.controllers.manager")
     try:
         yield procs
     finally:
         procs.stop_all()
-
-
-def eventually(predicate, timeout=30.0, message="condition", logs=None):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {message}\n{logs() if logs else ''}")
-        time.sleep(0.05)
 
 
 def namespace(rest, name):
