@@ -8,13 +8,12 @@ restarts it as a clean standby (no half-stopped controllers left behind).
 
 import argparse
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 
-from control.client import Informer, LeaderElector, RestClient, namespace_index
+from control.client import Informer, LeaderElector, namespace_index
+from control.client.component import add_common_flags, configure_logging, rest_client
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
 
 log = logging.getLogger("steer-controller-manager")
@@ -58,21 +57,12 @@ def parse_args(argv=None):
     """Parse the command line."""
     parser = argparse.ArgumentParser(prog="steer-controller-manager",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--api-server", required=True, help="API server URL, http(s)://host:port")
-    parser.add_argument("--token-file", help="file holding the bearer token")
-    parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
-                        help="run controllers only while holding the Lease (default on)")
-    parser.add_argument("--lease-duration", type=float, default=15.0)
-    parser.add_argument("--renew-deadline", type=float, default=10.0)
-    parser.add_argument("--retry-period", type=float, default=2.0)
-    parser.add_argument("--identity", default=f"{socket.gethostname()}_{os.getpid()}",
-                        help="this copy's name in the Lease (default hostname_pid)")
+    add_common_flags(parser, "controllers")
     parser.add_argument("--controllers", default=",".join(CONTROLLERS),
                         help=f"comma-separated controllers to run (default all: "
                              f"{','.join(CONTROLLERS)})")
     parser.add_argument("--workers", type=int, default=5,
                         help="worker threads per controller (--concurrent-*-syncs)")
-    parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     args.controllers = [n.strip() for n in args.controllers.split(",") if n.strip()]
     unknown = [n for n in args.controllers if n not in CONTROLLERS]
@@ -111,15 +101,8 @@ class Manager:
 def main(argv=None):
     """Run until SIGTERM/SIGINT, or until leadership is lost; return the exit status."""
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    token = None
-    if args.token_file:
-        with open(args.token_file) as f:
-            token = f.read().strip()
-    # Requests must time out well within the renew deadline (see LeaderElector.run).
-    timeout = max(1.0, args.renew_deadline / 2) if args.leader_elect else 30.0
-    rest = RestClient(args.api_server, token=token, timeout=timeout)
+    configure_logging(args.log_level)
+    rest = rest_client(args)
     manager = Manager(rest, args.controllers, args.workers)
     terminated = threading.Event()
     elector = None

@@ -7,13 +7,12 @@ kube-scheduler does) so that its supervisor restarts it as a clean standby.
 
 import argparse
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 
-from control.client import LeaderElector, RestClient
+from control.client import LeaderElector
+from control.client.component import add_common_flags, configure_logging, rest_client
 from control.scheduler.loop import DEFAULT_SCHEDULER, Scheduler
 
 log = logging.getLogger("steer-scheduler")
@@ -24,33 +23,17 @@ LEASE_NAMESPACE, LEASE_NAME = "kube-system", "steer-scheduler"
 def parse_args(argv=None):
     """Parse the command line."""
     parser = argparse.ArgumentParser(prog="steer-scheduler", description=__doc__.splitlines()[0])
-    parser.add_argument("--api-server", required=True, help="API server URL, http(s)://host:port")
-    parser.add_argument("--token-file", help="file holding the bearer token")
+    add_common_flags(parser, "the scheduler")
     parser.add_argument("--scheduler-name", default=DEFAULT_SCHEDULER,
                         help="schedule pods whose spec.schedulerName is this")
-    parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
-                        help="run only while holding the Lease (default on)")
-    parser.add_argument("--lease-duration", type=float, default=15.0)
-    parser.add_argument("--renew-deadline", type=float, default=10.0)
-    parser.add_argument("--retry-period", type=float, default=2.0)
-    parser.add_argument("--identity", default=f"{socket.gethostname()}_{os.getpid()}",
-                        help="this copy's name in the Lease (default hostname_pid)")
-    parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     """Run until SIGTERM/SIGINT, or until leadership is lost; return the exit status."""
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    token = None
-    if args.token_file:
-        with open(args.token_file) as f:
-            token = f.read().strip()
-    # Requests must time out well within the renew deadline (see LeaderElector.run).
-    timeout = max(1.0, args.renew_deadline / 2) if args.leader_elect else 30.0
-    rest = RestClient(args.api_server, token=token, timeout=timeout)
+    configure_logging(args.log_level)
+    rest = rest_client(args)
     scheduler = Scheduler(rest, args.scheduler_name, identity=args.identity)
     stop, terminated = threading.Event(), threading.Event()
     elector = None
