@@ -5,22 +5,12 @@ import pytest
 
 from control.client import Conflict, NotFound, RestClient
 from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, LocalApiServer, eventually
+from tests.support.apiproc import ComponentProcesses, eventually
 
 PODS = kinds.lookup("", "v1", "pods")
 REPLICASETS = kinds.lookup("apps", "v1", "replicasets")
 LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
 NAMESPACES = kinds.lookup("", "v1", "namespaces")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    api = LocalApiServer(tmp_path_factory.mktemp("rs"))
-    try:
-        api.start()
-        yield api
-    finally:
-        api.stop()
 
 
 @pytest.fixture(scope="module")

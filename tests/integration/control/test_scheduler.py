@@ -5,7 +5,7 @@ import pytest
 
 from control.client import NotFound, RestClient
 from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, LocalApiServer, eventually
+from tests.support.apiproc import ComponentProcesses, eventually
 
 NODES = kinds.lookup("", "v1", "nodes")
 PODS = kinds.lookup("", "v1", "pods")
@@ -13,16 +13,6 @@ EVENTS = kinds.lookup("", "v1", "events")
 LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
 NAMESPACES = kinds.lookup("", "v1", "namespaces")
 TAINT = {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    api = LocalApiServer(tmp_path_factory.mktemp("sched"))
-    try:
-        api.start()
-        yield api
-    finally:
-        api.stop()
 
 
 @pytest.fixture(scope="module")
