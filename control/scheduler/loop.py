@@ -18,10 +18,10 @@ import datetime
 import logging
 import os
 import threading
-import time
 
 from control.client import Conflict, Informer, NotFound, RateLimitingQueue, object_key
 from control.client.errors import ApiException
+from control.client.events import EventRecorder
 from control.client.workqueue import ItemExponentialRateLimiter
 from control.objects import kinds
 from control.scheduler.placement import schedule_batch
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 PODS = kinds.lookup("", "v1", "pods")
 NODES = kinds.lookup("", "v1", "nodes")
-EVENTS = kinds.lookup("", "v1", "events")
 DEFAULT_SCHEDULER = "default-scheduler"
 BIND_THREADS = 8
 
@@ -61,7 +60,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._assumed = {}          # pod key -> the pod as bound (nodeName set)
         self._unschedulable = set()  # keys to retry at once when the cluster changes
-        self._events = {}           # pod key -> (event name, count, message)
+        self.recorder = EventRecorder(rest, scheduler_name, self.identity)
         self._pool = concurrent.futures.ThreadPoolExecutor(BIND_THREADS, "scheduler-bind")
         #: Counters for tests and benchmarks.
         self.bound = self.failed = 0
@@ -103,7 +102,6 @@ class Scheduler:
         with self._lock:
             self._assumed.pop(key, None)
             self._unschedulable.discard(key)
-            self._events.pop(key, None)
         if (pod.get("spec") or {}).get("nodeName"):
             self._retry_unschedulable()        # its resources are free again
 
@@ -203,42 +201,13 @@ class Scheduler:
             self.failed += 1
         log.info("cannot schedule %s: %s", key, message)
         try:
-            self._record_event(key, pod, message)
+            self.recorder.event(pod, "Warning", "FailedScheduling", message)
             self._set_condition(pod, message)
         except ApiException as exc:
             log.warning("cannot report %s unschedulable: %s", key, exc)
         self.queue.add_rate_limited(key)
 
     # -- reporting ------------------------------------------------------------------
-    def _record_event(self, key, pod, message):
-        """Create the FailedScheduling Event, or count a repeat of the same one."""
-        meta, now = pod["metadata"], _now()
-        with self._lock:
-            previous = self._events.get(key)
-        if previous is not None and previous[2] == message:
-            name, count = previous[0], previous[1] + 1
-            try:
-                self.rest.patch(EVENTS, meta["namespace"], name,
-                                {"count": count, "lastTimestamp": now})
-                with self._lock:
-                    self._events[key] = (name, count, message)
-                return
-            except NotFound:
-                pass                # expired or deleted: start a new one
-        name = f"{meta['name']}.{time.time_ns():x}"
-        self.rest.create(EVENTS, meta["namespace"], {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": name, "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta.get("uid"),
-                               "resourceVersion": meta.get("resourceVersion")},
-            "reason": "FailedScheduling", "message": message, "type": "Warning",
-            "source": {"component": self.scheduler_name},
-            "reportingComponent": self.scheduler_name, "reportingInstance": self.identity,
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1})
-        with self._lock:
-            self._events[key] = (name, 1, message)
-
     def _set_condition(self, pod, message):
         """Set PodScheduled=False (reason Unschedulable) unless it already says so."""
         conditions = (pod.get("status") or {}).get("conditions") or []
