@@ -45,11 +45,13 @@ class SharedInformers:
             informer.stop()
 
 
-def _replicaset(rest, informers):
+def _replicaset(rest, informers, options):
     return ReplicaSetController(rest, informers.informer(REPLICASETS), informers.informer(PODS))
 
 
-#: Every controller this manager can run, by its --controllers name.
+#: Every controller this manager can run, by its --controllers name: a factory
+#: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
+#: flags are added in parse_args and read from ``options``.
 CONTROLLERS = {"replicaset": _replicaset}
 
 
@@ -75,9 +77,9 @@ def parse_args(argv=None):
 class Manager:
     """Build the chosen controllers over shared informers; run them until stopped."""
 
-    def __init__(self, rest, names, workers):
+    def __init__(self, rest, names, workers, options=None):
         self.informers = SharedInformers(rest)
-        self.controllers = [CONTROLLERS[name](rest, self.informers) for name in names]
+        self.controllers = [CONTROLLERS[name](rest, self.informers, options) for name in names]
         self.workers = workers
         self.stop_event = threading.Event()
         self._threads = []
@@ -103,7 +105,7 @@ def main(argv=None):
     args = parse_args(argv)
     configure_logging(args.log_level)
     rest = rest_client(args)
-    manager = Manager(rest, args.controllers, args.workers)
+    manager = Manager(rest, args.controllers, args.workers, args)
     terminated = threading.Event()
     elector = None
 
