@@ -14,6 +14,7 @@ import threading
 
 from control.client import Informer, LeaderElector, namespace_index
 from control.client.component import add_common_flags, configure_logging, rest_client
+from control.controllers import endpoints
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
 
 log = logging.getLogger("steer-controller-manager")
@@ -49,10 +50,16 @@ def _replicaset(rest, informers, options):
     return ReplicaSetController(rest, informers.informer(REPLICASETS), informers.informer(PODS))
 
 
+def _endpoint(rest, informers, options):
+    return endpoints.EndpointsController(rest, informers.informer(endpoints.SERVICES),
+                                         informers.informer(PODS),
+                                         informers.informer(endpoints.ENDPOINTS))
+
+
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
-CONTROLLERS = {"replicaset": _replicaset}
+CONTROLLERS = {"replicaset": _replicaset, "endpoint": _endpoint}
 
 
 def parse_args(argv=None):
