@@ -14,7 +14,7 @@ import threading
 
 from control.client import Informer, LeaderElector, namespace_index
 from control.client.component import add_common_flags, configure_logging, rest_client
-from control.controllers import endpoints
+from control.controllers import endpoints, namespace
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
 
 log = logging.getLogger("steer-controller-manager")
@@ -56,10 +56,15 @@ def _endpoint(rest, informers, options):
                                          informers.informer(endpoints.ENDPOINTS))
 
 
+def _namespace(rest, informers, options):
+    return namespace.NamespaceController(rest, informers.informer(namespace.NAMESPACES))
+
+
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
-CONTROLLERS = {"replicaset": _replicaset, "endpoint": _endpoint}
+CONTROLLERS = {"replicaset": _replicaset, "endpoint": _endpoint,
+               "namespace": _namespace}
 
 
 def parse_args(argv=None):
