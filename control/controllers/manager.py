@@ -14,8 +14,9 @@ import threading
 
 from control.client import Informer, LeaderElector, namespace_index
 from control.client.component import add_common_flags, configure_logging, rest_client
-from control.controllers import endpoints, namespace
+from control.controllers import endpoints, garbagecollector, namespace
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
+from control.objects import kinds
 
 log = logging.getLogger("steer-controller-manager")
 
@@ -60,11 +61,17 @@ def _namespace(rest, informers, options):
     return namespace.NamespaceController(rest, informers.informer(namespace.NAMESPACES))
 
 
+def _garbagecollector(rest, informers, options):
+    # Every served resource: any object may own or be owned by any other.
+    return garbagecollector.GarbageCollector(
+        rest, [informers.informer(resource) for resource in kinds.RESOURCES])
+
+
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
 CONTROLLERS = {"replicaset": _replicaset, "endpoint": _endpoint,
-               "namespace": _namespace}
+               "namespace": _namespace, "garbagecollector": _garbagecollector}
 
 
 def parse_args(argv=None):
