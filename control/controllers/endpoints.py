@@ -254,7 +254,7 @@ class EndpointsController(Controller):
         service_informer.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
                                      self.enqueue)
         pod_informer.add_handler(self._pod_changed, self._pod_updated, self._pod_changed)
-        endpoints_informer.add_handler(None, None, self.enqueue)
+        endpoints_informer.add_handler(_ignore, _ignore, self.enqueue)
 
     def wait_for_sync(self, stop_event, poll=0.05):
         """After the caches fill, look once at every Endpoints (checkLeftoverEndpoints)."""
@@ -349,3 +349,7 @@ def _by_namespace(store, namespace):
         return store.by_index("namespace", namespace)
     except KeyError:
         return [obj for obj in store.list() if namespace_index(obj) == namespace]
+
+
+def _ignore(*args):
+    """An informer event this controller has no use for."""

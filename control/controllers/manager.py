@@ -14,7 +14,7 @@ import threading
 
 from control.client import Informer, LeaderElector, namespace_index
 from control.client.component import add_common_flags, configure_logging, rest_client
-from control.controllers import endpoints, garbagecollector, namespace
+from control.controllers import endpoints, garbagecollector, namespace, podgc
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
 from control.objects import kinds
 
@@ -67,11 +67,20 @@ def _garbagecollector(rest, informers, options):
         rest, [informers.informer(resource) for resource in kinds.RESOURCES])
 
 
+def _podgc(rest, informers, options):
+    return podgc.PodGCController(
+        rest, informers.informer(PODS), informers.informer(podgc.NODES),
+        threshold=getattr(options, "terminated_pod_gc_threshold", podgc.DEFAULT_THRESHOLD),
+        period=getattr(options, "podgc_check_period", podgc.CHECK_PERIOD),
+        quarantine=getattr(options, "podgc_quarantine", podgc.QUARANTINE))
+
+
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
 CONTROLLERS = {"replicaset": _replicaset, "endpoint": _endpoint,
-               "namespace": _namespace, "garbagecollector": _garbagecollector}
+               "namespace": _namespace, "garbagecollector": _garbagecollector,
+               "podgc": _podgc}
 
 
 def parse_args(argv=None):
@@ -84,6 +93,14 @@ def parse_args(argv=None):
                              f"{','.join(CONTROLLERS)})")
     parser.add_argument("--workers", type=int, default=5,
                         help="worker threads per controller (--concurrent-*-syncs)")
+    parser.add_argument("--terminated-pod-gc-threshold", type=int,
+                        default=podgc.DEFAULT_THRESHOLD,
+                        help="finished pods kept before the oldest are deleted (0: no limit)")
+    parser.add_argument("--podgc-check-period", type=float, default=podgc.CHECK_PERIOD,
+                        help="seconds between pod GC runs (Kubernetes: fixed 20)")
+    parser.add_argument("--podgc-quarantine", type=float, default=podgc.QUARANTINE,
+                        help="seconds a node must be missing before its pods are force-deleted "
+                             "(Kubernetes: fixed 40)")
     args = parser.parse_args(argv)
     args.controllers = [n.strip() for n in args.controllers.split(",") if n.strip()]
     unknown = [n for n in args.controllers if n not in CONTROLLERS]

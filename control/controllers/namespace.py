@@ -108,7 +108,8 @@ class NamespaceController(Controller):
         self.namespaces = namespace_informer.store
         self.wall_clock = wall_clock
         self.resources = resources if resources is not None else namespaced_resources()
-        namespace_informer.add_handler(self._changed, lambda old, new: self._changed(new), None)
+        namespace_informer.add_handler(self._changed, lambda old, new: self._changed(new),
+                                       _ignore)
 
     def _changed(self, namespace):
         if namespace["metadata"].get("deletionTimestamp"):
@@ -196,3 +197,7 @@ class NamespaceController(Controller):
 
 def _parse(text):
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _ignore(*args):
+    """An informer event this controller has no use for."""
