@@ -12,6 +12,7 @@ the computed Endpoints equal the stored ones.
 """
 
 import logging
+import threading
 
 from control.client import AlreadyExists, Forbidden, NotFound, namespace_index, object_key
 from control.client.events import EventRecorder, NullRecorder
@@ -168,26 +169,46 @@ def truncate(subsets, limit=MAX_CAPACITY):
     return [s for s in kept if s.get("addresses") or s.get("notReadyAddresses")], True
 
 
-def trigger_time(service, pods):
-    """When the latest change these Endpoints reflect happened (RFC 3339), or None.
+def pod_trigger_time(pod):
+    """A pod's last change that matters to Endpoints: its Ready transition, or None."""
+    cond = next((c for c in (pod.get("status") or {}).get("conditions") or ()
+                 if c.get("type") == "Ready"), None)
+    return (cond or {}).get("lastTransitionTime")
 
-    Kubernetes tracks the earliest unprocessed change per Service; without that
-    state this uses the latest of the Service's creation and each listed pod's
-    Ready transition (or creation): the change that made these Endpoints differ.
+
+class TriggerTimeTracker:
+    """Kubernetes' TriggerTimeTracker: when did the change a sync reflects happen?
+
+    It remembers, per Service, the trigger times it last saw (the Service's
+    creation, each pod's Ready transition) and answers with the earliest one that
+    is new since the previous sync, or None when nothing new happened (then the
+    annotation is dropped, though that alone never causes a write).
     """
-    times = [service["metadata"].get("creationTimestamp")]
-    for pod in pods:
-        cond = next((c for c in (pod.get("status") or {}).get("conditions") or ()
-                     if c.get("type") == "Ready"), None)
-        times.append((cond or {}).get("lastTransitionTime") or
-                     pod["metadata"].get("creationTimestamp"))
-    times = [t for t in times if t]
-    return max(times) if times else None
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._state = {}        # service key -> (service time, {pod name: time})
+
+    def compute(self, key, service, pods):
+        service_time = service["metadata"].get("creationTimestamp")
+        pod_times = {p["metadata"]["name"]: pod_trigger_time(p) for p in pods}
+        with self._lock:
+            seen_service, seen_pods = self._state.get(key, (None, {}))
+            self._state[key] = (service_time, pod_times)
+        changed = [t for name, t in pod_times.items() if t and seen_pods.get(name) != t]
+        if service_time and service_time != seen_service:
+            changed.append(service_time)
+        return min(changed) if changed else None
+
+    def forget(self, key):
+        with self._lock:
+            self._state.pop(key, None)
 
 
-def desired_endpoints(service, pods, current=None):
+def desired_endpoints(service, pods, current=None, when=None):
     """The Endpoints ``service`` should have (built on ``current`` if it exists), and
-    the (pod key, reason) of ports that could not be resolved."""
+    the (pod key, reason) of ports that could not be resolved. ``when`` is the
+    last-change-trigger-time to note, if any."""
     subsets, skipped = compute_subsets(service, pods)
     subsets, truncated = truncate(subsets)
     smeta = service["metadata"]
@@ -200,7 +221,6 @@ def desired_endpoints(service, pods, current=None):
     annotations.pop(OVER_CAPACITY_ANNOTATION, None)
     if truncated:
         annotations[OVER_CAPACITY_ANNOTATION] = "truncated"
-    when = trigger_time(service, pods)
     if when:
         annotations[TRIGGER_TIME_ANNOTATION] = when
     else:
@@ -251,6 +271,7 @@ class EndpointsController(Controller):
         self.services = service_informer.store
         self.pods = pod_informer.store
         self.endpoints = endpoints_informer.store
+        self.trigger_times = TriggerTimeTracker()
         service_informer.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
                                      self.enqueue)
         pod_informer.add_handler(self._pod_changed, self._pod_updated, self._pod_changed)
@@ -293,6 +314,7 @@ class EndpointsController(Controller):
         service = self.services.get(key)
         current = self.endpoints.get(key)
         if service is None:
+            self.trigger_times.forget(key)
             if current is not None:
                 # The Service is gone: so are its Endpoints (as Kubernetes does).
                 try:
@@ -311,8 +333,9 @@ class EndpointsController(Controller):
         pods = [p for p in _by_namespace(self.pods, namespace)
                 if all((p["metadata"].get("labels") or {}).get(k) == v
                        for k, v in selector.items())]
+        when = self.trigger_times.compute(key, service, pods)
         listed = [p for p in pods if should_be_listed(p, tolerates_unready(service))]
-        desired, skipped = desired_endpoints(service, listed, current)
+        desired, skipped = desired_endpoints(service, listed, current, when)
         for pod_key, reason in skipped:
             log.info("service %s: skipping a port of pod %s: %s", key, pod_key, reason)
         if not needs_update(current, desired):

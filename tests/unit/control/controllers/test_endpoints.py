@@ -145,8 +145,32 @@ def test_creates_endpoints_with_labels_and_trigger_time():
     body = action[3]
     assert body["metadata"]["name"] == "web"
     assert body["metadata"]["labels"] == {"team": "a", ep.LABEL_MANAGED_BY: ep.CONTROLLER_NAME}
-    assert body["metadata"]["annotations"][ep.TRIGGER_TIME_ANNOTATION] == "2026-01-01T00:01:00Z"
+    # First sync: the Service's creation is the earliest new change.
+    assert body["metadata"]["annotations"][ep.TRIGGER_TIME_ANNOTATION] == "2026-01-01T00:00:00Z"
     assert body["subsets"] == [{"addresses": [addr("a", "10.0.0.1")], "ports": [HTTP]}]
+
+
+def test_trigger_time_tracker_reports_the_earliest_new_change():
+    tracker, svc = ep.TriggerTimeTracker(), service()
+    a, b = pod("a", "10.0.0.1"), pod("b", "10.0.0.2", ready_at="2026-01-01T00:02:00Z")
+    assert tracker.compute("default/web", svc, [a]) == "2026-01-01T00:00:00Z"
+    assert tracker.compute("default/web", svc, [a]) is None             # nothing new
+    assert tracker.compute("default/web", svc, [a, b]) == "2026-01-01T00:02:00Z"
+    a2 = pod("a", "10.0.0.1", ready=False, ready_at="2026-01-01T00:03:00Z")
+    b2 = pod("b", "10.0.0.2", ready=False, ready_at="2026-01-01T00:04:00Z")
+    assert tracker.compute("default/web", svc, [a2, b2]) == "2026-01-01T00:03:00Z"
+    tracker.forget("default/web")
+    assert tracker.compute("default/web", svc, [a2]) == "2026-01-01T00:00:00Z"
+
+
+def test_updated_endpoints_note_when_the_change_happened():
+    svc = service()
+    h = Harness([svc], [pod("a", "10.0.0.1")], [stored(svc, [pod("a", "10.0.0.1")])])
+    h.sync()
+    h.pod_inf.put(pod("a", "10.0.0.1", ready=False, ready_at="2026-01-01T00:07:00Z"))
+    (action,) = h.sync()
+    assert action[3]["metadata"]["annotations"][ep.TRIGGER_TIME_ANNOTATION] == \
+        "2026-01-01T00:07:00Z"
 
 
 def stored(svc, pods):
