@@ -5,9 +5,11 @@ replicaset,endpoint,namespace,garbagecollector,podgc, one scheduler and two
 hollow nodes serve every test; each test works in its own namespace.
 """
 
+import subprocess
+
 import pytest
 
-from control.client import NotFound, RestClient
+from control.client import Forbidden, NotFound, RestClient
 from control.objects import kinds
 from tests.support.apiproc import ComponentProcesses, eventually
 from tests.support.hollow_nodes import HollowNodes
@@ -134,14 +136,47 @@ def test_deleting_a_namespace_removes_its_content_then_itself(cluster, server):
     rest, _, logs = cluster
     ns = make_namespace(rest, "doomed")
     make_rs(rest, ns, "app", replicas=2)
+    # A finalizer of ours holds one object, so the namespace's progress can be seen.
+    rest.create(CONFIGMAPS, ns, {"apiVersion": "v1", "kind": "ConfigMap",
+                                 "metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
     rest.create(CONFIGMAPS, ns, {"apiVersion": "v1", "kind": "ConfigMap",
                                  "metadata": {"name": "settings"}, "data": {"a": "b"}})
     rest.create(SERVICES, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app"},
                                "spec": {"selector": {"app": "app"}, "ports": [{"port": 80}]}})
     eventually(running_pods(rest, ns, 2), timeout=60, message="2 running pods", logs=logs)
+    eventually(lambda: rest.list(ENDPOINTS, ns)["items"], timeout=60, message="endpoints",
+               logs=logs)
 
-    result = server.kubectl("delete", "namespace", ns, "--timeout=60s", timeout=90)
-    assert 'namespace "doomed" deleted' in result.stdout
+    kubectl = subprocess.Popen(["kubectl", "--kubeconfig", server.kubeconfig, "delete",
+                                "namespace", ns, "--timeout=60s"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def held_by_finalizer():
+            conditions = {c["type"]: c for c in
+                          rest.get(NAMESPACES, None, ns)["status"].get("conditions") or ()}
+            remaining = conditions.get("NamespaceFinalizersRemaining", {})
+            return conditions if remaining.get("status") == "True" else None
+        conditions = eventually(held_by_finalizer, timeout=60, message="finalizers remaining",
+                                logs=logs)
+        assert conditions["NamespaceFinalizersRemaining"]["message"] == (
+            "Some content in the namespace has finalizers remaining: example.com/hold in 1 "
+            "resource instances")
+        assert conditions["NamespaceContentRemaining"]["reason"] == "SomeResourcesRemain"
+        assert rest.get(NAMESPACES, None, ns)["status"]["phase"] == "Terminating"
+        with pytest.raises(Forbidden):
+            rest.create(CONFIGMAPS, ns, {"apiVersion": "v1", "kind": "ConfigMap",
+                                         "metadata": {"name": "late"}})
+        eventually(lambda: [c["metadata"]["name"] for c in rest.list(CONFIGMAPS, ns)["items"]]
+                   == ["held"] and not live_pods(rest, ns), timeout=60,
+                   message="everything else deleted", logs=logs)
+        rest.patch(CONFIGMAPS, ns, "held", {"metadata": {"finalizers": None}})
+        out, err = kubectl.communicate(timeout=90)
+    finally:
+        if kubectl.poll() is None:
+            kubectl.kill()
+            kubectl.wait()
+    assert kubectl.returncode == 0, err
+    assert 'namespace "doomed" deleted' in out
     missing = server.kubectl("get", "ns", ns, check=False)
     assert missing.returncode != 0 and "NotFound" in missing.stderr
     for resource in (PODS, REPLICASETS, CONFIGMAPS, SERVICES, ENDPOINTS):
