@@ -10,7 +10,10 @@ Every check period (20 s, as in Kubernetes) one sync:
   and then confirmed gone with a live GET, so a lagging node informer never
   costs running pods;
 * force-deletes pods being deleted that were never scheduled, which no node
-  agent would ever finish.
+  agent would ever finish;
+* force-deletes pods being deleted on a node that is not Ready and carries the
+  ``node.kubernetes.io/out-of-service`` taint (an administrator's word that the
+  machine is down for good), as Kubernetes' gcTerminating does.
 
 It is not keyed by object: the queue holds one key, requeued after each run.
 """
@@ -34,6 +37,7 @@ DEFAULT_THRESHOLD = 12500
 #: Kubernetes' gcCheckPeriod and quarantineTime.
 CHECK_PERIOD = 20.0
 QUARANTINE = 40.0
+OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
 
 
 def _utcnow():
@@ -59,6 +63,29 @@ def unscheduled_terminating(pods):
     """Pods being deleted that no node will ever stop."""
     return [p for p in pods if p["metadata"].get("deletionTimestamp")
             and not (p.get("spec") or {}).get("nodeName")]
+
+
+def _node_ready(node):
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or ())
+
+
+def terminating_out_of_service(pods, nodes):
+    """Pods being deleted on a not-Ready node tainted out-of-service.
+
+    ``nodes`` maps a node name to its cached Node (a Store's ``get`` will do).
+    """
+    found = []
+    for pod in pods:
+        if not pod["metadata"].get("deletionTimestamp"):
+            continue
+        node = nodes((pod.get("spec") or {}).get("nodeName") or "")
+        if node is None or _node_ready(node):
+            continue
+        if any(t.get("key") == OUT_OF_SERVICE for t in (node.get("spec") or {}).get("taints")
+               or ()):
+            found.append(pod)
+    return found
 
 
 def failed_by_gc(pod, now):
@@ -101,6 +128,8 @@ class PodGCController(Controller):
         errors = []
         self._force_delete(terminated_to_delete(pods, self.threshold), errors, "terminated")
         wait = self.gc_orphaned(pods, errors)
+        self._force_delete(terminating_out_of_service(pods, self.nodes.get), errors,
+                           "out-of-service terminating")
         self._force_delete(unscheduled_terminating(pods), errors, "unscheduled terminating")
         self.queue.add_after(KEY, min(self.period, wait) if wait else self.period)
         if errors:

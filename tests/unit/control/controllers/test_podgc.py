@@ -17,7 +17,7 @@ class Rest(FakeRest):
 
     def __init__(self, nodes=()):
         super().__init__()
-        self.live_nodes = set(nodes)
+        self.live_nodes = {n["metadata"]["name"] if isinstance(n, dict) else n for n in nodes}
 
     def get(self, resource, namespace, name):
         if resource.kind == "Node" and name in self.live_nodes:
@@ -41,8 +41,10 @@ def pod(name, phase="Running", node="n1", created=0, deleting=False, reason=None
             "spec": {"nodeName": node} if node else {}, "status": status}
 
 
-def node(name):
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+def node(name, ready=True, taints=()):
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "spec": {"taints": list(taints)},
+            "status": {"conditions": [{"type": "Ready", "status": str(ready)}]}}
 
 
 @pytest.mark.parametrize("pods, threshold, expected", [
@@ -64,7 +66,8 @@ class Harness:
     def __init__(self, pods, nodes=("n1",), live_nodes=None, threshold=12500):
         self.clock = FakeClock()
         self.rest = Rest(nodes if live_nodes is None else live_nodes)
-        self.pod_inf, self.node_inf = FakeInformer(pods), FakeInformer([node(n) for n in nodes])
+        self.pod_inf = FakeInformer(pods)
+        self.node_inf = FakeInformer([n if isinstance(n, dict) else node(n) for n in nodes])
         self.queue = RateLimitingQueue(clock=self.clock)
         self.gc = PodGCController(self.rest, self.pod_inf, self.node_inf, queue=self.queue,
                                   clock=self.clock, wall_clock=lambda: NOW, threshold=threshold)
@@ -118,9 +121,29 @@ def test_quarantine_restarts_when_the_node_comes_back():
     assert h.sync() == []           # only 30 s since it went missing again
 
 
+def test_out_of_service_node_terminating_pods_force_deleted():
+    h = Harness([pod("a", deleting=True), pod("b")], nodes=[node("n1", False, [OUT])])
+    assert h.sync() == [("delete", "a", 0, {"uid": "uid-a"})]
+
+
 def test_unscheduled_terminating_force_deleted():
     h = Harness([pod("a", node=None, deleting=True), pod("b", deleting=True), pod("c", node=None)])
     assert h.sync() == [("delete", "a", 0, {"uid": "uid-a"})]
+
+
+OUT = {"key": "node.kubernetes.io/out-of-service", "effect": "NoExecute"}
+
+
+@pytest.mark.parametrize("nodes, expected", [
+    pytest.param([node("n1", ready=False, taints=[OUT])], ["a"], id="not ready, out of service"),
+    pytest.param([node("n1", ready=True, taints=[OUT])], [], id="ready"),
+    pytest.param([node("n1", ready=False)], [], id="no taint"),
+])
+def test_terminating_out_of_service(nodes, expected):
+    pods = [pod("a", deleting=True), pod("b")]
+    cache = {n["metadata"]["name"]: n for n in nodes}
+    assert [p["metadata"]["name"] for p in
+            podgc.terminating_out_of_service(pods, cache.get)] == expected
 
 
 def test_requeues_itself_sooner_during_a_quarantine():
