@@ -39,6 +39,13 @@ FOREGROUND = "foregroundDeletion"
 #: that many dependents of one deleted owner cost one GET.
 ABSENT_CACHE_SIZE = 4096
 FINALIZER_RETRIES = 5
+#: Kubernetes' DefaultIgnoredResources: Events are many, short-lived, and own nothing.
+IGNORED_RESOURCES = {("", "events"), ("events.k8s.io", "events")}
+
+
+def watched_resources():
+    """The resources whose objects the graph holds: every served one but Events."""
+    return [r for r in kinds.RESOURCES if (r.group, r.plural) not in IGNORED_RESOURCES]
 
 
 class Node:

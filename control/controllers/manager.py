@@ -16,7 +16,6 @@ from control.client import Informer, LeaderElector, namespace_index
 from control.client.component import add_common_flags, configure_logging, rest_client
 from control.controllers import endpoints, garbagecollector, namespace, podgc
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
-from control.objects import kinds
 
 log = logging.getLogger("steer-controller-manager")
 
@@ -62,9 +61,9 @@ def _namespace(rest, informers, options):
 
 
 def _garbagecollector(rest, informers, options):
-    # Every served resource: any object may own or be owned by any other.
+    # Every served resource (but Events): any object may own or be owned by any other.
     return garbagecollector.GarbageCollector(
-        rest, [informers.informer(resource) for resource in kinds.RESOURCES])
+        rest, [informers.informer(r) for r in garbagecollector.watched_resources()])
 
 
 def _podgc(rest, informers, options):

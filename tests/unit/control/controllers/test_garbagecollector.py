@@ -3,7 +3,7 @@
 import pytest
 
 from control.client import NotFound, RateLimitingQueue
-from control.controllers.garbagecollector import GarbageCollector, Graph
+from control.controllers.garbagecollector import GarbageCollector, Graph, watched_resources
 from tests.unit.control.controllers.fakes import FakeInformer
 
 
@@ -288,3 +288,9 @@ def test_cluster_scoped_dependent_with_namespaced_owner_is_kept():
     h = Harness([node])
     h.gc.sync("virtual/uid-rs")
     assert h.run("delete/uid-n1") == [("event", "OwnerRefInvalidNamespace")]
+
+
+def test_every_resource_but_events_is_watched():
+    plurals = {r.plural for r in watched_resources()}
+    assert "events" not in plurals
+    assert {"pods", "replicasets", "deployments", "namespaces", "nodes", "configmaps"} <= plurals
