@@ -170,10 +170,14 @@ def truncate(subsets, limit=MAX_CAPACITY):
 
 
 def pod_trigger_time(pod):
-    """A pod's last change that matters to Endpoints: its Ready transition, or None."""
+    """A pod's last change that matters to Endpoints: (Ready status, its transition
+    time), or None without a Ready condition. The status is kept because times have
+    whole seconds: a flip back and forth within one must still count as a change."""
     cond = next((c for c in (pod.get("status") or {}).get("conditions") or ()
                  if c.get("type") == "Ready"), None)
-    return (cond or {}).get("lastTransitionTime")
+    if not cond or not cond.get("lastTransitionTime"):
+        return None
+    return cond.get("status"), cond["lastTransitionTime"]
 
 
 class TriggerTimeTracker:
@@ -190,15 +194,21 @@ class TriggerTimeTracker:
         self._state = {}        # service key -> (service time, {pod name: time})
 
     def compute(self, key, service, pods):
+        """Return (trigger time or None, the state to ``remember`` once it is written)."""
         service_time = service["metadata"].get("creationTimestamp")
         pod_times = {p["metadata"]["name"]: pod_trigger_time(p) for p in pods}
         with self._lock:
             seen_service, seen_pods = self._state.get(key, (None, {}))
-            self._state[key] = (service_time, pod_times)
-        changed = [t for name, t in pod_times.items() if t and seen_pods.get(name) != t]
+        changed = [t[1] for name, t in pod_times.items() if t and seen_pods.get(name) != t]
         if service_time and service_time != seen_service:
             changed.append(service_time)
-        return min(changed) if changed else None
+        return (min(changed) if changed else None), (service_time, pod_times)
+
+    def remember(self, key, state):
+        """Note what a sync reflected, once its write (if any) succeeded: a failed
+        write is retried with the same trigger time."""
+        with self._lock:
+            self._state[key] = state
 
     def forget(self, key):
         with self._lock:
@@ -333,18 +343,20 @@ class EndpointsController(Controller):
         pods = [p for p in _by_namespace(self.pods, namespace)
                 if all((p["metadata"].get("labels") or {}).get(k) == v
                        for k, v in selector.items())]
-        when = self.trigger_times.compute(key, service, pods)
+        when, seen = self.trigger_times.compute(key, service, pods)
         listed = [p for p in pods if should_be_listed(p, tolerates_unready(service))]
         desired, skipped = desired_endpoints(service, listed, current, when)
         for pod_key, reason in skipped:
             log.info("service %s: skipping a port of pod %s: %s", key, pod_key, reason)
         if not needs_update(current, desired):
+            self.trigger_times.remember(key, seen)
             return
         try:
             if current is None:
                 self.rest.create(ENDPOINTS, namespace, desired)
             else:
                 self.rest.update(ENDPOINTS, namespace, desired)
+            self.trigger_times.remember(key, seen)
         except AlreadyExists:
             raise       # our cache has not seen it yet: retry with backoff
         except Forbidden as exc:

@@ -114,7 +114,6 @@ def test_endpoints_list_ready_pods_and_move_unready_ones(cluster):
 
     ep = eventually(endpoints_with(ips, []), timeout=60, message="both pods ready", logs=logs)
     assert ep["metadata"]["labels"]["endpoints.kubernetes.io/managed-by"] == "endpoint-controller"
-    assert "endpoints.kubernetes.io/last-change-trigger-time" in ep["metadata"]["annotations"]
     (subset,) = ep["subsets"]
     assert subset["ports"] == [{"name": "web", "port": 8080, "protocol": "TCP"}]
     assert {a["targetRef"]["name"] for a in subset["addresses"]} == \
@@ -122,8 +121,14 @@ def test_endpoints_list_ready_pods_and_move_unready_ones(cluster):
 
     unready = min(pods, key=lambda p: p["status"]["podIP"])
     nodes.set_ready(ns, unready["metadata"]["name"], False)
-    eventually(endpoints_with(ips[1:], ips[:1]), timeout=60, message="one pod not ready",
-               logs=logs)
+    ep = eventually(endpoints_with(ips[1:], ips[:1]), timeout=60, message="one pod not ready",
+                    logs=logs)
+    # The write that a Ready change caused says when that change happened.
+    ready = next(c for c in rest.get(PODS, ns, unready["metadata"]["name"])["status"]
+                 ["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert ep["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"] \
+        == ready["lastTransitionTime"]
     nodes.set_ready(ns, unready["metadata"]["name"], True)
     eventually(endpoints_with(ips, []), timeout=60, message="ready again", logs=logs)
 

@@ -152,15 +152,25 @@ def test_creates_endpoints_with_labels_and_trigger_time():
 
 def test_trigger_time_tracker_reports_the_earliest_new_change():
     tracker, svc = ep.TriggerTimeTracker(), service()
+
+    def compute(pods, remember=True):
+        when, state = tracker.compute("default/web", svc, pods)
+        if remember:
+            tracker.remember("default/web", state)
+        return when
+
     a, b = pod("a", "10.0.0.1"), pod("b", "10.0.0.2", ready_at="2026-01-01T00:02:00Z")
-    assert tracker.compute("default/web", svc, [a]) == "2026-01-01T00:00:00Z"
-    assert tracker.compute("default/web", svc, [a]) is None             # nothing new
-    assert tracker.compute("default/web", svc, [a, b]) == "2026-01-01T00:02:00Z"
+    assert compute([a], remember=False) == "2026-01-01T00:00:00Z"    # a failed write
+    assert compute([a]) == "2026-01-01T00:00:00Z"                    # ...is retried alike
+    assert compute([a]) is None                                      # nothing new
+    assert compute([a, b]) == "2026-01-01T00:02:00Z"
     a2 = pod("a", "10.0.0.1", ready=False, ready_at="2026-01-01T00:03:00Z")
     b2 = pod("b", "10.0.0.2", ready=False, ready_at="2026-01-01T00:04:00Z")
-    assert tracker.compute("default/web", svc, [a2, b2]) == "2026-01-01T00:03:00Z"
+    assert compute([a2, b2]) == "2026-01-01T00:03:00Z"
+    a3 = pod("a", "10.0.0.1", ready=True, ready_at="2026-01-01T00:03:00Z")
+    assert compute([a3, b2]) == "2026-01-01T00:03:00Z"       # flipped back in the same second
     tracker.forget("default/web")
-    assert tracker.compute("default/web", svc, [a2]) == "2026-01-01T00:00:00Z"
+    assert compute([a2]) == "2026-01-01T00:00:00Z"
 
 
 def test_updated_endpoints_note_when_the_change_happened():
@@ -242,6 +252,10 @@ def test_failed_write_raises_and_records_event():
         h.sync()
     events = [a[3] for a in h.rest.of("create") if a[3]["kind"] == "Event"]
     assert [e["reason"] for e in events] == ["FailedToCreateEndpoint"]
+    h.rest.fail.clear()
+    (retried,) = h.sync()       # the retry still notes when the change happened
+    assert retried[3]["metadata"]["annotations"][ep.TRIGGER_TIME_ANNOTATION] == \
+        "2026-01-01T00:00:00Z"
 
 
 def test_pod_events_enqueue_matching_services():
