@@ -5,7 +5,7 @@ import datetime
 import pytest
 
 from control.client import RateLimitingQueue
-from control.controllers import podgc
+from control.controllers import manager, podgc
 from control.controllers.podgc import PodGCController
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 
@@ -152,3 +152,19 @@ def test_requeues_itself_sooner_during_a_quarantine():
     assert h.queue.get(0) is None
     h.clock.advance(20)
     assert h.queue.get(0) == podgc.KEY
+
+
+def test_manager_builds_the_cleanup_controllers_with_their_flags():
+    args = manager.parse_args(["--api-server", "http://127.0.0.1:1", "--controllers",
+                               "endpoint,namespace,garbagecollector,podgc",
+                               "--terminated-pod-gc-threshold", "5",
+                               "--podgc-check-period", "2", "--podgc-quarantine", "3"])
+    built = manager.Manager(FakeRest(), args.controllers, 1, args)
+    by_name = {c.name: c for c in built.controllers}
+    assert sorted(by_name) == ["endpoint", "garbagecollector", "namespace", "podgc"]
+    gc = by_name["podgc"]
+    assert (gc.threshold, gc.period, gc.quarantine) == (5, 2.0, 3.0)
+    defaults = manager.parse_args(["--api-server", "http://127.0.0.1:1"])
+    assert defaults.terminated_pod_gc_threshold == 12500
+    # One informer per resource, shared: the collector's pods are the endpoint controller's.
+    assert built.informers.informer(podgc.PODS) in by_name["garbagecollector"].informers
