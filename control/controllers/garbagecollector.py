@@ -43,6 +43,20 @@ FINALIZER_RETRIES = 5
 IGNORED_RESOURCES = {("", "events"), ("events.k8s.io", "events")}
 
 
+def resource_of(api_version, kind):
+    """The served resource of an ownerReference's apiVersion and kind, or None.
+
+    A reference written with another version of a served group (apps/v1beta2)
+    names the same objects, as a RESTMapper would resolve it.
+    """
+    resource = kinds.by_api_version_kind(api_version or "", kind or "")
+    if resource is None:
+        group = (api_version or "").rpartition("/")[0]
+        resource = next((r for r in kinds.RESOURCES if r.group == group and r.kind == kind),
+                        None)
+    return resource
+
+
 def watched_resources():
     """The resources whose objects the graph holds: every served one but Events."""
     return [r for r in kinds.RESOURCES if (r.group, r.plural) not in IGNORED_RESOURCES]
@@ -64,7 +78,7 @@ class Node:
 
     @property
     def resource(self):
-        return kinds.by_api_version_kind(self.api_version or "", self.kind or "")
+        return resource_of(self.api_version, self.kind)
 
     def describe(self):
         where = f"{self.namespace}/" if self.namespace else ""
@@ -129,8 +143,7 @@ class Graph:
                     continue
                 owner = self._nodes.get(owner_uid)
                 if owner is None:
-                    resource = kinds.by_api_version_kind(ref.get("apiVersion", ""),
-                                                         ref.get("kind", ""))
+                    resource = resource_of(ref.get("apiVersion"), ref.get("kind"))
                     namespace = node.namespace if resource is None or resource.namespaced \
                         else None
                     owner = self._nodes[owner_uid] = Node(owner_uid, ref.get("apiVersion"),
@@ -283,7 +296,7 @@ class GarbageCollector(Controller):
             if self._is_absent(uid):
                 dangling.append(ref)
                 continue
-            resource = kinds.by_api_version_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+            resource = resource_of(ref.get("apiVersion"), ref.get("kind"))
             if resource is None:
                 log.warning("garbage collector: %s names an owner of unknown kind %s/%s",
                             object_key(dependent), ref.get("apiVersion"), ref.get("kind"))
@@ -402,7 +415,7 @@ class GarbageCollector(Controller):
         meta = obj["metadata"]
         patch = {"metadata": {"ownerReferences": refs or None, "uid": meta["uid"],
                               "resourceVersion": meta["resourceVersion"]}}
-        resource = kinds.by_api_version_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
+        resource = resource_of(obj.get("apiVersion"), obj.get("kind"))
         self.rest.patch(resource, meta.get("namespace"), meta["name"], patch)
 
     def _delete(self, node, obj, policy):

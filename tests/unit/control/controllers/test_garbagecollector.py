@@ -171,6 +171,11 @@ def pod_of(*owners, **kw):
     pytest.param([pod_of({"apiVersion": "example.com/v1", "kind": "Widget", "name": "w",
                           "uid": "uid-w"})], [], id="unknown owner kind: never deleted"),
     pytest.param([pod_of(RS, deleting=True)], [], id="dependent already being deleted"),
+    pytest.param([RS, pod_of({**ref(RS), "apiVersion": "apps/v1beta2"})], [],
+                 id="another version of the owner's group names the same owner"),
+    pytest.param([pod_of({**ref(RS), "apiVersion": "apps/v1beta2"})],
+                 [("delete", "pods", "p", "Background", {"uid": "uid-p"})],
+                 id="another version, owner absent"),
 ])
 def test_attempt_to_delete(live, expected):
     h = Harness(live)
