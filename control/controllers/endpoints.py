@@ -14,7 +14,7 @@ the computed Endpoints equal the stored ones.
 import logging
 import threading
 
-from control.client import AlreadyExists, Forbidden, NotFound, namespace_index, object_key
+from control.client import Forbidden, NotFound, namespace_index, object_key
 from control.client.events import EventRecorder, NullRecorder
 from control.controllers import pods as podutil
 from control.controllers.base import Controller, split_key
@@ -357,26 +357,18 @@ class EndpointsController(Controller):
             else:
                 self.rest.update(ENDPOINTS, namespace, desired)
             self.trigger_times.remember(key, seen)
-        except AlreadyExists:
-            raise       # our cache has not seen it yet: retry with backoff
-        except Forbidden as exc:
-            if "being terminated" in str(exc):
-                return  # the namespace is going away, and these Endpoints with it
-            self._failed(service, current, exc)
-            raise
-        except NotFound:
-            if current is not None:
-                raise   # deleted under us: the retry creates it
-            return      # the namespace or Service is gone
         except Exception as exc:
-            self._failed(service, current, exc)
+            if current is None and isinstance(exc, Forbidden) and \
+                    "being terminated" in str(exc):
+                return  # the namespace is going away, and these Endpoints with it
+            # As Kubernetes, even for a Conflict (a stale cache): the retry fixes it.
+            if current is None:
+                self.recorder.event(desired, "Warning", "FailedToCreateEndpoint",
+                                    f"Failed to create endpoint for service {key}: {exc}")
+            else:
+                self.recorder.event(desired, "Warning", "FailedToUpdateEndpoint",
+                                    f"Failed to update endpoint {key}: {exc}")
             raise
-
-    def _failed(self, service, current, exc):
-        reason = "FailedToCreateEndpoint" if current is None else "FailedToUpdateEndpoint"
-        verb = "create" if current is None else "update"
-        self.recorder.event(service, "Warning", reason,
-                            f"Failed to {verb} endpoint {object_key(service)}: {exc}")
 
 
 def _by_namespace(store, namespace):

@@ -252,6 +252,9 @@ def test_failed_write_raises_and_records_event():
         h.sync()
     events = [a[3] for a in h.rest.of("create") if a[3]["kind"] == "Event"]
     assert [e["reason"] for e in events] == ["FailedToCreateEndpoint"]
+    assert events[0]["involvedObject"]["kind"] == "Endpoints"
+    assert events[0]["message"] == ("Failed to create endpoint for service default/web: (500) "
+                                    "InternalError: boom")
     h.rest.fail.clear()
     (retried,) = h.sync()       # the retry still notes when the change happened
     assert retried[3]["metadata"]["annotations"][ep.TRIGGER_TIME_ANNOTATION] == \
