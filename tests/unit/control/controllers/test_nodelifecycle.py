@@ -392,3 +392,39 @@ def test_nodes_excluded_from_disruption_do_not_count():
     controller, *_ = make(nodes)
     controller.monitor()
     assert controller.zone_states[""] == STATE_FULL
+
+
+# -- the controller manager's flags -----------------------------------------------------------
+@pytest.mark.parametrize("text, seconds", [("4s", 4.0), ("40s", 40.0), ("5m", 300.0),
+                                           ("1m30s", 90.0), ("500ms", 0.5), ("7", 7.0),
+                                           ("2.5", 2.5), ("1h", 3600.0)])
+def test_durations_as_kube_controller_manager_takes_them(text, seconds):
+    from control.controllers.manager import duration
+    assert duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "4x", "s", "4s5", "-"])
+def test_bad_durations_are_refused(text):
+    import argparse
+
+    from control.controllers.manager import duration
+    with pytest.raises(argparse.ArgumentTypeError):
+        duration(text)
+
+
+def test_manager_builds_the_node_controllers_from_flags():
+    from control.controllers import manager
+    args = manager.parse_args(["--api-server", "http://127.0.0.1:1", "--controllers",
+                               "nodelifecycle,taint-eviction-controller,nodeipam",
+                               "--node-monitor-grace-period", "4s", "--node-eviction-rate",
+                               "0.5", "--cluster-cidr", "10.9.0.0/16",
+                               "--node-cidr-mask-size", "20"])
+    lifecycle, eviction, ipam = manager.Manager(None, args.controllers, 1, args).controllers
+    assert (lifecycle.grace_period, lifecycle.monitor_period, lifecycle.eviction_rate) == \
+        (4.0, 5.0, 0.5)
+    assert eviction.name == "taint-eviction-controller"
+    assert (str(ipam.cidrs.network), ipam.cidrs.mask_size) == ("10.9.0.0/16", 20)
+    off = manager.parse_args(["--api-server", "http://127.0.0.1:1", "--controllers", "nodeipam",
+                              "--no-allocate-node-cidrs"])
+    [disabled] = manager.Manager(None, off.controllers, 1, off).controllers
+    assert not hasattr(disabled, "cidrs")
