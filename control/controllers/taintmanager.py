@@ -7,7 +7,8 @@ NoExecute taints:
 * every taint tolerated, some with ``tolerationSeconds``: the pod is deleted
   when the first of those runs out, counted from the taint's ``timeAdded``
   (so a restarted controller does not restart the count; a timeAdded in the
-  future or missing counts from when this controller first saw the taint);
+  future or missing counts from when this controller first saw the taint,
+  which is what Kubernetes always does);
 * tolerated without a time limit: the pod stays.
 
 ``sync`` is level-triggered: a pod that must go later is queued again with
@@ -126,7 +127,14 @@ class TaintEvictionController(Controller):
             self.queue.add_after(key, delay)
 
     def _elapsed(self, node_name, taint):
-        """Seconds since ``taint`` was added to the node (timeAdded, else our first sight)."""
+        """Seconds since ``taint`` was added to the node, never over-counted.
+
+        Two lower bounds, the larger wins: the time since this controller first
+        saw the taint, and the time since its timeAdded. timeAdded is written in
+        whole seconds, so the taint may be up to a second younger than it says:
+        that second is not counted (a pod goes up to 1 s late, never early). A
+        timeAdded ahead of our clock (skew) thus falls back to our own count.
+        """
         ident = (node_name, taint.get("key"), taint.get("value"))
         with self._lock:
             first = self._first_seen.setdefault(ident, self.clock())
@@ -138,8 +146,9 @@ class TaintEvictionController(Controller):
         if added is None:
             return ours
         since = (self.wall_clock() - added).total_seconds()
-        # A timeAdded ahead of our clock (skew) counts from when we first saw it.
-        return since if since >= 0 else ours
+        if not added.microsecond:
+            since -= 1.0
+        return max(ours, since)
 
     def _drop(self, key):
         with self._lock:

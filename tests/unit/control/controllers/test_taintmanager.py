@@ -145,14 +145,24 @@ def test_untolerated_taint_deletes_at_once_with_condition_and_event():
 
 def test_toleration_seconds_count_from_the_taints_time_added():
     h = Harness([node("n1")], [pod("a", tolerations=[toleration(UNREACHABLE, 10)])])
-    # Added 4 s ago (another controller, a restart): 6 s are left.
+    # Added 4 s ago (by another controller, before a restart): 6 s are left, plus the
+    # second that timeAdded's whole-second precision may hide.
     h.nodes.put(node("n1", [taint(UNREACHABLE, added=h.stamp(-4))]))
     h.drain()
     assert h.deleted() == []
-    h.run_for(5.5)
+    h.run_for(6.5)
     assert h.deleted() == []
     h.run_for(1)
     assert h.deleted() == ["a"]
+
+
+def test_a_fractional_time_added_is_taken_as_is():
+    h = Harness([node("n1")], [pod("a", tolerations=[toleration(UNREACHABLE, 10)])])
+    h.clock.advance(0.25)
+    added = (h.wall() - datetime.timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    h.nodes.put(node("n1", [taint(UNREACHABLE, added=added)]))
+    h.drain()
+    assert h.controller.queue._due == {"default/a": h.clock() + 6.0}
 
 
 def test_a_time_added_in_the_future_counts_from_first_sight():
