@@ -71,6 +71,7 @@ class TaintEvictionController(Controller):
         self.node_store, self.pod_store = node_informer.store, pod_informer.store
         self._lock = threading.Lock()
         self.scheduled = set()      # pod keys with a deletion planned for later
+        self.evicted = set()        # uids of pods we deleted (until the informer shows it)
         self._first_seen = {}       # (node, taint key, value) -> our clock when first seen
         node_informer.add_handler(self._node_added, self._node_updated, self._node_deleted)
         pod_informer.add_handler(self._pod_changed, lambda old, new: self._pod_changed(new),
@@ -78,12 +79,15 @@ class TaintEvictionController(Controller):
 
     # -- handlers ------------------------------------------------------------------------
     def _pod_changed(self, pod):
-        if (pod.get("spec") or {}).get("nodeName") and not pod["metadata"].get("deletionTimestamp"):
+        if pod["metadata"].get("deletionTimestamp"):
+            self._pod_deleted(pod)      # going already: nothing left for us to do
+        elif (pod.get("spec") or {}).get("nodeName"):
             self.enqueue(pod)
 
     def _pod_deleted(self, pod):
         with self._lock:
             self.scheduled.discard(object_key(pod))
+            self.evicted.discard(pod["metadata"].get("uid"))
 
     def _node_added(self, node):
         if no_execute_taints(node):
@@ -110,6 +114,9 @@ class TaintEvictionController(Controller):
         if pod is None or pod["metadata"].get("deletionTimestamp"):
             self._drop(key)
             return
+        with self._lock:
+            if pod["metadata"].get("uid") in self.evicted:
+                return      # deleted already; the informer has not shown it yet
         node_name = (pod.get("spec") or {}).get("nodeName")
         node = self.node_store.get(node_name) if node_name else None
         taints = no_execute_taints(node) if node is not None else []
@@ -165,8 +172,8 @@ class TaintEvictionController(Controller):
     def _evict(self, key, pod):
         self._drop(key)
         meta = pod["metadata"]
-        log.info("pod %s: NoExecute taint on node %s not tolerated; deleting", key,
-                 pod["spec"].get("nodeName"))
+        log.info("pod %s: a NoExecute taint of node %s is not (or no longer) tolerated; "
+                 "deleting", key, pod["spec"].get("nodeName"))
         self.recorder.event(pod, "Normal", REASON, f"Marking for deletion Pod {key}")
         now = self.wall_clock().strftime("%Y-%m-%dT%H:%M:%SZ")
         condition = {"type": "DisruptionTarget", "status": "True",
@@ -184,5 +191,7 @@ class TaintEvictionController(Controller):
         try:
             self.rest.delete(PODS, meta["namespace"], meta["name"])
         except NotFound:
-            pass
+            return
+        with self._lock:
+            self.evicted.add(meta.get("uid"))
 

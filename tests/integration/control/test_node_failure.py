@@ -162,7 +162,7 @@ def test_a_dead_node_is_tainted_its_pods_move_and_it_returns(rest, cluster):
     assert not doomed & set(pods)
     steps.done("replacements running on the other nodes")
     reasons = {e.get("reason") for e in rest.list(EVENTS, ns)["items"]}
-    assert "TaintManagerEviction" in reasons
+    assert {"TaintManagerEviction", "NodeNotReady"} <= reasons    # NodeNotReady: pods marked
 
     nodes.start_node(victim)
 

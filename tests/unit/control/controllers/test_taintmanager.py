@@ -143,6 +143,18 @@ def test_untolerated_taint_deletes_at_once_with_condition_and_event():
                                   "Marking for deletion Pod default/a")]
 
 
+def test_a_pod_is_deleted_once_though_its_status_patch_comes_back_first():
+    h = Harness([node("n1")], [pod("a")])
+    h.nodes.put(node("n1", [taint("dedicated", added=h.stamp())]))
+    h.drain()
+    h.pods.put({**pod("a"), "status": {"conditions": [{"type": "DisruptionTarget"}]}})
+    h.drain()
+    assert h.deleted() == ["a"] and len(h.recorder.events) == 1
+    h.pods.put(pod("a", deleting=True))
+    h.drain()
+    assert h.controller.evicted == set()
+
+
 def test_toleration_seconds_count_from_the_taints_time_added():
     h = Harness([node("n1")], [pod("a", tolerations=[toleration(UNREACHABLE, 10)])])
     # Added 4 s ago (by another controller, before a restart): 6 s are left, plus the
