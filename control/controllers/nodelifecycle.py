@@ -275,10 +275,12 @@ class NodeLifecycleController(Controller):
                 zone_conditions.setdefault(zone, []).append(current)
             if current is None:
                 continue
+            # As Kubernetes: taints follow the Ready condition as observed before this
+            # pass's own write, so a node just found silent is queued on the next pass.
             # Queued even in full disruption: the zone's limiter then lets nothing through.
-            self._taint_based_eviction(node, current)
+            self._taint_based_eviction(node, observed or {"status": "Unknown"})
             if current.get("status") != "True":
-                if observed is None or observed.get("status") == "True":
+                if observed is not None and observed.get("status") == "True":
                     self.recorder.event(node, "Normal", "NodeNotReady",
                                         f"Node {name} status is now: NodeNotReady")
                 self.mark_pods_not_ready(node)

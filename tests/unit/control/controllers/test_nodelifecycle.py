@@ -253,7 +253,10 @@ def test_stale_node_is_tainted_unreachable_after_its_status_is_written():
         leases.put(lease(name, "r1"))
     controller.monitor()
     assert [w["metadata"]["name"] for w in status_writes(rest)] == ["n1"]
+    controller.tainting_pass()
+    assert taint_patches(rest) == []        # Ready was True when this pass began
     nodes.put(status_writes(rest)[0])       # the informer shows the Unknown status
+    controller.monitor()
     controller.tainting_pass()
     assert taint_patches(rest, "n1") == [{(UNREACHABLE, "NoExecute")}]
 
