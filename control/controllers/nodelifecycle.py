@@ -206,7 +206,7 @@ class NodeLifecycleController(Controller):
         self.unhealthy_threshold = unhealthy_threshold
         self.large_cluster_threshold = large_cluster_threshold
         self.health = {}            # node name -> _Health
-        self.known = set()          # node names seen by monitor (RegisteredNode events)
+        self.known = {}             # node name -> node, as monitor() last saw it
         self.zone_states = {}       # zone -> STATE_*
         self.limiters = {}          # zone -> TokenBucket
         self.tainting = {}          # zone -> {node name: None}, a FIFO set of nodes to taint
@@ -255,7 +255,7 @@ class NodeLifecycleController(Controller):
         now = self.clock()
         nodes = self.node_store.list()
         names = {n["metadata"]["name"] for n in nodes}
-        for name in sorted(self.known - names):
+        for name in sorted(set(self.known) - names):
             self._forget(name)
         zone_conditions = {}
         for node in nodes:
@@ -263,9 +263,9 @@ class NodeLifecycleController(Controller):
             zone = zone_key(node)
             self._ensure_zone(zone)
             if name not in self.known:
-                self.known.add(name)
                 self.recorder.event(node, "Normal", "RegisteredNode",
                                     f"Node {name} event: Registered Node {name} in Controller")
+            self.known[name] = node
             try:
                 observed, current, node = self.update_health(node, now)
             except ApiException as exc:
@@ -287,7 +287,9 @@ class NodeLifecycleController(Controller):
         self.handle_disruption(zone_conditions, nodes)
 
     def _forget(self, name):
-        self.known.discard(name)
+        node = self.known.pop(name)
+        self.recorder.event(node, "Normal", "RemovingNode",
+                            f"Node {name} event: Removing Node {name} from Controller")
         self.health.pop(name, None)
         with self._lock:
             for queue in self.tainting.values():

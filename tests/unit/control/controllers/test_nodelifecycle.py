@@ -303,6 +303,8 @@ def test_a_deleted_node_is_forgotten():
     nodes.remove(node("n1"))
     controller.monitor()
     assert "n1" not in controller.health and "n1" not in controller.known
+    assert recorder.events[-1] == ("n1", "Normal", "RemovingNode",
+                                   "Node n1 event: Removing Node n1 from Controller")
 
 
 # -- zones and the rate limiter ------------------------------------------------------------
@@ -431,3 +433,32 @@ def test_manager_builds_the_node_controllers_from_flags():
                               "--no-allocate-node-cidrs"])
     [disabled] = manager.Manager(None, off.controllers, 1, off).controllers
     assert not hasattr(disabled, "cidrs")
+
+
+def test_run_monitors_and_taints_in_the_background_until_stopped():
+    import threading
+    import time
+
+    controller, rest, clock, (nodes, _, _), _ = make([node("n1"), node("n2"), node("n3")],
+                                                     monitor_period=0.01)
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(1, stop), daemon=True)
+    thread.start()
+
+    def wait_for(predicate):
+        deadline = time.monotonic() + 10
+        while not predicate():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    try:
+        wait_for(lambda: "n3" in controller.health)
+        clock.advance(41)
+        controller.health["n2"].probe = controller.health["n3"].probe = clock()
+        wait_for(lambda: status_writes(rest))
+        nodes.put(status_writes(rest)[0])
+        wait_for(lambda: any((UNREACHABLE, "NoExecute") in taints
+                             for taints in taint_patches(rest, "n1")))
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
