@@ -95,6 +95,11 @@ class TaintEvictionController(Controller):
 
     def _node_updated(self, old, new):
         if no_execute_taints(old) != no_execute_taints(new):
+            name = new["metadata"]["name"]
+            present = {(name, t.get("key"), t.get("value")) for t in no_execute_taints(new)}
+            with self._lock:        # forget when we first saw taints that are gone
+                for seen in [k for k in self._first_seen if k[0] == name and k not in present]:
+                    del self._first_seen[seen]
             self._enqueue_pods(new)
 
     def _node_deleted(self, node):

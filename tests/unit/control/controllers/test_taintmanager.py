@@ -211,7 +211,7 @@ def test_a_taint_removed_in_time_cancels_the_eviction():
     assert h.recorder.events == [("a", "Normal", "TaintManagerEviction",
                                   "Cancelling deletion of Pod default/a")]
     h.run_for(20)
-    assert h.deleted() == []
+    assert h.deleted() == [] and h.controller._first_seen == {}
 
 
 def test_a_pod_bound_to_a_tainted_node_is_judged_too():
