@@ -178,3 +178,30 @@ def test_a_dead_node_is_tainted_its_pods_move_and_it_returns(rest, cluster):
                timeout=60, message="the evicted pods gone for good", logs=logs)
     assert len(live_pods(rest, ns)) == 6
     steps.done("evicted pods deleted for good")
+
+
+def test_every_node_down_is_full_disruption_and_nothing_stays_tainted(rest, cluster):
+    """All nodes silent at once looks like the control plane's own network failing."""
+    nodes, logs = cluster
+    steps = Steps()
+    print()
+    for name in NAMES:
+        nodes.stop_node(name)
+    eventually(lambda: all(ready(rest.get(NODES, None, n)) == "Unknown" for n in NAMES),
+               timeout=60, message="every node Ready=Unknown", logs=logs)
+    steps.done("all nodes stopped -> Ready=Unknown")
+    eventually(lambda: "full disruption" in logs(), timeout=60,
+               message="the controller entering full disruption", logs=logs)
+
+    def untainted():
+        return not any((key, "NoExecute") in taints(rest.get(NODES, None, n))
+                       for n in NAMES for key in (UNREACHABLE, "node.kubernetes.io/not-ready"))
+    # A node found silent a pass before the others may have been tainted; entering
+    # full disruption takes every NoExecute taint off again.
+    eventually(untainted, timeout=60, message="no NoExecute taints", logs=logs)
+    steps.done("full disruption: no NoExecute taints")
+    for name in NAMES:
+        nodes.start_node(name)
+    eventually(lambda: all(ready(rest.get(NODES, None, n)) == "True" and untainted()
+                           for n in NAMES), timeout=60, message="every node back", logs=logs)
+    steps.done("all nodes back and Ready")
