@@ -398,7 +398,8 @@ class NodeLifecycleController(Controller):
         else:           # Normal, or one zone fully down while others live: evict normally
             qps = self.eviction_rate
         with self._lock:
-            self.limiters[zone] = TokenBucket(qps, 1, self.clock)
+            if self.limiters[zone].qps != qps:     # as SwapLimiter: a new rate, a new bucket
+                self.limiters[zone] = TokenBucket(qps, 1, self.clock)
 
     def handle_disruption(self, zone_conditions, nodes):
         """Recompute zone states; stop all tainting when every zone is fully down."""
