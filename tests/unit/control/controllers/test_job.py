@@ -430,3 +430,17 @@ def test_ttl_rereads_the_job_before_deleting():
     controller.sync(KEY)
     assert rest.actions == []
     assert queue.delays == [(KEY, pytest.approx(900.0))]
+
+
+def test_the_manager_builds_the_job_controllers_with_the_backoff_flag():
+    from control.controllers import manager
+    args = manager.parse_args(["--api-server", "http://x", "--controllers",
+                               "job,cronjob,ttl-after-finished",
+                               "--job-pod-failure-backoff", "0.2"])
+    built = manager.Manager(FakeRest(), args.controllers, 1, args)
+    assert [c.name for c in built.controllers] == ["job", "cronjob", "ttl-after-finished"]
+    assert built.controllers[0].backoff_base == 0.2
+    default = manager.parse_args(["--api-server", "http://x"])
+    assert default.job_pod_failure_backoff == 10.0
+    assert manager.CONTROLLERS["job"](FakeRest(), manager.SharedInformers(FakeRest()),
+                                      None).backoff_base == 10.0
