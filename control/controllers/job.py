@@ -297,8 +297,7 @@ class JobController(Controller):
         error = None
         if needs_sync and not job["metadata"].get("deletionTimestamp"):
             error = sync.run()
-        else:
-            sync.status_only()
+        # Otherwise only the counts are refreshed, while our last actions show.
         self._write_status(job, sync.status())
         if error is not None:
             raise error
@@ -403,28 +402,30 @@ class _Sync:
         """Decide and act; return the first API error (the status is written anyway)."""
         if self.start_time is None and not self.suspended():
             self.start_time = rfc3339(self.now)
-        error = None
+        # A verdict already written stands; otherwise failure is judged before success.
         failing = self._interim(FAILURE_TARGET)
-        succeeding = failing is None and self._interim(SUCCESS_CRITERIA_MET)
+        succeeding = self._interim(SUCCESS_CRITERIA_MET)
+        if failing is None and succeeding is None:
+            failing = self._judge(FAILURE_TARGET, self.failure())
+            if failing is None:
+                succeeding = self._judge(SUCCESS_CRITERIA_MET,
+                                         COMPLETIONS_REACHED if self.success() else None)
         if failing is not None:
-            error = self._finish(FAILED, failing)
-        elif succeeding is not None:
-            error = self._finish(COMPLETE, succeeding)
-        else:
-            self._suspension()
-            error = self._manage()
-        return error
-
-    def status_only(self):
-        """Waiting for our own last actions to show: only the counts are refreshed."""
+            return self._finish(FAILED, failing)
+        if succeeding is not None:
+            return self._finish(COMPLETE, succeeding)
+        self._suspension()
+        return self._manage()
 
     def _interim(self, type_):
-        """The (reason, message) of FailureTarget / SuccessCriteriaMet, setting it if due."""
+        """The (reason, message) of a FailureTarget / SuccessCriteriaMet already set, or None."""
         for cond in self.conditions:
             if cond.get("type") == type_ and cond.get("status") == "True":
                 return cond.get("reason"), cond.get("message")
-        verdict = (self.failure() if type_ == FAILURE_TARGET else
-                   COMPLETIONS_REACHED if self.success() else None)
+        return None
+
+    def _judge(self, type_, verdict):
+        """Set the interim condition ``type_`` for ``verdict`` (reason, message) if any."""
         if verdict is None:
             return None
         self.conditions = set_condition(self.conditions, type_, "True", *verdict, self.now)
@@ -522,7 +523,8 @@ class _Sync:
         namespace = job["metadata"]["namespace"]
         if self.indexed:
             taken = {completion_index(p, self.completions) for p in active}
-            taken |= {completion_index(p, self.completions) for p in self.terminating}
+            if self.spec.get("podReplacementPolicy") == "Failed":
+                taken |= {completion_index(p, self.completions) for p in self.terminating}
             pending = [i for i in range(self.completions)
                        if i not in taken and i not in self.succeeded_indexes][:count]
             count = len(pending)

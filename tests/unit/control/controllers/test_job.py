@@ -444,3 +444,38 @@ def test_the_manager_builds_the_job_controllers_with_the_backoff_flag():
     assert default.job_pod_failure_backoff == 10.0
     assert manager.CONTROLLERS["job"](FakeRest(), manager.SharedInformers(FakeRest()),
                                       None).backoff_base == 10.0
+
+
+def test_success_already_met_is_not_turned_into_a_failure():
+    met = {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+           "message": "Reached expected number of succeeded pods", "lastTransitionTime": ts(5)}
+    job = make_job(1, 1, backoff_limit=0, status={"conditions": [met], "startTime": ts(60)})
+    h = Harness(job, [make_pod("s", "Succeeded"), make_pod("f", "Failed", finished_ago=1)])
+    h.sync()
+    assert h.conditions() == {"SuccessCriteriaMet": ("True", "CompletionsReached"),
+                              "Complete": ("True", "CompletionsReached")}
+
+
+@pytest.mark.parametrize("policy, created", [("TerminatingOrFailed", ["pi-0-"]),
+                                             ("Failed", [])])
+def test_an_indexed_pod_being_deleted_is_replaced_unless_the_policy_waits(policy, created):
+    pods = [make_pod("gone", index=0, deleting=True), make_pod("one", index=1)]
+    h = Harness(make_job(2, 2, mode="Indexed", podReplacementPolicy=policy), pods)
+    h.sync()
+    assert [p["metadata"]["generateName"] for p in h.created()] == created
+    assert h.status()["terminating"] == 1
+
+
+def test_pod_events_observe_expectations_and_queue_the_job():
+    h = Harness(make_job(2, 2))
+    h.sync()
+    created = h.created()
+    assert h.controller.expectations.pending(KEY) == (2, 0)
+    h.pod_informer.put(created[0])
+    assert h.controller.expectations.pending(KEY) == (1, 0)
+    stranger = make_pod("x", owner="someone-else")
+    h.pod_informer.put(stranger)
+    assert h.controller.expectations.pending(KEY) == (1, 0)
+    assert len(h.queue) == 1        # the job's key, once
+    h.pod_informer.put(created[1])
+    assert h.controller.expectations.satisfied(KEY)
