@@ -265,9 +265,8 @@ class JobController(Controller):
 
     def _pod_deleted(self, pod):
         job = self._resolve(pod)
-        if not pod["metadata"].get("deletionTimestamp") or _phase(pod) in podutil.TERMINAL_PHASES:
-            with self._lock:
-                self._failed_seen.pop(pod["metadata"].get("uid"), None)
+        with self._lock:
+            self._failed_seen.pop(pod["metadata"].get("uid"), None)
         if job is not None:
             self.expectations.deletion_observed(object_key(job), object_key(pod))
             self.enqueue(job)
@@ -318,8 +317,9 @@ class JobController(Controller):
                     raise
                 fresh = self.rest.get(JOBS, job["metadata"]["namespace"],
                                       job["metadata"]["name"])
-                if fresh["metadata"].get("uid") != job["metadata"].get("uid"):
-                    return
+                if fresh["metadata"].get("uid") != job["metadata"].get("uid") or \
+                        finished(fresh)[0] is not None:
+                    return      # replaced, or our own finishing write is already there
                 # Keep what we computed, on top of the newer object.
                 job = fresh
 

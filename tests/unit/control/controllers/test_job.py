@@ -479,3 +479,20 @@ def test_pod_events_observe_expectations_and_queue_the_job():
     assert len(h.queue) == 1        # the job's key, once
     h.pod_informer.put(created[1])
     assert h.controller.expectations.satisfied(KEY)
+
+
+def test_a_status_conflict_does_not_overwrite_a_finished_job():
+    from control.client import Conflict
+    stale = make_job(1, 1)
+    fresh = make_job(1, 1, status={"conditions": [
+        {"type": "Complete", "status": "True", "lastTransitionTime": ts(3)}]})
+    calls = []
+
+    def conflict_once(body):
+        calls.append(body)
+        return Conflict(409, "Conflict", "stale") if len(calls) == 1 else None
+
+    h = Harness(stale, [make_pod("s", "Succeeded")], fail={"update_status": conflict_once})
+    h.rest.objects[("Job", KEY)] = fresh
+    h.sync()
+    assert len(calls) == 1 and h.rest.of("update_status") == []
