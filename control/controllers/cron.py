@@ -104,6 +104,15 @@ def _zone(name):
         raise CronError(f"provided bad location {name}: {exc}") from None
 
 
+def valid_time_zone(name):
+    """True if ``name`` is a time zone this module knows (CronJob ``spec.timeZone``)."""
+    try:
+        _zone(name)
+    except CronError:
+        return False
+    return True
+
+
 class Schedule:
     """A parsed schedule: the allowed values of each field and the time zone."""
 

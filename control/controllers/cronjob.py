@@ -186,9 +186,9 @@ class CronJobController(Controller):
         try:
             schedule = cron.parse(spec.get("schedule"), spec.get("timeZone"))
         except cron.CronError as exc:
-            reason = "UnknownTimeZone" if "location" in str(exc) else "UnparseableSchedule"
-            message = (f"invalid timeZone: {spec.get('timeZone')!r}: {exc}"
-                       if reason == "UnknownTimeZone" else
+            bad_zone = bool(spec.get("timeZone")) and not cron.valid_time_zone(spec["timeZone"])
+            reason = "UnknownTimeZone" if bad_zone else "UnparseableSchedule"
+            message = (f"invalid timeZone: {spec['timeZone']!r}: {exc}" if bad_zone else
                        f"unparseable schedule: {spec.get('schedule')!r} : {exc}")
             log.warning("cronjob %s: %s", key, message)
             self.recorder.event(cron_job, "Warning", reason, message)

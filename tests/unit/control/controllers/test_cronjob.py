@@ -274,3 +274,8 @@ def test_a_job_that_already_exists_is_recorded_not_created_twice():
     status = h.status()
     assert status["lastScheduleTime"] == "2026-01-01T10:01:00Z"
     assert [r["name"] for r in status["active"]] == [name]
+
+
+def test_a_bad_zone_prefix_is_an_unparseable_schedule():
+    h = Harness(make_cj("CRON_TZ=Mars/Olympus * * * * *")).sync()
+    assert [r for _, r, _ in h.recorder.events] == ["UnparseableSchedule"]
