@@ -16,11 +16,14 @@ import threading
 from control.client import Informer, LeaderElector, namespace_index
 from control.client.component import add_common_flags, configure_logging, rest_client
 from control.client.events import EventRecorder
+from control.controllers import job as jobctl
 from control.controllers import nodeipam, nodelifecycle
 from control.controllers.base import Controller
+from control.controllers.cronjob import CRONJOBS, CronJobController
 from control.controllers.nodelifecycle import LEASES, NODES, NodeLifecycleController
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
 from control.controllers.taintmanager import TaintEvictionController
+from control.controllers.ttlafterfinished import TTLAfterFinishedController
 
 log = logging.getLogger("steer-controller-manager")
 
@@ -97,13 +100,34 @@ def _nodeipam(rest, informers, options):
         _option(options, "cluster_cidr", nodeipam.CLUSTER_CIDR),
         _option(options, "node_cidr_mask_size", nodeipam.NODE_CIDR_MASK_SIZE),
         recorder=EventRecorder(rest, "node-ipam-controller"))
+def _job(rest, informers, options):
+    base = getattr(options, "job_pod_failure_backoff", None) or jobctl.DEFAULT_BACKOFF
+    return jobctl.JobController(rest, informers.informer(jobctl.JOBS), informers.informer(PODS),
+                                recorder=EventRecorder(rest, "job-controller"),
+                                backoff_base=base)
+
+
+def _cronjob(rest, informers, options):
+    return CronJobController(rest, informers.informer(CRONJOBS), informers.informer(jobctl.JOBS),
+                             recorder=EventRecorder(rest, "cronjob-controller"))
+
+
+def _ttl_after_finished(rest, informers, options):
+    return TTLAfterFinishedController(rest, informers.informer(jobctl.JOBS))
 
 
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
-CONTROLLERS = {"replicaset": _replicaset, "nodelifecycle": _nodelifecycle,
-               "taint-eviction-controller": _taint_eviction, "nodeipam": _nodeipam}
+CONTROLLERS = {
+    "replicaset": _replicaset,
+    "nodelifecycle": _nodelifecycle,
+    "taint-eviction-controller": _taint_eviction,
+    "nodeipam": _nodeipam,
+    "job": _job,
+    "cronjob": _cronjob,
+    "ttl-after-finished": _ttl_after_finished,
+}
 
 
 def duration(text):
@@ -159,6 +183,12 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=5,
                         help="worker threads per controller (--concurrent-*-syncs)")
     add_node_flags(parser)
+    parser.add_argument("--job-pod-failure-backoff", type=float, default=jobctl.DEFAULT_BACKOFF,
+                        metavar="SECONDS",
+                        help="first wait before a Job re-creates pods after a pod failure; "
+                             "doubles with each further failure, capped at 6 minutes "
+                             f"(default {jobctl.DEFAULT_BACKOFF:g}, as Kubernetes; tests "
+                             "use less)")
     args = parser.parse_args(argv)
     args.controllers = [n.strip() for n in args.controllers.split(",") if n.strip()]
     unknown = [n for n in args.controllers if n not in CONTROLLERS]

@@ -406,6 +406,7 @@ def _job(job):
         metadata["labels"] = dict(template_labels)
     _default(spec, "completionMode", "NonIndexed")
     _default(spec, "suspend", False)
+    _default(spec, "manualSelector", False)
     failure_policy = _present(spec, "podFailurePolicy")
     for rule in _objects(failure_policy, "rules"):
         for pattern in _objects(rule, "onPodConditions"):
