@@ -30,12 +30,36 @@ def _utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def _generate_job_selector(job):
+    """kube-apiserver's Job PrepareForCreate: unless spec.manualSelector, label the
+    template with the Job's name and uid and select the uid, so a Job's selector
+    never matches another Job's pods. Returns the job re-defaulted, so that a Job
+    without labels takes its template's (now generated) labels, as Kubernetes shows.
+    """
+    spec = job["spec"] = job.get("spec") or {}
+    if spec.get("manualSelector"):
+        return job
+    name, uid = job["metadata"]["name"], job["metadata"]["uid"]
+    template = spec["template"] = spec.get("template") or {}
+    template_meta = template["metadata"] = template.get("metadata") or {}
+    labels = template_meta["labels"] = template_meta.get("labels") or {}
+    for key, value in (("job-name", name), ("batch.kubernetes.io/job-name", name),
+                       ("controller-uid", uid), ("batch.kubernetes.io/controller-uid", uid)):
+        labels.setdefault(key, value)
+    selector = spec["selector"] = spec.get("selector") or {}
+    match_labels = selector["matchLabels"] = selector.get("matchLabels") or {}
+    match_labels.setdefault("batch.kubernetes.io/controller-uid", uid)
+    return defaults.apply_defaults(job)
+
+
 class ObjectService:
     """Apply the Kubernetes object rules on top of the registry."""
 
     def __init__(self, registry, clock=_utcnow, new_uid=lambda: str(uuid.uuid4()),
-                 random_source=None):
+                 random_source=None, toleration_seconds=None):
         self.registry = registry
+        #: Pods' default tolerationSeconds per node-failure taint (None: 300 s each).
+        self.toleration_seconds = toleration_seconds
         self.clock = clock
         self.new_uid = new_uid
         self.random = random_source or random.Random()
@@ -62,7 +86,9 @@ class ObjectService:
             self._check_namespace_open(namespace)
         obj = meta.prepare_create(body, resource, namespace, self.clock(), self.new_uid,
                                   self.random)
-        obj = defaults.apply_defaults(obj)
+        obj = defaults.apply_defaults(obj, self.toleration_seconds)
+        if (resource.group, resource.kind) == ("batch", "Job"):
+            obj = _generate_job_selector(obj)
         self._validate(resource, obj)
         if warnings is not None:
             warnings.extend(support.warnings_for(obj))
@@ -94,7 +120,8 @@ class ObjectService:
         # the new spec with the stored (already defaulted) one.
         body = defaults.apply_defaults({**body, "apiVersion": resource.api_version,
                                         "kind": resource.kind,
-                                        "metadata": {"name": name, **body_meta}})
+                                        "metadata": {"name": name, **body_meta}},
+                                       self.toleration_seconds)
         obj = self._merge_for_update(resource, old, body, subresource)
         self._validate(resource, obj)
         if deletion.should_delete_during_update(resource, old, obj):

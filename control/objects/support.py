@@ -105,12 +105,11 @@ def _template_values(prefix):
 
 
 _JOB_SPEC = ("completions", "parallelism", "backoffLimit", "activeDeadlineSeconds",
-             "selector", *_template("template"))
+             "selector", "suspend", "ttlSecondsAfterFinished", *_template("template"))
 _JOB_SPEC_VALUES = {
     **_template_values("template"),
     "manualSelector": (False,),
-    "completionMode": ("NonIndexed",),
-    "suspend": (False,),
+    "completionMode": ("NonIndexed", "Indexed"),
     "podReplacementPolicy": ("TerminatingOrFailed", "Failed"),
 }
 
@@ -129,7 +128,8 @@ SUPPORTED = {
                                  *_template("spec.template")),
     ("batch/v1", "Job"): (*_COMMON, *_under("spec", _JOB_SPEC)),
     ("batch/v1", "CronJob"): (
-        *_COMMON, "spec.schedule", "spec.concurrencyPolicy", "spec.successfulJobsHistoryLimit",
+        *_COMMON, "spec.schedule", "spec.timeZone", "spec.startingDeadlineSeconds",
+        "spec.concurrencyPolicy", "spec.suspend", "spec.successfulJobsHistoryLimit",
         "spec.failedJobsHistoryLimit", "spec.jobTemplate.metadata",
         *_under("spec.jobTemplate.spec", _JOB_SPEC)),
     ("v1", "Service"): (
@@ -156,10 +156,7 @@ SUPPORTED_VALUES = {
         "spec.revisionHistoryLimit": (10,),
     },
     ("batch/v1", "Job"): _under("spec", _JOB_SPEC_VALUES),
-    ("batch/v1", "CronJob"): {
-        **_under("spec.jobTemplate.spec", _JOB_SPEC_VALUES),
-        "spec.suspend": (False,),
-    },
+    ("batch/v1", "CronJob"): _under("spec.jobTemplate.spec", _JOB_SPEC_VALUES),
     ("v1", "Service"): {
         "spec.type": ("ClusterIP", "NodePort"),
         "spec.ports[].protocol": ("TCP",),

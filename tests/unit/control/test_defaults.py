@@ -220,7 +220,7 @@ DEFAULTED = {
         {**obj("batch/v1", "Job", {
             "template": defaulted_template(JOB_POD_SPEC), "completions": 1, "parallelism": 1,
             "backoffLimit": 6, "completionMode": "NonIndexed", "suspend": False,
-            "podReplacementPolicy": "TerminatingOrFailed"}),
+            "manualSelector": False, "podReplacementPolicy": "TerminatingOrFailed"}),
          "metadata": {"name": "x", "labels": {"app": "a"}}},
     ),
     "job with parallelism only, a pod failure policy and a per-index backoff": (
@@ -236,7 +236,7 @@ DEFAULTED = {
             "backoffLimitPerIndex": 1, "backoffLimit": 2147483647,
             "podFailurePolicy": {"rules": [{"action": "Ignore", "onPodConditions": [
                 {"type": "DisruptionTarget", "status": "True"}]}]},
-            "suspend": False, "podReplacementPolicy": "Failed",
+            "suspend": False, "manualSelector": False, "podReplacementPolicy": "Failed",
             "template": defaulted_template({**POD_SPEC, "restartPolicy": "Never"})},
             metadata={"name": "x", "labels": {"own": "label"}}),
     ),
@@ -368,7 +368,7 @@ UNCHANGED = {
         "selector": SELECTOR, "template": defaulted_template()}),
     "job with every default chosen": {**obj("batch/v1", "Job", {
         "completions": 5, "parallelism": 0, "backoffLimit": 0, "completionMode": "Indexed",
-        "suspend": True, "podReplacementPolicy": "Failed",
+        "suspend": True, "manualSelector": True, "podReplacementPolicy": "Failed",
         "template": defaulted_template({**POD_SPEC, "restartPolicy": "OnFailure"})}),
         "metadata": {"name": "x", "labels": {"mine": "yes"}}},
     "cronjob with every default chosen": obj("batch/v1", "CronJob", {
@@ -494,3 +494,34 @@ def test_api_defaults_pods_and_namespaces(client):
                                      json={"metadata": {"generateName": "team-"}}).json
     name = namespace["metadata"]["name"]
     assert namespace["metadata"]["labels"] == {"kubernetes.io/metadata.name": name}
+
+
+JOBS = "/apis/batch/v1/namespaces/default/jobs"
+JOB_LABELS = ("job-name", "batch.kubernetes.io/job-name", "controller-uid",
+              "batch.kubernetes.io/controller-uid")
+
+
+def test_api_generates_a_job_selector_from_its_uid(client):
+    """kube-apiserver's PrepareForCreate: the template is labelled with the Job's name and
+    uid, the selector selects the uid, and a Job without labels shows its template's."""
+    job = client.simulate_post(JOBS, json=obj("batch/v1", "Job", {"template": template()},
+                                              metadata={"name": "pi"})).json
+    uid = job["metadata"]["uid"]
+    expected = {"app": "a", "job-name": "pi", "batch.kubernetes.io/job-name": "pi",
+                "controller-uid": uid, "batch.kubernetes.io/controller-uid": uid}
+    assert job["spec"]["manualSelector"] is False
+    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert job["spec"]["template"]["metadata"]["labels"] == expected
+    assert job["metadata"]["labels"] == {"app": "a"}     # defaulted before the generation
+    bare = client.simulate_post(JOBS, json=obj("batch/v1", "Job", {"template": {
+        "spec": {"containers": [busybox()], "restartPolicy": "Never"}}},
+        metadata={"name": "bare"})).json
+    assert set(bare["metadata"]["labels"]) == set(JOB_LABELS)
+
+
+def test_api_keeps_a_manual_job_selector(client):
+    job = client.simulate_post(JOBS, json=obj("batch/v1", "Job", {
+        "manualSelector": True, "selector": SELECTOR, "template": template()},
+        metadata={"name": "mine"})).json
+    assert job["spec"]["selector"] == SELECTOR
+    assert not set(job["spec"]["template"]["metadata"]["labels"]) & set(JOB_LABELS)
