@@ -14,6 +14,7 @@ import threading
 
 from control.client import Informer, LeaderElector, namespace_index
 from control.client.component import add_common_flags, configure_logging, rest_client
+from control.controllers.deployment import DEPLOYMENTS, DeploymentController
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
 
 log = logging.getLogger("steer-controller-manager")
@@ -49,10 +50,15 @@ def _replicaset(rest, informers, options):
     return ReplicaSetController(rest, informers.informer(REPLICASETS), informers.informer(PODS))
 
 
+def _deployment(rest, informers, options):
+    return DeploymentController(rest, informers.informer(DEPLOYMENTS),
+                                informers.informer(REPLICASETS), informers.informer(PODS))
+
+
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
-CONTROLLERS = {"replicaset": _replicaset}
+CONTROLLERS = {"replicaset": _replicaset, "deployment": _deployment}
 
 
 def parse_args(argv=None):
