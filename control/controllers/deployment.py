@@ -465,7 +465,7 @@ class DeploymentController(Controller):
         if du.total_replicas(old_rss) == 0:
             return False
         min_available = du.replicas_of(d) - du.max_unavailable(d)
-        new_unavailable = du.replicas_of(new_rs) - du.status_of(new_rs, "availableReplicas")
+        new_unavailable = du.replicas_of(new_rs) - du.available_of(new_rs)
         max_scaled_down = du.total_replicas(all_rss) - min_available - new_unavailable
         if max_scaled_down <= 0:
             return False
@@ -480,7 +480,7 @@ class DeploymentController(Controller):
         for i, rs in enumerate(old_rss):
             if total >= max_cleanup:
                 break
-            replicas, available = du.replicas_of(rs), du.status_of(rs, "availableReplicas")
+            replicas, available = du.replicas_of(rs), du.available_of(rs)
             if replicas == 0 or replicas == available:
                 continue
             count = min(max_cleanup - total, replicas - available)
@@ -493,7 +493,7 @@ class DeploymentController(Controller):
     def scale_down_old_for_rolling_update(self, all_rss, old_rss, d):
         """Scale old ReplicaSets down, oldest first, while more than minAvailable are available."""
         min_available = du.replicas_of(d) - du.max_unavailable(d)
-        available = du.total_status(all_rss, "availableReplicas")
+        available = sum(du.available_of(rs) for rs in all_rss)
         if available <= min_available:
             return 0
         to_remove, total = available - min_available, 0

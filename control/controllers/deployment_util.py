@@ -195,13 +195,29 @@ def total_status(rss, field):
     return sum(status_of(rs, field) for rs in rss if rs is not None)
 
 
+def available_of(rs):
+    """Available replicas of ``rs`` that it will keep: at most spec.replicas.
+
+    Kubernetes reads status.availableReplicas as is. Just after a scale-down that
+    status still counts the pods being deleted, and trusting it lets a second
+    scale-down take availability below maxUnavailable; capping it at spec.replicas
+    never counts a pod that is on its way out.
+    """
+    if rs is None:
+        return 0
+    return min(status_of(rs, "availableReplicas"), replicas_of(rs))
+
+
 def new_rs_new_replicas(d, all_rss, new_rs):
     """NewRSNewReplicas: how big the new ReplicaSet may be now."""
     replicas = replicas_of(d)
     if not is_rolling_update(d):
         return replicas
     surge = scaled_value(_rolling_params(d)[0], replicas, True)
-    current = total_replicas(all_rss)
+    # Kubernetes counts spec.replicas only. A ReplicaSet just scaled down still runs
+    # its old pods until its controller deletes them (status.replicas says so), and
+    # counting those keeps the pods, not only the specs, within maxSurge.
+    current = sum(max(replicas_of(rs), status_of(rs, "replicas")) for rs in all_rss)
     max_total = replicas + surge
     if current >= max_total:
         return replicas_of(new_rs)      # cannot scale up now

@@ -176,6 +176,9 @@ def test_a_new_deployment_gets_a_replica_set_named_by_its_template_hash():
     ([("old", 8, 5)], (5, 3), {"old": 5}),
     # Two old ReplicaSets: the oldest is scaled down first.
     ([("old1", 4, 4), ("old2", 5, 5)], (4, 4), {"old1": 0, "old2": 4}),
+    # old1 was just scaled 4 -> 2 and its status still counts 4 available: only 2 count,
+    # so 13 are available, not 15, and 5 (not 7) more may go down.
+    ([("old1", 2, 4), ("old2", 6, 6)], (5, 5), {"old1": 0, "old2": 3}),
     # Done: nothing to scale.
     ([("old", 0, 0)], (10, 10), {}),
 ])

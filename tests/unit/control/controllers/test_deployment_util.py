@@ -128,6 +128,15 @@ def test_new_rs_new_replicas(replicas, new, old, want):
     assert du.new_rs_new_replicas(d, [old_rs, new_rs], new_rs) == want
 
 
+def test_new_rs_new_replicas_counts_pods_an_old_replica_set_still_runs():
+    d = deployment(10)
+    # Old scaled to 8 but its controller has not removed 2 pods yet: no room yet.
+    old, new = rs("old", 8, status_replicas=10), rs("new", 3)
+    assert du.new_rs_new_replicas(d, [old, new], new) == 3
+    old = rs("old", 8, status_replicas=8)
+    assert du.new_rs_new_replicas(d, [old, new], new) == 5
+
+
 def test_new_rs_new_replicas_recreate_is_all_at_once():
     d = deployment(5, strategy="Recreate")
     assert du.new_rs_new_replicas(d, [rs("new", 0)], rs("new", 0)) == 5
