@@ -238,3 +238,63 @@ def test_recreate_never_runs_old_and_new_pods_together(rest, server, cluster):
     assert all(len(images) <= 1 for _, _, images in samples), samples
     assert any(total == 0 for total, _, _ in samples), samples      # all gone in between
     server.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+
+
+def test_pause_holds_the_rollout_but_not_scaling(rest, server, cluster):
+    ns = namespace(rest, "paused")
+    make_deployment(rest, ns, "web", 2)
+    server.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    server.kubectl("rollout", "pause", "deployment/web", "-n", ns)
+    server.kubectl("set", "image", "deployment/web", "c=busybox:2", "-n", ns)
+    server.kubectl("scale", "deployment/web", "--replicas=4", "-n", ns)
+
+    def progressing_reason():
+        d = rest.get(DEPLOYMENTS, ns, "web")
+        cond = next((c for c in (d.get("status") or {}).get("conditions") or ()
+                     if c["type"] == "Progressing"), {})
+        return d["status"].get("observedGeneration") == d["metadata"]["generation"] and \
+            cond.get("reason")
+
+    assert eventually(progressing_reason, timeout=TIMEOUT, message="paused condition",
+                      logs=cluster) == "DeploymentPaused"
+
+    def scaled_while_paused():
+        # The template changed but no ReplicaSet has it yet: 0 updated replicas.
+        status = rest.get(DEPLOYMENTS, ns, "web")["status"]
+        pods = live_pods(rest, ns)
+        return (status.get("replicas") == status.get("availableReplicas") == 4
+                and not status.get("updatedReplicas") and len(pods) == 4
+                and all(podutil.is_ready(p) for p in pods))
+
+    eventually(scaled_while_paused, timeout=TIMEOUT, message="scaled to 4 while paused",
+               logs=cluster)
+    assert len(replica_sets(rest, ns)) == 1             # no rollout while paused
+    server.kubectl("rollout", "resume", "deployment/web", "-n", ns)
+    server.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    eventually(lambda: settled(rest, ns, "web", 4, image="busybox:2"), timeout=TIMEOUT,
+               message="rolled out after resume", logs=cluster)
+    assert len(replica_sets(rest, ns)) == 2
+
+
+def test_a_rollout_without_progress_exceeds_its_deadline(rest, server, cluster):
+    ns = namespace(rest, "deadline")
+    d = make_deployment(rest, ns, "stuck", 2)
+    d["spec"]["progressDeadlineSeconds"] = 2
+    # No node has this label: the pods stay Pending and the rollout cannot progress.
+    d["spec"]["template"]["spec"]["nodeSelector"] = {"example.com/none": "true"}
+    rest.update(DEPLOYMENTS, ns, d)
+
+    def progressing():
+        status = rest.get(DEPLOYMENTS, ns, "stuck").get("status") or {}
+        return next((c for c in status.get("conditions") or ()
+                     if c["type"] == "Progressing"), {})
+
+    cond = eventually(lambda: progressing().get("reason") == "ProgressDeadlineExceeded"
+                      and progressing(), timeout=TIMEOUT, message="deadline exceeded",
+                      logs=cluster)
+    assert cond["status"] == "False"
+    assert "has timed out progressing" in cond["message"]
+    result = server.kubectl("rollout", "status", "deployment/stuck", "-n", ns,
+                            "--timeout=30s", check=False)
+    assert result.returncode != 0
+    assert "exceeded its progress deadline" in result.stderr
