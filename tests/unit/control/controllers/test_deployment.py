@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 
-from control.client import AlreadyExists, RateLimitingQueue
+from control.client import AlreadyExists, Forbidden, RateLimitingQueue
 from control.controllers import deployment_util as du
 from control.controllers.deployment import DeploymentController
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
@@ -492,3 +492,23 @@ def test_replica_set_events_enqueue_the_owner():
     h.queue.done(KEY)
     h.rs_informer.put(make_rs("other", 3, 3, owner="x", labels={"app": "db"}))
     assert len(h.queue) == 0
+
+
+def test_min_ready_seconds_is_carried_to_the_new_replica_set():
+    d = make_d(replicas=3, annotations={du.REVISION: "1"})
+    d["spec"]["minReadySeconds"] = 5
+    h = Harness(d, [make_rs("v1", 3, 3, desired=3, max_replicas=4)])
+    h.sync()
+    (update,) = h.rest.of("update")
+    assert update[3]["metadata"]["name"] == "v1" and update[3]["spec"]["minReadySeconds"] == 5
+
+
+def test_a_failed_replica_set_create_is_reported():
+    h = Harness(make_d(replicas=3),
+                fail={"create": lambda body: Forbidden(403, "Forbidden", "quota exceeded")})
+    with pytest.raises(Forbidden):
+        h.sync()
+    cond = h.condition("Progressing")
+    assert (cond["status"], cond["reason"]) == ("False", du.FAILED_RS_CREATE_REASON)
+    assert cond["message"].startswith('Failed to create new replica set "web-')
+    assert [e[:2] for e in h.recorder.events] == [("Warning", du.FAILED_RS_CREATE_REASON)]
