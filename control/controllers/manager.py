@@ -27,6 +27,7 @@ from control.controllers import (
 from control.controllers import job as jobctl
 from control.controllers.base import Controller
 from control.controllers.cronjob import CRONJOBS, CronJobController
+from control.controllers.deployment import DEPLOYMENTS, DeploymentController
 from control.controllers.nodelifecycle import LEASES, NODES, NodeLifecycleController
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
 from control.controllers.taintmanager import TaintEvictionController
@@ -145,12 +146,16 @@ def _podgc(rest, informers, options):
         threshold=_option(options, "terminated_pod_gc_threshold", podgc.DEFAULT_THRESHOLD),
         period=_option(options, "podgc_check_period", podgc.CHECK_PERIOD),
         quarantine=_option(options, "podgc_quarantine", podgc.QUARANTINE))
+def _deployment(rest, informers, options):
+    return DeploymentController(rest, informers.informer(DEPLOYMENTS),
+                                informers.informer(REPLICASETS), informers.informer(PODS))
 
 
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
 CONTROLLERS = {
+    "deployment": _deployment,
     "replicaset": _replicaset,
     "nodelifecycle": _nodelifecycle,
     "taint-eviction-controller": _taint_eviction,
