@@ -14,7 +14,10 @@ import threading
 
 from control.client import Informer, LeaderElector, namespace_index
 from control.client.component import add_common_flags, configure_logging, rest_client
+from control.controllers.daemonset import DAEMONSETS, NODES, DaemonSetController
+from control.controllers.history import CONTROLLER_REVISIONS
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
+from control.controllers.statefulset import STATEFULSETS, StatefulSetController
 
 log = logging.getLogger("steer-controller-manager")
 
@@ -49,10 +52,21 @@ def _replicaset(rest, informers, options):
     return ReplicaSetController(rest, informers.informer(REPLICASETS), informers.informer(PODS))
 
 
+def _daemonset(rest, informers, options):
+    return DaemonSetController(rest, informers.informer(DAEMONSETS), informers.informer(PODS),
+                               informers.informer(NODES), informers.informer(CONTROLLER_REVISIONS))
+
+
+def _statefulset(rest, informers, options):
+    return StatefulSetController(rest, informers.informer(STATEFULSETS), informers.informer(PODS),
+                                 informers.informer(CONTROLLER_REVISIONS))
+
+
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
-CONTROLLERS = {"replicaset": _replicaset}
+CONTROLLERS = {"replicaset": _replicaset, "daemonset": _daemonset,
+               "statefulset": _statefulset}
 
 
 def parse_args(argv=None):
