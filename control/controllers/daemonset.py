@@ -21,7 +21,7 @@ import logging
 import math
 import time
 
-from control.client import NotFound, namespace_index, object_key
+from control.client import Conflict, NotFound, namespace_index, object_key
 from control.client.events import EventRecorder
 from control.controllers import history
 from control.controllers import pods as podutil
@@ -452,13 +452,25 @@ class DaemonSetController(Controller):
         return error or (errors[0] if errors else None)
 
     def _write_status(self, ds, status):
-        if _significant(status) == _significant(ds.get("status") or {}):
-            return
-        try:
-            self.rest.update_status(DAEMONSETS, ds["metadata"]["namespace"],
-                                    {**ds, "status": status})
-        except NotFound:
-            pass
+        """Write ``status`` if it differs; on a Conflict (often our own last write, not yet
+        cached), retry once on a fresh read."""
+        namespace, name = ds["metadata"]["namespace"], ds["metadata"]["name"]
+        for attempt in range(2):
+            if _significant(status) == _significant(ds.get("status") or {}):
+                return
+            try:
+                self.rest.update_status(DAEMONSETS, namespace, {**ds, "status": status})
+                return
+            except NotFound:
+                return
+            except Conflict:
+                if attempt:
+                    raise
+                ds = self.rest.get(DAEMONSETS, namespace, name)
+                # Keep a collision count raised meanwhile.
+                status = {**status, "collisionCount": max(
+                    status.get("collisionCount") or 0,
+                    (ds.get("status") or {}).get("collisionCount") or 0)}
 
     def _bump_collision_count(self, ds):
         fresh = self.rest.get(DAEMONSETS, ds["metadata"]["namespace"], ds["metadata"]["name"])

@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from control.client import AlreadyExists, NotFound, namespace_index
+from control.client import AlreadyExists, Conflict, NotFound, namespace_index
 from control.client.events import EventRecorder
 from control.controllers import history
 from control.controllers import pods as podutil
@@ -336,13 +336,25 @@ class StatefulSetController(Controller):
                                 "are ignored and pods get no claims")
 
     def _write_status(self, sts, status):
-        if _significant(status) == _significant(sts.get("status") or {}):
-            return
-        try:
-            self.rest.update_status(STATEFULSETS, sts["metadata"]["namespace"],
-                                    {**sts, "status": status})
-        except NotFound:
-            pass
+        """Write ``status`` if it differs; on a Conflict (often our own last write, not yet
+        cached), retry once on a fresh read."""
+        namespace, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
+        for attempt in range(2):
+            if _significant(status) == _significant(sts.get("status") or {}):
+                return
+            try:
+                self.rest.update_status(STATEFULSETS, namespace, {**sts, "status": status})
+                return
+            except NotFound:
+                return
+            except Conflict:
+                if attempt:
+                    raise
+                sts = self.rest.get(STATEFULSETS, namespace, name)
+                # Keep a collision count raised meanwhile.
+                status = {**status, "collisionCount": max(
+                    status.get("collisionCount") or 0,
+                    (sts.get("status") or {}).get("collisionCount") or 0)}
 
     def _bump_collision_count(self, sts):
         fresh = self.rest.get(STATEFULSETS, sts["metadata"]["namespace"], sts["metadata"]["name"])
