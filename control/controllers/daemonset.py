@@ -376,6 +376,7 @@ class DaemonSetController(Controller):
         hash_ = current["metadata"]["labels"][history.HASH_LABEL]
         pods = history.claim(self.rest, PODS, ds, controller_ref(ds, API_VERSION, KIND),
                              selector, _by_namespace(self.pod_store, namespace))
+        revisions, pods = self._dedupe(current, revisions, pods)
         pods_by_node = {}
         for pod in pods:
             node = target_node(pod)
@@ -398,6 +399,37 @@ class DaemonSetController(Controller):
         min_ready = ds["spec"].get("minReadySeconds") or 0
         if min_ready and status["numberAvailable"] != status["numberReady"]:
             self.queue.add_after(key, min_ready)
+
+    def _dedupe(self, current, revisions, pods):
+        """Fold revisions equal to ``current`` into it: relabel their pods, delete them.
+
+        Returns the revisions and pods that remain (as Kubernetes' dedupCurHistories).
+        """
+        dupes = history.duplicates(revisions, current)
+        if not dupes:
+            return revisions, pods
+        hash_ = current["metadata"]["labels"][history.HASH_LABEL]
+        dupe_hashes = {(d["metadata"].get("labels") or {}).get(history.HASH_LABEL)
+                       for d in dupes}
+        kept = []
+        for pod in pods:
+            labels = pod["metadata"].get("labels") or {}
+            if labels.get(history.HASH_LABEL) in dupe_hashes:
+                meta = pod["metadata"]
+                patched = self.rest.patch(PODS, meta["namespace"], meta["name"], {"metadata": {
+                    "labels": {history.HASH_LABEL: hash_},
+                    "resourceVersion": meta["resourceVersion"]}})
+                pod = patched or {**pod, "metadata": {**meta, "labels": {
+                    **labels, history.HASH_LABEL: hash_}}}
+            kept.append(pod)
+        for dupe in dupes:
+            try:
+                self.rest.delete(history.CONTROLLER_REVISIONS, dupe["metadata"]["namespace"],
+                                 dupe["metadata"]["name"])
+            except NotFound:
+                pass
+        names = {d["metadata"]["name"] for d in dupes}
+        return [r for r in revisions if r["metadata"]["name"] not in names], kept
 
     def manage(self, key, ds, nodes, pod_spec, pods_by_node, hash_, now):
         """Create and delete pods toward one per eligible node, then roll; return an error."""

@@ -138,6 +138,12 @@ def ensure_revision(rest, owner, api_version, kind, revisions):
     return created, revisions + [created]
 
 
+def duplicates(revisions, keep):
+    """Revisions other than ``keep`` holding the same data (left by hash collisions)."""
+    return [r for r in equal_revisions(revisions, keep.get("data"))
+            if r["metadata"]["name"] != keep["metadata"]["name"]]
+
+
 def to_truncate(revisions, live_names, limit):
     """The revisions to delete so at most ``limit`` unused ones remain (oldest go first)."""
     unused = [r for r in sort_revisions(revisions) if r["metadata"]["name"] not in live_names]

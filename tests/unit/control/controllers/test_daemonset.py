@@ -313,3 +313,20 @@ def test_invalid_selector_warns_and_does_nothing():
     h.controller.recorder = Recorder()
     assert h.sync().actions == []
     assert events == [("Warning", "InvalidSelector")]
+
+
+def test_duplicate_revisions_are_folded_into_the_newest():
+    ds = make_ds(image="v1")
+    first = revision_of(ds, 1)
+    second = history.new_revision({**ds, "status": {"collisionCount": 1}}, "apps/v1",
+                                  "DaemonSet", 2, 1)
+    second["metadata"].update(uid="uid-r2", resourceVersion="1")
+    old_hash = first["metadata"]["labels"][history.HASH_LABEL]
+    new_hash = second["metadata"]["labels"][history.HASH_LABEL]
+    pods = [make_pod("p1", "n1", old_hash), make_pod("p2", "n2", new_hash)]
+    h = Harness(ds, NODES[:2], pods, [first, second])
+    rest = h.sync()
+    (patch,) = rest.of("patch")
+    assert (patch[3], patch[4]["metadata"]["labels"]) == ("p1", {history.HASH_LABEL: new_hash})
+    assert [a[3] for a in rest.of("delete")] == [first["metadata"]["name"]]
+    assert rest.of("create") == []

@@ -5,7 +5,6 @@ import datetime
 import pytest
 
 from control.client import AlreadyExists, RateLimitingQueue
-from control.client.events import NullRecorder
 from control.controllers import history
 from control.controllers import statefulset as stc
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
