@@ -152,11 +152,12 @@ def node_actions(nodes, pod_spec, pods_by_node):
     """Which nodes need a daemon pod created, and which pods to delete.
 
     ``pods_by_node`` maps a node name to its daemon pods (any phase). Returns
-    (node names to create on, pods to delete), as podsShouldBeOnNode does without
-    surge: failed pods go (and are replaced on a later sync), duplicates go but
-    the oldest, pods on nodes no longer eligible go.
+    (node names to create on, pods to delete, failed pods to delete once their
+    node's backoff allows), as podsShouldBeOnNode does without surge: failed pods
+    go (and are replaced on a later sync), duplicates go but the oldest, pods on
+    nodes no longer eligible go.
     """
-    create, delete = [], []
+    create, delete, failed = [], [], []
     names = set()
     for node in nodes:
         name = node["metadata"]["name"]
@@ -169,7 +170,7 @@ def node_actions(nodes, pod_spec, pods_by_node):
             running = []
             for pod in pods:
                 if (pod.get("status") or {}).get("phase") == "Failed":
-                    delete.append(pod)
+                    failed.append(pod)
                 else:
                     running.append(pod)
             delete.extend(sorted(running, key=_created)[1:])
@@ -178,7 +179,37 @@ def node_actions(nodes, pod_spec, pods_by_node):
     for name, pods in pods_by_node.items():
         if name not in names:       # the node is gone
             delete.extend(p for p in pods if not p["metadata"].get("deletionTimestamp"))
-    return create, delete
+    return create, delete, failed
+
+
+class FailedPodBackoff:
+    """How long to wait before killing another failed pod of one DaemonSet on one node.
+
+    Kubernetes' failedPodsBackoff (1 s, doubling to 15 min): a pod that fails at
+    once on some node must not make the controller create and delete in a hot loop.
+    """
+
+    def __init__(self, clock, initial=1.0, maximum=900.0):
+        self.clock, self.initial, self.maximum = clock, initial, maximum
+        self._entries = {}          # key -> (delay, last update)
+
+    def remaining(self, key):
+        """Seconds left in ``key``'s backoff (0: act now)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return 0.0
+        delay, since = entry
+        return max(0.0, since + delay - self.clock())
+
+    def next(self, key):
+        """Note a kill now: the next one waits twice as long (reset after a long calm)."""
+        now = self.clock()
+        entry = self._entries.get(key)
+        if entry is None or now - entry[1] > 2 * self.maximum:
+            delay = self.initial
+        else:
+            delay = min(entry[0] * 2, self.maximum)
+        self._entries[key] = (delay, now)
 
 
 def max_unavailable(ds, desired):
@@ -263,6 +294,7 @@ class DaemonSetController(Controller):
         self.ds_store, self.pod_store = ds_informer.store, pod_informer.store
         self.node_store, self.revision_store = node_informer.store, revision_informer.store
         self.expectations = Expectations(clock)
+        self.failed_backoff = FailedPodBackoff(clock)
         self.wall_clock = wall_clock
         self.recorder = recorder or EventRecorder(rest, "daemonset-controller")
         ds_informer.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
@@ -433,7 +465,19 @@ class DaemonSetController(Controller):
 
     def manage(self, key, ds, nodes, pod_spec, pods_by_node, hash_, now):
         """Create and delete pods toward one per eligible node, then roll; return an error."""
-        create, delete = node_actions(nodes, pod_spec, pods_by_node)
+        create, delete, failed = node_actions(nodes, pod_spec, pods_by_node)
+        for pod in failed:
+            node_name = target_node(pod)
+            wait = self.failed_backoff.remaining((key, node_name))
+            if wait > 0:
+                self.queue.add_after(key, wait)
+                continue
+            self.failed_backoff.next((key, node_name))
+            self.recorder.event(ds, "Warning", "FailedDaemonPod",
+                                f"Found failed daemon pod {pod['metadata']['namespace']}/"
+                                f"{pod['metadata']['name']} on node {node_name}, will try to "
+                                "kill it")
+            delete.append(pod)
         strategy = (ds["spec"].get("updateStrategy") or {}).get("type", "RollingUpdate")
         if strategy == "RollingUpdate" and not create and not delete:
             eligible = {}

@@ -141,30 +141,32 @@ def test_new_pod_is_unbound_with_node_affinity_tolerations_and_revision_labels()
 NODES = [node("n1", {"role": "web"}), node("n2", {"role": "web"}), node("n3", {"role": "db"})]
 
 
-@pytest.mark.parametrize("pods, want_create, want_delete", [
-    ([], ["n1", "n2"], []),
-    ([make_pod("a", "n1")], ["n2"], []),
-    ([make_pod("a", "n1"), make_pod("b", "n2")], [], []),
+@pytest.mark.parametrize("pods, want_create, want_delete, want_failed", [
+    ([], ["n1", "n2"], [], []),
+    ([make_pod("a", "n1")], ["n2"], [], []),
+    ([make_pod("a", "n1"), make_pod("b", "n2")], [], [], []),
     # An unbound pod counts for the node its affinity names.
-    ([make_pod("a", "n1", bound=False), make_pod("b", "n2")], [], []),
+    ([make_pod("a", "n1", bound=False), make_pod("b", "n2")], [], [], []),
     # A pod on a node that no longer matches goes.
-    ([make_pod("a", "n1"), make_pod("b", "n2"), make_pod("c", "n3")], [], ["c"]),
+    ([make_pod("a", "n1"), make_pod("b", "n2"), make_pod("c", "n3")], [], ["c"], []),
     # A pod on a node that is gone goes.
-    ([make_pod("a", "n1"), make_pod("b", "n2"), make_pod("d", "n9")], [], ["d"]),
+    ([make_pod("a", "n1"), make_pod("b", "n2"), make_pod("d", "n9")], [], ["d"], []),
     # A failed pod goes; its replacement comes once it is gone.
-    ([make_pod("a", "n1", phase="Failed"), make_pod("b", "n2")], [], ["a"]),
+    ([make_pod("a", "n1", phase="Failed"), make_pod("b", "n2")], [], [], ["a"]),
     # Duplicates: all but the oldest go.
     ([make_pod("old", "n1", created=50), make_pod("new", "n1", created=5), make_pod("b", "n2")],
-     [], ["new"]),
+     [], ["new"], []),
     # A pod being deleted: wait for it before creating.
-    ([make_pod("a", "n1", deleting=True), make_pod("b", "n2")], [], []),
+    ([make_pod("a", "n1", deleting=True), make_pod("b", "n2")], [], [], []),
 ])
-def test_node_actions(pods, want_create, want_delete):
+def test_node_actions(pods, want_create, want_delete, want_failed):
     by_node = {}
     for pod in pods:
         by_node.setdefault(dsc.target_node(pod), []).append(pod)
-    create, delete = dsc.node_actions(NODES, daemon_spec(node_selector={"role": "web"}), by_node)
-    assert (create, [p["metadata"]["name"] for p in delete]) == (want_create, want_delete)
+    create, delete, failed = dsc.node_actions(NODES, daemon_spec(node_selector={"role": "web"}),
+                                              by_node)
+    assert (create, [p["metadata"]["name"] for p in delete],
+            [p["metadata"]["name"] for p in failed]) == (want_create, want_delete, want_failed)
 
 
 # -- rolling update --------------------------------------------------------------------------
@@ -330,3 +332,31 @@ def test_duplicate_revisions_are_folded_into_the_newest():
     assert (patch[3], patch[4]["metadata"]["labels"]) == ("p1", {history.HASH_LABEL: new_hash})
     assert [a[3] for a in rest.of("delete")] == [first["metadata"]["name"]]
     assert rest.of("create") == []
+
+
+def test_failed_pods_are_killed_with_a_growing_backoff_per_node():
+    ds = make_ds()
+    h = Harness(ds, NODES[:1], [make_pod("a", "n1", current_hash(ds), phase="Failed")],
+                [revision_of(ds)])
+    assert [a[3] for a in h.sync().of("delete")] == ["a"]
+    h.controller.expectations.delete("default/agent")
+    failed_again = make_pod("b", "n1", current_hash(ds), phase="Failed")
+    h.pod_inf.remove(h.pod_inf.store.get("default/a"))
+    h.pod_inf.put(failed_again)
+    assert h.sync().of("delete") == []                    # within 1 s: wait
+    h.clock.advance(1.5)
+    assert [a[3] for a in h.sync().of("delete")] == ["b"]
+    assert h.controller.failed_backoff.remaining(("default/agent", "n1")) == 2.0
+
+
+def test_backoff_doubles_up_to_the_maximum_and_resets_after_calm():
+    clock = FakeClock()
+    backoff = dsc.FailedPodBackoff(clock, initial=1, maximum=4)
+    delays = []
+    for _ in range(5):
+        backoff.next("k")
+        delays.append(backoff.remaining("k"))
+    assert delays == [1, 2, 4, 4, 4]
+    clock.advance(9)
+    backoff.next("k")
+    assert backoff.remaining("k") == 1
