@@ -7,6 +7,7 @@ from). With podManagementPolicy OrderedReady, ordinal k is created only once
 0..k-1 are Running and Ready (and available, with minReadySeconds), and scale
 down removes the highest ordinal first, one at a time; Parallel creates and
 deletes all at once. A failed or deleted pod is recreated under the same name.
+spec.ordinals.start shifts the ordinals (start .. start+replicas-1).
 RollingUpdate replaces pods from the highest ordinal down to the partition, one
 at a time, each waiting for the previous to be healthy; OnDelete leaves that to
 the user. volumeClaimTemplates are ignored: Steersman has no PersistentVolumeClaims
@@ -117,9 +118,11 @@ def next_actions(sts, pods, current_revision, update_revision, now):
     strategy = spec.get("updateStrategy") or {}
     rolling = strategy.get("type", "RollingUpdate") == "RollingUpdate"
     partition = ((strategy.get("rollingUpdate") or {}).get("partition") or 0) if rolling else 0
+    start = (spec.get("ordinals") or {}).get("start") or 0
+    wanted = range(start, start + replicas)
     plan = Plan()
 
-    for ordinal in range(replicas):
+    for ordinal in wanted:
         pod = pods.get(ordinal)
         if pod is not None and is_failed(pod) and not is_terminating(pod):
             plan.delete.append(pod)         # recreated under the same name once gone
@@ -127,23 +130,26 @@ def next_actions(sts, pods, current_revision, update_revision, now):
                 return plan
             continue
         if pod is None:
-            revision = current_revision if rolling and ordinal < partition else update_revision
-            plan.create.append((ordinal, revision))
+            below = rolling and ordinal - start < partition
+            plan.create.append((ordinal, current_revision if below else update_revision))
             if ordered:
                 return plan
             continue
         if ordered and not is_healthy(pod, min_ready, now):
             return plan                     # wait for it before touching the next one
 
-    condemned = sorted((o for o in pods if o >= replicas), reverse=True)
-    for ordinal in condemned:
+    condemned = sorted(o for o in pods if o not in wanted)
+    # OrderedReady deletes only while no pod but the one going is unhealthy.
+    first_unhealthy = next((o for o in [*(o for o in wanted if o in pods), *condemned]
+                            if not is_healthy(pods[o], min_ready, now)), None)
+    for ordinal in reversed(condemned):
         pod = pods[ordinal]
         if is_terminating(pod):
             if ordered:
                 return plan
             continue
-        if ordered and any(not is_healthy(pods[o], min_ready, now) for o in pods if o < ordinal):
-            return plan                     # a lower pod is unhealthy: wait for it
+        if ordered and first_unhealthy not in (None, ordinal):
+            return plan
         plan.delete.append(pod)
         if ordered:
             return plan
@@ -151,7 +157,7 @@ def next_actions(sts, pods, current_revision, update_revision, now):
         return plan
 
     if rolling:
-        for ordinal in range(replicas - 1, partition - 1, -1):
+        for ordinal in range(start + replicas - 1, start + partition - 1, -1):
             pod = pods.get(ordinal)
             if pod is None:
                 return plan

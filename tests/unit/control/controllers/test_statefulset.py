@@ -132,6 +132,19 @@ def test_on_delete_does_not_replace_but_recreates_at_the_update_revision():
         ([(1, UPD)], [])
 
 
+@pytest.mark.parametrize("start, partition, states, want", [
+    (1, None, [None], ([(1, UPD)], [])),                        # web-1 first, not web-0
+    (1, None, [None, "ready", "ready"], ([], [])),              # web-1, web-2: complete
+    (1, None, ["ready", "ready", "ready"], ([], ["web-0"])),     # below the start: condemned
+    (2, 2, [None, None, "ready", None], ([(3, CUR)], [])),       # partition counts from start
+    (2, 1, [None, None, "ready", None], ([(3, UPD)], [])),
+])
+def test_ordinals_start(start, partition, states, want):
+    sts = make_sts(2, partition=partition)
+    sts["spec"]["ordinals"] = {"start": start}
+    assert plan_of(sts, pods_of(states)) == want
+
+
 def test_a_pod_below_the_partition_is_recreated_at_the_current_revision():
     sts = make_sts(3, partition=2)
     pods = {0: pod(0, "ready", CUR), 2: pod(2, "ready", UPD)}
