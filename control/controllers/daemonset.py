@@ -11,8 +11,8 @@ and lets the scheduler bind them.
 eligible nodes without one, deletes pods on nodes that are no longer eligible
 (only NoExecute taints evict; a new NoSchedule taint does not), failed pods and
 duplicates, rolls pods to the current template (RollingUpdate with
-maxUnavailable; maxSurge is not supported and treated as 0; or OnDelete) and
-writes status.
+maxUnavailable, or with maxSurge: the new pod starts beside the old one; or
+OnDelete) and writes status.
 """
 
 import copy
@@ -148,14 +148,34 @@ def _created(pod):
     return (pod["metadata"].get("creationTimestamp") or "", pod["metadata"]["name"])
 
 
-def node_actions(nodes, pod_spec, pods_by_node):
+def _surge_extras(pods, hash_, min_ready, now):
+    """With surge, a node may hold one old and one new pod: the other duplicates go, and
+    the old pod goes once the new one is available (or at once if it is not Ready)."""
+    oldest_new = oldest_old = None
+    extras = []
+    for pod in sorted(pods, key=_created):
+        if _hash_of(pod) == hash_ and oldest_new is None:
+            oldest_new = pod
+        elif _hash_of(pod) != hash_ and oldest_old is None:
+            oldest_old = pod
+        else:
+            extras.append(pod)
+    if oldest_new is not None and oldest_old is not None and \
+            (not podutil.is_ready(oldest_old) or
+             podutil.is_available(oldest_new, min_ready, now)):
+        extras.append(oldest_old)
+    return extras
+
+
+def node_actions(nodes, pod_spec, pods_by_node, surge_hash=None, min_ready=0, now=None):
     """Which nodes need a daemon pod created, and which pods to delete.
 
     ``pods_by_node`` maps a node name to its daemon pods (any phase). Returns
     (node names to create on, pods to delete, failed pods to delete once their
     node's backoff allows), as podsShouldBeOnNode does without surge: failed pods
-    go (and are replaced on a later sync), duplicates go but the oldest, pods on
-    nodes no longer eligible go.
+    go (and are replaced on a later sync), duplicates go but the oldest (with
+    surge, given ``surge_hash``: see _surge_extras), pods on nodes no longer
+    eligible go.
     """
     create, delete, failed = [], [], []
     names = set()
@@ -173,7 +193,10 @@ def node_actions(nodes, pod_spec, pods_by_node):
                     failed.append(pod)
                 else:
                     running.append(pod)
-            delete.extend(sorted(running, key=_created)[1:])
+            if surge_hash is None:
+                delete.extend(sorted(running, key=_created)[1:])
+            else:
+                delete.extend(_surge_extras(running, surge_hash, min_ready, now))
         else:
             delete.extend(pods)
     for name, pods in pods_by_node.items():
@@ -212,14 +235,54 @@ class FailedPodBackoff:
         self._entries[key] = (delay, now)
 
 
-def max_unavailable(ds, desired):
-    """RollingUpdate's maxUnavailable as a count: int, or a percent of ``desired`` rounded up."""
-    rolling = ((ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {})
-    value = rolling.get("maxUnavailable", 1)
+def _scaled(value, desired):
+    """An int-or-percent as a count; percents of ``desired`` round up, as in Kubernetes."""
     if isinstance(value, str) and value.endswith("%"):
-        value = math.ceil(int(value[:-1]) * desired / 100)
-    value = int(value)
-    return value if value > 0 else 1     # maxSurge is not supported: at least one must go
+        return math.ceil(int(value[:-1]) * desired / 100)
+    return int(value or 0)
+
+
+def rolling_limits(ds, desired):
+    """(maxSurge, maxUnavailable) as counts; if both are 0, one pod may be unavailable."""
+    rolling = ((ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {})
+    surge = _scaled(rolling.get("maxSurge", 0), desired)
+    unavailable = _scaled(rolling.get("maxUnavailable", 1), desired)
+    if surge <= 0 and unavailable <= 0:
+        unavailable = 1
+    return max(surge, 0), max(unavailable, 0)
+
+
+def _hash_of(pod):
+    return (pod["metadata"].get("labels") or {}).get(history.HASH_LABEL)
+
+
+def rolling_update_surge(nodes_to_pods, hash_, min_ready, now, max_surge):
+    """One rolling-update step with maxSurge: (nodes to start a new pod on, old pods to delete).
+
+    A new pod starts beside the old one (at most ``max_surge`` nodes at a time,
+    but at once where the old pod is not available anyway); the old pod goes
+    once the new one is available.
+    """
+    surging, allowed, candidates, old_to_delete = 0, [], [], []
+    for name in sorted(nodes_to_pods):
+        pods = nodes_to_pods[name]
+        new = [p for p in pods if _hash_of(p) == hash_]
+        old = [p for p in pods if _hash_of(p) != hash_]
+        if len(new) > 1 or len(old) > 1:
+            surging += 1                    # node_actions cleans this node up first
+        elif not old:
+            continue
+        elif not new:
+            if podutil.is_available(old[0], min_ready, now):
+                candidates.append(name)
+            else:
+                allowed.append(name)
+        elif not podutil.is_available(new[0], min_ready, now):
+            surging += 1                    # waiting for the new pod
+        else:
+            old_to_delete.append(old[0])
+    room = max(0, max_surge - surging)
+    return allowed + candidates[:room], old_to_delete
 
 
 def rolling_update_victims(nodes_to_pods, hash_, min_ready, now, limit):
@@ -465,7 +528,18 @@ class DaemonSetController(Controller):
 
     def manage(self, key, ds, nodes, pod_spec, pods_by_node, hash_, now):
         """Create and delete pods toward one per eligible node, then roll; return an error."""
-        create, delete, failed = node_actions(nodes, pod_spec, pods_by_node)
+        strategy = (ds["spec"].get("updateStrategy") or {}).get("type", "RollingUpdate")
+        min_ready = ds["spec"].get("minReadySeconds") or 0
+        eligible = {}
+        for node in nodes:
+            if node_should_run(node, pod_spec)[0]:
+                name = node["metadata"]["name"]
+                eligible[name] = [p for p in pods_by_node.get(name, ())
+                                  if not p["metadata"].get("deletionTimestamp")]
+        max_surge, max_unavailable = rolling_limits(ds, len(eligible))
+        surge = strategy == "RollingUpdate" and max_surge > 0
+        create, delete, failed = node_actions(nodes, pod_spec, pods_by_node,
+                                              hash_ if surge else None, min_ready, now)
         for pod in failed:
             node_name = target_node(pod)
             wait = self.failed_backoff.remaining((key, node_name))
@@ -478,17 +552,13 @@ class DaemonSetController(Controller):
                                 f"{pod['metadata']['name']} on node {node_name}, will try to "
                                 "kill it")
             delete.append(pod)
-        strategy = (ds["spec"].get("updateStrategy") or {}).get("type", "RollingUpdate")
         if strategy == "RollingUpdate" and not create and not delete:
-            eligible = {}
-            for node in nodes:
-                if node_should_run(node, pod_spec)[0]:
-                    name = node["metadata"]["name"]
-                    eligible[name] = [p for p in pods_by_node.get(name, ())
-                                      if not p["metadata"].get("deletionTimestamp")]
-            limit = max_unavailable(ds, len(eligible))
-            delete = rolling_update_victims(eligible, hash_,
-                                            ds["spec"].get("minReadySeconds") or 0, now, limit)
+            if surge:
+                create, delete = rolling_update_surge(eligible, hash_, min_ready, now,
+                                                      max_surge)
+            else:
+                delete = rolling_update_victims(eligible, hash_, min_ready, now,
+                                                max_unavailable)
         create = create[:BURST_REPLICAS]
         delete = delete[:BURST_REPLICAS]
         if not create and not delete:

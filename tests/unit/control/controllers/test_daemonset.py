@@ -31,7 +31,7 @@ def taint(key, effect, value=""):
 
 
 def make_ds(image="nginx", node_selector=None, tolerations=None, max_unavailable=None,
-            strategy="RollingUpdate", min_ready=0, host_network=False, history_limit=10):
+            max_surge=None, strategy="RollingUpdate", min_ready=0, host_network=False, history_limit=10):
     spec = {"containers": [{"name": "c", "image": image}]}
     if node_selector:
         spec["nodeSelector"] = node_selector
@@ -40,8 +40,9 @@ def make_ds(image="nginx", node_selector=None, tolerations=None, max_unavailable
     if host_network:
         spec["hostNetwork"] = True
     update = {"type": strategy}
-    if max_unavailable is not None:
-        update["rollingUpdate"] = {"maxUnavailable": max_unavailable}
+    if max_unavailable is not None or max_surge is not None:
+        update["rollingUpdate"] = {k: v for k, v in (("maxUnavailable", max_unavailable),
+                                                     ("maxSurge", max_surge)) if v is not None}
     return {"apiVersion": "apps/v1", "kind": "DaemonSet",
             "metadata": {"name": "agent", "namespace": "default", "uid": "ds-uid",
                          "generation": 2, "resourceVersion": "9"},
@@ -170,11 +171,15 @@ def test_node_actions(pods, want_create, want_delete, want_failed):
 
 
 # -- rolling update --------------------------------------------------------------------------
-@pytest.mark.parametrize("value, desired, want", [
-    (None, 10, 1), (3, 10, 3), ("25%", 10, 3), ("10%", 3, 1), ("0%", 5, 1), (0, 5, 1),
+@pytest.mark.parametrize("unavailable, surge, desired, want", [
+    (None, None, 10, (0, 1)), (3, None, 10, (0, 3)), ("25%", None, 10, (0, 3)),
+    ("10%", None, 3, (0, 1)),                   # percents round up
+    (0, None, 5, (0, 1)), ("0%", "0%", 5, (0, 1)),  # never both zero
+    (0, 1, 5, (1, 0)), (0, "30%", 5, (2, 0)),
 ])
-def test_max_unavailable(value, desired, want):
-    assert dsc.max_unavailable(make_ds(max_unavailable=value), desired) == want
+def test_rolling_limits(unavailable, surge, desired, want):
+    ds = make_ds(max_unavailable=unavailable, max_surge=surge)
+    assert dsc.rolling_limits(ds, desired) == want
 
 
 @pytest.mark.parametrize("pods, limit, want", [
@@ -360,3 +365,49 @@ def test_backoff_doubles_up_to_the_maximum_and_resets_after_calm():
     clock.advance(9)
     backoff.next("k")
     assert backoff.remaining("k") == 1
+
+
+# -- rolling update with maxSurge ----------------------------------------------------------------
+@pytest.mark.parametrize("pods, surge, want_nodes, want_deleted", [
+    # All old and available: start new pods beside them, maxSurge nodes at a time.
+    ({"n1": [make_pod("a", "n1", "old")], "n2": [make_pod("b", "n2", "old")]}, 1, ["n1"], []),
+    ({"n1": [make_pod("a", "n1", "old")], "n2": [make_pod("b", "n2", "old")]}, 2,
+     ["n1", "n2"], []),
+    # A new pod not yet available uses the surge budget.
+    ({"n1": [make_pod("a", "n1", "old"), make_pod("a2", "n1", "new", ready_for=None)],
+      "n2": [make_pod("b", "n2", "old")]}, 1, [], []),
+    # The new pod is available: the old one goes, and another node may surge.
+    ({"n1": [make_pod("a", "n1", "old"), make_pod("a2", "n1", "new")],
+      "n2": [make_pod("b", "n2", "old")]}, 1, ["n2"], ["a"]),
+    # An unavailable old pod gets its replacement at once, beyond the budget.
+    ({"n1": [make_pod("a", "n1", "old", ready_for=None)],
+      "n2": [make_pod("b", "n2", "old")]}, 1, ["n1", "n2"], []),
+])
+def test_rolling_update_surge(pods, surge, want_nodes, want_deleted):
+    nodes, deleted = dsc.rolling_update_surge(pods, "new", 0, NOW, surge)
+    assert (nodes, [p["metadata"]["name"] for p in deleted]) == (want_nodes, want_deleted)
+
+
+@pytest.mark.parametrize("pods, want_deleted", [
+    ([make_pod("o", "n1", "old", created=50), make_pod("n", "n1", "new", created=5)], ["o"]),
+    ([make_pod("o", "n1", "old", created=50), make_pod("n", "n1", "new", ready_for=None)], []),
+    ([make_pod("o", "n1", "old", ready_for=None), make_pod("n", "n1", "new", ready_for=None)],
+     ["o"]),
+    ([make_pod("n", "n1", "new", created=50), make_pod("n2", "n1", "new", created=5)], ["n2"]),
+])
+def test_surge_duplicates_on_a_node(pods, want_deleted):
+    _, delete, _ = dsc.node_actions(NODES[:1], daemon_spec(), {"n1": pods}, "new", 0, NOW)
+    assert [p["metadata"]["name"] for p in delete] == want_deleted
+
+
+def test_sync_with_surge_creates_beside_the_old_pod():
+    old_ds, ds = make_ds(image="v1"), make_ds(image="v2", max_unavailable=0, max_surge=1)
+    revisions = [revision_of(old_ds, 1), revision_of(ds, 2)]
+    revisions[0]["metadata"]["uid"] = "r-old"
+    old = revisions[0]["metadata"]["labels"][history.HASH_LABEL]
+    h = Harness(ds, NODES[:2], [make_pod(f"p{i}", f"n{i}", old) for i in (1, 2)], revisions)
+    rest = h.sync()
+    assert rest.of("delete") == []
+    (create,) = rest.of("create")
+    assert dsc.target_node(create[3]) == "n1"
+    assert create[3]["metadata"]["labels"][history.HASH_LABEL] == current_hash(ds)
