@@ -1,8 +1,11 @@
 """The DaemonSet controller with a real store, API server, scheduler and hollow nodes."""
 
+import threading
+
 import pytest
 
-from control.client import RestClient
+from control.client import Informer, RestClient
+from control.controllers import pods as podutil
 from control.objects import kinds
 from tests.support.apiproc import ComponentProcesses, eventually
 from tests.support.hollow_nodes import HollowNodes
@@ -100,11 +103,28 @@ def test_one_pod_per_node_follows_nodes_and_rolls_an_update(cluster, server):
         eventually(lambda: one_each(rest, ns, ["n1", "n3", "n4"]), timeout=60,
                    message="n2's pod deleted", logs=logs)
 
-        # A new image rolls through every node, one at a time (maxUnavailable 1).
-        rest.patch(DAEMONSETS, ns, "agent", {"spec": {"template": {"spec": {
-            "containers": [{"name": "c", "image": "busybox:2"}]}}}})
-        eventually(lambda: one_each(rest, ns, ["n1", "n3", "n4"], image="busybox:2"),
-                   timeout=60, message="every node runs busybox:2", logs=logs)
+        # A new image rolls through every node, one at a time (maxUnavailable 1):
+        # watch the pods and record, at every change, how many nodes lack a Ready pod.
+        watcher = Informer(rest, PODS, namespace=ns)
+        lock, worst = threading.Lock(), []
+
+        def record(*_):
+            with lock:
+                ready_nodes = {p["spec"].get("nodeName") for p in watcher.store.list()
+                               if podutil.is_ready(p) and
+                               not p["metadata"].get("deletionTimestamp")}
+                worst.append(len({"n1", "n3", "n4"} - ready_nodes))
+        watcher.add_handler(record, record, record)
+        watcher.start()
+        watcher.wait_for_sync(30)
+        try:
+            rest.patch(DAEMONSETS, ns, "agent", {"spec": {"template": {"spec": {
+                "containers": [{"name": "c", "image": "busybox:2"}]}}}})
+            eventually(lambda: one_each(rest, ns, ["n1", "n3", "n4"], image="busybox:2"),
+                       timeout=60, message="every node runs busybox:2", logs=logs)
+        finally:
+            watcher.stop()
+        assert max(worst) == 1, worst       # never two nodes down at once
         eventually(lambda: status_is(rest, ns, "agent", desiredNumberScheduled=3,
                                      updatedNumberScheduled=3, numberAvailable=3),
                    timeout=60, message="status updated 3/3", logs=logs)
