@@ -316,17 +316,16 @@ def daemon_set_status(ds, nodes, pod_spec, pods_by_node, hash_, now):
     desired = current = misscheduled = ready = available = updated = 0
     for node in nodes:
         name = node["metadata"]["name"]
-        should_run, should_continue = node_should_run(node, pod_spec)
+        should_run = node_should_run(node, pod_spec)[0]
         pods = sorted((p for p in pods_by_node.get(name, ())
                        if not p["metadata"].get("deletionTimestamp")), key=_created)
         if should_run:
             desired += 1
         if not pods:
             continue
-        if not should_run and not should_continue:
-            misscheduled += 1
-            continue
         if not should_run:
+            # Including a pod left on a node tainted NoSchedule since (as Kubernetes counts).
+            misscheduled += 1
             continue
         current += 1
         pod = pods[0]

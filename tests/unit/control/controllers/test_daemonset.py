@@ -411,3 +411,15 @@ def test_sync_with_surge_creates_beside_the_old_pod():
     (create,) = rest.of("create")
     assert dsc.target_node(create[3]) == "n1"
     assert create[3]["metadata"]["labels"][history.HASH_LABEL] == current_hash(ds)
+
+
+def test_a_pod_kept_on_a_node_tainted_no_schedule_counts_as_misscheduled():
+    ds = make_ds()
+    h = current_hash(ds)
+    tainted = node("n1", taints=[taint("gpu", "NoSchedule")])
+    status = dsc.daemon_set_status(ds, [tainted], daemon_spec(), {"n1": [make_pod("a", "n1", h)]},
+                                   h, NOW)
+    assert (status["desiredNumberScheduled"], status["numberMisscheduled"]) == (0, 1)
+    # ...and it is not deleted.
+    assert dsc.node_actions([tainted], daemon_spec(), {"n1": [make_pod("a", "n1", h)]}) == \
+        ([], [], [])
