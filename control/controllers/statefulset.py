@@ -106,10 +106,10 @@ class Plan:
 def next_actions(sts, pods, current_revision, update_revision, now):
     """The creations and deletions to make now, given the member ``pods`` by ordinal.
 
-    Follows updateStatefulSet: first the replicas 0..N-1 (recreate failed ones,
-    create missing ones; OrderedReady stops at the first that is not yet
-    healthy), then the condemned ordinals >= N from the highest, then a rolling
-    update step. ``pods`` maps ordinal -> pod.
+    Follows updateStatefulSet: first the wanted ordinals start..start+N-1
+    (recreate failed pods, create missing ones; OrderedReady stops at the first
+    that is not yet healthy), then the condemned ordinals outside that range
+    from the highest, then one rolling-update step. ``pods`` maps ordinal -> pod.
     """
     spec = sts["spec"]
     replicas = spec.get("replicas", 1)

@@ -57,6 +57,7 @@ class Recorder:
         self.lock = threading.Lock()
         self.created = []          # (pod name, names of the pods Ready at that moment)
         self.ready = set()
+        self.states = []           # the live pod names after every change, in watch order
         self.informer.add_handler(self._added, lambda old, new: self._updated(new),
                                   self._deleted)
 
@@ -71,10 +72,18 @@ class Recorder:
                 self.ready.add(pod["metadata"]["name"])
             else:
                 self.ready.discard(pod["metadata"]["name"])
+            self._note_state()
 
     def _deleted(self, pod):
         with self.lock:
             self.ready.discard(pod["metadata"]["name"])
+            self._note_state()
+
+    def _note_state(self):
+        # Handlers run after the cache is updated, so this is the state after the event.
+        live = tuple(self.live())
+        if not self.states or self.states[-1] != live:
+            self.states.append(live)
 
     def live(self):
         return sorted(p["metadata"]["name"] for p in self.informer.store.list()
@@ -126,24 +135,13 @@ def test_ordered_creation_recreation_and_scale_down(cluster, server):
                    message="web-1 Ready again", logs=logs)
 
         # Scale down to 1: web-2 goes first, then web-1.
-        seen = []
-        stop = threading.Event()
-
-        def watch_live():
-            while not stop.is_set():
-                live = tuple(rec.live())
-                if not seen or seen[-1] != live:
-                    seen.append(live)
-                stop.wait(0.01)
-        watcher = threading.Thread(target=watch_live, daemon=True)
-        watcher.start()
+        before = len(rec.states)
         rest.patch(STATEFULSETS, ns, "web", {"spec": {"replicas": 1}})
         eventually(lambda: rec.live() == ["web-0"], timeout=60, message="only web-0 left",
                    logs=logs)
-        stop.set()
-        watcher.join(5)
-        assert ("web-0", "web-1") in seen, seen      # web-2 went while web-1 stayed
-        assert ("web-0", "web-2") not in seen, seen
+        with rec.lock:
+            seen = rec.states[before - 1:]
+        assert seen == [("web-0", "web-1", "web-2"), ("web-0", "web-1"), ("web-0",)], seen
 
 
 def test_rolling_update_and_rollout_history(cluster, server):
