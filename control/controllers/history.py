@@ -162,31 +162,35 @@ def truncate(rest, revisions, live_names, limit):
 
 
 def claim(rest, resource, owner, owner_ref, selector, objects):
-    """``objects`` that ``owner`` controls after adopting orphans that match ``selector``.
+    """``objects`` that ``owner`` controls after adopting and releasing (ClaimObject).
 
-    An object controlled by someone else is left alone; one of ours that no longer
-    matches is kept (releasing is the ReplicaSet's business; these controllers'
-    pods and revisions carry the template's labels). Adoption is a patch that
-    fails if the object changed since it was read.
+    An orphan that matches ``selector`` is adopted; an object of ours that no
+    longer matches is released (our ownerReference removed) unless the owner is
+    being deleted; an object controlled by someone else is left alone. Both are
+    patches that fail if the object changed since it was read.
     """
     uid, claimed = owner["metadata"]["uid"], []
-    adopt = not owner["metadata"].get("deletionTimestamp")
+    deleting = bool(owner["metadata"].get("deletionTimestamp"))
     for obj in objects:
-        ref = get_controller_of(obj)
-        if ref is not None:
-            if ref.get("uid") == uid:
-                claimed.append(obj)
-            continue
         meta = obj["metadata"]
-        if not adopt or meta.get("deletionTimestamp") or \
-                not selector.matches(meta.get("labels") or {}):
+        ref = get_controller_of(obj)
+        matches = selector.matches(meta.get("labels") or {})
+        if ref is not None and ref.get("uid") != uid:
             continue
-        refs = list(meta.get("ownerReferences") or ()) + [owner_ref]
+        if ref is not None and (matches or deleting):
+            claimed.append(obj)
+            continue
+        if ref is None and (deleting or not matches or meta.get("deletionTimestamp")):
+            continue
+        refs = [r for r in meta.get("ownerReferences") or () if r.get("uid") != uid]
+        if ref is None:
+            refs.append(owner_ref)
         patch = {"metadata": {"ownerReferences": refs, "uid": meta["uid"],
                               "resourceVersion": meta["resourceVersion"]}}
         try:
-            claimed.append(rest.patch(resource, meta["namespace"], meta["name"], patch)
-                           or {**obj, "metadata": {**meta, "ownerReferences": refs}})
+            patched = rest.patch(resource, meta["namespace"], meta["name"], patch)
         except NotFound:
             continue
+        if ref is None:             # adopted
+            claimed.append(patched or {**obj, "metadata": {**meta, "ownerReferences": refs}})
     return claimed

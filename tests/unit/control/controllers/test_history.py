@@ -144,3 +144,21 @@ def test_claim_adopts_matching_orphans_and_skips_others():
     assert [r["revision"] for r in got] == [1, 2]
     (patch,) = rest.of("patch")
     assert patch[4]["metadata"]["ownerReferences"] == [ref]
+
+
+def test_claim_releases_our_objects_that_stopped_matching():
+    ds, rest = owner(), Rest()
+    strayed = rev(ds, 1)
+    strayed["metadata"]["labels"] = {"app": "other"}
+    ref = strayed["metadata"]["ownerReferences"][0]
+    got = history.claim(rest, history.CONTROLLER_REVISIONS, ds, ref,
+                        LabelSelector.from_object({"matchLabels": {"app": "web"}}), [strayed])
+    assert got == []
+    (patch,) = rest.of("patch")
+    assert patch[4]["metadata"]["ownerReferences"] == []
+    # While the owner is being deleted, nothing is released or adopted.
+    ds["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    rest.actions.clear()
+    got = history.claim(rest, history.CONTROLLER_REVISIONS, ds, ref,
+                        LabelSelector.from_object({"matchLabels": {"app": "web"}}), [strayed])
+    assert got == [strayed] and rest.actions == []
