@@ -423,3 +423,26 @@ def test_a_pod_kept_on_a_node_tainted_no_schedule_counts_as_misscheduled():
     # ...and it is not deleted.
     assert dsc.node_actions([tainted], daemon_spec(), {"n1": [make_pod("a", "n1", h)]}) == \
         ([], [], [])
+
+
+def test_node_changes_that_matter_enqueue_every_daemon_set():
+    h = Harness(make_ds(), NODES)
+    n1 = NODES[0]
+    heartbeat = {**n1, "metadata": {**n1["metadata"], "resourceVersion": "2"},
+                 "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    h.node_inf.put(heartbeat)
+    assert len(h.controller.queue) == 0           # status only: nothing to do
+    relabelled = {**heartbeat, "metadata": {**heartbeat["metadata"], "labels": {"role": "x"}}}
+    h.node_inf.put(relabelled)
+    assert h.controller.queue.get(0) == "default/agent"
+
+
+def test_pod_events_enqueue_the_owner_and_count_expectations():
+    ds = make_ds()
+    h = Harness(ds, NODES)
+    h.controller.expectations.expect("default/agent", 1, ["default/old"])
+    h.pod_inf.put(make_pod("new", "n1"))
+    assert h.controller.expectations.pending("default/agent") == (0, 1)
+    h.pod_inf.remove(make_pod("old", "n2"))
+    assert h.controller.expectations.satisfied("default/agent")
+    assert h.controller.queue.get(0) == "default/agent"

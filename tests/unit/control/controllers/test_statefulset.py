@@ -250,3 +250,16 @@ def test_pods_not_named_as_members_are_ignored():
     h = Harness(make_sts(1), [stranger])
     names = [a[3]["metadata"]["name"] for a in h.sync().of("create") if a[1] == "pods"]
     assert names == ["web-0"]
+
+
+def test_pod_events_enqueue_the_set_including_orphans_named_like_members():
+    h = Harness(make_sts(1))
+    orphan = pod(3)
+    orphan["metadata"].pop("ownerReferences")
+    h.pod_inf.put(orphan)
+    assert h.controller.queue.get(0) == "default/web"
+    h.controller.queue.done("default/web")
+    stranger = pod(0)
+    stranger["metadata"].update(name="other-0", ownerReferences=[])
+    h.pod_inf.put(stranger)
+    assert len(h.controller.queue) == 0
