@@ -306,7 +306,8 @@ class StatefulSetController(Controller):
             try:
                 self.rest.create(PODS, namespace, pod)
             except AlreadyExists:
-                return          # a pod the cache does not show yet
+                self._name_taken(sts, pod["metadata"]["name"])
+                return
             except Exception as exc:    # noqa: BLE001 - reported below
                 self.recorder.event(sts, "Warning", "FailedCreate",
                                     f"create Pod {pod['metadata']['name']} in StatefulSet "
@@ -332,6 +333,20 @@ class StatefulSetController(Controller):
         parallel(delete, plan.delete)
         parallel(create, plan.create)
         return errors[0] if errors else None
+
+    def _name_taken(self, sts, pod_name):
+        """A create found the name taken: ours and not yet cached is fine; else say why."""
+        try:
+            existing = self.rest.get(PODS, sts["metadata"]["namespace"], pod_name)
+        except NotFound:
+            return              # gone meanwhile: the next sync creates it
+        if (get_controller_of(existing) or {}).get("uid") == sts["metadata"]["uid"]:
+            return              # ours, not yet in the cache
+        # Someone else's pod holds the name (an orphan that matches is adopted instead).
+        self.recorder.event(sts, "Warning", "FailedCreate",
+                            f"create Pod {pod_name} in StatefulSet {sts['metadata']['name']} "
+                            f"failed error: pods \"{pod_name}\" already exists and is not "
+                            "controlled by this StatefulSet")
 
     def _warn_claim_templates(self, sts):
         uid = sts["metadata"]["uid"]

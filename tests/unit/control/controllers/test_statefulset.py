@@ -230,10 +230,16 @@ def test_sync_pod_from_an_old_revision_uses_that_template():
     assert "$patch" not in created["spec"] and "$patch" not in created["metadata"]
 
 
-def test_sync_already_exists_is_not_an_error():
+@pytest.mark.parametrize("owner_uid, warned", [("sts-uid", False), ("other", True)])
+def test_sync_name_taken(owner_uid, warned):
+    taken = pod(0)
+    taken["metadata"]["ownerReferences"][0]["uid"] = owner_uid
     h = Harness(make_sts(1), fail={"create": lambda body: AlreadyExists(409, "", "taken")
                                    if body["kind"] == "Pod" else None})
-    h.sync()        # does not raise: the pod will show up in the cache
+    h.rest.objects[("Pod", "default/web-0")] = taken
+    h.sync()        # does not raise: ours will show up in the cache; another's is reported
+    failed = [e for e in h.recorder.events if e[1] == "FailedCreate"]
+    assert bool(failed) == warned
 
 
 def test_volume_claim_templates_are_ignored_with_one_warning():
