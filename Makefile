@@ -10,7 +10,7 @@ STEER  := $(VENV)/bin/steer
 DEB_TEST_PACKAGES ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint unit deb-packages bench-store bench-api down clean
+.PHONY: run test lint unit deb-packages bench-store bench-api bench-control down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,9 @@ bench-store: $(VENV)/.installed
 
 bench-api: $(VENV)/.installed
 	$(PY) -m bench.api
+
+bench-control: $(VENV)/.installed
+	$(PY) -m bench.control
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ from control import errors
 from control.api import bodies, discovery, filters, limits, metrics, openapi, subresources, watch
 from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
 from control.api.service import ObjectService
+from control.objects import defaults
 from control.registry import Registry
 
 
@@ -84,13 +85,20 @@ def _http_error(req, resp, exc, params):
 
 def create_app(store_client, service=None, bootstrap=True, agent_token=None,
                max_requests_inflight=limits.DEFAULT_MAX_INFLIGHT,
-               max_mutating_requests_inflight=limits.DEFAULT_MAX_MUTATING_INFLIGHT):
+               max_mutating_requests_inflight=limits.DEFAULT_MAX_MUTATING_INFLIGHT,
+               default_not_ready_toleration_seconds=defaults.DEFAULT_TOLERATION_SECONDS,
+               default_unreachable_toleration_seconds=defaults.DEFAULT_TOLERATION_SECONDS):
     """Return the WSGI app serving the Kubernetes API over ``store_client``.
 
     ``agent_token`` is the bearer token sent to node agents (pods/log); the
-    in-flight limits are per worker process, 0 for none.
+    in-flight limits are per worker process, 0 for none. The toleration seconds
+    are what pods get for the not-ready and unreachable NoExecute taints
+    (kube-apiserver's DefaultTolerationSeconds plugin; used when no ``service``
+    is given).
     """
-    service = service or ObjectService(Registry(store_client))
+    service = service or ObjectService(Registry(store_client), toleration_seconds={
+        "node.kubernetes.io/not-ready": default_not_ready_toleration_seconds,
+        "node.kubernetes.io/unreachable": default_unreachable_toleration_seconds})
     if bootstrap:
         service.ensure_system_namespaces()
     inflight = limits.InflightLimits(max_requests_inflight, max_mutating_requests_inflight)

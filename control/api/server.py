@@ -51,7 +51,11 @@ class ApiServerApplication(BaseApplication):
         store = StoreClient(self.args.store_endpoints, timeout=self.args.store_timeout)
         return create_app(store, agent_token=read_token(self.args.agent_token_file),
                           max_requests_inflight=self.args.max_requests_inflight,
-                          max_mutating_requests_inflight=self.args.max_mutating_requests_inflight)
+                          max_mutating_requests_inflight=self.args.max_mutating_requests_inflight,
+                          default_not_ready_toleration_seconds=(
+                              self.args.default_not_ready_toleration_seconds),
+                          default_unreachable_toleration_seconds=(
+                              self.args.default_unreachable_toleration_seconds))
 
 
 def read_token(path):
@@ -86,6 +90,12 @@ def build_parser():
                         "watches and logs are not counted")
     p.add_argument("--max-mutating-requests-inflight", type=int, default=200,
                    help="mutating requests in flight per worker before 429 (0: no limit)")
+    p.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
+                   help="tolerationSeconds of the not-ready:NoExecute toleration every pod "
+                        "gets unless it has one")
+    p.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
+                   help="tolerationSeconds of the unreachable:NoExecute toleration every pod "
+                        "gets unless it has one")
     return p
 
 

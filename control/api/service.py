@@ -34,8 +34,10 @@ class ObjectService:
     """Apply the Kubernetes object rules on top of the registry."""
 
     def __init__(self, registry, clock=_utcnow, new_uid=lambda: str(uuid.uuid4()),
-                 random_source=None):
+                 random_source=None, toleration_seconds=None):
         self.registry = registry
+        #: Pods' default tolerationSeconds per node-failure taint (None: 300 s each).
+        self.toleration_seconds = toleration_seconds
         self.clock = clock
         self.new_uid = new_uid
         self.random = random_source or random.Random()
@@ -62,7 +64,7 @@ class ObjectService:
             self._check_namespace_open(namespace)
         obj = meta.prepare_create(body, resource, namespace, self.clock(), self.new_uid,
                                   self.random)
-        obj = defaults.apply_defaults(obj)
+        obj = defaults.apply_defaults(obj, self.toleration_seconds)
         self._validate(resource, obj)
         if warnings is not None:
             warnings.extend(support.warnings_for(obj))
@@ -94,7 +96,8 @@ class ObjectService:
         # the new spec with the stored (already defaulted) one.
         body = defaults.apply_defaults({**body, "apiVersion": resource.api_version,
                                         "kind": resource.kind,
-                                        "metadata": {"name": name, **body_meta}})
+                                        "metadata": {"name": name, **body_meta}},
+                                       self.toleration_seconds)
         obj = self._merge_for_update(resource, old, body, subresource)
         self._validate(resource, obj)
         if deletion.should_delete_during_update(resource, old, obj):

@@ -8,16 +8,22 @@ restarts it as a clean standby (no half-stopped controllers left behind).
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
 
 from control.client import Informer, LeaderElector, namespace_index
 from control.client.component import add_common_flags, configure_logging, rest_client
-from control.controllers.daemonset import DAEMONSETS, NODES, DaemonSetController
+from control.client.events import EventRecorder
+from control.controllers import nodeipam, nodelifecycle
+from control.controllers.base import Controller
+from control.controllers.daemonset import DAEMONSETS, DaemonSetController
 from control.controllers.history import CONTROLLER_REVISIONS
+from control.controllers.nodelifecycle import LEASES, NODES, NodeLifecycleController
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
 from control.controllers.statefulset import STATEFULSETS, StatefulSetController
+from control.controllers.taintmanager import TaintEvictionController
 
 log = logging.getLogger("steer-controller-manager")
 
@@ -62,11 +68,98 @@ def _statefulset(rest, informers, options):
                                  informers.informer(CONTROLLER_REVISIONS))
 
 
+def _option(options, name, default):
+    """A controller flag's value, or ``default`` when there are no options (unit tests)."""
+    return getattr(options, name, default) if options is not None else default
+
+
+def _pods_by_node(informers):
+    """The pod informer, also indexed by spec.nodeName (for the node controllers)."""
+    pods = informers.informer(PODS)
+    pods.add_index("nodeName", nodelifecycle.node_name_index)
+    return pods
+
+
+def _nodelifecycle(rest, informers, options):
+    return NodeLifecycleController(
+        rest, informers.informer(NODES), informers.informer(LEASES), _pods_by_node(informers),
+        recorder=EventRecorder(rest, "node-controller"),
+        grace_period=_option(options, "node_monitor_grace_period", nodelifecycle.GRACE_PERIOD),
+        startup_grace_period=_option(options, "node_startup_grace_period",
+                                     nodelifecycle.STARTUP_GRACE_PERIOD),
+        monitor_period=_option(options, "node_monitor_period", nodelifecycle.MONITOR_PERIOD),
+        eviction_rate=_option(options, "node_eviction_rate", nodelifecycle.EVICTION_RATE),
+        secondary_rate=_option(options, "secondary_node_eviction_rate",
+                               nodelifecycle.SECONDARY_EVICTION_RATE),
+        unhealthy_threshold=_option(options, "unhealthy_zone_threshold",
+                                    nodelifecycle.UNHEALTHY_ZONE_THRESHOLD),
+        large_cluster_threshold=_option(options, "large_cluster_size_threshold",
+                                        nodelifecycle.LARGE_CLUSTER_THRESHOLD))
+
+
+def _taint_eviction(rest, informers, options):
+    return TaintEvictionController(rest, informers.informer(NODES), _pods_by_node(informers),
+                                   recorder=EventRecorder(rest, "taint-eviction-controller"))
+
+
+def _nodeipam(rest, informers, options):
+    if not _option(options, "allocate_node_cidrs", True):
+        return Controller("nodeipam")     # as kube-controller-manager: on, doing nothing
+    return nodeipam.NodeIpamController(
+        rest, informers.informer(NODES),
+        _option(options, "cluster_cidr", nodeipam.CLUSTER_CIDR),
+        _option(options, "node_cidr_mask_size", nodeipam.NODE_CIDR_MASK_SIZE),
+        recorder=EventRecorder(rest, "node-ipam-controller"))
+
+
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
 CONTROLLERS = {"replicaset": _replicaset, "daemonset": _daemonset,
-               "statefulset": _statefulset}
+               "statefulset": _statefulset, "nodelifecycle": _nodelifecycle,
+               "taint-eviction-controller": _taint_eviction, "nodeipam": _nodeipam}
+
+
+def duration(text):
+    """Seconds from a plain number or a Go duration ("4s", "40s", "5m", "1m30s", "500ms")."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6,
+             "ns": 1e-9}
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 40s, 5m, 1m30s)")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def add_node_flags(parser):
+    """kube-controller-manager's flags for the node lifecycle, taint eviction and IPAM."""
+    add = parser.add_argument
+    add("--node-monitor-grace-period", type=duration, default=nodelifecycle.GRACE_PERIOD,
+        help="how long a node may go without renewing its Lease before it is Unknown (40s)")
+    add("--node-startup-grace-period", type=duration,
+        default=nodelifecycle.STARTUP_GRACE_PERIOD,
+        help="the same, for a node that never posted Ready (60s)")
+    add("--node-monitor-period", type=duration, default=nodelifecycle.MONITOR_PERIOD,
+        help="how often node health is checked (5s)")
+    add("--node-eviction-rate", type=float, default=nodelifecycle.EVICTION_RATE,
+        help="nodes per second given NoExecute taints in a healthy zone (0.1)")
+    add("--secondary-node-eviction-rate", type=float,
+        default=nodelifecycle.SECONDARY_EVICTION_RATE,
+        help="the same in a partly disrupted large zone (0.01)")
+    add("--unhealthy-zone-threshold", type=float,
+        default=nodelifecycle.UNHEALTHY_ZONE_THRESHOLD,
+        help="share of not-Ready nodes (at least 3) that makes a zone partly disrupted")
+    add("--large-cluster-size-threshold", type=int,
+        default=nodelifecycle.LARGE_CLUSTER_THRESHOLD,
+        help="zones with more nodes than this keep tainting at the secondary rate")
+    add("--allocate-node-cidrs", action=argparse.BooleanOptionalAction, default=True,
+        help="give every node a spec.podCIDR from --cluster-cidr (default on)")
+    add("--cluster-cidr", default=nodeipam.CLUSTER_CIDR, help="the pods' address range")
+    add("--node-cidr-mask-size", type=int, default=nodeipam.NODE_CIDR_MASK_SIZE,
+        help="prefix length of each node's pod subnet (24)")
 
 
 def parse_args(argv=None):
@@ -79,6 +172,7 @@ def parse_args(argv=None):
                              f"{','.join(CONTROLLERS)})")
     parser.add_argument("--workers", type=int, default=5,
                         help="worker threads per controller (--concurrent-*-syncs)")
+    add_node_flags(parser)
     args = parser.parse_args(argv)
     args.controllers = [n.strip() for n in args.controllers.split(",") if n.strip()]
     unknown = [n for n in args.controllers if n not in CONTROLLERS]

@@ -25,6 +25,10 @@ DEFAULT_FILE_MODE = 0o644
 #: DefaultTolerationSeconds admission: how long pods stay on a failing node.
 DEFAULT_TOLERATION_SECONDS = 300
 NODE_FAILURE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+#: The admission plugin's tolerationSeconds per taint; kube-apiserver's
+#: --default-not-ready-toleration-seconds and --default-unreachable-toleration-seconds.
+DEFAULT_NODE_FAILURE_TOLERATIONS = {taint: DEFAULT_TOLERATION_SECONDS
+                                    for taint in NODE_FAILURE_TAINTS}
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 #: ServiceSpec.sessionAffinityConfig.clientIP.timeoutSeconds (3 hours).
 CLIENT_IP_AFFINITY_SECONDS = 10800
@@ -49,16 +53,21 @@ _VOLUME_SOURCE_DEFAULTS = {
 # -- entry point -------------------------------------------------------------------
 
 
-def apply_defaults(obj):
+def apply_defaults(obj, toleration_seconds=None):
     """Return a copy of ``obj`` with Kubernetes' defaults filled in.
 
     Dispatches on apiVersion and kind; kinds without defaults come back
     unchanged (but copied, so callers may always mutate the result).
+    ``toleration_seconds`` maps the node-failure taints to the tolerationSeconds
+    pods get (DEFAULT_NODE_FAILURE_TOLERATIONS when None).
     """
     obj = copy.deepcopy(obj)
-    defaulter = _DEFAULTERS.get((obj.get("apiVersion"), obj.get("kind")))
+    kind = (obj.get("apiVersion"), obj.get("kind"))
+    defaulter = _DEFAULTERS.get(kind)
     if defaulter is not None and isinstance(obj.get("spec") or {}, dict):
         defaulter(obj)
+        if kind == ("v1", "Pod"):
+            _default_tolerations(obj["spec"], toleration_seconds or DEFAULT_NODE_FAILURE_TOLERATIONS)
     return obj
 
 
@@ -265,7 +274,7 @@ def _pod(pod):
                 for port in _objects(container, "ports"):
                     if port.get("containerPort") is not None:
                         _default_value(port, "hostPort", port["containerPort"])
-    _default_tolerations(spec)
+    # The DefaultTolerationSeconds admission plugin runs in apply_defaults (it is configurable).
 
 
 def _requests_from_limits(container):
@@ -279,7 +288,7 @@ def _requests_from_limits(container):
             requests.setdefault(resource, quantity)
 
 
-def _default_tolerations(spec):
+def _default_tolerations(spec, toleration_seconds):
     """Add the DefaultTolerationSeconds admission plugin's NoExecute tolerations."""
     tolerations = spec.get("tolerations")
     if not isinstance(tolerations, list):
@@ -288,7 +297,7 @@ def _default_tolerations(spec):
         if not any(_tolerates(toleration, taint) for toleration in tolerations):
             tolerations = tolerations + [{
                 "key": taint, "operator": "Exists", "effect": "NoExecute",
-                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}]
+                "tolerationSeconds": toleration_seconds[taint]}]
     spec["tolerations"] = tolerations
 
 

@@ -7,6 +7,7 @@ kube-scheduler does) so that its supervisor restarts it as a clean standby.
 
 import argparse
 import logging
+import random
 import signal
 import sys
 import threading
@@ -34,7 +35,9 @@ def main(argv=None):
     args = parse_args(argv)
     configure_logging(args.log_level)
     rest = rest_client(args)
-    scheduler = Scheduler(rest, args.scheduler_name, identity=args.identity)
+    # Ties between equally good nodes go to a random one, as kube-scheduler's selectHost.
+    scheduler = Scheduler(rest, args.scheduler_name, rng=random.Random(),
+                          identity=args.identity)
     stop, terminated = threading.Event(), threading.Event()
     elector = None
 

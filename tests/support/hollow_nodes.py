@@ -37,7 +37,8 @@ class HollowNodes:
     """Hollow agents for ``names``, talking to the API server at ``api_url``."""
 
     def __init__(self, api_url, names, cpu="4", memory="8Gi", max_pods=110,
-                 renew_interval=1.0, ready_after=0.0, phase_for=None, labels=None):
+                 renew_interval=1.0, ready_after=0.0, phase_for=None, labels=None,
+                 run_pods=True):
         self.rest = RestClient(api_url, timeout=15)
         self.names = list(names)
         self.capacity = {"cpu": str(cpu), "memory": str(memory), "pods": str(max_pods)}
@@ -55,7 +56,11 @@ class HollowNodes:
         self._threads = []
         self.pods = Informer(self.rest, PODS)
         self.nodes = Informer(self.rest, NODES)
-        self.pods.add_handler(self._pod_changed, lambda old, new: self._pod_changed(new), None)
+        # run_pods=False: nodes only (a scheduling benchmark that never runs its pods).
+        self.run_pods = run_pods
+        if run_pods:
+            self.pods.add_handler(self._pod_changed, lambda old, new: self._pod_changed(new),
+                                  None)
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self, timeout=60):
@@ -63,9 +68,10 @@ class HollowNodes:
             self._register(name)
         with self._lock:
             self._live.update(self.names)
-        self.nodes.start()
-        self.pods.start()
-        if not (self.nodes.wait_for_sync(timeout) and self.pods.wait_for_sync(timeout)):
+        informers = [self.nodes, self.pods] if self.run_pods else [self.nodes]
+        for informer in informers:
+            informer.start()
+        if not all(informer.wait_for_sync(timeout) for informer in informers):
             raise RuntimeError("hollow nodes: informers did not sync")
         for target, name in ((self._renew_loop, "hollow-renew"), (self._pod_loop, "hollow-pods")):
             thread = threading.Thread(target=target, name=name, daemon=True)
