@@ -73,10 +73,20 @@ def with_daemon_tolerations(pod_spec):
         wanted.append(NETWORK_UNAVAILABLE)
     tolerations = list(spec.get("tolerations") or ())
     for toleration in wanted:
-        if toleration not in tolerations:
+        # AddOrUpdateTolerationInPodSpec: one for the same key, operator, value and
+        # effect is replaced (a user's tolerationSeconds must not cut the pod's stay).
+        same = [i for i, t in enumerate(tolerations) if _same_toleration(t, toleration)]
+        if same:
+            tolerations[same[0]] = dict(toleration)
+        else:
             tolerations.append(dict(toleration))
     spec["tolerations"] = tolerations
     return spec
+
+
+def _same_toleration(a, b):
+    return all((a.get(f) or "") == (b.get(f) or "") for f in ("key", "value", "effect")) and \
+        (a.get("operator") or "Equal") == (b.get("operator") or "Equal")
 
 
 class _NodeInfo:

@@ -111,6 +111,19 @@ def test_node_eligibility(the_node, ds_kwargs, want):
     assert dsc.node_should_run(the_node, daemon_spec(**ds_kwargs)) == want
 
 
+def test_daemon_tolerations_replace_the_same_toleration_with_seconds():
+    spec = dsc.with_daemon_tolerations({"tolerations": [
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": 10},
+        {"key": "gpu", "operator": "Exists"}]})
+    unreachable = [t for t in spec["tolerations"]
+                   if t["key"] == "node.kubernetes.io/unreachable"]
+    assert unreachable == [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                            "effect": "NoExecute"}]
+    assert {"key": "gpu", "operator": "Exists"} in spec["tolerations"]
+    assert len(spec["tolerations"]) == 7
+
+
 def test_required_node_affinity_is_honoured():
     spec = daemon_spec()
     spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
