@@ -7,7 +7,7 @@ import pytest
 from control.client import Informer, RestClient
 from control.controllers import pods as podutil
 from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, eventually
+from tests.support.apiproc import ComponentProcesses, LocalApiServer, eventually
 from tests.support.hollow_nodes import HollowNodes
 
 PODS = kinds.lookup("", "v1", "pods")
@@ -18,15 +18,29 @@ REVISIONS = kinds.lookup("apps", "v1", "controllerrevisions")
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """This module's API server: pods get a 2 s unreachable toleration by default."""
+    api = LocalApiServer(tmp_path_factory.mktemp("api"),
+                         extra_args=["--default-unreachable-toleration-seconds", "2"])
+    try:
+        api.start()
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture(scope="module")
 def cluster(server, tmp_path_factory):
-    """3 hollow nodes labelled role=worker, a scheduler and a daemonset controller."""
+    """3 hollow nodes labelled role=worker, a scheduler, the daemonset controller and the
+    node controllers (a node silent for 4 s is tainted unreachable)."""
     base = tmp_path_factory.mktemp("ds")
     rest = RestClient(server.url, timeout=10)
     nodes = HollowNodes(server.url, ["n1", "n2", "n3"], labels={"role": "worker"},
-                        renew_interval=1.0)
+                        renew_interval=0.5)
     sched = ComponentProcesses(server, base, "control.scheduler.main")
-    managers = ComponentProcesses(server, base, "control.controllers.manager",
-                                  extra_args=["--controllers", "daemonset"])
+    managers = ComponentProcesses(server, base, "control.controllers.manager", extra_args=[
+        "--controllers", "daemonset,nodelifecycle,taint-eviction-controller",
+        "--node-monitor-grace-period", "4s", "--node-monitor-period", "1s"])
     try:
         nodes.start()
         sched.start("sched")
@@ -131,6 +145,7 @@ def test_one_pod_per_node_follows_nodes_and_rolls_an_update(cluster, server):
     finally:
         rest.patch(NODES, None, "n2", {"metadata": {"labels": {"role": "worker"}}})
         extra.stop()
+        rest.delete(NODES, None, "n4")
 
 
 def test_rollout_history_and_undo_with_kubectl(cluster, server):
@@ -160,3 +175,39 @@ def test_rollout_history_and_undo_with_kubectl(cluster, server):
         return sorted(revisions) == [2, 3] and \
             "busybox:1" in str(revisions[3]["data"])
     eventually(renumbered, timeout=60, message="revision 1 renumbered 3", logs=logs)
+
+
+def taints(rest, name):
+    return {t["key"] for t in (rest.get(NODES, None, name).get("spec") or {}).get("taints") or ()}
+
+
+def test_daemon_pods_stay_on_a_dead_node(cluster, server):
+    rest, nodes, logs = cluster
+    ns = "ds-dead"
+    make_ds(rest, ns, "keeper")
+
+    def daemon_pod_on_n3():
+        pods = [p for p in rest.list(PODS, ns, label_selector="app=keeper")["items"]
+                if p["spec"].get("nodeName") == "n3"]
+        return pods[0] if len(pods) == 1 and podutil.is_ready(pods[0]) else None
+    daemon = eventually(daemon_pod_on_n3, timeout=60, message="a daemon pod on n3", logs=logs)
+    # A witness: an ordinary pod on n3, which tolerates unreachable for 2 s only.
+    rest.create(PODS, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "witness"},
+                           "spec": {"nodeName": "n3",
+                                    "containers": [{"name": "c", "image": "busybox"}]}})
+    eventually(lambda: podutil.is_ready(rest.get(PODS, ns, "witness")), timeout=60,
+               message="the witness runs", logs=logs)
+    nodes.stop_node("n3")
+    try:
+        eventually(lambda: "node.kubernetes.io/unreachable" in taints(rest, "n3"), timeout=60,
+                   message="n3 tainted unreachable", logs=logs)
+        eventually(lambda: rest.get(PODS, ns, "witness")["metadata"].get("deletionTimestamp"),
+                   timeout=60, message="the witness evicted", logs=logs)
+        # The daemon pod tolerates unreachable for ever, and the DaemonSet keeps it.
+        still = rest.get(PODS, ns, daemon["metadata"]["name"])
+        assert still["metadata"]["uid"] == daemon["metadata"]["uid"]
+        assert not still["metadata"].get("deletionTimestamp")
+    finally:
+        nodes.start_node("n3")
+        eventually(lambda: "node.kubernetes.io/unreachable" not in taints(rest, "n3"),
+                   timeout=60, message="n3 untainted", logs=logs)
