@@ -271,5 +271,18 @@ def print_lease(obj, now):
             created_age(obj, now)]
 
 
+def print_controllerrevision(obj, now):
+    """NAME, CONTROLLER (``daemonset.apps/web``, or ``<none>``), REVISION, AGE."""
+    controller = "<none>"
+    for ref in metadata_of(obj).get("ownerReferences") or ():
+        if ref.get("controller"):
+            group = (ref.get("apiVersion") or "").rpartition("/")[0]
+            kind = (ref.get("kind") or "").lower()
+            controller = f"{kind}.{group}/{ref.get('name', '')}" if group else \
+                f"{kind}/{ref.get('name', '')}"
+    return [metadata_of(obj).get("name", ""), controller, int(obj.get("revision") or 0),
+            created_age(obj, now)]
+
+
 def print_default(obj, now):
     return [metadata_of(obj).get("name", ""), created_age(obj, now)]

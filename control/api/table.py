@@ -181,6 +181,12 @@ PRINTERS = {
                        p.print_serviceaccount),
     "Lease": ([NAME, _c("Holder", description="holderIdentity contains the identity of the "
                         "holder of a current lease."), AGE], p.print_lease),
+    "ControllerRevision": ([NAME, _c("Controller", description="The controller that owns "
+                                     "this revision."),
+                            _c("Revision", "number",
+                               description="Revision indicates the revision of the state "
+                               "represented by Data."), AGE],
+                           p.print_controllerrevision),
 }
 DEFAULT = ([NAME, AGE], p.print_default)
 

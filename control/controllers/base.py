@@ -130,6 +130,11 @@ class Expectations:
         with self._lock:
             self._items[key] = _Expectation(0, object_keys, self.clock())
 
+    def expect(self, key, count, object_keys):
+        """Expect ``count`` creations and the deletion of ``object_keys`` at once."""
+        with self._lock:
+            self._items[key] = _Expectation(count, object_keys, self.clock())
+
     def creation_observed(self, key):
         """Lower the creations expected for ``key`` by one (an add event, or a failed create)."""
         with self._lock:

@@ -27,9 +27,12 @@ from control.controllers import (
 from control.controllers import job as jobctl
 from control.controllers.base import Controller
 from control.controllers.cronjob import CRONJOBS, CronJobController
+from control.controllers.daemonset import DAEMONSETS, DaemonSetController
 from control.controllers.deployment import DEPLOYMENTS, DeploymentController
+from control.controllers.history import CONTROLLER_REVISIONS
 from control.controllers.nodelifecycle import LEASES, NODES, NodeLifecycleController
 from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
+from control.controllers.statefulset import STATEFULSETS, StatefulSetController
 from control.controllers.taintmanager import TaintEvictionController
 from control.controllers.ttlafterfinished import TTLAfterFinishedController
 
@@ -64,6 +67,16 @@ class SharedInformers:
 
 def _replicaset(rest, informers, options):
     return ReplicaSetController(rest, informers.informer(REPLICASETS), informers.informer(PODS))
+
+
+def _daemonset(rest, informers, options):
+    return DaemonSetController(rest, informers.informer(DAEMONSETS), informers.informer(PODS),
+                               informers.informer(NODES), informers.informer(CONTROLLER_REVISIONS))
+
+
+def _statefulset(rest, informers, options):
+    return StatefulSetController(rest, informers.informer(STATEFULSETS), informers.informer(PODS),
+                                 informers.informer(CONTROLLER_REVISIONS))
 
 
 def _option(options, name, default):
@@ -157,6 +170,8 @@ def _deployment(rest, informers, options):
 CONTROLLERS = {
     "deployment": _deployment,
     "replicaset": _replicaset,
+    "daemonset": _daemonset,
+    "statefulset": _statefulset,
     "nodelifecycle": _nodelifecycle,
     "taint-eviction-controller": _taint_eviction,
     "nodeipam": _nodeipam,

@@ -63,6 +63,7 @@ RESOURCES = (
     _r("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
     _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
     _r("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale")),
+    _r("apps", "v1", "ControllerRevision", "controllerrevisions", True, (), (), ()),
     _r("batch", "v1", "Job", "jobs", True, (), ("status",)),
     _r("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",)),
 )

@@ -264,6 +264,11 @@ def test_small_kinds_cells():
         "l", "me"]
     assert cells("Namespace", {"metadata": {"name": "x"}, "status": {"phase": "Active"}})[:2] == [
         "x", "Active"]
+    revision = {"metadata": {"name": "web-5d8f", "ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "web", "controller": True}]},
+        "revision": 3}
+    assert cells("ControllerRevision", revision)[:3] == ["web-5d8f", "daemonset.apps/web", 3]
+    assert cells("ControllerRevision", {"metadata": {"name": "r"}})[:3] == ["r", "<none>", 0]
     ep = {"metadata": {"name": "e"}, "subsets": [
         {"addresses": [{"ip": f"10.0.0.{i}"} for i in range(1, 5)], "ports": [{"port": 80}]}]}
     assert cells("Endpoints", ep)[1] == "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 1 more..."
@@ -298,6 +303,7 @@ def test_event_cells_and_columns():
     ("Secret", ["Name", "Type", "Data", "Age"]),
     ("ServiceAccount", ["Name", "Secrets", "Age"]),
     ("Lease", ["Name", "Holder", "Age"]),
+    ("ControllerRevision", ["Name", "Controller", "Revision", "Age"]),
     ("Unknown", ["Name", "Age"]),
 ])
 def test_default_columns(kind, expected):
