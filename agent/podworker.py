@@ -263,6 +263,7 @@ class PodWorker:
         else:
             self._event("Normal", "Started", f"Started container {state.name}")
         if state.current is not None:
+            self._forget(state.previous)        # kubelet keeps one previous attempt
             state.previous = state.current
         state.current = record
         state.waiting_reason = state.waiting_message = None
@@ -355,6 +356,15 @@ class PodWorker:
             self.ctx.backoff.forget(f"{self.uid}/{state.name}")
 
     # -- helpers ----------------------------------------------------------------------
+    def _forget(self, record):
+        if record is None:
+            return
+        if record.container_id:
+            self.ctx.runtime.remove(record.container_id)
+        for path in [record.log_path] + [f"{record.log_path}.{i}" for i in range(1, 10)]:
+            if path and os.path.exists(path):
+                os.remove(path)
+
     def _refresh(self):
         for state in self.init + self.main:
             self._refresh_one(state)

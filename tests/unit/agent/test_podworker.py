@@ -48,6 +48,7 @@ def test_crash_restarts_at_once_then_backs_off(tmp_path):
         h.status()["state"]["waiting"]["message"]
     h.step(1)
     assert h.status()["restartCount"] == 3
+    assert len(h.runtime.list()) == 2           # only the current and previous attempts
 
 
 @pytest.mark.parametrize("policy, code, restarted, phase", [
