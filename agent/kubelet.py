@@ -115,6 +115,8 @@ class PodManager:
         worker.start()
 
     def _over_capacity(self, pod):
+        for key in [k for k, w in self.workers.items() if w.finished]:
+            del self.workers[key]
         active = sum(1 for w in self.workers.values() if not w.finished)
         if active < self.max_pods or pod["metadata"].get("deletionTimestamp"):
             return False

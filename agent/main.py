@@ -79,45 +79,62 @@ def build_runtime(args):
     return runtimes.create(args.runtime, args.data_dir)
 
 
+class Agent:
+    """One node agent, wired from parsed flags; several can share a process (fake runtime)."""
+
+    def __init__(self, args, rest=None, runtime=None):
+        self.args = args
+        self.node_ip = args.node_ip or default_node_ip()
+        os.makedirs(args.data_dir, exist_ok=True)
+        self.rest = rest or RestClient(args.api_server, token=_read_token(args.token_file),
+                                       timeout=30)
+        self.runtime = runtime or build_runtime(args)
+        self.ctx = Context(runtime=self.runtime, api=ApiAdapter(self.rest),
+                           recorder=EventRecorder(self.rest, "kubelet", instance=args.node_name),
+                           backoff=backoffmod.Backoff(args.backoff_base, args.backoff_max,
+                                                      args.backoff_reset),
+                           prober=Prober(self.runtime), clock=time.time,
+                           data_dir=args.data_dir, host_ip=self.node_ip,
+                           node_name=args.node_name, poll=args.sync_period)
+        self.pods = PodManager(self.rest, self.ctx, max_pods=args.max_pods)
+        self.server = AgentServer(args.address or self.node_ip, args.port, self.pods.find_logs,
+                                  token=_read_token(args.agent_token_file))
+        self.node = NodeAgent(self.rest, args.node_name, self.node_ip, self.server.port,
+                              max_pods=args.max_pods, labels=parse_labels(args.node_labels),
+                              taints=parse_taints(args.register_with_taints),
+                              heartbeat=args.heartbeat_interval,
+                              report_interval=args.node_status_report_frequency,
+                              runtime_name=args.runtime)
+
+    def start(self):
+        """Serve, register the Node, start heartbeats and pod workers; return at once."""
+        self.server.start()
+        self.node.register()
+        self.node.start()
+        self.pods.start()
+        log.info("node=%s ip=%s port=%d runtime=%s msg=agent running", self.args.node_name,
+                 self.node_ip, self.server.port, self.args.runtime)
+        return self
+
+    def stop(self):
+        """Stop the agent's threads; containers keep running for the next agent."""
+        self.node.stop()
+        self.pods.stop()
+        self.server.stop()
+        self.runtime.close()
+
+
 def main(argv=None):
     args = parse_args(argv)
     configure_logging(args.log_level)
-    node_ip = args.node_ip or default_node_ip()
-    os.makedirs(args.data_dir, exist_ok=True)
-    rest = RestClient(args.api_server, token=_read_token(args.token_file), timeout=30)
-    runtime = build_runtime(args)
-    ctx = Context(runtime=runtime, api=ApiAdapter(rest),
-                  recorder=EventRecorder(rest, "kubelet", instance=args.node_name),
-                  backoff=backoffmod.Backoff(args.backoff_base, args.backoff_max,
-                                             args.backoff_reset),
-                  prober=Prober(runtime), clock=time.time,
-                  data_dir=args.data_dir, host_ip=node_ip, node_name=args.node_name,
-                  poll=args.sync_period)
-    pods = PodManager(rest, ctx, max_pods=args.max_pods)
-    server = AgentServer(args.address or node_ip, args.port, pods.find_logs,
-                         token=_read_token(args.agent_token_file))
-    node = NodeAgent(rest, args.node_name, node_ip, server.port, max_pods=args.max_pods,
-                     labels=parse_labels(args.node_labels),
-                     taints=parse_taints(args.register_with_taints),
-                     heartbeat=args.heartbeat_interval,
-                     report_interval=args.node_status_report_frequency,
-                     runtime_name=args.runtime)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    node.register()
-    node.start()
-    pods.start()
-    log.info("node=%s ip=%s port=%d runtime=%s msg=agent running", args.node_name, node_ip,
-             server.port, args.runtime)
+    agent = Agent(args).start()
     while not stop.wait(5.0):
-        pods.reap()
+        agent.pods.reap()
     log.info("node=%s msg=agent stopping; containers keep running", args.node_name)
-    node.stop()
-    pods.stop()
-    server.stop()
-    runtime.close()
+    agent.stop()
     return 0
 
 
