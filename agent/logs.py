@@ -113,8 +113,10 @@ class _Limit:
 
 def read(path, tail_lines=None, since=None, timestamps=False, limit_bytes=None, follow=False,
          is_running=lambda: False, poll=0.2, stopped=lambda: False):
-    """Yield the log's rendered bytes; with ``follow``, keep yielding until the container exits."""
-    limit = _Limit(limit_bytes)
+    """Return an iterator of the log's rendered bytes; with ``follow`` it goes on until
+    the container exits. The files are opened now, so nothing written after this
+    call is missed by a follower.
+    """
     # Hold the current file open first, so following resumes exactly where reading ended.
     handle = open(path, "rb") if os.path.exists(path) else None
     lines = []
@@ -128,6 +130,11 @@ def read(path, tail_lines=None, since=None, timestamps=False, limit_bytes=None, 
             handle.seek(-len(lines.pop()), os.SEEK_CUR)     # half-written: follow reads it
     if tail_lines is not None:
         lines = lines[-tail_lines:] if tail_lines > 0 else []
+    return _emit(path, handle, lines, _Limit(limit_bytes), timestamps, since, follow,
+                 is_running, poll, stopped)
+
+
+def _emit(path, handle, lines, limit, timestamps, since, follow, is_running, poll, stopped):
     try:
         for raw in lines:
             out = _render(raw, timestamps, since)

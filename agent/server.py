@@ -79,13 +79,17 @@ class AgentServer:
         except LookupError as exc:
             return _reply(req, 404, str(exc))
         follow = query.get("follow") == "true"
+        try:
+            chunks = logs.read(path, follow=follow, is_running=is_running,
+                               stopped=self._stopping.is_set, **options)
+        except OSError as exc:
+            return _reply(req, 500, f"cannot read the log: {exc}")
         req.send_response(200)
         req.send_header("Content-Type", "text/plain")
         req.send_header("Transfer-Encoding", "chunked")
         req.end_headers()
         try:
-            for chunk in logs.read(path, follow=follow, is_running=is_running,
-                                   stopped=self._stopping.is_set, **options):
+            for chunk in chunks:
                 req.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 if follow:
                     req.wfile.flush()
