@@ -13,7 +13,7 @@ import signal
 import threading
 
 from agent.podworker import PodWorker
-from control.client import Informer, NotFound, object_key
+from control.client import Conflict, Informer, NotFound, object_key
 from control.objects import kinds
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ class ApiAdapter:
         try:
             self.rest.delete(PODS, meta["namespace"], meta["name"], grace_period_seconds=0,
                              preconditions={"uid": meta["uid"]})
-        except NotFound:
-            pass
+        except (NotFound, Conflict):
+            pass            # gone already, or the name now belongs to a new pod
 
 
 class PodManager:
@@ -155,6 +155,23 @@ class PodManager:
                                   f'"{name}" not found')
             raise LookupError(f'container "{container}" in pod "{name}" is waiting to start')
         return path, (lambda: False) if previous else (lambda: worker.is_running(container))
+
+    def metrics(self):
+        """Prometheus text: pods handled, containers running, container restarts."""
+        with self._lock:
+            workers = [w for w in self.workers.values() if not w.finished]
+        states = [s for w in workers for s in w.init + w.main]
+        running = sum(1 for s in states if s.running)
+        restarts = sum(s.current.attempt for s in states if s.current is not None)
+        return "\n".join([
+            "# HELP steer_agent_pods Pods this agent is running or stopping.",
+            "# TYPE steer_agent_pods gauge", f"steer_agent_pods {len(workers)}",
+            "# HELP steer_agent_running_containers Containers running now.",
+            "# TYPE steer_agent_running_containers gauge",
+            f"steer_agent_running_containers {running}",
+            "# HELP steer_agent_container_restarts Restarts of the current pods' containers.",
+            "# TYPE steer_agent_container_restarts gauge",
+            f"steer_agent_container_restarts {restarts}"]) + "\n"
 
     def stop(self):
         self.informer.stop()

@@ -19,11 +19,11 @@ from agent import backoff as backoffmod
 from agent import logs
 from agent import runtime as runtimes
 from agent.kubelet import ApiAdapter, PodManager
-from agent.node import NodeAgent, default_node_ip, parse_labels, parse_taints
+from agent.node import NodeAgent, default_node_ip, machine_pressure, parse_labels, parse_taints
 from agent.podworker import POLL, Context
 from agent.probes import Prober
 from agent.server import AgentServer
-from control.client import RestClient
+from control.client import ApiException, RestClient
 from control.client.component import configure_logging
 from control.client.events import EventRecorder
 
@@ -98,18 +98,35 @@ class Agent:
                            node_name=args.node_name, poll=args.sync_period)
         self.pods = PodManager(self.rest, self.ctx, max_pods=args.max_pods)
         self.server = AgentServer(args.address or self.node_ip, args.port, self.pods.find_logs,
-                                  token=_read_token(args.agent_token_file))
+                                  token=_read_token(args.agent_token_file),
+                                  metrics=self.pods.metrics)
         self.node = NodeAgent(self.rest, args.node_name, self.node_ip, self.server.port,
                               max_pods=args.max_pods, labels=parse_labels(args.node_labels),
                               taints=parse_taints(args.register_with_taints),
                               heartbeat=args.heartbeat_interval,
                               report_interval=args.node_status_report_frequency,
-                              runtime_name=args.runtime)
+                              runtime_name=args.runtime,
+                              pressure=lambda: machine_pressure(args.data_dir))
 
-    def start(self):
-        """Serve, register the Node, start heartbeats and pod workers; return at once."""
+    def start(self, stop=None):
+        """Serve, register the Node, start heartbeats and pod workers; return at once.
+
+        Registration is retried (1 s doubling to 30 s) until the API server answers,
+        as kubelet does, unless ``stop`` (an Event) is set meanwhile.
+        """
+        stop = stop or threading.Event()
         self.server.start()
-        self.node.register()
+        delay = 1.0
+        while True:
+            try:
+                self.node.register()
+                break
+            except (ApiException, OSError) as exc:
+                log.warning("node=%s msg=cannot register yet, retrying in %.0fs error=%s",
+                            self.args.node_name, delay, exc)
+                if stop.wait(delay):
+                    return self
+                delay = min(delay * 2, 30.0)
         self.node.start()
         self.pods.start()
         log.info("node=%s ip=%s port=%d runtime=%s msg=agent running", self.args.node_name,
@@ -130,7 +147,7 @@ def main(argv=None):
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    agent = Agent(args).start()
+    agent = Agent(args).start(stop)
     while not stop.wait(5.0):
         agent.pods.reap()
     log.info("node=%s msg=agent stopping; containers keep running", args.node_name)

@@ -52,6 +52,38 @@ def memory_kib():
     return 0
 
 
+def memory_available_kib():
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1])
+    return None
+
+
+#: kubelet's default hard eviction thresholds: memory.available<100Mi, nodefs.available<10%.
+MEMORY_AVAILABLE_MIN_KIB = 100 * 1024
+DISK_AVAILABLE_MIN_FRACTION = 0.10
+PID_AVAILABLE_MIN_FRACTION = 0.05
+
+
+def machine_pressure(data_dir):
+    """{condition type: under pressure?} for memory, the data dir's disk, and pids."""
+    memory = memory_available_kib()
+    try:
+        disk = os.statvfs(data_dir)
+        disk_low = disk.f_blocks > 0 and disk.f_bavail / disk.f_blocks < \
+            DISK_AVAILABLE_MIN_FRACTION
+    except OSError:
+        disk_low = False
+    try:
+        pid_max = int(_read("/proc/sys/kernel/pid_max", "0"))
+        pids = sum(1 for entry in os.listdir("/proc") if entry.isdigit())
+        pids_low = pid_max > 0 and (pid_max - pids) / pid_max < PID_AVAILABLE_MIN_FRACTION
+    except (OSError, ValueError):
+        pids_low = False
+    return {"MemoryPressure": memory is not None and memory < MEMORY_AVAILABLE_MIN_KIB,
+            "DiskPressure": disk_low, "PIDPressure": pids_low}
+
+
 def os_image():
     for line in _read("/etc/os-release").splitlines():
         if line.startswith("PRETTY_NAME="):
@@ -94,15 +126,26 @@ def parse_labels(text):
     return labels
 
 
+def _pressure_condition(kind, under, what, fine, bad, no_has=False):
+    """kubelet's wording: KubeletHasSufficientMemory / KubeletHasInsufficientMemory, ..."""
+    if under:
+        return (kind, "True", f"KubeletHas{what}Pressure" if no_has else
+                f"KubeletHasInsufficient{what}", f"kubelet has {bad}")
+    return (kind, "False", f"KubeletHasNo{what}Pressure" if no_has else
+            f"KubeletHasSufficient{what}", f"kubelet has {fine}")
+
+
 class NodeAgent:
     """The Node and Lease side of the agent."""
 
     def __init__(self, rest, name, node_ip, port, max_pods=110, labels=None, taints=None,
-                 heartbeat=10.0, report_interval=300.0, runtime_name="process", clock=None):
+                 heartbeat=10.0, report_interval=300.0, runtime_name="process", clock=None,
+                 pressure=None):
         self.rest, self.name, self.node_ip, self.port = rest, name, node_ip, port
         self.max_pods, self.labels, self.taints = max_pods, dict(labels or {}), taints or []
         self.heartbeat, self.report_interval = heartbeat, report_interval
         self.runtime_name = runtime_name
+        self.pressure = pressure or (lambda: machine_pressure("/"))
         self.clock = clock or time.monotonic
         self._last_report, self._last_digest = None, None
         self._conditions = {}
@@ -137,12 +180,14 @@ class NodeAgent:
         """The node status this agent reports (heartbeat times stamped now)."""
         now = _now()
         capacity = self.capacity()
-        wanted = [("MemoryPressure", "False", "KubeletHasSufficientMemory",
-                   "kubelet has sufficient memory available"),
-                  ("DiskPressure", "False", "KubeletHasNoDiskPressure",
-                   "kubelet has no disk pressure"),
-                  ("PIDPressure", "False", "KubeletHasSufficientPID",
-                   "kubelet has sufficient PID available"),
+        pressure = self.pressure()
+        wanted = [_pressure_condition("MemoryPressure", pressure.get("MemoryPressure"),
+                                      "Memory", "sufficient memory available",
+                                      "insufficient memory available"),
+                  _pressure_condition("DiskPressure", pressure.get("DiskPressure"), "Disk",
+                                      "no disk pressure", "disk pressure", no_has=True),
+                  _pressure_condition("PIDPressure", pressure.get("PIDPressure"), "PID",
+                                      "sufficient PID available", "insufficient PID available"),
                   ("Ready", "True", "KubeletReady", "kubelet is posting ready status")]
         conditions = []
         for kind, value, reason, message in wanted:

@@ -105,7 +105,7 @@ class PodWorker:
         self.volume_paths = None
         self.init_failed = False
         self.removed = False        # the pod object is gone from the API
-        self.terminating_deadline = None
+        self.terminating_deadline = self.terminating_since = None
         self.finished = False
         self.start_time = None
         self.last_status = None
@@ -324,14 +324,18 @@ class PodWorker:
         return DEFAULT_GRACE if grace is None else grace
 
     def _terminate(self, now):
+        grace = self.pod["metadata"].get("deletionGracePeriodSeconds")
+        grace = self._grace() if grace is None else grace
         if self.terminating_deadline is None:
-            grace = self.pod["metadata"].get("deletionGracePeriodSeconds")
-            grace = self._grace() if grace is None else grace
+            self.terminating_since = now
             self.terminating_deadline = now + grace
             for state in self.init + self.main:
                 if state.running:
                     self._event("Normal", "Killing", f"Stopping container {state.name}")
                     self._kill(state, now, grace)
+        # A second delete may shorten the grace period (never lengthen it).
+        self.terminating_deadline = min(self.terminating_deadline,
+                                        self.terminating_since + grace)
         running = [s for s in self.init + self.main if s.running]
         if running and now < self.terminating_deadline:
             return min(now + self.ctx.poll, self.terminating_deadline)

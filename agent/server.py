@@ -1,6 +1,7 @@
 """The agent's HTTP port: /healthz and kubelet's /containerLogs for the API server.
 
-GET /containerLogs/{namespace}/{pod}/{container} takes the query parameters the
+/metrics (behind the token too) gives Prometheus text: pods, running containers,
+restarts. GET /containerLogs/{namespace}/{pod}/{container} takes the query parameters the
 API server passes on from ``kubectl logs`` (follow, previous, timestamps,
 tailLines, sinceSeconds, sinceTime, limitBytes). A following response is sent
 chunked, line by line, until the container exits or the client goes away. When
@@ -28,8 +29,9 @@ class AgentServer:
     callable) or raises LookupError with the message a 404 should carry.
     """
 
-    def __init__(self, address, port, find, token=None, clock=time.time):
+    def __init__(self, address, port, find, token=None, clock=time.time, metrics=None):
         self.find, self.token, self.clock = find, token, clock
+        self.metrics = metrics or (lambda: "")
         agent = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -65,6 +67,9 @@ class AgentServer:
             return _reply(req, 200, "ok")
         if self.token and not _authorized(req.headers.get("Authorization"), self.token):
             return _reply(req, 401, "Unauthorized")
+        if url.path == "/metrics":
+            return _reply(req, 200, self.metrics().rstrip("\n"),
+                          "text/plain; version=0.0.4; charset=utf-8")
         parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
         if len(parts) != 4 or parts[0] != "containerLogs":
             return _reply(req, 404, "404 page not found")
@@ -124,10 +129,10 @@ def _authorized(header, token):
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
-def _reply(req, code, text):
+def _reply(req, code, text, content_type="text/plain; charset=utf-8"):
     body = (text + "\n").encode()
     req.send_response(code)
-    req.send_header("Content-Type", "text/plain; charset=utf-8")
+    req.send_header("Content-Type", content_type)
     req.send_header("Content-Length", str(len(body)))
     req.end_headers()
     req.wfile.write(body)

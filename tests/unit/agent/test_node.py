@@ -92,3 +92,22 @@ def test_flag_parsing():
         parse_taints("k=v:Sometimes")
     with pytest.raises(ValueError):
         parse_labels("novalue")
+
+
+def test_pressure_conditions_follow_the_machine():
+    rest = FakeRest()
+    agent = NodeAgent(rest, "n1", "10.0.0.5", 10250, clock=Clock(),
+                      pressure=lambda: {"MemoryPressure": True, "DiskPressure": False})
+    agent.register()
+    conditions = {c["type"]: c for c in rest.objects[("nodes", "n1")]["status"]["conditions"]}
+    assert conditions["MemoryPressure"]["status"] == "True"
+    assert conditions["MemoryPressure"]["reason"] == "KubeletHasInsufficientMemory"
+    assert conditions["DiskPressure"]["reason"] == "KubeletHasNoDiskPressure"
+    assert conditions["PIDPressure"]["reason"] == "KubeletHasSufficientPID"
+    assert conditions["Ready"]["status"] == "True"
+
+
+def test_machine_pressure_reads_this_machine(tmp_path):
+    from agent.node import machine_pressure
+    assert set(machine_pressure(str(tmp_path))) == {"MemoryPressure", "DiskPressure",
+                                                    "PIDPressure"}

@@ -249,3 +249,20 @@ def _ignoring_sigterm(runtime):
             return
         original(cid, sig)
     return signal_
+
+
+def test_a_second_delete_shortens_the_grace_period(tmp_path):
+    h = Harness(make_pod(grace=30), tmp_path)
+    h.step()
+    cid = h.runtime.running()[0].container_id
+    h.runtime.signal = _ignoring_sigterm(h.runtime)
+    meta = {**h.pod["metadata"], "deletionTimestamp": "x", "deletionGracePeriodSeconds": 30}
+    h.worker.update({**h.pod, "metadata": meta})
+    h.step()
+    h.step(1)
+    assert (cid, signal.SIGKILL) not in h.runtime.signals
+    h.worker.update({**h.pod, "metadata": {**meta, "deletionGracePeriodSeconds": 1}})
+    h.step()
+    assert (cid, signal.SIGKILL) in h.runtime.signals
+    h.step()
+    assert h.api.deleted == ["web"]

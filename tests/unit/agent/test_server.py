@@ -72,3 +72,12 @@ def test_follow_streams_until_the_container_exits(served):
         assert response.read1(100) == b"live\n"
         running.clear()
         assert response.read() == b""
+
+
+def test_metrics(tmp_path):
+    server = AgentServer("127.0.0.1", 0, lambda *a: None,
+                         metrics=lambda: "steer_agent_pods 3\n").start()
+    try:
+        assert get(server, "/metrics", token=None) == "steer_agent_pods 3\n"
+    finally:
+        server.stop()
