@@ -356,6 +356,7 @@ class PodWorker:
                 if record is not None and record.container_id:
                     self.ctx.runtime.remove(record.container_id)
         shutil.rmtree(self.pod_dir, ignore_errors=True)
+        self.ctx.runtime.release_pod(self.uid)
         for state in self.init + self.main:
             self.ctx.backoff.forget(f"{self.uid}/{state.name}")
 
@@ -396,9 +397,10 @@ class PodWorker:
             self.last_status = status
 
     def build_status(self, now):
-        ip = self.ctx.host_ip
+        host_ip = self.ctx.host_ip
+        pod_ip = self.ctx.runtime.pod_ip(self.uid, host_ip)
         return statusmod.build(self.pod, [s.view() for s in self.init],
-                               [s.view() for s in self.main], now, ip, ip,
+                               [s.view() for s in self.main], now, host_ip, pod_ip,
                                self.start_time or now, self.ctx.runtime.scheme,
                                init_failed=self.init_failed,
                                old=self.last_status or self.pod.get("status") or {})

@@ -85,6 +85,14 @@ class Runtime(abc.ABC):
     def remove(self, container_id):
         """Forget a finished attempt and its state (not its logs)."""
 
+    def pod_ip(self, pod_uid, host_ip):
+        """The pod's IP: the node's for host-network runtimes; runc will give each pod its own."""
+        return host_ip
+
+    def release_pod(self, pod_uid):
+        """Free what the runtime holds for a pod (a network namespace, an IP) once it is gone."""
+        return None
+
     def close(self):
         """Release what the runtime holds (not the containers: they outlive the agent)."""
         return None

@@ -94,3 +94,32 @@ def _gone(rest, name):
         return False
     except NotFound:
         return True
+
+
+def test_run_to_completion_and_a_bad_command(server, agent):
+    rest = RestClient(server.url)
+    for name, command, policy in (("once", ["sh", "-c", "echo done"], "Never"),
+                                  ("bad", ["no-such-binary-xyz"], "Always")):
+        rest.create(PODS, "default", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": agent.node_name, "restartPolicy": policy,
+                     "containers": [{"name": "main", "image": "none", "command": command}]}})
+    pod = eventually(lambda: ((p := rest.get(PODS, "default", "once")).get("status") or {}).get("phase")
+                     == "Succeeded" and p, timeout=60, message="once succeeded",
+                     logs=agent.logs)
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 0 and terminated["reason"] == "Completed"
+
+    def crash_looping():
+        status = (rest.get(PODS, "default", "bad").get("status") or {})
+        waiting = ((status.get("containerStatuses") or [{}])[0].get("state") or {}) \
+            .get("waiting") or {}
+        return waiting.get("reason") == "CrashLoopBackOff" and status
+    status = eventually(crash_looping, timeout=60, message="bad in CrashLoopBackOff",
+                        logs=agent.logs)
+    assert status["phase"] == "Running"     # kubelet's phase for a crash-looping Always pod
+    events = [e for e in rest.list(kinds.lookup("", "v1", "events"), "default")["items"]
+              if e["involvedObject"]["name"] == "bad"]
+    failed = [e for e in events if e["reason"] == "Failed"]
+    assert failed and "executable file not found" in failed[0]["message"]
+    assert any(e["reason"] == "BackOff" and e["type"] == "Warning" for e in events)
