@@ -18,9 +18,9 @@ import time
 from agent import backoff as backoffmod
 from agent import logs
 from agent import runtime as runtimes
+from agent.containers import POLL, Context
 from agent.kubelet import ApiAdapter, PodManager
 from agent.node import NodeAgent, default_node_ip, machine_pressure, parse_labels, parse_taints
-from agent.podworker import POLL, Context
 from agent.probes import Prober
 from agent.server import AgentServer
 from control.client import ApiException, RestClient

@@ -13,7 +13,6 @@ The step is deterministic given the runtime, the clock and the API fake, so the
 unit tests drive it without threads or sleeps; ``start`` runs it on a thread.
 """
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -23,72 +22,15 @@ import threading
 from agent import env as envmod
 from agent import status as statusmod
 from agent import volumes
+from agent.containers import ContainerState, cpu_millis, memory_bytes
 from agent.probes import ProbeState
 from agent.runtime.base import ContainerConfig, Record, RuntimeError_
 
 log = logging.getLogger(__name__)
 
-#: Seconds between looks at the runtime when nothing else is due (exits are polled).
-POLL = 1.0
 #: Seconds before retrying a container whose configuration could not be resolved.
 CONFIG_RETRY = 2.0
 DEFAULT_GRACE = 30
-
-
-@dataclasses.dataclass
-class ContainerState:
-    """The worker's memory of one container of the pod."""
-    spec: dict
-    init: bool = False
-    current: Record = None
-    previous: Record = None
-    probes: dict = dataclasses.field(default_factory=dict)     # kind -> ProbeState
-    waiting_reason: str = None
-    waiting_message: str = None
-    kill_deadline: float = None     # set while a kill (probe failure, deletion) is under way
-    backoff_reported: float = None  # finishedAt of the crash a BackOff event was recorded for
-    retry_at: float = None          # no new start before this (configuration errors)
-
-    @property
-    def name(self):
-        return self.spec["name"]
-
-    @property
-    def running(self):
-        return self.current is not None and self.current.running
-
-    def started(self):
-        if not self.running:
-            return False
-        startup = self.probes.get("startup")
-        return startup is None or startup.result is True
-
-    def ready(self):
-        if not self.started() or self.kill_deadline is not None:
-            return False
-        readiness = self.probes.get("readiness")
-        return readiness is None or readiness.result is True
-
-    def view(self):
-        restarts = self.current.attempt if self.current else 0
-        return statusmod.ContainerView(
-            self.name, self.spec.get("image", ""), self.current, self.previous, restarts,
-            self.waiting_reason, self.waiting_message, self.ready(), self.started())
-
-
-@dataclasses.dataclass
-class Context:
-    """What every worker of an agent shares."""
-    runtime: object
-    api: object             # lookup(kind, ns, name), patch_status(pod, status), delete(pod)
-    recorder: object        # event(obj, type, reason, message)
-    backoff: object
-    prober: object
-    clock: object           # wall-clock seconds
-    data_dir: str
-    host_ip: str
-    node_name: str = ""
-    poll: float = POLL
 
 
 class PodWorker:
@@ -250,8 +192,8 @@ class PodWorker:
         config = ContainerConfig(
             self.uid, self.key, state.name, attempt, argv, container_env, workdir,
             os.path.join(self.pod_dir, "logs", state.name, f"{attempt}.log"),
-            image=state.spec.get("image", ""), memory_limit=_memory_bytes(limits.get("memory")),
-            cpu_limit_millis=_cpu_millis(limits.get("cpu")), init=state.init)
+            image=state.spec.get("image", ""), memory_limit=memory_bytes(limits.get("memory")),
+            cpu_limit_millis=cpu_millis(limits.get("cpu")), init=state.init)
         self._event("Normal", "Created", f"Created container {state.name}")
         try:
             record = self.ctx.runtime.start(config)
@@ -450,24 +392,3 @@ class PodWorker:
                 wake = self.ctx.clock() + 1.0
             if self.finished:
                 return
-
-
-_MEMORY_SUFFIXES = {"Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4,
-                    "k": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "T": 1000 ** 4}
-
-
-def _memory_bytes(quantity):
-    if not quantity:
-        return None
-    text = str(quantity)
-    for suffix, factor in _MEMORY_SUFFIXES.items():
-        if text.endswith(suffix):
-            return int(float(text[:-len(suffix)]) * factor)
-    return int(float(text))
-
-
-def _cpu_millis(quantity):
-    if not quantity:
-        return None
-    text = str(quantity)
-    return int(text[:-1]) if text.endswith("m") else int(float(text) * 1000)

@@ -3,7 +3,8 @@
 import itertools
 
 from agent.backoff import Backoff
-from agent.podworker import Context, PodWorker
+from agent.containers import Context
+from agent.podworker import PodWorker
 from agent.runtime.fake import FakeRuntime
 
 
