@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: Seconds before retrying a container whose configuration could not be resolved.
 CONFIG_RETRY = 2.0
 DEFAULT_GRACE = 30
+#: Seconds between rewrites of configMap and secret volumes (kubelet's sync is ~1 minute).
+VOLUME_REFRESH = 60.0
 
 
 class PodWorker:
@@ -45,6 +47,7 @@ class PodWorker:
         self.init = [ContainerState(c, init=True) for c in spec.get("initContainers") or ()]
         self.main = [ContainerState(c) for c in spec.get("containers") or ()]
         self.volume_paths = None
+        self.volumes_refresh_at = 0.0
         self.init_failed = False
         self.removed = False        # the pod object is gone from the API
         self.terminating_deadline = self.terminating_since = None
@@ -102,12 +105,15 @@ class PodWorker:
             try:
                 os.makedirs(self.pod_dir, exist_ok=True)
                 self.volume_paths = volumes.materialise(self.pod, self.pod_dir, self.ctx.api.lookup)
+                self.volumes_refresh_at = now + VOLUME_REFRESH
             except envmod.ConfigError as exc:
                 self._event("Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
                 for state in self.init + self.main:
                     state.waiting_reason, state.waiting_message = "ContainerCreating", str(exc)
                 self._post(now)
                 return now + CONFIG_RETRY
+        elif now >= self.volumes_refresh_at and volumes.has_projected(self.pod):
+            self._refresh_volumes(now)
         if self._sync_init(now, wake):
             for state in self.main:
                 self._sync_container(state, now, wake)
@@ -117,6 +123,15 @@ class PodWorker:
                     state.waiting_reason = "PodInitializing"
         self._post(now)
         return min(wake)
+
+    def _refresh_volumes(self, now):
+        """Rewrite configMap and secret volumes, so running containers see updates."""
+        self.volumes_refresh_at = now + VOLUME_REFRESH
+        try:
+            volumes.materialise(self.pod, self.pod_dir, self.ctx.api.lookup)
+        except envmod.ConfigError as exc:
+            log.info("pod=%s msg=volume refresh failed, keeping the old files error=%s",
+                     self.key, exc)
 
     def _terminal(self):
         return (self.last_status or self.pod.get("status") or {}).get("phase") in \

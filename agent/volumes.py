@@ -41,6 +41,12 @@ def _project(target, data, items, mode):
         os.chmod(path, mode)
 
 
+def has_projected(pod):
+    """True if the pod has configMap or secret volumes (which change with their source)."""
+    return any("configMap" in v or "secret" in v
+               for v in (pod.get("spec") or {}).get("volumes") or ())
+
+
 def materialise(pod, pod_dir, get):
     """Create every volume of ``pod`` under ``pod_dir``/volumes; return name -> host path."""
     namespace = pod["metadata"].get("namespace")

@@ -266,3 +266,20 @@ def test_a_second_delete_shortens_the_grace_period(tmp_path):
     assert (cid, signal.SIGKILL) in h.runtime.signals
     h.step()
     assert h.api.deleted == ["web"]
+
+
+def test_config_map_volumes_follow_their_source(tmp_path):
+    container = {"name": "c", "command": ["sleep"],
+                 "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}]}
+    h = Harness(make_pod([container], volumes=[{"name": "cfg", "configMap": {"name": "cm"}}]),
+                tmp_path)
+    h.api.objects[("ConfigMap", "default", "cm")] = {"data": {"k": "one"}}
+    h.step()
+    path = h.runtime.started[0].env["STEER_ROOT"] + "/etc/cfg/k"
+    h.api.objects[("ConfigMap", "default", "cm")] = {"data": {"k": "two"}}
+    h.step(30)
+    with open(path) as f:
+        assert f.read() == "one"
+    h.step(31)
+    with open(path) as f:
+        assert f.read() == "two"
