@@ -143,7 +143,11 @@ class PodManager:
                 del self.workers[key]
 
     def find_logs(self, namespace, name, container, previous):
-        """(log path, is_running) of a container, for the HTTP server."""
+        """(log path, is_running) of a container, for the HTTP server.
+
+        LookupError means 404 (no such pod or container here), ValueError 400 (it has
+        not started yet), as kubelet answers.
+        """
         with self._lock:
             worker = self.workers.get(f"{namespace}/{name}")
         if worker is None:
@@ -153,7 +157,11 @@ class PodManager:
             if previous:
                 raise LookupError(f'previous terminated container "{container}" in pod '
                                   f'"{name}" not found')
-            raise LookupError(f'container "{container}" in pod "{name}" is waiting to start')
+            reason = worker.waiting_reason(container)
+            if reason is None:
+                raise LookupError(f'container {container} is not valid for pod {name}')
+            raise ValueError(f'container "{container}" in pod "{name}" is waiting to start: '
+                             f'{reason}')
         return path, (lambda: False) if previous else (lambda: worker.is_running(container))
 
     def metrics(self):

@@ -193,7 +193,8 @@ class PodWorker:
         attempt = state.current.attempt + 1 if state.current else 0
         try:
             container_env = envmod.resolve_env(self.pod, state.spec, self.ctx.api.lookup,
-                                               self.ctx.host_ip)
+                                               self.ctx.host_ip,
+                                               extra={"HOSTNAME": self.pod["metadata"]["name"]})
             root, workdir = volumes.container_root(self.pod_dir, state.spec, self.volume_paths)
             container_env["STEER_ROOT"] = root
             argv = envmod.command_line(state.spec, container_env)
@@ -369,6 +370,10 @@ class PodWorker:
                 record = state.previous if previous else state.current
                 return (record.log_path or None) if record else None
         return None
+
+    def waiting_reason(self, container):
+        return next((s.waiting_reason or "ContainerCreating" for s in self.init + self.main
+                     if s.name == container), None)
 
     def is_running(self, container):
         return any(s.name == container and s.running for s in self.init + self.main)

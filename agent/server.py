@@ -26,7 +26,7 @@ class AgentServer:
     """Serve on ``address``:``port`` (0 picks a free port; see ``port`` after start).
 
     ``find(namespace, pod, container, previous)`` returns (log path, is_running
-    callable) or raises LookupError with the message a 404 should carry.
+    callable) or raises LookupError (a 404) or ValueError (a 400) with the message.
     """
 
     def __init__(self, address, port, find, token=None, clock=time.time, metrics=None):
@@ -83,6 +83,8 @@ class AgentServer:
                                          query.get("previous") == "true")
         except LookupError as exc:
             return _reply(req, 404, str(exc))
+        except ValueError as exc:
+            return _reply(req, 400, str(exc))
         follow = query.get("follow") == "true"
         try:
             chunks = logs.read(path, follow=follow, is_running=is_running,
