@@ -255,7 +255,8 @@ class PodWorker:
                 if kind in ("liveness", "startup") and probe.result is False:
                     self._event("Normal", "Killing", f"Container {state.name} failed {kind} "
                                                      "probe, will be restarted")
-                    self._kill(state, now, self._grace())
+                    grace = probe.probe.get("terminationGracePeriodSeconds")
+                    self._kill(state, now, self._grace() if grace is None else grace)
                     wake.append(now)
                     return
             if kind != "startup" or probe.result is not True:
