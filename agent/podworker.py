@@ -1,0 +1,415 @@
+"""One worker per pod: converge the runtime to the pod's spec, step by step.
+
+``sync(now)`` is one level-triggered step (kubelet's SyncPod): it looks at the
+pod and at the runtime's records, starts what should run (init containers one
+at a time, in order, then every container), restarts what exited as
+restartPolicy says with crash-loop backoff, runs due probes, kills what failed
+its liveness or startup probe, and posts the status when it changed. It returns
+the wall-clock time it next wants to run. When the pod is being deleted it stops
+every container (SIGTERM, then SIGKILL after the grace period), then deletes the
+pod for good (grace 0), as kubelet confirms a graceful deletion.
+
+The step is deterministic given the runtime, the clock and the API fake, so the
+unit tests drive it without threads or sleeps; ``start`` runs it on a thread.
+"""
+
+import logging
+import os
+import shutil
+import signal
+import threading
+
+from agent import env as envmod
+from agent import status as statusmod
+from agent import volumes
+from agent.containers import ContainerState, cpu_millis, memory_bytes
+from agent.probes import ProbeState
+from agent.runtime.base import ContainerConfig, Record, RuntimeError_
+
+log = logging.getLogger(__name__)
+
+#: Seconds before retrying a container whose configuration could not be resolved.
+CONFIG_RETRY = 2.0
+DEFAULT_GRACE = 30
+#: Seconds between rewrites of configMap and secret volumes (kubelet's sync is ~1 minute).
+VOLUME_REFRESH = 60.0
+
+
+class PodWorker:
+    """Converge one pod; feed it updates with ``update`` and ``gone``."""
+
+    def __init__(self, ctx, pod, records=()):
+        self.ctx, self.pod = ctx, pod
+        meta = pod["metadata"]
+        self.uid, self.key = meta["uid"], f"{meta['namespace']}/{meta['name']}"
+        self.pod_dir = os.path.join(ctx.data_dir, "pods", self.uid)
+        spec = pod.get("spec") or {}
+        self.init = [ContainerState(c, init=True) for c in spec.get("initContainers") or ()]
+        self.main = [ContainerState(c) for c in spec.get("containers") or ()]
+        self.volume_paths = None
+        self.volumes_refresh_at = 0.0
+        self.init_failed = False
+        self.removed = False        # the pod object is gone from the API
+        self.terminating_deadline = self.terminating_since = None
+        self.finished = False
+        self.start_time = None
+        self.last_status = None
+        self._adopt(records)
+        self._cond = threading.Condition()
+        self._dirty = False
+        self._thread = None
+        self._stopping = False
+
+    # -- input ----------------------------------------------------------------------
+    def _adopt(self, records):
+        """Take over attempts a previous agent started (newest = current, next = previous)."""
+        by_name = {}
+        for record in records:
+            by_name.setdefault((record.init, record.name), []).append(record)
+        for state in self.init + self.main:
+            attempts = sorted(by_name.get((state.init, state.name), ()), key=lambda r: r.attempt)
+            if attempts:
+                state.current = attempts[-1]
+                state.previous = attempts[-2] if len(attempts) > 1 else None
+                if state.running:
+                    self._new_probes(state, state.current.started_at)
+                log.info("pod=%s container=%s attempt=%d msg=re-adopted running=%s", self.key,
+                         state.name, state.current.attempt, state.running)
+        if any(s.current for s in self.init + self.main):
+            self.start_time = min(s.current.started_at for s in self.init + self.main
+                                  if s.current and s.current.started_at)
+
+    def update(self, pod):
+        self.pod = pod
+        self.poke()
+
+    def gone(self):
+        """The pod was deleted from the API (for good): stop everything, confirm nothing."""
+        self.removed = True
+        self.poke()
+
+    # -- the step -------------------------------------------------------------------
+    def sync(self, now):
+        """Converge once; return the wall-clock time the worker next wants to run."""
+        if self.finished:
+            return None
+        self._refresh()
+        if self.removed or self.pod["metadata"].get("deletionTimestamp"):
+            return self._terminate(now)
+        if self.start_time is None:
+            self.start_time = now
+        wake = [now + self.ctx.poll]
+        if self._terminal():
+            return wake[0] + 9 * self.ctx.poll      # nothing restarts; keep a slow eye
+        if self.volume_paths is None:
+            try:
+                os.makedirs(self.pod_dir, exist_ok=True)
+                self.volume_paths = volumes.materialise(self.pod, self.pod_dir, self.ctx.api.lookup)
+                self.volumes_refresh_at = now + VOLUME_REFRESH
+            except envmod.ConfigError as exc:
+                self._event("Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+                for state in self.init + self.main:
+                    state.waiting_reason, state.waiting_message = "ContainerCreating", str(exc)
+                self._post(now)
+                return now + CONFIG_RETRY
+        elif now >= self.volumes_refresh_at and volumes.has_projected(self.pod):
+            self._refresh_volumes(now)
+        if self._sync_init(now, wake):
+            for state in self.main:
+                self._sync_container(state, now, wake)
+        else:
+            for state in self.main:
+                if state.current is None:
+                    state.waiting_reason = "PodInitializing"
+        self._post(now)
+        return min(wake)
+
+    def _refresh_volumes(self, now):
+        """Rewrite configMap and secret volumes, so running containers see updates."""
+        self.volumes_refresh_at = now + VOLUME_REFRESH
+        try:
+            volumes.materialise(self.pod, self.pod_dir, self.ctx.api.lookup)
+        except envmod.ConfigError as exc:
+            log.info("pod=%s msg=volume refresh failed, keeping the old files error=%s",
+                     self.key, exc)
+
+    def _terminal(self):
+        return (self.last_status or self.pod.get("status") or {}).get("phase") in \
+            ("Succeeded", "Failed") and not any(s.running for s in self.init + self.main)
+
+    def _sync_init(self, now, wake):
+        """Run init containers in order; return True once all have succeeded."""
+        policy = self._policy()
+        for state in self.init:
+            if state.current is not None and not state.running and state.current.exit_code == 0:
+                continue
+            if state.current is None:
+                self._start(state, now, wake)
+            elif not state.running:
+                if policy == "Never":
+                    self.init_failed = True
+                else:
+                    self._restart(state, now, wake)
+            return False
+        return True
+
+    def _sync_container(self, state, now, wake):
+        if state.current is None:
+            self._start(state, now, wake)
+            return
+        if state.running:
+            self._sync_kill(state, now, wake)
+            if state.kill_deadline is None:
+                self._probe(state, now, wake)
+            return
+        state.kill_deadline = None
+        policy, code = self._policy(), state.current.exit_code
+        if policy == "Always" or (policy == "OnFailure" and code != 0):
+            self._restart(state, now, wake)
+
+    def _restart(self, state, now, wake):
+        """Start the next attempt, unless crash-loop backoff says to wait."""
+        key = f"{self.uid}/{state.name}"
+        finished = state.current.finished_at or now
+        backoff = self.ctx.backoff
+        if backoff.in_backoff_since(key, finished, now):
+            delay = backoff.current(key)
+            state.waiting_reason = "CrashLoopBackOff"
+            state.waiting_message = (f"back-off {delay:g}s restarting failed container="
+                                     f"{state.name} pod={self._pod_ref()}")
+            if state.backoff_reported != finished:
+                state.backoff_reported = finished
+                self._event("Warning", "BackOff", "Back-off restarting failed container "
+                                                  f"{state.name} in pod {self._pod_ref()}")
+            wake.append(now + backoff.remaining(key, finished, now))
+            return
+        backoff.next(key, now)
+        self._start(state, now, wake)
+
+    def _start(self, state, now, wake):
+        if state.retry_at is not None and now < state.retry_at:
+            wake.append(state.retry_at)
+            return
+        attempt = state.current.attempt + 1 if state.current else 0
+        try:
+            container_env = envmod.resolve_env(self.pod, state.spec, self.ctx.api.lookup,
+                                               self.ctx.host_ip,
+                                               extra={"HOSTNAME": self.pod["metadata"]["name"]})
+            root, workdir = volumes.container_root(self.pod_dir, state.spec, self.volume_paths)
+            container_env["STEER_ROOT"] = root
+            argv = envmod.command_line(state.spec, container_env)
+        except envmod.ConfigError as exc:
+            state.waiting_reason, state.waiting_message = "CreateContainerConfigError", str(exc)
+            state.retry_at = now + CONFIG_RETRY
+            self._event("Warning", "Failed", f"Error: {exc}")
+            wake.append(now + CONFIG_RETRY)
+            return
+        limits = (state.spec.get("resources") or {}).get("limits") or {}
+        config = ContainerConfig(
+            self.uid, self.key, state.name, attempt, argv, container_env, workdir,
+            os.path.join(self.pod_dir, "logs", state.name, f"{attempt}.log"),
+            image=state.spec.get("image", ""), memory_limit=memory_bytes(limits.get("memory")),
+            cpu_limit_millis=cpu_millis(limits.get("cpu")), init=state.init)
+        self._event("Normal", "Created", f"Created container {state.name}")
+        try:
+            record = self.ctx.runtime.start(config)
+        except RuntimeError_ as exc:
+            # As a StartError: the attempt counts and ends at once, so backoff applies.
+            record = Record("", self.uid, state.name, attempt, started_at=now, exit_code=128,
+                            finished_at=now, reason="StartError", init=state.init)
+            self._event("Warning", "Failed", f"Error: {exc}")
+        else:
+            self._event("Normal", "Started", f"Started container {state.name}")
+        if state.current is not None:
+            self._forget(state.previous)        # kubelet keeps one previous attempt
+            state.previous = state.current
+        state.current = record
+        state.waiting_reason = state.waiting_message = None
+        state.kill_deadline = None
+        if record.running:
+            self._new_probes(state, now)
+        wake.append(now)        # look again at once (a crash at start is seen quickly)
+
+    def _new_probes(self, state, started_at):
+        state.probes = {kind: ProbeState(kind, state.spec[f"{kind}Probe"], started_at)
+                        for kind in ("startup", "liveness", "readiness")
+                        if state.spec.get(f"{kind}Probe") and not state.init}
+
+    def _probe(self, state, now, wake):
+        """Run the due probes: startup until it succeeds, then liveness and readiness."""
+        for kind in ("startup", "liveness", "readiness"):
+            probe = state.probes.get(kind)
+            if probe is None:
+                continue
+            if kind != "startup" and not state.started():
+                return
+            if kind == "startup" and probe.result is True:
+                continue
+            if probe.due(now):
+                ok, message = self.ctx.prober.run(probe, state.current, state.spec,
+                                                  self.ctx.host_ip)
+                probe.record(ok, now, message)
+                if not ok:
+                    self._event("Warning", "Unhealthy",
+                                f"{kind.capitalize()} probe failed: {message}")
+                if kind in ("liveness", "startup") and probe.result is False:
+                    self._event("Normal", "Killing", f"Container {state.name} failed {kind} "
+                                                     "probe, will be restarted")
+                    grace = probe.probe.get("terminationGracePeriodSeconds")
+                    self._kill(state, now, self._grace() if grace is None else grace)
+                    wake.append(now)
+                    return
+            if kind != "startup" or probe.result is not True:
+                wake.append(probe.next_due)
+
+    # -- killing --------------------------------------------------------------------
+    def _kill(self, state, now, grace):
+        state.kill_deadline = now + grace
+        self.ctx.runtime.signal(state.current.container_id,
+                                signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+        self._refresh_one(state)
+
+    def _sync_kill(self, state, now, wake):
+        if state.kill_deadline is None:
+            return
+        if now >= state.kill_deadline:
+            self.ctx.runtime.signal(state.current.container_id, signal.SIGKILL)
+            self._refresh_one(state)
+        else:
+            wake.append(state.kill_deadline)
+
+    def _grace(self):
+        grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        return DEFAULT_GRACE if grace is None else grace
+
+    def _terminate(self, now):
+        grace = self.pod["metadata"].get("deletionGracePeriodSeconds")
+        grace = self._grace() if grace is None else grace
+        if self.terminating_deadline is None:
+            self.terminating_since = now
+            self.terminating_deadline = now + grace
+            for state in self.init + self.main:
+                if state.running:
+                    self._event("Normal", "Killing", f"Stopping container {state.name}")
+                    self._kill(state, now, grace)
+        # A second delete may shorten the grace period (never lengthen it).
+        self.terminating_deadline = min(self.terminating_deadline,
+                                        self.terminating_since + grace)
+        running = [s for s in self.init + self.main if s.running]
+        if running and now < self.terminating_deadline:
+            return min(now + self.ctx.poll, self.terminating_deadline)
+        for state in running:
+            self.ctx.runtime.signal(state.current.container_id, signal.SIGKILL)
+            self._refresh_one(state)
+        if any(s.running for s in self.init + self.main):
+            return now + min(self.ctx.poll, 0.2)        # SIGKILL is being delivered
+        if not self.removed:
+            self.ctx.api.delete(self.pod)       # raises to retry; NotFound is success
+        self._cleanup()
+        self.finished = True
+        return None
+
+    def _cleanup(self):
+        for state in self.init + self.main:
+            for record in (state.current, state.previous):
+                if record is not None and record.container_id:
+                    self.ctx.runtime.remove(record.container_id)
+        shutil.rmtree(self.pod_dir, ignore_errors=True)
+        self.ctx.runtime.release_pod(self.uid)
+        for state in self.init + self.main:
+            self.ctx.backoff.forget(f"{self.uid}/{state.name}")
+
+    # -- helpers ----------------------------------------------------------------------
+    def _forget(self, record):
+        if record is None:
+            return
+        if record.container_id:
+            self.ctx.runtime.remove(record.container_id)
+        for path in [record.log_path] + [f"{record.log_path}.{i}" for i in range(1, 10)]:
+            if path and os.path.exists(path):
+                os.remove(path)
+
+    def _refresh(self):
+        for state in self.init + self.main:
+            self._refresh_one(state)
+
+    def _refresh_one(self, state):
+        if state.running and state.current.container_id:
+            record = self.ctx.runtime.inspect(state.current.container_id)
+            if record is not None:
+                state.current = record
+
+    def _policy(self):
+        return (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+
+    def _pod_ref(self):
+        meta = self.pod["metadata"]
+        return f"{meta['name']}_{meta['namespace']}({self.uid})"
+
+    def _event(self, kind, reason, message):
+        self.ctx.recorder.event(self.pod, kind, reason, message)
+
+    def _post(self, now):
+        status = self.build_status(now)
+        if status != self.last_status:
+            self.ctx.api.patch_status(self.pod, status)
+            self.last_status = status
+
+    def build_status(self, now):
+        host_ip = self.ctx.host_ip
+        pod_ip = self.ctx.runtime.pod_ip(self.uid, host_ip)
+        return statusmod.build(self.pod, [s.view() for s in self.init],
+                               [s.view() for s in self.main], now, host_ip, pod_ip,
+                               self.start_time or now, self.ctx.runtime.scheme,
+                               init_failed=self.init_failed,
+                               old=self.last_status or self.pod.get("status") or {})
+
+    def log_path(self, container, previous=False):
+        """The log file of a container's current (or previous) attempt, or None."""
+        for state in self.init + self.main:
+            if state.name == container:
+                record = state.previous if previous else state.current
+                return (record.log_path or None) if record else None
+        return None
+
+    def waiting_reason(self, container):
+        return next((s.waiting_reason or "ContainerCreating" for s in self.init + self.main
+                     if s.name == container), None)
+
+    def is_running(self, container):
+        return any(s.name == container and s.running for s in self.init + self.main)
+
+    # -- thread -----------------------------------------------------------------------
+    def poke(self):
+        with self._cond:
+            self._dirty = True
+            self._cond.notify()
+
+    def start(self):
+        self._thread = threading.Thread(target=self._loop, name=f"pod-{self.key}", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+
+    def _loop(self):
+        wake = self.ctx.clock()
+        while True:
+            with self._cond:
+                while not self._dirty and not self._stopping:
+                    timeout = wake - self.ctx.clock() if wake is not None else None
+                    if timeout is not None and timeout <= 0:
+                        break
+                    self._cond.wait(timeout)
+                if self._stopping:
+                    return
+                self._dirty = False
+            try:
+                wake = self.sync(self.ctx.clock())
+            except Exception as exc:       # an API or runtime hiccup: look again soon
+                log.warning("pod=%s msg=sync failed, retrying error=%r", self.key, exc)
+                wake = self.ctx.clock() + 1.0
+            if self.finished:
+                return

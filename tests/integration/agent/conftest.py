@@ -1,0 +1,118 @@
+"""Fixtures for the agent's integration tests: a real store, API server and steer-agent."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from control.client import RestClient
+from tests.support.apiproc import ROOT, LocalApiServer, eventually
+
+AGENT_TOKEN = "agent-secret-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A 3-node store and steer-apiserver that presents AGENT_TOKEN to node agents."""
+    base = tmp_path_factory.mktemp("api")
+    token_file = base / "agent-token"
+    token_file.write_text(AGENT_TOKEN + "\n")
+    api = LocalApiServer(base / "cluster", extra_args=["--agent-token-file", str(token_file)])
+    try:
+        api.start()
+        yield api
+    finally:
+        api.stop()
+
+
+class AgentProcess:
+    """A real ``steer-agent`` (process runtime) on a free port; restartable, killable."""
+
+    def __init__(self, server, base_dir, node_name="agent-1"):
+        self.server, self.base_dir, self.node_name = server, str(base_dir), node_name
+        self.data_dir = os.path.join(self.base_dir, "data")
+        self.token_file = os.path.join(self.base_dir, "agent-token")
+        with open(self.token_file, "w") as f:
+            f.write(AGENT_TOKEN)
+        self.log_path = os.path.join(self.base_dir, "agent.log")
+        self.proc = None
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent.main", "--api-server", self.server.url,
+                 "--node-name", self.node_name, "--node-ip", "127.0.0.1", "--port", "0",
+                 "--runtime", "process", "--data-dir", self.data_dir,
+                 "--agent-token-file", self.token_file, "--heartbeat-interval", "1",
+                 "--backoff-base", "0.2", "--backoff-max", "1", "--sync-period", "0.2",
+                 "--log-level", "DEBUG"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": ROOT})
+        return self
+
+    def kill(self):
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def containers(self, pod_uid=None):
+        """(config, pid info) of every container attempt the agent's runtime recorded."""
+        found = []
+        for state in sorted(glob.glob(os.path.join(self.data_dir, "containers", "*"))):
+            try:
+                with open(os.path.join(state, "config.json")) as f:
+                    config = json.load(f)
+                with open(os.path.join(state, "pid")) as f:
+                    pid = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if pod_uid is None or config["pod_uid"] == pod_uid:
+                found.append((config, pid))
+        return found
+
+    def kill_containers(self):
+        """Kill every container process group this agent started (test cleanup)."""
+        for _, pid in self.containers():
+            try:
+                os.killpg(pid["pid"], signal.SIGKILL)
+            except OSError:
+                pass
+
+    def logs(self):
+        with open(self.log_path, errors="replace") as f:
+            return f"--- agent ---\n{f.read()[-15000:]}"
+
+
+@pytest.fixture(scope="module")
+def agent(server, tmp_path_factory):
+    proc = AgentProcess(server, tmp_path_factory.mktemp("agent"))
+    try:
+        proc.start()
+        rest = RestClient(server.url)
+        from control.objects import kinds
+        nodes = kinds.lookup("", "v1", "nodes")
+
+        def registered():
+            try:
+                node = rest.get(nodes, None, proc.node_name)
+            except Exception:
+                return None
+            port = ((node.get("status") or {}).get("daemonEndpoints") or {}) \
+                .get("kubeletEndpoint", {}).get("Port")
+            return port and node
+        eventually(registered, timeout=60, message="node registered", logs=proc.logs)
+        yield proc
+    finally:
+        proc.stop()
+        proc.kill_containers()
