@@ -268,7 +268,10 @@ class ObjectService:
         if ns["metadata"].get("deletionTimestamp"):
             raise errors.Forbidden(
                 f"unable to create new content in namespace {namespace} because it is being "
-                "terminated", name=namespace, kind="namespaces")
+                "terminated", name=namespace, kind="namespaces",
+                causes=[{"reason": "NamespaceTerminating",
+                         "message": f"namespace {namespace} is being terminated",
+                         "field": "metadata.namespace"}])
 
     @staticmethod
     def _check_fields(resource, body, mode, warnings):

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 
-from control.client import Conflict, RateLimitingQueue, object_key
+from control.client import Conflict, Forbidden, RateLimitingQueue, object_key
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 EXPECTATIONS_TIMEOUT = 300.0
 #: Threads per batch of API calls; bounded so one sync cannot open hundreds of connections.
 MAX_PARALLEL = 16
+
+
+def namespace_terminating(exc):
+    """True if ``exc`` is the API refusing a create because the namespace is being deleted.
+
+    Controllers drop such creates instead of retrying them (Kubernetes' controllers
+    check the NamespaceTerminating cause the same way): the namespace is going away.
+    """
+    if not isinstance(exc, Forbidden):
+        return False
+    causes = exc.details.get("causes") or ()
+    return any(c.get("reason") == "NamespaceTerminating" for c in causes) or \
+        "being terminated" in str(exc)
 
 
 def split_key(key):

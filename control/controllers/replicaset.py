@@ -18,6 +18,7 @@ from control.controllers.base import (
     Expectations,
     create_owned,
     get_controller_of,
+    namespace_terminating,
     parallel,
     slow_start_batch,
     split_key,
@@ -244,6 +245,9 @@ class ReplicaSetController(Controller):
             for _ in range(count - successes):
                 # Pods never asked for will never be seen.
                 self.expectations.creation_observed(key)
+            if namespace_terminating(error):
+                log.info("replicaset %s: not creating pods: its namespace is being deleted", key)
+                return None, None
             if error is not None:
                 log.warning("replicaset %s: created %d of %d pods: %s", key, successes,
                             count, error)

@@ -147,6 +147,7 @@ def test_objects_in_missing_or_terminating_namespaces_are_refused(client):
                                    json=deployment())
     assert refused.status_code == 403
     assert "being terminated" in refused.json["message"]
+    assert refused.json["details"]["causes"][0]["reason"] == "NamespaceTerminating"
 
 
 def test_paging_with_limit_and_continue(client):

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from control.client import Conflict, RateLimitingQueue, ServerError
+from control.client import Conflict, Forbidden, RateLimitingQueue, ServerError
 from control.controllers import pods as podutil
 from control.controllers.base import slow_start_batch
 from control.controllers.replicaset import ReplicaSetController
@@ -155,6 +155,20 @@ def test_a_create_error_stops_the_batch_lowers_expectations_and_requeues():
     status = h.rest.of("update_status")[0][3]["status"]
     assert status["conditions"][0]["type"] == "ReplicaFailure"
     assert status["conditions"][0]["reason"] == "FailedCreate"
+
+
+def test_creates_refused_by_a_terminating_namespace_are_dropped_not_retried():
+    terminating = Forbidden(403, "Forbidden", "unable to create new content in namespace "
+                            "default because it is being terminated",
+                            body={"details": {"causes": [{"reason": "NamespaceTerminating"}]}})
+    h = Harness(make_rs(replicas=3), fail={"create": lambda body: terminating})
+    h.queue.add(KEY)
+    assert h.controller.process_next(timeout=1)
+    assert h.queue.num_requeues(KEY) == 0
+    assert h.controller.expectations.pending(KEY) == (0, 0)
+    assert not any(c.get("type") == "ReplicaFailure"
+                   for a in h.rest.of("update_status")
+                   for c in a[3]["status"].get("conditions") or ())
 
 
 @pytest.mark.parametrize("replicas, deleted", [
