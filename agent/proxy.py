@@ -179,6 +179,7 @@ class Proxy:
         self._skipped = set()   # addresses we could not bind (logged once)
         self._loop = None
         self._sync_pending = False
+        self._sync_lock = asyncio.Lock()
         self.synced = asyncio.Event()
 
     # -- the informers' side ---------------------------------------------------------
@@ -194,8 +195,16 @@ class Proxy:
             asyncio.get_running_loop().create_task(self._sync())
 
     async def _sync(self):
-        """Bring listeners and backends in line with the informers' caches."""
+        """Bring listeners and backends in line with the informers' caches.
+
+        One sync at a time (opening a listener awaits): a change that arrives
+        meanwhile schedules another, which starts when this one is done.
+        """
         self._sync_pending = False
+        async with self._sync_lock:
+            await self._sync_locked()
+
+    async def _sync_locked(self):
         services = self.services.store.list()
         desired = desired_routes(services, self.node_ips)
         backends = {}
@@ -271,6 +280,8 @@ class Proxy:
         self.stats.active += 1
         try:
             await asyncio.gather(self._pipe(reader, upstream[1]), self._pipe(upstream[0], writer))
+        except asyncio.CancelledError:
+            pass    # the proxy is stopping; Python 3.11's stream callback chokes on a re-raise
         finally:
             self.stats.active -= 1
             for w in (writer, upstream[1]):
