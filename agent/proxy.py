@@ -41,6 +41,8 @@ ENDPOINTS = kinds.lookup("", "v1", "endpoints")
 #: Seconds to wait for one endpoint to accept before trying the next.
 CONNECT_TIMEOUT = 3.0
 CHUNK = 64 * 1024
+#: Seconds between syncs when nothing changes (to retry addresses that would not bind).
+RESYNC_SECONDS = 30.0
 
 
 # -- what to serve (pure) -------------------------------------------------------------
@@ -176,7 +178,7 @@ class Proxy:
         self.routes = {}        # (ip, port) -> Route, for listeners that are open
         self.servers = {}       # (ip, port) -> asyncio.Server
         self.backends = {}      # (service, port name) -> [(ip, port)]
-        self._skipped = set()   # addresses we could not bind (logged once)
+        self._skipped = {}      # address -> errno of the failed bind (logged once)
         self._loop = None
         self._sync_pending = False
         self._sync_lock = asyncio.Lock()
@@ -214,24 +216,20 @@ class Proxy:
                                                                         route.port_name)
         self.backends = backends
         self.balancer.forget({service_key(s) for s in services})
-        # An address that is asked for again (a Service re-created) is tried again.
-        self._skipped &= set(desired)
-        wanted = {a: r for a, r in desired.items()
-                  if a in self.servers or self._bindable(a)}
-        close, open_, changed = plan(self.routes, wanted)
+        # Addresses we failed to bind are tried again on every sync (a port in use
+        # may free up), but logged only when the reason changes.
+        self._skipped = {a: e for a, e in self._skipped.items() if a in desired}
+        close, open_, changed = plan(self.routes, desired)
         for address in close:
             self.servers.pop(address).close()
             del self.routes[address]
             log.info("listener=%s:%d msg=closed: its Service port is gone", *address)
         for address in changed:
-            self.routes[address] = wanted[address]
+            self.routes[address] = desired[address]
         for address in open_:
-            await self._listen(address, wanted[address])
+            await self._listen(address, desired[address])
         if self.services.has_synced() and self.endpoints.has_synced():
             self.synced.set()
-
-    def _bindable(self, address):
-        return address not in self._skipped
 
     async def _listen(self, address, route):
         ip, port = address
@@ -240,14 +238,20 @@ class Proxy:
                 lambda r, w, a=address: self._accept(a, r, w), ip, port,
                 reuse_address=True, backlog=512)
         except OSError as exc:
-            self._skipped.add(address)
-            why = ("the address is not local to this machine" if exc.errno == errno.EADDRNOTAVAIL
-                   else exc.strerror or str(exc))
+            if self._skipped.get(address) == exc.errno:
+                return
+            self._skipped[address] = exc.errno
+            why = {errno.EADDRNOTAVAIL: "the address is not local to this machine",
+                   errno.EACCES: "ports below 1024 need root (or sysctl "
+                                 "net.ipv4.ip_unprivileged_port_start=0)",
+                   errno.EADDRINUSE: "the port is in use (retried on the next sync)",
+                   }.get(exc.errno, exc.strerror or str(exc))
             log.warning("listener=%s:%d service=%s msg=not served here: %s", ip, port,
                         route.service, why)
             return
         self.servers[address] = server
         self.routes[address] = route
+        self._skipped.pop(address, None)
         log.info("listener=%s:%d service=%s port=%s msg=listening", ip, port, route.service,
                  route.port_name or "-")
 
@@ -316,7 +320,11 @@ class Proxy:
                                          and self.endpoints.has_synced()):
             await asyncio.sleep(0.1)
         self._schedule_sync()
-        await stop.wait()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), RESYNC_SECONDS)
+            except asyncio.TimeoutError:
+                self._schedule_sync()   # retries the addresses that would not bind
         for server in self.servers.values():
             server.close()
         for informer in (self.services, self.endpoints):

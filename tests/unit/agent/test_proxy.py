@@ -190,3 +190,25 @@ def test_proxy_round_robin_half_close_failover_and_reset():
             server.close()
 
     _run(scenario())
+
+
+def test_addresses_not_on_this_machine_are_skipped_with_one_log_line(caplog):
+    async def scenario():
+        node_port = free_port()
+        services = Informer([service("web", [{"port": 80, "nodePort": node_port}],
+                                     kind="NodePort", cluster_ip="192.0.2.10")])
+        proxy = Proxy(None, ["127.0.0.1"], informers=(services, Informer()))
+        stop = asyncio.Event()
+        runner = asyncio.ensure_future(proxy.run(stop))
+        await asyncio.wait_for(proxy.synced.wait(), 5)
+        await until(lambda: ("127.0.0.1", node_port) in proxy.servers)
+        for _ in range(3):      # later syncs retry quietly
+            await proxy._sync()
+        assert list(proxy.servers) == [("127.0.0.1", node_port)]
+        stop.set()
+        await runner
+
+    with caplog.at_level("WARNING", logger="steer.proxy"):
+        _run(scenario())
+    skipped = [r.getMessage() for r in caplog.records if "192.0.2.10" in r.getMessage()]
+    assert len(skipped) == 1 and "not local to this machine" in skipped[0]
