@@ -52,7 +52,14 @@ def needs_cluster_ip(spec):
     return (spec.get("type") or "ClusterIP") != "ExternalName"
 
 
-def needs_node_ports(spec):
+def has_node_ports(spec):
+    """NodePort and LoadBalancer Services may hold nodePorts."""
+    return (spec.get("type") or "ClusterIP") in ("NodePort", "LoadBalancer")
+
+
+def allocates_node_ports(spec):
+    """Ports without a nodePort get one, unless a LoadBalancer opted out
+    (allocateLoadBalancerNodePorts: false keeps only the nodePorts it names)."""
     kind = spec.get("type") or "ClusterIP"
     return kind == "NodePort" or (kind == "LoadBalancer"
                                   and spec.get("allocateLoadBalancerNodePorts", True))
@@ -270,9 +277,9 @@ class ServiceAllocator:
         else:
             self._fill_cluster_ip(name, spec, old_spec if old and needs_cluster_ip(old_spec)
                                   else None, owner, claims)
-        if needs_node_ports(spec):
-            self._fill_node_ports(name, spec, old_spec if old and needs_node_ports(old_spec)
-                                  else None, owner, claims)
+        if has_node_ports(spec):
+            self._fill_node_ports(name, spec, old_spec if old and has_node_ports(old_spec)
+                                  else None, owner, claims, allocates_node_ports(spec))
         else:
             for port in spec.get("ports") or ():
                 port.pop("nodePort", None)
@@ -327,7 +334,7 @@ class ServiceAllocator:
                                 f"{wanted}: provided IP is already allocated")
         claims.add(self.ips, wanted, owner["uid"])
 
-    def _fill_node_ports(self, name, spec, old_spec, owner, claims):
+    def _fill_node_ports(self, name, spec, old_spec, owner, claims, allocate):
         ports = spec.get("ports") or []
         held = set()
         if old_spec is not None:
@@ -356,7 +363,7 @@ class ServiceAllocator:
                                     "is already allocated")
             claims.add(self.ports, str(wanted), owner["uid"])
             mine.add(wanted)
-        for port in ports:
+        for port in ports if allocate else ():
             if not port.get("nodePort"):
                 text = self._allocate(self.ports, owner, "failed to allocate a nodePort")
                 claims.add(self.ports, text, owner["uid"])
@@ -402,7 +409,7 @@ class ServiceAllocator:
         ip = spec.get("clusterIP")
         if needs_cluster_ip(spec) and ip and ip != "None" and self.ips.contains(ip):
             held.append((self.ips, ip))
-        if needs_node_ports(spec):
+        if has_node_ports(spec):
             for port in spec.get("ports") or ():
                 if port.get("nodePort") and self.ports.contains(str(port["nodePort"])):
                     held.append((self.ports, str(port["nodePort"])))

@@ -252,3 +252,19 @@ def test_full_range_repairs_before_giving_up(env):
         store.put(IPS + f"10.0.0.{n}".encode(), leak)
     created = client.simulate_post(SVCS, json=svc("a"))
     assert created.status_code == 201, created.json
+
+
+def test_load_balancer_node_ports(env):
+    client, store, _, _ = env
+    lb = client.simulate_post(SVCS, json=svc("lb", type="LoadBalancer")).json["spec"]
+    taken = lb["ports"][0]["nodePort"]
+    assert taken and lb["clusterIP"]
+    free = 30002 if taken != 30002 else 30000
+    opted_out = client.simulate_post(SVCS, json=svc(
+        "quiet", type="LoadBalancer", allocateLoadBalancerNodePorts=False,
+        ports=[{"name": "a", "port": 80}, {"name": "b", "port": 81, "nodePort": free}]))
+    assert opted_out.status_code == 201, opted_out.json
+    assert [p.get("nodePort") for p in opted_out.json["spec"]["ports"]] == [None, free]
+    assert claims(store, PORTS) == sorted([str(taken), str(free)])
+    client.simulate_delete(f"{SVCS}/quiet")
+    assert claims(store, PORTS) == [str(lb["ports"][0]["nodePort"])]
