@@ -129,3 +129,18 @@ def test_kubectl_shows_cluster_ip_and_node_port(servers):
     assert result.returncode != 0 and "field is immutable" in result.stderr
     api.kubectl("delete", "svc", "web", "plain")
     assert "30080" not in claimed(api, PORTS)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_kubectl_expose(servers):
+    api = servers[1]
+    deployment = api.kubectl("create", "deployment", "shop", "--image=nginx", "--port=8080",
+                             "--dry-run=client", "-o", "yaml").stdout
+    api.kubectl("apply", "-f", "-", input=deployment)
+    api.kubectl("expose", "deployment", "shop", "--port=80", "--target-port=8080",
+                "--type=NodePort")
+    row = api.kubectl("get", "svc", "shop", "--no-headers").stdout.split()
+    assert row[:2] == ["shop", "NodePort"] and row[2].startswith("10.100.0.")
+    port = int(row[4].split(":")[1].split("/")[0])
+    assert row[4] == f"80:{port}/TCP" and 30000 <= port <= 30099
+    assert str(port) in claimed(api, PORTS)
