@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 NODES = kinds.lookup("", "v1", "nodes")
 LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
 LEASE_NAMESPACE = "kube-node-lease"
+#: Tells the scheduler how pods run here: with runtime=process every containerPort is
+#: a port of the node (control/scheduler/snapshot.py reads it).
+RUNTIME_LABEL = "node.steersman.io/runtime"
 LEASE_DURATION = 40             # kubelet's nodeLeaseDurationSeconds
 VERSION = "v1.32.0-steersman"
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
@@ -156,7 +159,8 @@ class NodeAgent:
     def node_labels(self):
         return {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": ARCH, "beta.kubernetes.io/os": "linux",
-                "beta.kubernetes.io/arch": ARCH, **self.labels}
+                "beta.kubernetes.io/arch": ARCH, RUNTIME_LABEL: self.runtime_name,
+                **self.labels}
 
     def register(self):
         """Create the Node (or adopt the existing one, merging our labels)."""

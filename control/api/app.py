@@ -9,6 +9,11 @@ import falcon
 
 from control import errors
 from control.api import bodies, discovery, filters, limits, metrics, openapi, subresources, watch
+from control.api.allocators import (
+    DEFAULT_CLUSTER_IP_RANGE,
+    DEFAULT_NODE_PORT_RANGE,
+    ServiceAllocator,
+)
 from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
 from control.api.service import ObjectService
 from control.objects import defaults
@@ -87,20 +92,27 @@ def create_app(store_client, service=None, bootstrap=True, agent_token=None,
                max_requests_inflight=limits.DEFAULT_MAX_INFLIGHT,
                max_mutating_requests_inflight=limits.DEFAULT_MAX_MUTATING_INFLIGHT,
                default_not_ready_toleration_seconds=defaults.DEFAULT_TOLERATION_SECONDS,
-               default_unreachable_toleration_seconds=defaults.DEFAULT_TOLERATION_SECONDS):
+               default_unreachable_toleration_seconds=defaults.DEFAULT_TOLERATION_SECONDS,
+               service_cluster_ip_range=DEFAULT_CLUSTER_IP_RANGE,
+               service_node_port_range=DEFAULT_NODE_PORT_RANGE):
     """Return the WSGI app serving the Kubernetes API over ``store_client``.
 
     ``agent_token`` is the bearer token sent to node agents (pods/log); the
     in-flight limits are per worker process, 0 for none. The toleration seconds
     are what pods get for the not-ready and unreachable NoExecute taints
     (kube-apiserver's DefaultTolerationSeconds plugin; used when no ``service``
-    is given).
+    is given), and Services get their clusterIPs and nodePorts from the two ranges.
     """
-    service = service or ObjectService(Registry(store_client), toleration_seconds={
-        "node.kubernetes.io/not-ready": default_not_ready_toleration_seconds,
-        "node.kubernetes.io/unreachable": default_unreachable_toleration_seconds})
+    if service is None:
+        registry = Registry(store_client)
+        service = ObjectService(registry, toleration_seconds={
+            "node.kubernetes.io/not-ready": default_not_ready_toleration_seconds,
+            "node.kubernetes.io/unreachable": default_unreachable_toleration_seconds},
+            allocator=ServiceAllocator(registry, service_cluster_ip_range, service_node_port_range))
     if bootstrap:
         service.ensure_system_namespaces()
+        if service.allocator is not None:
+            service.allocator.repair()
     inflight = limits.InflightLimits(max_requests_inflight, max_mutating_requests_inflight)
     api_metrics = metrics.ApiMetrics(inflight.inflight)
     # Metrics first: it also sees (and counts) the 429s the limits raise.

@@ -8,6 +8,7 @@ worker holds thousands of open watches while it keeps answering other requests.
 """
 
 import argparse
+import ipaddress
 import logging
 import sys
 
@@ -55,7 +56,9 @@ class ApiServerApplication(BaseApplication):
                           default_not_ready_toleration_seconds=(
                               self.args.default_not_ready_toleration_seconds),
                           default_unreachable_toleration_seconds=(
-                              self.args.default_unreachable_toleration_seconds))
+                              self.args.default_unreachable_toleration_seconds),
+                          service_cluster_ip_range=self.args.service_cluster_ip_range,
+                          service_node_port_range=self.args.service_node_port_range)
 
 
 def read_token(path):
@@ -96,11 +99,25 @@ def build_parser():
     p.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
                    help="tolerationSeconds of the unreachable:NoExecute toleration every pod "
                         "gets unless it has one")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="CIDR Services' clusterIPs are allocated from")
+    p.add_argument("--service-node-port-range", default="30000-32767",
+                   help="ports (FIRST-LAST, inclusive) NodePort Services' nodePorts come from")
     return p
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Checked here with the stdlib: the allocators (and the store client) may only be
+    # imported in the workers, after the fork.
+    try:
+        ipaddress.ip_network(args.service_cluster_ip_range, strict=True)
+    except ValueError as exc:
+        parser.error(f"--service-cluster-ip-range: {exc}")
+    first, _, last = args.service_node_port_range.partition("-")
+    if not (first.isdigit() and last.isdigit() and 0 < int(first) <= int(last) < 65536):
+        parser.error("--service-node-port-range: want FIRST-LAST, e.g. 30000-32767")
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     ApiServerApplication(args).run()

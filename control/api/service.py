@@ -56,8 +56,10 @@ class ObjectService:
     """Apply the Kubernetes object rules on top of the registry."""
 
     def __init__(self, registry, clock=_utcnow, new_uid=lambda: str(uuid.uuid4()),
-                 random_source=None, toleration_seconds=None):
+                 random_source=None, toleration_seconds=None, allocator=None):
         self.registry = registry
+        #: Fills in and claims Services' clusterIPs and nodePorts (allocators.py); None: off.
+        self.allocator = allocator
         #: Pods' default tolerationSeconds per node-failure taint (None: 300 s each).
         self.toleration_seconds = toleration_seconds
         self.clock = clock
@@ -95,7 +97,17 @@ class ObjectService:
         if resource.kind == "Namespace":
             obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             obj.setdefault("status", {})["phase"] = "Active"
-        return self.registry.create(resource, obj)
+        if not self._allocates(resource):
+            return self.registry.create(resource, obj)
+        claims = self.allocator.on_create(obj)
+        try:
+            return self.registry.create(resource, obj)
+        except BaseException:
+            claims.rollback()
+            raise
+
+    def _allocates(self, resource):
+        return self.allocator is not None and (resource.group, resource.kind) == ("", "Service")
 
     def get(self, resource, namespace, name):
         return self.registry.get(resource, namespace, name)
@@ -127,8 +139,19 @@ class ObjectService:
         if deletion.should_delete_during_update(resource, old, obj):
             self.registry.delete(resource, namespace, name,
                                  int(obj["metadata"]["resourceVersion"]))
+            if self._allocates(resource):
+                self.allocator.on_delete(old)
             return obj
-        updated = self.registry.update(resource, obj)
+        if self._allocates(resource) and subresource is None:
+            claims, release_old = self.allocator.on_update(old, obj)
+            try:
+                updated = self.registry.update(resource, obj)
+            except BaseException:
+                claims.rollback()
+                raise
+            release_old()
+        else:
+            updated = self.registry.update(resource, obj)
         if warnings is not None and subresource is None:
             # After the write: a patch retried on a conflict warns once.
             warnings.extend(support.warnings_for(obj))
@@ -234,8 +257,11 @@ class ObjectService:
             try:
                 if action == deletion.UPDATE:
                     return self.registry.update(resource, obj), False
-                return self.registry.delete(resource, namespace, name,
-                                            int(obj["metadata"]["resourceVersion"])), True
+                gone = self.registry.delete(resource, namespace, name,
+                                            int(obj["metadata"]["resourceVersion"]))
+                if self._allocates(resource):
+                    self.allocator.on_delete(gone)
+                return gone, True
             except errors.Conflict:
                 if options.preconditions.get("resourceVersion"):
                     raise

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from control.objects.selectors import DOES_NOT_EXIST, EXISTS, GT, IN, LT, NOT_IN, Requirement
-from control.scheduler.snapshot import controller_uid, host_ports, pod_requests
+from control.scheduler.snapshot import controller_uid, host_ports, pod_requests, shares_host_network
 
 MAX_SCORE = 100
 #: Relative weights of the scores (kube-scheduler: taints 3, spreading 2, fit 1).
@@ -139,7 +139,8 @@ def _ports_conflict(wanted, used):
 
 
 def filter_host_ports(info, pod, facts):
-    if any(_ports_conflict(wanted, info.ports) for wanted in facts.ports):
+    wanted_ports = facts.process_ports if shares_host_network(info.node) else facts.ports
+    if any(_ports_conflict(wanted, info.ports) for wanted in wanted_ports):
         return [PORTS]
     return []
 
@@ -167,11 +168,12 @@ class PodFacts:
     """What the filters need of a pod, worked out once per pod rather than once per node."""
 
     requests: object
-    ports: frozenset
+    ports: frozenset            # its hostPorts
+    process_ports: frozenset    # what it takes on a process-runtime node: every containerPort
 
     @classmethod
     def of(cls, pod):
-        return cls(pod_requests(pod), host_ports(pod))
+        return cls(pod_requests(pod), host_ports(pod), host_ports(pod, host_network=True))
 
 
 def node_reasons(info, pod, facts=None):

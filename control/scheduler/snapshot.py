@@ -77,14 +77,31 @@ def pod_requests(pod, non_zero=False):
     return Resources(cpu, memory, 1)
 
 
-def host_ports(pod):
-    """Return the (protocol, hostIP, hostPort) triples a pod's containers claim."""
+#: The label a node agent puts on its Node to say which runtime runs its pods.
+RUNTIME_LABEL = "node.steersman.io/runtime"
+
+
+def shares_host_network(node):
+    """True if pods on ``node`` run as plain processes in the node's network namespace
+    (runtime=process): each containerPort is then a port of the node itself."""
+    labels = ((node or {}).get("metadata") or {}).get("labels") or {}
+    return labels.get(RUNTIME_LABEL) == "process"
+
+
+def host_ports(pod, host_network=False):
+    """Return the (protocol, hostIP, hostPort) triples a pod's containers claim.
+
+    With ``host_network`` (a process-runtime node), every containerPort is claimed on
+    all the node's addresses, hostPort or not, as it is for a hostNetwork pod.
+    """
     ports = set()
     for container in (pod.get("spec") or {}).get("containers") or ():
         for port in container.get("ports") or ():
-            if port.get("hostPort"):
-                ports.add((port.get("protocol") or "TCP", port.get("hostIP") or "0.0.0.0",
-                           int(port["hostPort"])))
+            protocol = port.get("protocol") or "TCP"
+            if host_network and port.get("containerPort"):
+                ports.add((protocol, "0.0.0.0", int(port["containerPort"])))
+            elif port.get("hostPort"):
+                ports.add((protocol, port.get("hostIP") or "0.0.0.0", int(port["hostPort"])))
     return frozenset(ports)
 
 
@@ -138,7 +155,7 @@ class NodeInfo:
         return NodeInfo(self.node, self.pods + (pod,), self.allocatable,
                         self.requested + pod_requests(pod),
                         self.non_zero_requested + pod_requests(pod, non_zero=True),
-                        self.ports | host_ports(pod), owners)
+                        self.ports | host_ports(pod, shares_host_network(self.node)), owners)
 
 
 def _terminated(pod):

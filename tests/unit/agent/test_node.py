@@ -52,6 +52,7 @@ def test_register_creates_the_node_status_and_lease():
     labels = node["metadata"]["labels"]
     assert labels["kubernetes.io/hostname"] == "n1" and labels["zone"] == "a"
     assert labels["kubernetes.io/os"] == "linux" and labels["kubernetes.io/arch"]
+    assert labels["node.steersman.io/runtime"] == "process"
     assert node["spec"]["taints"] == [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]
     status = node["status"]
     assert status["capacity"]["pods"] == "20" and status["allocatable"] == status["capacity"]
