@@ -196,11 +196,9 @@ def _stderr():
 
 
 def _manifest_error(exc, manifest):
-    text = describe_api_error(exc)
-    if exc.status == 422 or exc.reason == "Invalid":
-        return f"The request is invalid ({manifest.source}): {text}" if not text.startswith(
-            "The ") else text
-    return text
+    if exc.status in (422, 409, 404):
+        return describe_api_error(exc)
+    return f"{describe_api_error(exc)} (from {manifest.source})"
 
 
 def apply_one(session, resource, namespace, manifest):

@@ -594,8 +594,22 @@ def describe_generic(session, page, obj):
             _nested(page, 0, key, value)
 
 
+def smart_label(key):
+    """kubectl's label for a field name: "holderIdentity" -> "Holder Identity"."""
+    words, word = [], ""
+    for index, char in enumerate(key):
+        boundary = char.isupper() and word and (word[-1].islower() or (
+            index + 1 < len(key) and key[index + 1].islower()))
+        if boundary:
+            words.append(word)
+            word = ""
+        word += char
+    words.append(word)
+    return " ".join(w[:1].upper() + w[1:] for w in words if w)
+
+
 def _nested(page, level, key, value):
-    title = key[:1].upper() + key[1:] if level == 0 else key
+    title = smart_label(key)
     if isinstance(value, dict):
         if not value:
             page.kv(level, title, "<none>")
@@ -610,7 +624,7 @@ def _nested(page, level, key, value):
                 first = True
                 for k, v in item.items():
                     if first and not isinstance(v, (dict, list)):
-                        page.kv(level + 1, k, v)
+                        page.kv(level + 1, smart_label(k), v)
                     else:
                         _nested(page, level + 2 if not first else level + 1, k, v)
                     first = False

@@ -23,12 +23,23 @@ def describe_api_error(exc):
     body = exc.body if isinstance(exc.body, dict) else {}
     message = exc.message or body.get("message") or str(exc)
     if exc.reason == "Invalid" or exc.status == 422:
-        causes = (body.get("details") or {}).get("causes") or []
-        missing = [c for c in causes if c.get("message") and c["message"] not in message]
-        lines = [message] + [f"* {c.get('field', '')}: {c['message']}" for c in missing]
-        return "\n".join(lines)
+        return _invalid(body.get("details") or {}, message)
     reason = exc.reason or _REASONS.get(exc.status, "Unknown")
     return f"Error from server ({reason}): {message}"
+
+
+def _invalid(details, message):
+    """kubectl's wording of a 422: 'The Kind "name" is invalid: field: why' (one line per
+    cause when there are several)."""
+    causes = [c for c in details.get("causes") or [] if c.get("message")]
+    if not details.get("kind") or not causes:
+        return message
+    head = f"The {details['kind']} \"{details.get('name', '')}\" is invalid"
+    lines = [f"{c['field']}: {c['message']}" if c.get("field") else c["message"]
+             for c in causes]
+    if len(lines) == 1:
+        return f"{head}: {lines[0]}"
+    return f"{head}: \n" + "\n".join(f"* {line}" for line in lines)
 
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",

@@ -129,9 +129,15 @@ def test_api_errors_read_like_kubectl():
     assert describe_api_error(missing) == 'Error from server (NotFound): pods "x" not found'
     invalid = api_errors.from_status(422, {
         "message": 'Deployment.apps "w" is invalid: spec.replicas: Invalid value: -1',
-        "reason": "Invalid", "details": {"causes": [
+        "reason": "Invalid", "details": {"kind": "Deployment", "name": "w", "causes": [
             {"field": "spec.replicas", "message": "Invalid value: -1"},
             {"field": "spec.x", "message": "Required value"}]}})
     assert describe_api_error(invalid).splitlines() == [
-        'Deployment.apps "w" is invalid: spec.replicas: Invalid value: -1',
+        'The Deployment "w" is invalid: ', "* spec.replicas: Invalid value: -1",
         "* spec.x: Required value"]
+    one = api_errors.from_status(422, {"message": "m", "reason": "Invalid", "details": {
+        "kind": "ConfigMap", "name": "B", "causes": [{"field": "metadata.name",
+                                                      "message": "Invalid value: 'B'"}]}})
+    assert describe_api_error(one) == \
+        'The ConfigMap "B" is invalid: metadata.name: Invalid value: \'B\''
+    assert describe_api_error(api_errors.from_status(422, {"message": "plain"})) == "plain"
