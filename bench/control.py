@@ -92,6 +92,63 @@ class Component:
         self.log.close()
 
 
+def _cpu_seconds(pid, tree=True):
+    """User + system CPU seconds of ``pid`` and (``tree``) its live descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    total, family = 0, {pid}
+    changed = tree
+    while changed:
+        changed = False
+        for child, (parent, _) in stats.items():
+            if parent in family and child not in family:
+                family.add(child)
+                changed = True
+    for member in family:
+        total += stats.get(member, (0, 0))[1]
+    return total / ticks
+
+
+class CpuMeter:
+    """CPU seconds each named process (tree) spends between ``start`` and ``report``."""
+
+    def __init__(self, pids, own_pid):
+        self.pids = dict(pids)
+        self.own_pid = own_pid
+        self.before = {}
+
+    def _now(self):
+        used = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+        used["bench (hollow nodes, watch)"] = _cpu_seconds(self.own_pid, tree=False)
+        return used
+
+    def start(self):
+        self.before = self._now()
+
+    def report(self, wall):
+        parts = []
+        for name, total in self._now().items():
+            used = total - self.before.get(name, 0.0)
+            parts.append(f"{name} {used:.1f} s ({100 * used / wall:.0f}%)")
+        print("  CPU used over that time: " + ", ".join(parts))
+
+
+def component_pids(server, components):
+    pids = {f"store-{i}": node.pid for i, node in enumerate(server.store.nodes)}
+    pids["apiserver"] = server.proc.pid
+    for name, component in components.items():
+        pids[name] = component.proc.pid
+    return pids
+
+
 def make_namespace(rest, name):
     rest.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
                                    "metadata": {"name": name}})
@@ -161,13 +218,15 @@ def bench_scheduler(rest, server, workdir, pods):
         clock.informer.stop()
 
 
-def bench_deployments(rest, workdir, pods, per_deployment):
+def bench_deployments(rest, workdir, pods, per_deployment, meter=None):
     """Phase 2: Deployments totalling N pods; creation to every pod bound."""
     make_namespace(rest, "bench-deploy")
     clock = BindClock(rest, "bench-deploy")
     clock.informer.start()
     clock.informer.wait_for_sync(60)
     try:
+        if meter is not None:
+            meter.start()
         started = time.monotonic()
         names = create_deployments(rest, "bench-deploy", pods, per_deployment)
         if not clock.wait_bound(pods, 900):
@@ -182,6 +241,8 @@ def bench_deployments(rest, workdir, pods, per_deployment):
         print(f"  pods created by the controllers at {pods / (created[-1] - created[0]):.0f}/s; "
               f"pod creation -> bound p50 {latencies[len(latencies) // 2]:.2f} s, "
               f"p99 {latencies[int(len(latencies) * 0.99)]:.2f} s")
+        if meter is not None:
+            meter.report(total)
         used, low, high = spread(rest, "bench-deploy")
         print(f"  spread: {used} nodes, {low}-{high} pods per node")
         return total
@@ -215,10 +276,15 @@ def main(argv=None):
             scheduler, sched_rate = result
             components.append(scheduler)
         print(f"\n2. Deployments totalling {args.pods} pods, controllers and scheduler running")
-        components.append(Component("control.controllers.manager", server.url,
-                                    os.path.join(workdir, "controller-manager.log"),
-                                    ["--controllers", "deployment,replicaset"]))
-        total = bench_deployments(rest, workdir, args.pods, args.per_deployment)
+        manager = Component("control.controllers.manager", server.url,
+                            os.path.join(workdir, "controller-manager.log"),
+                            ["--controllers", "deployment,replicaset"])
+        components.append(manager)
+        named = {"controller-manager": manager}
+        if result is not None:
+            named["scheduler"] = result[0]
+        meter = CpuMeter(component_pids(server, named), os.getpid())
+        total = bench_deployments(rest, workdir, args.pods, args.per_deployment, meter)
         print("\n| figure | Steersman | Kubernetes threshold |\n|---|---:|---:|")
         if sched_rate is not None:
             print(f"| scheduling throughput (pods bound/s) | {sched_rate:.0f} | "

@@ -18,12 +18,21 @@ class Store:
         self._indices = {}       # index name -> value -> set of keys
 
     def add_index(self, name, func):
-        """Index objects by ``func(obj)``: a value, a list of values, or None."""
+        """Index objects by ``func(obj)``: a value, a list of values, or None.
+
+        Objects already held are indexed at once, so a controller may add the
+        index it needs to an informer another controller shares.
+        """
         with self._lock:
-            if self._items:
-                raise RuntimeError("add indexes before the store holds objects")
             self._index_funcs[name] = func
             self._indices[name] = {}
+            for key, obj in self._items.items():
+                for value in self._values(name, obj):
+                    self._indices[name].setdefault(value, set()).add(key)
+
+    def has_index(self, name):
+        with self._lock:
+            return name in self._index_funcs
 
     def get(self, key):
         """The cached object for ``namespace/name`` (or ``name``), or None. Do not mutate."""

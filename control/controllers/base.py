@@ -242,12 +242,33 @@ def _call_batch(func, size):
     return errors
 
 
+_POOL_PREFIX = "api-calls"
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _shared_pool():
+    """One pool for every controller's parallel API calls.
+
+    Its threads live on, and with them their keep-alive connections to the API
+    server (RestClient keeps one per thread): a pool per batch would open a new
+    TCP connection for every call.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(MAX_PARALLEL,
+                                                          thread_name_prefix=_POOL_PREFIX)
+        return _pool
+
+
 def parallel(func, items):
     """Call ``func(item)`` for every item, on up to MAX_PARALLEL threads; wait for all."""
     items = list(items)
-    if len(items) <= 1:
+    # From inside the pool, waiting on the pool could deadlock: run in line instead.
+    if len(items) <= 1 or threading.current_thread().name.startswith(_POOL_PREFIX):
         for item in items:
             func(item)
         return
-    with concurrent.futures.ThreadPoolExecutor(min(len(items), MAX_PARALLEL)) as pool:
-        list(pool.map(func, items))
+    for future in [_shared_pool().submit(func, item) for item in items]:
+        future.result()

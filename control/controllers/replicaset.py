@@ -35,6 +35,22 @@ API_VERSION, KIND = "apps/v1", "ReplicaSet"
 BURST_REPLICAS = 500
 
 
+#: Pod index: the uid of the pod's controller, or "orphan:<namespace>" for pods without one.
+CONTROLLER_INDEX = "controller"
+
+
+def orphan_index_value(namespace):
+    return f"orphan:{namespace}"
+
+
+def controller_index(pod):
+    """Index a pod by its controller's uid (client-go's controllerUIDIndex), orphans by namespace."""
+    ref = get_controller_of(pod)
+    if ref is not None and ref.get("uid"):
+        return ref["uid"]
+    return orphan_index_value(pod["metadata"].get("namespace", ""))
+
+
 def _utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -47,6 +63,8 @@ class ReplicaSetController(Controller):
         super().__init__("replicaset", [rs_informer, pod_informer], queue)
         self.rest = rest
         self.rs_store, self.pod_store = rs_informer.store, pod_informer.store
+        if not self.pod_store.has_index(CONTROLLER_INDEX):
+            pod_informer.add_index(CONTROLLER_INDEX, controller_index)
         self.expectations = Expectations(clock)
         self.wall_clock = wall_clock
         self.burst_replicas = burst_replicas
@@ -147,7 +165,11 @@ class ReplicaSetController(Controller):
             log.error("replicaset %s has an invalid selector: %s", key, exc)
             return
         needs_sync = self.expectations.satisfied(key)
-        active = [p for p in _by_namespace(self.pod_store, namespace) if podutil.is_active(p)]
+        # Only its own pods and the namespace's orphans can be claimed: read just those
+        # (scanning the whole namespace on every sync is quadratic in pods).
+        candidates = self.pod_store.by_index(CONTROLLER_INDEX, rs["metadata"]["uid"]) + \
+            self.pod_store.by_index(CONTROLLER_INDEX, orphan_index_value(namespace))
+        active = [p for p in candidates if podutil.is_active(p)]
         pods = self.claim_pods(rs, selector, active)
         error, failed = None, None
         if needs_sync and not rs["metadata"].get("deletionTimestamp"):

@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 PODS = kinds.lookup("", "v1", "pods")
 NODES = kinds.lookup("", "v1", "nodes")
 DEFAULT_SCHEDULER = "default-scheduler"
-BIND_THREADS = 8
+#: Bindings in flight at once: a store commits concurrent writes together, so more in
+#: flight means more binds per commit (kube-scheduler binds every pod asynchronously).
+BIND_THREADS = 32
 
 
 def _now():

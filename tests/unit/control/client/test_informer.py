@@ -208,3 +208,14 @@ def test_control_client_imports_only_the_standard_library_and_control_objects():
                 assert top in sys.stdlib_module_names or \
                     name.startswith(("control.client", "control.objects")), \
                     f"{path.name} imports {name}"
+
+
+def test_an_index_added_to_a_filled_store_covers_what_it_holds():
+    store = Store()
+    store._put("a/x", {"metadata": {"namespace": "a", "name": "x", "labels": {"k": "1"}}})
+    store._put("b/y", {"metadata": {"namespace": "b", "name": "y", "labels": {"k": "1"}}})
+    store.add_index("k", lambda obj: obj["metadata"]["labels"]["k"])
+    assert store.has_index("k") and not store.has_index("other")
+    assert [o["metadata"]["name"] for o in store.by_index("k", "1")] == ["x", "y"]
+    store._delete("a/x")
+    assert [o["metadata"]["name"] for o in store.by_index("k", "1")] == ["y"]

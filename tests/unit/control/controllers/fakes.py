@@ -35,6 +35,9 @@ class FakeInformer:
     def has_synced(self):
         return True
 
+    def add_index(self, name, func):
+        self.store.add_index(name, func)
+
     def put(self, obj):
         """Cache ``obj`` and call the add or update handlers, as the informer would."""
         old = self.store._put(object_key(obj), obj)

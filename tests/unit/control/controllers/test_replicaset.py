@@ -315,3 +315,16 @@ def test_a_second_status_conflict_raises():
                 fail={"update_status": lambda body: Conflict(409, "Conflict", "modified")})
     with pytest.raises(Conflict):
         h.sync()
+
+
+def test_pods_are_indexed_by_controller_uid_and_orphans_by_namespace():
+    from control.controllers.replicaset import controller_index
+    assert controller_index(make_pod("a")) == "rs-uid"
+    assert controller_index(make_pod("b", owner=None)) == "orphan:default"
+
+
+def test_pods_of_other_controllers_are_not_counted_or_touched():
+    others = [make_pod(f"o{i}", owner="other-uid") for i in range(3)]
+    h = Harness(make_rs(replicas=2), pods=[make_pod("mine")] + others)
+    rest = h.sync()
+    assert len(rest.of("create")) == 1 and not rest.of("patch") and not rest.of("delete")
