@@ -24,6 +24,8 @@ def describe_api_error(exc):
     message = exc.message or body.get("message") or str(exc)
     if exc.reason == "Invalid" or exc.status == 422:
         return _invalid(body.get("details") or {}, message)
+    if exc.status == 401:
+        return "error: You must be logged in to the server (Unauthorized)"
     reason = exc.reason or _REASONS.get(exc.status, "Unknown")
     return f"Error from server ({reason}): {message}"
 

@@ -337,6 +337,14 @@ def test_logs_of_a_pod_and_of_a_deployment(cluster):
     assert c.ok("logs", "pod/talker", "main", "--tail", "1") == "three\n"
     assert c.ok("logs", "talker", "-c", "main", "--timestamps", "--tail", "1").endswith(
         " three\n")
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "talker"},
+               "spec": {"clusterIP": "None", "selector": {"app": "talker"},
+                        "ports": [{"port": 80, "targetPort": 8080}]}}
+    c.ok("apply", "-f", "-", stdin=dump(service))
+    assert c.ok("logs", "svc/talker", "-c", "main", "--tail", "2") == "two\nthree\n"
+    page = c.ok("describe", "service", "talker")
+    assert re.search(r"^Selector:\s+app=talker$", page, re.M)
+    assert re.search(r"^TargetPort:\s+8080/TCP$", page, re.M)
     result = c.steer("logs", "talker", "-c", "nope", check=1)
     assert "container nope is not valid for pod talker" in result.stderr
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "logs", "-f", "talker",
