@@ -152,8 +152,26 @@ def as_list(objects):
             "metadata": {"resourceVersion": ""}}
 
 
+class _KubeDumper(yaml.SafeDumper):
+    """Quote as kubectl (go-yaml) does: "double quotes" where a string needs quoting,
+    and block (|) style for text spanning lines, such as embedded files."""
+
+    def choose_scalar_style(self):
+        style = super().choose_scalar_style()
+        return '"' if style == "'" else style
+
+
+def _str_representer(dumper, value):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_KubeDumper.add_representer(str, _str_representer)
+
+
 def to_yaml(obj):
-    return yaml.safe_dump(obj, default_flow_style=False, sort_keys=True, allow_unicode=True)
+    return yaml.dump(obj, Dumper=_KubeDumper, default_flow_style=False, sort_keys=True,
+                     allow_unicode=True)
 
 
 def to_json(obj):

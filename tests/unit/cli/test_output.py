@@ -93,3 +93,14 @@ def test_cells_render_like_kubectl():
     assert output.cell_text(None) == "<none>"
     assert output.cell_text(3) == "3"
     assert output.cell_text(True) == "true"
+
+
+def test_yaml_quotes_and_blocks_like_kubectl():
+    doc = {"metadata": {"creationTimestamp": "2026-11-22T04:53:20Z",
+                        "annotations": {"n": "1", "applied": '{"a":1}\n'}},
+           "data": {"plain": "text"}}
+    text = output.to_yaml(doc)
+    assert 'creationTimestamp: "2026-11-22T04:53:20Z"' in text
+    assert 'n: "1"' in text and "plain: text" in text
+    assert 'applied: |\n      {"a":1}\n' in text
+    assert yaml.safe_load(text) == doc
