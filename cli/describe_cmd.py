@@ -5,6 +5,7 @@ pages; any other kind gets its fields as nested key/value lines. Every page ends
 with the object's Events, oldest first.
 """
 
+import math
 from datetime import datetime, timezone
 
 from cli import output
@@ -13,6 +14,7 @@ from cli.events_cmd import first_seen, last_seen
 from cli.kube import Session, add_connection_flags, parse_targets
 from cli.logs_cmd import selector_string
 from control.client import errors as api_errors
+from control.objects import quantity
 
 SKIP_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
@@ -98,7 +100,7 @@ def describe(session, resource, obj, show_events=True):
     page = Page()
     describer = DESCRIBERS.get(resource.kind, describe_generic)
     describer(session, page, obj)
-    if show_events:
+    if show_events and resource.kind not in NO_EVENTS:
         events_section(page, object_events(session, obj))
     return page.text()
 
@@ -197,18 +199,20 @@ def _state(page, level, label, state):
         page.kv(level + 1, "Finished", when(detail.get("finishedAt")))
 
 
-def containers(page, level, title, specs, statuses=None):
-    page.add(level, f"{title}:")
+def containers(page, title, specs, statuses=None, template=False):
+    """kubectl's container block: in a pod template the title and names move in by
+    two and one spaces, while the fields stay at four."""
+    page.add(1 if template else 0, f"{title}:")
     by_name = {s.get("name"): s for s in statuses or []}
     for container in specs:
-        page.add(level + 1, f"{container['name']}:")
-        inner = level + 2
+        page.add(0, f"{'   ' if template else '  '}{container['name']}:")
+        inner = 2
         status = by_name.get(container["name"])
         if status is not None:
-            page.kv(inner, "Container ID", status.get("containerID"))
+            page.add(inner, "Container ID:", status.get("containerID", ""))
         page.kv(inner, "Image", container.get("image"))
         if status is not None:
-            page.kv(inner, "Image ID", status.get("imageID"))
+            page.add(inner, "Image ID:", status.get("imageID", ""))
         port, host = _ports(container)
         page.kv(inner, "Port", port)
         page.kv(inner, "Host Port", host)
@@ -291,9 +295,12 @@ def pod_template(page, template):
     if meta.get("annotations"):
         page.mapping(1, "Annotations", meta.get("annotations"), sep=": ")
     if spec.get("initContainers"):
-        containers(page, 1, "Init Containers", spec["initContainers"])
-    containers(page, 1, "Containers", spec.get("containers") or [])
+        containers(page, "Init Containers", spec["initContainers"], template=True)
+    containers(page, "Containers", spec.get("containers") or [], template=True)
     volumes(page, 1, spec.get("volumes"))
+    selector = spec.get("nodeSelector") or {}
+    page.kv(1, "Node-Selectors", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))
+    tolerations_lines(page, 1, spec.get("tolerations"))
 
 
 def conditions_table(page, conditions, columns=("type", "status", "reason")):
@@ -311,8 +318,12 @@ def conditions_table(page, conditions, columns=("type", "status", "reason")):
 def describe_pod(session, page, pod):
     meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
     header(page, pod)
-    page.kv(0, "Priority", spec.get("priority", 0))
-    page.kv(0, "Service Account", spec.get("serviceAccountName", "default"))
+    if spec.get("priority") is not None:
+        page.kv(0, "Priority", spec["priority"])
+    if spec.get("priorityClassName"):
+        page.kv(0, "Priority Class Name", spec["priorityClassName"])
+    if spec.get("serviceAccountName"):
+        page.kv(0, "Service Account", spec["serviceAccountName"])
     node = spec.get("nodeName")
     page.kv(0, "Node", f"{node}/{status.get('hostIP', '')}" if node else "<none>")
     page.kv(0, "Start Time", when(status.get("startTime")) if status.get("startTime") else None)
@@ -329,7 +340,7 @@ def describe_pod(session, page, pod):
     if status.get("message"):
         page.kv(0, "Message", status["message"])
     page.kv(0, "IP", status.get("podIP"))
-    ips = status.get("podIPs") or ([{"ip": status["podIP"]}] if status.get("podIP") else [])
+    ips = status.get("podIPs") or []
     if ips:
         page.add(0, "IPs:")
         for ip in ips:
@@ -338,23 +349,26 @@ def describe_pod(session, page, pod):
         page.kv(0, "IPs", "<none>")
     controlled_by(page, pod)
     if spec.get("initContainers"):
-        containers(page, 0, "Init Containers", spec["initContainers"],
+        containers(page, "Init Containers", spec["initContainers"],
                    status.get("initContainerStatuses"))
-    containers(page, 0, "Containers", spec.get("containers") or [],
+    containers(page, "Containers", spec.get("containers") or [],
                status.get("containerStatuses"))
     if status.get("conditions"):
         page.add(0, "Conditions:")
         page.add(1, "Type", "Status")
-        for cond in status["conditions"]:
-            page.add(1, cond.get("type", ""), cond.get("status", ""))
+        for cond in status["conditions"]:     # kubectl leaves a space after each value
+            page.add(1, f"{cond.get('type', '')} ", f"{cond.get('status', '')} ")
     volumes(page, 0, spec.get("volumes"))
     page.kv(0, "QoS Class", status.get("qosClass"))
     selector = spec.get("nodeSelector") or {}
     page.kv(0, "Node-Selectors", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))
-    tolerations = spec.get("tolerations") or []
+    tolerations_lines(page, 0, spec.get("tolerations"))
+
+
+def tolerations_lines(page, level, tolerations):
     if not tolerations:
-        page.kv(0, "Tolerations", "<none>")
-    for index, tol in enumerate(tolerations):
+        page.kv(level, "Tolerations", "<none>")
+    for index, tol in enumerate(tolerations or []):
         text = tol.get("key", "")
         if tol.get("value"):
             text += f"={tol['value']}"
@@ -366,7 +380,7 @@ def describe_pod(session, page, pod):
             text += " op=Exists"
         if tol.get("tolerationSeconds") is not None:
             text += f" for {tol['tolerationSeconds']}s"
-        page.add(0, "Tolerations:" if index == 0 else "", text)
+        page.add(level, "Tolerations:" if index == 0 else "", text)
 
 
 def _replicaset_pods(session, obj):
@@ -459,10 +473,11 @@ def describe_service(session, page, svc):
     page.kv(0, "Type", spec.get("type", "ClusterIP"))
     if spec.get("ipFamilyPolicy"):
         page.kv(0, "IP Family Policy", spec["ipFamilyPolicy"])
-    if spec.get("ipFamilies"):
-        page.kv(0, "IP Families", ",".join(spec["ipFamilies"]))
-    page.kv(0, "IP", spec.get("clusterIP"))
-    page.kv(0, "IPs", ",".join(spec.get("clusterIPs") or []) or spec.get("clusterIP"))
+    page.kv(0, "IP Families", ",".join(spec.get("ipFamilies") or []))
+    page.add(0, "IP:", spec.get("clusterIP", ""))
+    page.kv(0, "IPs", ",".join(spec.get("clusterIPs") or []))
+    for address in spec.get("externalIPs") or []:
+        page.kv(0, "External IPs", address)
     endpoints = _endpoints(session, svc)
     for port in spec.get("ports") or []:
         name = port.get("name") or "<unset>"
@@ -473,6 +488,10 @@ def describe_service(session, page, svc):
             page.kv(0, "NodePort", f"{name}  {port['nodePort']}/{protocol}")
         page.kv(0, "Endpoints", endpoints.get(port.get("name") or "", ""))
     page.kv(0, "Session Affinity", spec.get("sessionAffinity", "None"))
+    if spec.get("externalTrafficPolicy"):
+        page.kv(0, "External Traffic Policy", spec["externalTrafficPolicy"])
+    if spec.get("internalTrafficPolicy"):
+        page.kv(0, "Internal Traffic Policy", spec["internalTrafficPolicy"])
 
 
 def _endpoints(session, svc):
@@ -517,10 +536,11 @@ def describe_node(session, page, node):
                   "Message")
         page.add(1, *titles)
         page.add(1, *["-" * len(t) for t in titles])
-        for cond in conditions:
-            page.add(1, cond.get("type", ""), cond.get("status", ""),
-                     when(cond.get("lastHeartbeatTime")), when(cond.get("lastTransitionTime")),
-                     cond.get("reason", ""), cond.get("message", ""))
+        for cond in conditions:     # kubectl leaves a space after each value but the last
+            page.add(1, f"{cond.get('type', '')} ", f"{cond.get('status', '')} ",
+                     f"{when(cond.get('lastHeartbeatTime'))} ",
+                     f"{when(cond.get('lastTransitionTime'))} ",
+                     f"{cond.get('reason', '')} ", cond.get("message", ""))
     if status.get("addresses"):
         page.add(0, "Addresses:")
         for address in status["addresses"]:
@@ -533,27 +553,94 @@ def describe_node(session, page, node):
     info = status.get("nodeInfo") or {}
     if info:
         page.add(0, "System Info:")
-        for key, value in info.items():
-            label = "".join(" " + c if c.isupper() else c for c in key).strip()
-            page.kv(1, label[:1].upper() + label[1:], value)
+        for key, label in SYSTEM_INFO:
+            page.add(1, f"{label}:", info.get(key, ""))
     pods, _ = session.rest.list_all(session.resolve("pods"), None,
                                     field_selector=f"spec.nodeName={meta['name']}")
     pods = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded",
                                                                             "Failed")]
+    allocatable = status.get("allocatable") or {}
     page.add(0, "Non-terminated Pods:", f"({len(pods)} in total)")
+    totals = {}
     if pods:
-        page.add(1, "Namespace", "Name", "CPU Requests", "Memory Requests", "Age")
-        page.add(1, "---------", "----", "------------", "---------------", "---")
+        # kubectl's row format has an empty column after Name; keep it for the spacing.
+        titles = ("Namespace", "Name", "", "CPU Requests", "CPU Limits", "Memory Requests",
+                  "Memory Limits", "Age")
+        page.add(1, *titles)
+        page.add(1, *["-" * len(t) for t in titles])
         for pod in pods:
-            requests = {}
-            for container in (pod.get("spec") or {}).get("containers") or []:
-                for key, value in ((container.get("resources") or {}).get("requests")
-                                   or {}).items():
-                    requests.setdefault(key, []).append(str(value))
-            page.add(1, pod["metadata"].get("namespace", ""), pod["metadata"]["name"],
-                     "+".join(requests.get("cpu", [])) or "0",
-                     "+".join(requests.get("memory", [])) or "0",
+            requests, limits = pod_resources(pod)
+            for kind, amounts in (("requests", requests), ("limits", limits)):
+                for name, amount in amounts.items():
+                    key = (kind, name)
+                    totals[key] = totals.get(key, 0) + amount
+            page.add(1, pod["metadata"].get("namespace", ""), pod["metadata"]["name"], "",
+                     share("cpu", requests, allocatable), share("cpu", limits, allocatable),
+                     share("memory", requests, allocatable),
+                     share("memory", limits, allocatable),
                      output.age(pod["metadata"].get("creationTimestamp")))
+    page.add(0, "Allocated resources:")
+    page.add(0, "  (Total limits may be over 100 percent, i.e., overcommitted.)")
+    page.add(1, "Resource", "Requests", "Limits")
+    page.add(1, "--------", "--------", "------")
+    requests = {name: v for (kind, name), v in totals.items() if kind == "requests"}
+    limits = {name: v for (kind, name), v in totals.items() if kind == "limits"}
+    for name in ("cpu", "memory", "ephemeral-storage"):
+        page.add(1, name, share(name, requests, allocatable), share(name, limits, allocatable))
+
+
+SYSTEM_INFO = (("machineID", "Machine ID"), ("systemUUID", "System UUID"),
+               ("bootID", "Boot ID"), ("kernelVersion", "Kernel Version"),
+               ("osImage", "OS Image"), ("operatingSystem", "Operating System"),
+               ("architecture", "Architecture"),
+               ("containerRuntimeVersion", "Container Runtime Version"),
+               ("kubeletVersion", "Kubelet Version"), ("kubeProxyVersion", "Kube-Proxy Version"))
+
+
+def pod_resources(pod):
+    """(requests, limits) of a pod as exact amounts: containers summed, init containers'
+    maximum if larger, as kubectl's resource helper counts them."""
+    spec = pod.get("spec") or {}
+    totals = ({}, {})
+    for container in spec.get("containers") or []:
+        for index, part in enumerate(("requests", "limits")):
+            for name, text in ((container.get("resources") or {}).get(part) or {}).items():
+                totals[index][name] = totals[index].get(name, 0) + _amount(text)
+    for container in spec.get("initContainers") or []:
+        for index, part in enumerate(("requests", "limits")):
+            for name, text in ((container.get("resources") or {}).get(part) or {}).items():
+                totals[index][name] = max(totals[index].get(name, 0), _amount(text))
+    return totals
+
+
+def _amount(text):
+    try:
+        return quantity.parse_quantity(text)
+    except quantity.QuantityError:
+        return 0
+
+
+def format_amount(name, amount):
+    """A summed quantity as kubectl prints it: cpu in cores or millicores, bytes in the
+    largest binary unit that divides them."""
+    if not amount:
+        return "0"
+    if name == "cpu":
+        milli = math.ceil(amount * 1000)
+        return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+    whole = math.ceil(amount)
+    for suffix, size in (("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if whole % size == 0:
+            return f"{whole // size}{suffix}"
+    return str(whole)
+
+
+def share(name, amounts, allocatable):
+    """'100m (5%)': an amount and its share of the node's allocatable, rounded down."""
+    amount = amounts.get(name, 0)
+    total = _amount(allocatable.get(name, "0"))
+    percent = int(amount * 100 / total) if total else 0
+    return f"{format_amount(name, amount)} ({percent}%)"
 
 
 def _lease(session, page, name):
@@ -574,10 +661,6 @@ def describe_namespace(session, page, ns):
     page.mapping(0, "Labels", meta.get("labels"))
     page.mapping(0, "Annotations", meta.get("annotations"), sep=": ")
     page.kv(0, "Status", (ns.get("status") or {}).get("phase", "Active"))
-    page.add(0, "")
-    page.add(0, "No resource quota.")
-    page.add(0, "")
-    page.add(0, "No LimitRange resource.")
 
 
 def describe_generic(session, page, obj):
@@ -589,7 +672,11 @@ def describe_generic(session, page, obj):
     page.mapping(0, "Annotations", meta.get("annotations"), sep=": ")
     page.kv(0, "API Version", obj.get("apiVersion"))
     page.kv(0, "Kind", obj.get("kind"))
-    for key, value in obj.items():
+    rest = {k: v for k, v in meta.items() if k not in (
+        "name", "namespace", "labels", "annotations", "managedFields")}
+    if rest:
+        _nested(page, 0, "metadata", rest)
+    for key, value in sorted(obj.items()):
         if key not in ("apiVersion", "kind", "metadata"):
             _nested(page, 0, key, value)
 
@@ -605,7 +692,12 @@ def smart_label(key):
             word = ""
         word += char
     words.append(word)
-    return " ".join(w[:1].upper() + w[1:] for w in words if w)
+    return " ".join(w.upper() if w.upper() in ACRONYMS else w[:1].upper() + w[1:]
+                    for w in words if w)
+
+
+ACRONYMS = {"API", "CIDR", "CPU", "DNS", "HTTP", "ID", "IP", "JSON", "OS", "TCP", "TLS", "UDP",
+            "UID", "URL", "UUID"}
 
 
 def _nested(page, level, key, value):
@@ -615,7 +707,7 @@ def _nested(page, level, key, value):
             page.kv(level, title, "<none>")
             return
         page.add(level, f"{title}:")
-        for k, v in value.items():
+        for k, v in sorted(value.items()):
             _nested(page, level + 1, k, v)
     elif isinstance(value, list):
         page.add(level, f"{title}:")
@@ -634,6 +726,31 @@ def _nested(page, level, key, value):
         page.kv(level, title, output.cell_text(value))
 
 
-DESCRIBERS = {"Pod": describe_pod, "Deployment": describe_deployment,
+def describe_configmap(session, page, cm):
+    meta = cm["metadata"]
+    header(page, cm)
+    page.mapping(0, "Labels", meta.get("labels"))
+    page.mapping(0, "Annotations", meta.get("annotations"), sep=": ")
+    page.add(0, "")
+    page.add(0, "Data")
+    page.add(0, "====")
+    for key, value in sorted((cm.get("data") or {}).items()):
+        page.add(0, f"{key}:")
+        page.add(0, "----")
+        for line in str(value).split("\n"):
+            page.add(0, line)
+        page.add(0, "")
+    page.add(0, "")
+    page.add(0, "BinaryData")
+    page.add(0, "====")
+    for key, value in sorted((cm.get("binaryData") or {}).items()):
+        page.add(0, f"{key}: {len(value) * 3 // 4} bytes")
+    page.add(0, "")
+
+
+#: Kinds whose page kubectl ends without Events.
+NO_EVENTS = {"Namespace"}
+
+DESCRIBERS = {"ConfigMap": describe_configmap, "Pod": describe_pod, "Deployment": describe_deployment,
               "ReplicaSet": describe_replicaset, "Service": describe_service,
               "Node": describe_node, "Namespace": describe_namespace}
