@@ -175,7 +175,7 @@ def to_yaml(obj):
 
 
 def to_json(obj):
-    return json.dumps(obj, indent=4, ensure_ascii=False)
+    return json.dumps(obj, indent=4, ensure_ascii=False, sort_keys=True)
 
 
 def name_line(resource, obj):

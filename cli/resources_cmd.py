@@ -38,7 +38,7 @@ def cmd_api_resources(args):
         row = [r.plural, ",".join(r.short_names), r.api_version,
                "true" if r.namespaced else "false", r.kind]
         if args.output == "wide":
-            row += ["[" + " ".join(discovery.verbs.get(r, [])) + "]", ",".join(r.categories)]
+            row += [",".join(discovery.verbs.get(r, [])), ",".join(r.categories)]
         rows.append(row)
     print("\n".join(output.columns(rows)))
     return 0
