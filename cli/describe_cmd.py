@@ -87,7 +87,8 @@ def cmd_describe(args):
             pages.append(describe(session, resource, obj, args.show_events == "true"))
     if not pages and not failed:
         print(f"No resources found in {session.namespace} namespace.", file=_stderr())
-    print("\n\n\n".join(pages))
+    if pages:
+        print("\n\n\n".join(pages))
     return 1 if failed else 0
 
 

@@ -8,6 +8,7 @@ once per run as kubectl caches them.
 """
 
 import argparse
+import sys
 import threading
 
 from cli import config
@@ -185,7 +186,9 @@ def parse_targets(words):
     Returns a list of (type, name-or-None) pairs, in the order typed.
     """
     if not words:
-        raise CommandError("you must specify the type of resource to get")
+        print('You must specify the type of resource to get. Use "steer api-resources" for a '
+              "complete list of supported resources.\n", file=sys.stderr)
+        raise CommandError("Required resource not specified.")
     if all("/" in word for word in words):
         pairs = []
         for word in words:

@@ -67,6 +67,9 @@ def cmd_label(args):
                 if key in current and current[key] != value:
                     raise CommandError(f"'{key}' already has a value ({current[key]}), and "
                                        "--overwrite is false")
+        for key in removes:
+            if key not in current:
+                print(f"{args.verb.replace('annotate', 'annotation')} \"{key}\" not found.")
         change = {**sets, **{k: None for k in removes}}
         unchanged = all(current.get(k) == v for k, v in sets.items()) and \
             all(k not in current for k in removes)

@@ -253,7 +253,7 @@ def template_for_undo(replicaset):
     return template
 
 
-def pick_revision(replicasets, to_revision):
+def pick_revision(replicasets, to_revision, name="?"):
     """The ReplicaSet to roll back to: ``to_revision``, or the newest but one."""
     if to_revision:
         for item in replicasets:
@@ -262,7 +262,7 @@ def pick_revision(replicasets, to_revision):
         raise CommandError(f"unable to find specified revision {to_revision} in history")
     ordered = sorted((r for r in replicasets if revision_of(r) > 0), key=revision_of)
     if len(ordered) < 2:
-        raise CommandError("no rollout history found")
+        raise CommandError(f"no rollout history found for deployment \"{name}\"")
     return ordered[-2]
 
 
@@ -276,7 +276,7 @@ def cmd_undo(args):
             raise CommandError(f"you cannot rollback a paused deployment; resume it first with "
                                f"'steer rollout resume {display_name(resource, name)}' and try "
                                "again")
-        target = pick_revision(owned_replicasets(session, dep), args.to_revision)
+        target = pick_revision(owned_replicasets(session, dep), args.to_revision, name)
         template = template_for_undo(target)
         if _same_template(template, dep["spec"]["template"]):
             print(f"{display_name(resource, name)} skipped rollback (current template already "
