@@ -193,20 +193,27 @@ def test_get_watch_prints_rows_as_they_change(c):
 def test_describe_and_events(c):
     c.ok("apply", "-f", "-", stdin=dump(deployment("described", replicas=1)))
     c.ok("rollout", "status", "deployment/described", "--timeout", "60")
+    def line(pattern, text):
+        assert re.search(pattern, text, re.M), f"{pattern!r} not in:\n{text}"
+
     page = c.ok("describe", "deployment", "described")
-    for text in ("Name:                   described", "Replicas:               1 desired",
-                 "Pod Template:", "NewReplicaSet:", "Events:", "ScalingReplicaSet"):
-        assert text in page, page
+    for pattern in (r"^Name:\s+described$", r"^Replicas:\s+1 desired \| 1 updated",
+                    r"^Pod Template:$", r"^NewReplicaSet:\s+described-\w+ \(1/1 replicas",
+                    r"^Events:$", r"^  Normal\s+ScalingReplicaSet\s"):
+        line(pattern, page)
     pod = c.json("get", "pods", "-l", "app=described")["items"][0]["metadata"]["name"]
     page = c.ok("describe", "pod", pod)
-    assert "Controlled By:  ReplicaSet/described-" in page
-    assert "Status:           Running" in page and "Scheduled" in page
+    line(r"^Controlled By:\s+ReplicaSet/described-", page)
+    line(r"^Status:\s+Running$", page)
+    line(r"^Events:", page)
     rs_page = c.ok("describe", "rs", "-l", "app=described")
-    assert "Controlled By:  Deployment/described" in rs_page
-    assert "Pods Status:    1 Running / 0 Waiting / 0 Succeeded / 0 Failed" in rs_page
+    line(r"^Controlled By:\s+Deployment/described$", rs_page)
+    line(r"^Pods Status:\s+1 Running / 0 Waiting / 0 Succeeded / 0 Failed$", rs_page)
     node_page = c.ok("describe", "node", "n1")
-    assert "Capacity:" in node_page and "Non-terminated Pods:" in node_page
-    assert "Status:       Active" in c.ok("describe", "ns", "default")
+    line(r"^Capacity:$", node_page)
+    line(r"^Non-terminated Pods:\s+\(\d+ in total\)$", node_page)
+    line(r"^  cpu\s+\S+ \(\d+%\)", node_page)
+    line(r"^Status:\s+Active$", c.ok("describe", "ns", "default"))
     generic = c.ok("describe", "lease", "n1", "-n", "kube-node-lease")
     assert re.search(r"^Kind:\s+Lease$", generic, re.M) and "Holder Identity:" in generic
     events = c.ok("events", "--for", "deployment/described").splitlines()
