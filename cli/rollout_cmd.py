@@ -29,7 +29,7 @@ def register(groups):
     verbs = rollout.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
     status = verbs.add_parser("status", help="watch a rollout until it is done")
-    history = verbs.add_parser("history", help="list a deployment's revisions")
+    history = verbs.add_parser("history", help="list the revisions of a rollout")
     undo = verbs.add_parser("undo", help="roll back to the previous (or a given) revision")
     restart = verbs.add_parser("restart", help="replace every pod, one batch at a time")
     pause = verbs.add_parser("pause", help="stop rolling out template changes")
@@ -224,11 +224,35 @@ def history_rows(replicasets):
     return output.columns(rows, padding=2, min_width=0)
 
 
+def owned_revisions(session, obj):
+    """A DaemonSet's or StatefulSet's ControllerRevisions, oldest first, shaped like
+    ReplicaSets for history_rows (the revision number moved into the annotation)."""
+    revisions = session.resolve("controllerrevisions")
+    items, _ = session.rest.list_all(revisions, obj["metadata"]["namespace"])
+    uid = obj["metadata"]["uid"]
+    owned = []
+    for item in items:
+        if not any(r.get("uid") == uid for r in item["metadata"].get("ownerReferences") or []):
+            continue
+        shaped = {"metadata": {"name": item["metadata"]["name"], "annotations": {
+            **(item["metadata"].get("annotations") or {}),
+            REVISION: str(item.get("revision", 0))}}}
+        owned.append(shaped)
+    return sorted(owned, key=revision_of)
+
+
 def cmd_history(args):
     session = Session(args)
     for resource, name in _objects(args, session):
-        _deployment_only(resource, "history")
-        dep = session.rest.get(resource, session.namespace_for(resource), name)
+        obj = session.rest.get(resource, session.namespace_for(resource), name)
+        if resource.plural != "deployments":
+            if args.revision:
+                raise CommandError("--revision is only supported for deployments here")
+            print(f"{display_name(resource, name)} ")
+            print("\n".join(history_rows(owned_revisions(session, obj))))
+            print()
+            continue
+        dep = obj
         replicasets = [r for r in owned_replicasets(session, dep) if revision_of(r) > 0]
         if args.revision:
             match = [r for r in replicasets if revision_of(r) == args.revision]

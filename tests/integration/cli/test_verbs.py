@@ -1,7 +1,7 @@
 """The kubectl-shaped verbs of `steer`, run as subprocesses against a real cluster.
 
 One module-scoped cluster: a 3-node store and steer-apiserver, the controller
-manager (deployment and replicaset controllers), the scheduler, two hollow nodes
+manager (deployment, replicaset, daemonset and statefulset controllers), the scheduler, two hollow nodes
 (n1, n2) and a fake node agent serving logs for a third node. Each test uses its
 own objects so the order does not matter.
 """
@@ -52,7 +52,8 @@ def cluster(tmp_path_factory):
     base = tmp_path_factory.mktemp("cli-verbs")
     api = LocalApiServer(base)
     manager = ComponentProcesses(api, base, "control.controllers.manager",
-                                 extra_args=["--controllers", "deployment,replicaset"])
+                                 extra_args=["--controllers",
+                                             "deployment,replicaset,daemonset,statefulset"])
     scheduler = ComponentProcesses(api, base, "control.scheduler.main")
     nodes = HollowNodes(api.url, ["n1", "n2"], renew_interval=1.0)
     agent = FakeAgent()
@@ -273,6 +274,28 @@ def test_scale_and_rollout_status_history_undo_restart(c, tmp_path):
     assert out.splitlines()[-1] == 'deployment "roll" successfully rolled out'
 
 
+def test_statefulset_rollout_status_and_restart(c):
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+           "spec": {"replicas": 2, "serviceName": "db",
+                    "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}},
+                                 "spec": {"terminationGracePeriodSeconds": 0,
+                                          "containers": [{"name": "db", "image": "db:1"}]}}}}
+    c.ok("apply", "-f", "-", stdin=dump(sts))
+    out = c.ok("rollout", "status", "sts/db", "--timeout", "60").splitlines()
+    assert re.fullmatch(r"statefulset rolling update complete 2 pods at revision db-\w+\.\.\.",
+                        out[-1]), out
+    assert c.ok("rollout", "restart", "statefulset/db") == "statefulset.apps/db restarted\n"
+    out = c.ok("rollout", "status", "sts/db", "--timeout", "60").splitlines()
+    assert out[-1].startswith("statefulset rolling update complete 2 pods"), out
+    assert c.ok("scale", "sts/db", "--replicas", "1") == "statefulset.apps/db scaled\n"
+    history = c.ok("rollout", "history", "sts/db").splitlines()
+    assert history[:2] == ["statefulset.apps/db ", "REVISION  CHANGE-CAUSE"]
+    assert [line.split()[0] for line in history[2:] if line.strip()] == ["1", "2"]
+    result = c.steer("rollout", "undo", "sts/db", check=1)
+    assert "rollout undo is only supported for deployments" in result.stderr
+
+
 # -- label / annotate ---------------------------------------------------------------------
 def test_label_and_annotate(c):
     c.ok("apply", "-f", "-", stdin=dump({"apiVersion": "v1", "kind": "ConfigMap",
@@ -300,6 +323,17 @@ def test_cordon_uncordon_and_drain(c):
 
         c.ok("apply", "-f", "-", stdin=dump(deployment("drained", replicas=4)))
         c.ok("rollout", "status", "deploy/drained", "--timeout", "60")
+        daemon = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agentd"},
+                  "spec": {"selector": {"matchLabels": {"app": "agentd"}},
+                           "template": {"metadata": {"labels": {"app": "agentd"}},
+                                        "spec": {"nodeSelector": {"kubernetes.io/os": "linux"},
+                                                 "containers": [{"name": "d", "image": "d"}]}}}}
+        c.ok("apply", "-f", "-", stdin=dump(daemon))
+        out = c.ok("rollout", "status", "daemonset/agentd", "--timeout", "60")
+        assert out.splitlines()[-1] == 'daemon set "agentd" successfully rolled out'
+        result = c.steer("drain", "n1", check=1)
+        assert "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): " \
+               "default/agentd-" in result.stderr
         bare = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare"},
                 "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 0,
                          "containers": [{"name": "c", "image": "busybox"}]}}
@@ -307,8 +341,14 @@ def test_cordon_uncordon_and_drain(c):
         result = c.steer("drain", "n1", "--ignore-daemonsets", check=1)
         assert "cannot delete Pods that declare no controller (use --force to override): " \
                "default/bare" in result.stderr
-        out = c.ok("drain", "n1", "--ignore-daemonsets", "--force", "--timeout", "60")
-        assert "evicting pod default/bare" in out and out.endswith("node/n1 drained\n")
+        result = c.steer("drain", "n1", "--ignore-daemonsets", "--force", "--timeout", "60",
+                         check=0)
+        assert "evicting pod default/bare" in result.stdout
+        assert result.stdout.endswith("node/n1 drained\n")
+        assert "Warning: ignoring DaemonSet-managed Pods: default/agentd-" in result.stderr
+        assert "Warning: deleting Pods that declare no controller: default/bare" in result.stderr
+        daemon_pods = c.json("get", "pods", "-l", "app=agentd")["items"]
+        assert sorted(p["spec"]["nodeName"] for p in daemon_pods) == ["n1", "n2"]
         assert c.ok("get", "pods", "--field-selector", "spec.nodeName=n1,metadata.name=bare",
                     "-o", "name") == ""
 
