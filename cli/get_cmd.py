@@ -177,8 +177,9 @@ def _watch(session, args, targets):
     version = table.get("metadata", {}).get("resourceVersion")
     definitions = table.get("columnDefinitions") or []
     header = not args.no_headers
+    widths = []
     if not args.watch_only and table.get("rows"):
-        _emit(session, args, resource, table, wide, with_ns, header)
+        _emit(session, args, resource, table, wide, with_ns, header, widths)
         header = False
     elif not args.watch_only:
         _no_resources(session, [(resource, None)])
@@ -201,12 +202,12 @@ def _watch(session, args, targets):
                     else:
                         print(output.to_json(item), flush=True)
                 continue
-            _emit(session, args, resource, obj, wide, with_ns, header)
+            _emit(session, args, resource, obj, wide, with_ns, header, widths)
             header = False
     return 0
 
 
-def _emit(session, args, resource, table, wide, with_ns, header):
+def _emit(session, args, resource, table, wide, with_ns, header, widths):
     if args.output in ("yaml", "json", "name"):
         for row in table.get("rows") or []:
             item = row.get("object") or {}
@@ -217,5 +218,4 @@ def _emit(session, args, resource, table, wide, with_ns, header):
             print(text, flush=True)
         return
     rows = output.table_rows(table, wide=wide, with_namespace=with_ns, headers=header)
-    # Watch rows cannot know later widths: pad every column as kubectl's watch does.
-    print("\n".join(output.columns(rows)), flush=True)
+    print("\n".join(output.columns_growing(rows, widths)), flush=True)

@@ -107,6 +107,18 @@ def columns(rows, padding=PADDING, min_width=MIN_WIDTH):
     return [line.rstrip() for line in tabwrite([list(r) for r in rows], min_width, padding)]
 
 
+def columns_growing(rows, widths, padding=PADDING, min_width=MIN_WIDTH):
+    """Lay out rows with column widths that only grow across calls (``widths`` is kept
+    by the caller), so the rows of `get -w` stay aligned as kubectl keeps them."""
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            if i >= len(widths):
+                widths.append(min_width)
+            widths[i] = max(widths[i], len(cell) + padding)
+    return ["".join(cell.ljust(widths[i]) if i < len(row) - 1 else cell
+                    for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
 def cell_text(value):
     if value is None:
         return "<none>"

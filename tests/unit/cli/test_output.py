@@ -104,3 +104,13 @@ def test_yaml_quotes_and_blocks_like_kubectl():
     assert 'n: "1"' in text and "plain: text" in text
     assert 'applied: |\n      {"a":1}\n' in text
     assert yaml.safe_load(text) == doc
+
+
+def test_watch_columns_only_grow():
+    widths = []
+    assert output.columns_growing([["NAME", "DATA", "AGE"], ["cfg", "1", "13m"]], widths) == [
+        "NAME   DATA   AGE", "cfg    1      13m"]
+    assert output.columns_growing([["a-much-longer-name", "0", "0s"]], widths) == [
+        "a-much-longer-name   0      0s"]
+    assert output.columns_growing([["cfg", "1", "13m"]], widths) == [
+        "cfg                  1      13m"]
