@@ -115,16 +115,20 @@ def _list_patch(original, new, here, merge_key, item_type):
     return items
 
 
-def with_last_applied(obj):
-    """A copy of ``obj`` carrying itself (without that annotation) as last-applied."""
+def with_last_applied(obj, namespace=None):
+    """A copy of ``obj`` carrying itself as last-applied, serialized as kubectl does it
+    (namespace filled in, an empty annotations map kept, sorted compact JSON and a
+    newline), so kubectl and steer can take turns applying the same object."""
     clean = copy.deepcopy(obj)
-    annotations = (clean.get("metadata") or {}).get("annotations") or {}
+    meta = clean.setdefault("metadata", {})
+    if namespace:
+        meta["namespace"] = namespace
+    annotations = dict(meta.get("annotations") or {})
     annotations.pop(LAST_APPLIED, None)
-    if "annotations" in clean.get("metadata", {}) and not annotations:
-        del clean["metadata"]["annotations"]
+    meta["annotations"] = annotations
     text = json.dumps(clean, separators=(",", ":"), sort_keys=True)
     result = copy.deepcopy(clean)
-    result.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = text + "\n"
+    result["metadata"]["annotations"][LAST_APPLIED] = text + "\n"
     return result
 
 
@@ -202,7 +206,7 @@ def _manifest_error(exc, manifest):
 
 
 def apply_one(session, resource, namespace, manifest):
-    modified = with_last_applied(manifest.obj)
+    modified = with_last_applied(manifest.obj, namespace)
     if not manifest.name:
         raise CommandError(f"error from {manifest.source}: metadata.name is required to apply")
     try:

@@ -9,6 +9,7 @@ own objects so the order does not matter.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -108,6 +109,11 @@ def test_apply_created_configured_unchanged_and_field_removal(c, tmp_path):
     assert "configmap/settings configured" in c.ok("apply", "-f", str(path))
     live = c.json("get", "configmap", "settings")
     assert live["data"] == {"a": "1"} and live["metadata"]["labels"] == {"team": "a"}
+    if shutil.which("kubectl"):
+        # steer writes last-applied exactly as kubectl does: they can take turns.
+        out = c.api.kubectl("apply", "--validate=false", "-f", str(path)).stdout
+        assert out.splitlines() == ["configmap/settings unchanged",
+                                    "deployment.apps/applied unchanged"]
     # A directory and stdin work too; create refuses an existing object.
     assert "configmap/settings unchanged" in c.ok("apply", "-f", str(tmp_path))
     assert "configmap/settings unchanged" in c.ok("apply", "-f", "-", stdin=dump(cm))

@@ -76,11 +76,15 @@ def test_new_container_is_sent_whole_and_defaults_on_live_are_ignored():
 
 def test_last_applied_annotation_round_trip():
     manifest = dep(replicas=2)
-    stamped = with_last_applied(manifest)
+    stamped = with_last_applied(manifest, "prod")
     text = stamped["metadata"]["annotations"][LAST_APPLIED]
-    assert json.loads(text) == manifest
-    assert last_applied_of(stamped) == manifest
+    # kubectl's own serialization: namespace set, an empty annotations map, sorted keys.
+    assert text.startswith('{"apiVersion":"apps/v1","kind":"Deployment","metadata":'
+                           '{"annotations":{},"name":"web","namespace":"prod"},"spec":')
+    assert text.endswith("}\n")
+    expected = {**manifest, "metadata": {"name": "web", "namespace": "prod", "annotations": {}}}
+    assert last_applied_of(stamped) == expected
     # Applying the same manifest again changes nothing.
-    assert three_way_patch(last_applied_of(stamped), with_last_applied(manifest), stamped,
-                           DEP) == {}
+    assert three_way_patch(last_applied_of(stamped), with_last_applied(manifest, "prod"),
+                           stamped, DEP) == {}
     assert last_applied_of({"metadata": {}}) == {}
