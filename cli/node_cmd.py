@@ -124,12 +124,14 @@ def cmd_drain(args):
         victims, warnings, errors = classify(pods, args.ignore_daemonsets, args.force,
                                              args.delete_emptydir_data)
         if errors:
-            detail = ", ".join(f"{what}: {', '.join(refs)}" for what, refs in errors.items())
-            raise CommandError(f"unable to drain node \"{name}\" due to error: {detail}, "
-                               "continuing command...\nThere are pending nodes to be "
-                               f"drained:\n {name}")
-        for what, refs in warnings.items():
-            print(f"Warning: {what}: {', '.join(refs)}", file=sys.stderr)
+            reasons = [f"{what}: {', '.join(refs)}" for what, refs in errors.items()]
+            detail = reasons[0] if len(reasons) == 1 else f"[{', '.join(reasons)}]"
+            raise CommandError("\n".join([
+                f"unable to drain node \"{name}\" due to error: {detail}, continuing "
+                "command...", "There are pending nodes to be drained:", f" {name}", *reasons]))
+        if warnings:
+            print("Warning: " + "; ".join(f"{what}: {', '.join(refs)}"
+                                          for what, refs in warnings.items()), file=sys.stderr)
         grace = args.grace_period if args.grace_period >= 0 else None
         deleted = []
         for pod in victims:

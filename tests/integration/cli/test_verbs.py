@@ -352,7 +352,7 @@ def test_cordon_uncordon_and_drain(c):
         assert "evicting pod default/bare" in result.stdout
         assert result.stdout.endswith("node/n1 drained\n")
         assert "Warning: ignoring DaemonSet-managed Pods: default/agentd-" in result.stderr
-        assert "Warning: deleting Pods that declare no controller: default/bare" in result.stderr
+        assert "; deleting Pods that declare no controller: default/bare" in result.stderr
         daemon_pods = c.json("get", "pods", "-l", "app=agentd")["items"]
         assert sorted(p["spec"]["nodeName"] for p in daemon_pods) == ["n1", "n2"]
         assert c.ok("get", "pods", "--field-selector", "spec.nodeName=n1,metadata.name=bare",
