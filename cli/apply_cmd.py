@@ -200,9 +200,23 @@ def _stderr():
 
 
 def _manifest_error(exc, manifest):
-    if exc.status in (422, 409, 404):
+    """kubectl's wording: 'Error from server (Reason): error when creating "FILE": why'
+    (a 422 reads 'The Kind "name" is invalid: ...' on its own)."""
+    operation = getattr(exc, "steer_operation", None)
+    if exc.status == 422 or exc.reason == "Invalid" or operation is None:
         return describe_api_error(exc)
-    return f"{describe_api_error(exc)} (from {manifest.source})"
+    reason = exc.reason or "Unknown"
+    return (f"Error from server ({reason}): error when {operation} \"{manifest.source}\": "
+            f"{exc.message}")
+
+
+def _during(operation, call, *args, **kwargs):
+    """Run an API call; a failure remembers what was being done, for the message."""
+    try:
+        return call(*args, **kwargs)
+    except api_errors.ApiException as exc:
+        exc.steer_operation = operation
+        raise
 
 
 def apply_one(session, resource, namespace, manifest):
@@ -212,19 +226,20 @@ def apply_one(session, resource, namespace, manifest):
     try:
         live = session.rest.get(resource, namespace, manifest.name)
     except api_errors.NotFound:
-        session.rest.create(resource, namespace, modified)
+        _during("creating", session.rest.create, resource, namespace, modified)
         return "created"
     body = three_way_patch(last_applied_of(live), modified, live,
                            schema.kind_type(resource.api_version, resource.kind))
     body.pop("status", None)
     if not body:
         return "unchanged"
-    session.rest.patch(resource, namespace, manifest.name, body, patch_type="strategic")
+    _during("applying patch to", session.rest.patch, resource, namespace, manifest.name, body,
+            patch_type="strategic")
     return "configured"
 
 
 def create_one(session, resource, namespace, manifest):
-    session.rest.create(resource, namespace, manifest.obj)
+    _during("creating", session.rest.create, resource, namespace, manifest.obj)
     return "created"
 
 

@@ -118,8 +118,8 @@ def test_apply_created_configured_unchanged_and_field_removal(c, tmp_path):
     assert "configmap/settings unchanged" in c.ok("apply", "-f", str(tmp_path))
     assert "configmap/settings unchanged" in c.ok("apply", "-f", "-", stdin=dump(cm))
     result = c.steer("create", "-f", str(path), check=1)
-    assert 'Error from server (AlreadyExists): configmaps "settings" already exists' in \
-        result.stderr
+    assert (f'Error from server (AlreadyExists): error when creating "{path}": configmaps '
+            '"settings" already exists') in result.stderr
 
 
 def test_delete_waits_until_gone(c, tmp_path):
