@@ -87,8 +87,9 @@ def cmd_events(args):
     header = (["NAMESPACE"] if session.all_namespaces else []) + HEADER
     rows = [] if args.no_headers else [header]
     rows.extend(event_row(e, now, session.all_namespaces) for e in items)
+    widths = []
     if items:
-        print("\n".join(output.columns(rows)), flush=True)
+        print("\n".join(output.columns_growing(rows, widths)), flush=True)
     elif not args.watch:
         where = "" if session.all_namespaces else f" in {session.namespace} namespace"
         import sys
@@ -103,7 +104,6 @@ def cmd_events(args):
                 if types is not None and (event.get("type") or "").lower() not in types:
                     continue
                 now = datetime.now(timezone.utc)
-                print("\n".join(output.columns([event_row(event, now,
-                                                          session.all_namespaces)])),
-                      flush=True)
+                row = event_row(event, now, session.all_namespaces)
+                print("\n".join(output.columns_growing([row], widths)), flush=True)
     return 0

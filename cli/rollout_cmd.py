@@ -11,7 +11,7 @@ import copy
 import time
 from datetime import datetime, timezone
 
-from cli import output
+from cli import describe_cmd, output
 from cli.errors import CommandError
 from cli.kube import Session, add_connection_flags, display_name, parse_targets
 from control.client import errors as api_errors
@@ -259,9 +259,10 @@ def cmd_history(args):
             if not match:
                 raise CommandError("unable to find the specified revision")
             print(f"{display_name(resource, name)} with revision #{args.revision}")
-            print("Pod Template:")
-            template = copy.deepcopy(match[0]["spec"]["template"])
-            print("  " + output.to_yaml(template).rstrip("\n").replace("\n", "\n  "))
+            page = describe_cmd.Page()
+            describe_cmd.pod_template(page, copy.deepcopy(match[0]["spec"]["template"]))
+            print(page.text())
+            print()
             continue
         print(f"{display_name(resource, name)} ")
         print("\n".join(history_rows(replicasets)))

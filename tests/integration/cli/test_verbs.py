@@ -261,6 +261,9 @@ def test_scale_and_rollout_status_history_undo_restart(c, tmp_path):
     assert history[0].strip() == "deployment.apps/roll"
     assert history[1].split() == ["REVISION", "CHANGE-CAUSE"]
     assert [line.split()[0] for line in history[2:] if line.strip()] == ["1", "2"]
+    page = c.ok("rollout", "history", "deploy/roll", "--revision", "1")
+    assert page.startswith("deployment.apps/roll with revision #1\nPod Template:\n")
+    assert re.search(r"^    Image:\s+app:v1$", page, re.M), page
 
     assert c.ok("rollout", "undo", "deploy/roll") == "deployment.apps/roll rolled back\n"
     template = c.json("get", "deploy", "roll")["spec"]["template"]
