@@ -327,7 +327,8 @@ def describe_pod(session, page, pod):
         page.kv(0, "Service Account", spec["serviceAccountName"])
     node = spec.get("nodeName")
     page.kv(0, "Node", f"{node}/{status.get('hostIP', '')}" if node else "<none>")
-    page.kv(0, "Start Time", when(status.get("startTime")) if status.get("startTime") else None)
+    if status.get("startTime"):
+        page.kv(0, "Start Time", when(status["startTime"]))
     page.mapping(0, "Labels", meta.get("labels"))
     page.mapping(0, "Annotations", meta.get("annotations"), sep=": ")
     if meta.get("deletionTimestamp"):
@@ -360,7 +361,7 @@ def describe_pod(session, page, pod):
         for cond in status["conditions"]:     # kubectl leaves a space after each value
             page.add(1, f"{cond.get('type', '')} ", f"{cond.get('status', '')} ")
     volumes(page, 0, spec.get("volumes"))
-    page.kv(0, "QoS Class", status.get("qosClass"))
+    page.kv(0, "QoS Class", status.get("qosClass") or qos_class(spec))
     selector = spec.get("nodeSelector") or {}
     page.kv(0, "Node-Selectors", ",".join(f"{k}={v}" for k, v in sorted(selector.items())))
     tolerations_lines(page, 0, spec.get("tolerations"))
@@ -382,6 +383,22 @@ def tolerations_lines(page, level, tolerations):
         if tol.get("tolerationSeconds") is not None:
             text += f" for {tol['tolerationSeconds']}s"
         page.add(level, "Tolerations:" if index == 0 else "", text)
+
+
+def qos_class(spec):
+    """Kubernetes' QoS class of a pod spec: Guaranteed when every container's cpu and
+    memory limits equal its requests, BestEffort with none at all, else Burstable."""
+    containers_ = (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    resources = [c.get("resources") or {} for c in containers_]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    for r in resources:
+        limits, requests = r.get("limits") or {}, r.get("requests") or {}
+        for name in ("cpu", "memory"):
+            if name not in limits or _amount(requests.get(name, limits[name])) != \
+                    _amount(limits[name]):
+                return "Burstable"
+    return "Guaranteed"
 
 
 def _replicaset_pods(session, obj):

@@ -1,6 +1,5 @@
 """Client-side apply's three-way patch: what is set, what is removed, what is left alone."""
 
-import json
 
 import pytest
 
