@@ -2,7 +2,7 @@
 
 import sys
 
-from cli import output
+from cli import jsonpath, output
 from cli.errors import CommandError
 from cli.kube import Session, add_connection_flags, parse_targets
 from control.client import errors as api_errors
@@ -14,7 +14,8 @@ def register(groups):
     get = groups.add_parser("get", help="display one or many resources")
     add_connection_flags(get, all_namespaces=True)
     get.add_argument("targets", nargs="*", metavar="TYPE[/NAME] [NAME...]")
-    get.add_argument("-o", "--output", choices=OUTPUTS, help="output format")
+    get.add_argument("-o", "--output", metavar="FORMAT",
+                     help="wide, yaml, json, name, jsonpath=TEMPLATE or custom-columns=SPEC")
     get.add_argument("-l", "--selector", help="label selector (e.g. app=web,tier!=db)")
     get.add_argument("--field-selector", help="field selector (e.g. status.phase=Running)")
     get.add_argument("-w", "--watch", action="store_true", help="after listing, watch for changes")
@@ -35,9 +36,26 @@ def expand_targets(session, words):
     return expanded
 
 
+def check_output(value):
+    """Validate -o; return (format, argument) such as ("jsonpath", "{.metadata.name}")."""
+    if value is None or value in OUTPUTS:
+        return value, None
+    kind, sep, argument = value.partition("=")
+    if sep and kind in ("jsonpath", "custom-columns") and argument:
+        return kind, argument
+    raise CommandError(f"unable to match a printer suitable for the output format "
+                       f"\"{value}\", allowed formats are: custom-columns=..., json, "
+                       "jsonpath=..., name, wide, yaml")
+
+
 def cmd_get(args):
+    fmt, template = check_output(args.output)
     session = Session(args)
     targets = expand_targets(session, args.targets)
+    if template is not None:
+        if args.watch or args.watch_only:
+            raise CommandError(f"--watch is not supported with -o {fmt}")
+        return _print_template(session, args, targets, fmt, template)
     if args.watch or args.watch_only:
         return _watch(session, args, targets)
     if args.output in ("yaml", "json", "name"):
@@ -155,6 +173,28 @@ def _print_objects(session, args, targets):
             print(output.to_json(output.as_list([])))
         return 0
     print(output.render_objects(objects, args.output, single=single))
+    return 0
+
+
+def _print_template(session, args, targets, fmt, template):
+    groups = _groups(targets)
+    objects = []
+    for resource, names in groups:
+        objects.extend(fetch_objects(session, resource, names, args.selector,
+                                     args.field_selector))
+    single = len(groups) == 1 and groups[0][1] is not None and len(groups[0][1]) == 1
+    if fmt == "jsonpath":
+        data = objects[0] if single and objects else output.as_list(objects)
+        sys.stdout.write(jsonpath.render(template, data))
+        sys.stdout.flush()
+        return 0
+    rows = jsonpath.custom_columns(template, objects)
+    if args.no_headers:
+        rows = rows[1:]
+    if len(rows) > (0 if args.no_headers else 1):
+        print("\n".join(output.columns(rows)))
+    else:
+        _no_resources(session, groups)
     return 0
 
 

@@ -166,6 +166,12 @@ def test_get_in_every_output_form(c, tmp_path):
     listing = c.json("get", "cm", "-n", "shop")
     assert listing["kind"] == "List" and len(listing["items"]) == 2
     assert listing["items"][0]["apiVersion"] == "v1"
+    assert c.ok("get", "cm", "-n", "shop", "-o", "jsonpath={.items[*].metadata.name}") == \
+        "alpha beta"
+    assert c.ok("get", "cm", "alpha", "-n", "shop", "-o", "jsonpath={.data.k}") == "v"
+    assert c.ok("get", "cm", "-n", "shop", "-o",
+                "custom-columns=NAME:.metadata.name,TIER:.metadata.labels.tier").splitlines() == [
+        "NAME    TIER", "alpha   front", "beta    back"]
     everywhere = c.ok("get", "cm", "-A", "-l", "tier").splitlines()
     assert everywhere[0].split()[:2] == ["NAMESPACE", "NAME"]
     assert everywhere[1].split()[:2] == ["shop", "alpha"]
