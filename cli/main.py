@@ -1,6 +1,7 @@
 """The `steer` command: one module per verb group, dispatched from here."""
 
 import argparse
+import os
 import sys
 
 from cli import (
@@ -46,6 +47,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        # `steer get pods | head -1`: the reader left. Point stdout at /dev/null so the
+        # interpreter's final flush does not complain, and exit quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
