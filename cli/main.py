@@ -17,6 +17,7 @@ from cli import (
     rollout_cmd,
     scale_cmd,
     store_cmd,
+    wait_cmd,
 )
 from cli.errors import CommandError, describe_api_error
 from cli.kube import add_connection_flags
@@ -24,7 +25,7 @@ from control.client import errors as api_errors
 
 #: The kubectl-shaped verb groups, in the order `steer --help` lists them.
 VERB_MODULES = (get_cmd, describe_cmd, apply_cmd, delete_cmd, scale_cmd, rollout_cmd,
-                logs_cmd, label_cmd, node_cmd, events_cmd, resources_cmd)
+                logs_cmd, label_cmd, node_cmd, events_cmd, resources_cmd, wait_cmd)
 
 
 def build_parser():

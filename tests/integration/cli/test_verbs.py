@@ -205,7 +205,8 @@ def test_get_watch_prints_rows_as_they_change(c):
 # -- describe, events, api-resources --------------------------------------------------------
 def test_describe_and_events(c):
     c.ok("apply", "-f", "-", stdin=dump(deployment("described", replicas=1)))
-    c.ok("rollout", "status", "deployment/described", "--timeout", "60")
+    assert c.ok("wait", "--for=condition=Available", "deploy/described", "--timeout",
+                "60s") == "deployment.apps/described condition met\n"
     def line(pattern, text):
         assert re.search(pattern, text, re.M), f"{pattern!r} not in:\n{text}"
 

@@ -141,3 +141,19 @@ def test_api_errors_read_like_kubectl():
     assert describe_api_error(one) == \
         'The ConfigMap "B" is invalid: metadata.name: Invalid value: \'B\''
     assert describe_api_error(api_errors.from_status(422, {"message": "plain"})) == "plain"
+
+
+def test_wait_predicates_and_durations():
+    from cli.wait_cmd import parse_duration, predicate
+    ready = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    assert predicate("condition=Ready")(ready)
+    assert predicate("condition=ready=true")(ready)
+    assert not predicate("condition=Ready=False")(ready)
+    assert not predicate("condition=Available")(ready)
+    assert predicate("delete")(None) and not predicate("delete")(ready)
+    assert predicate("jsonpath={.status.phase}=Running")(ready)
+    assert not predicate("jsonpath={.status.phase}=Pending")(ready)
+    with pytest.raises(CommandError):
+        predicate("sometime")
+    assert parse_duration("30s") == 30 and parse_duration("2m") == 120
+    assert parse_duration("5") == 5
