@@ -13,6 +13,24 @@ def register(groups):
     parser.add_argument("-o", "--output", choices=("wide", "name"))
     parser.add_argument("--no-headers", action="store_true")
     parser.set_defaults(func=cmd_api_resources)
+    version = groups.add_parser("version", help="print the client and server versions")
+    add_connection_flags(version)
+    version.add_argument("--client", action="store_true", help="the client's version only")
+    version.set_defaults(func=cmd_version)
+
+
+CLIENT_VERSION = "v0.1.0"     # setup.cfg's version
+
+
+def cmd_version(args):
+    """Like `kubectl version`: the client's, then the server's gitVersion from /version."""
+    print(f"Client Version: {CLIENT_VERSION}")
+    if args.client:
+        return 0
+    session = Session(args)
+    info = session.rest.request("GET", "/version") or {}
+    print(f"Server Version: {info.get('gitVersion', 'unknown')}")
+    return 0
 
 
 def cmd_api_resources(args):

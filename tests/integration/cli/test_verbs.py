@@ -242,6 +242,8 @@ def test_api_resources(c):
     assert lines[0].split() == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
     assert any(line.split() == ["deployments", "deploy", "apps/v1", "true", "Deployment"]
                for line in lines)
+    client, server = c.ok("version").splitlines()
+    assert client == "Client Version: v0.1.0" and server.startswith("Server Version: v1.")
     names = c.ok("api-resources", "--namespaced=false", "-o", "name").split()
     assert "nodes" in names and "pods" not in names
 
