@@ -1,6 +1,7 @@
 """Find the API server the CLI talks to, and the namespace it works in.
 
-Order (the agreed interface of issue 5): ``--server`` (with ``--token``), then
+Order (the agreed interface of issue 5): ``--server`` (with ``--token``; an explicit
+``--kubeconfig``/``--context`` comes next, as kubectl honours them), then
 ``$STEER_SERVER`` (with ``$STEER_TOKEN``), then ``$STEER_HOME/config`` written by
 `steer up`, then the current context of ``$KUBECONFIG`` / ``~/.kube/config``.
 Nothing found means no cluster: say how to get one.
@@ -36,17 +37,17 @@ def steer_config(env=None):
     return _read_yaml(os.path.join(steer_home(env), "config"))
 
 
-def kubeconfig_context(env=None):
-    """Return (server, token, namespace) of the current kubeconfig context, or None."""
+def kubeconfig_context(env=None, path=None, context_name=None):
+    """Return (server, token, namespace) of the current (or named) kubeconfig context."""
     env = os.environ if env is None else env
-    paths = [p for p in (env.get("KUBECONFIG") or "").split(os.pathsep) if p]
+    paths = [path] if path else [p for p in (env.get("KUBECONFIG") or "").split(os.pathsep) if p]
     if not paths:
         paths = [os.path.join(os.path.expanduser("~"), ".kube", "config")]
     for path in paths:
         config = _read_yaml(path)
         if not config:
             continue
-        current = config.get("current-context")
+        current = context_name or config.get("current-context")
         context = _named(config.get("contexts"), current, "context")
         if context is None:
             continue
@@ -70,6 +71,15 @@ def load_connection(args, env=None):
     server = getattr(args, "server", None)
     if server:
         return server.rstrip("/"), getattr(args, "token", None) or env.get("STEER_TOKEN") or None
+    if getattr(args, "kubeconfig", None) or getattr(args, "context", None):
+        # An explicit --kubeconfig/--context means that file or context, as for kubectl.
+        context = kubeconfig_context(env, getattr(args, "kubeconfig", None),
+                                     getattr(args, "context", None))
+        if not context and getattr(args, "context", None):
+            raise CommandError(f"context \"{args.context}\" does not exist")
+        if not context:
+            raise CommandError(f"no server in kubeconfig {args.kubeconfig}")
+        return context[0].rstrip("/"), getattr(args, "token", None) or context[1]
     if env.get("STEER_SERVER"):
         return env["STEER_SERVER"].rstrip("/"), (getattr(args, "token", None)
                                                  or env.get("STEER_TOKEN") or None)
@@ -88,11 +98,14 @@ def default_namespace(args, env=None):
     env = os.environ if env is None else env
     if getattr(args, "namespace", None):
         return args.namespace
-    config = steer_config(env)
+    explicit = getattr(args, "kubeconfig", None) or getattr(args, "context", None)
+    config = None if explicit else steer_config(env)
     if config and config.get("namespace"):
         return str(config["namespace"])
-    if not (getattr(args, "server", None) or env.get("STEER_SERVER")) and not config:
-        context = kubeconfig_context(env)
+    if explicit or (not (getattr(args, "server", None) or env.get("STEER_SERVER"))
+                    and not config):
+        context = kubeconfig_context(env, getattr(args, "kubeconfig", None),
+                                     getattr(args, "context", None))
         if context and context[2]:
             return context[2]
     return "default"

@@ -228,6 +228,9 @@ def add_connection_flags(parser, all_namespaces=False, top_level=False):
     parser.add_argument("--server", "-s", default=default, metavar="URL",
                         help="the API server (default: $STEER_SERVER, ~/.steer/config, kubeconfig)")
     parser.add_argument("--token", default=default, help="bearer token for the API server")
+    parser.add_argument("--kubeconfig", default=default, metavar="PATH",
+                        help="read the server from this kubeconfig instead")
+    parser.add_argument("--context", default=default, help="the kubeconfig context to use")
     parser.add_argument("-n", "--namespace", default=default,
                         help="namespace (default: the config's, else \"default\")")
     if all_namespaces:

@@ -11,7 +11,8 @@ from cli.errors import CommandError
 
 def args(**kw):
     return SimpleNamespace(server=kw.get("server"), token=kw.get("token"),
-                           namespace=kw.get("namespace"))
+                           namespace=kw.get("namespace"), kubeconfig=kw.get("kubeconfig"),
+                           context=kw.get("context"))
 
 
 @pytest.fixture
@@ -74,3 +75,14 @@ def test_namespace_resolution(home):
     assert default_namespace(args(), env_for(home)) == "team"
     write_steer_config(home, apiServer="http://cfg:1", namespace="mine")
     assert default_namespace(args(), env_for(home)) == "mine"
+
+
+def test_explicit_kubeconfig_and_context(home):
+    write_steer_config(home, apiServer="http://cfg:1", token="ct")
+    write_kubeconfig(home, namespace="team")
+    path = str(home / "kubeconfig")
+    env = env_for(home, STEER_SERVER="http://env:2")
+    assert load_connection(args(kubeconfig=path), env) == ("http://kube:6443", "kt")
+    assert default_namespace(args(kubeconfig=path), env) == "team"
+    with pytest.raises(CommandError, match='context "other" does not exist'):
+        load_connection(args(kubeconfig=path, context="other"), env)
