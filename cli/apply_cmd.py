@@ -13,6 +13,7 @@ lists instead of replacing them.
 
 import copy
 import json
+import sys
 
 from cli import manifests
 from cli.errors import CommandError, describe_api_error
@@ -180,23 +181,18 @@ def _run_each(args, act):
                                           getattr(args, "namespace", None))
             verb = act(session, resource, namespace, manifest)
         except CommandError as exc:
-            print(f"error: {exc}", file=_stderr())
+            print(f"error: {exc}", file=sys.stderr)
             failed = True
             continue
         except api_errors.ConnectionFailed:
             raise
         except api_errors.ApiException as exc:
-            print(_manifest_error(exc, manifest), file=_stderr())
+            print(_manifest_error(exc, manifest), file=sys.stderr)
             failed = True
             continue
         name = display_name(resource, manifest.name or "")
         print(name if args.output == "name" else f"{name} {verb}", flush=True)
     return 1 if failed else 0
-
-
-def _stderr():
-    import sys
-    return sys.stderr
 
 
 def _manifest_error(exc, manifest):

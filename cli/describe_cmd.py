@@ -6,6 +6,7 @@ with the object's Events, oldest first.
 """
 
 import math
+import sys
 from datetime import datetime, timezone
 
 from cli import output
@@ -78,7 +79,7 @@ def cmd_describe(args):
                 namespace = None if session.all_namespaces else session.namespace_for(resource)
                 objs, _ = session.rest.list_all(resource, namespace, args.selector)
         except api_errors.NotFound as exc:
-            print(describe_api_error(exc), file=_stderr())
+            print(describe_api_error(exc), file=sys.stderr)
             failed = True
             continue
         for obj in objs:
@@ -86,15 +87,10 @@ def cmd_describe(args):
             obj.setdefault("apiVersion", resource.api_version)
             pages.append(describe(session, resource, obj, args.show_events == "true"))
     if not pages and not failed:
-        print(f"No resources found in {session.namespace} namespace.", file=_stderr())
+        print(f"No resources found in {session.namespace} namespace.", file=sys.stderr)
     if pages:
         print("\n\n\n".join(pages))
     return 1 if failed else 0
-
-
-def _stderr():
-    import sys
-    return sys.stderr
 
 
 def describe(session, resource, obj, show_events=True):

@@ -1,5 +1,6 @@
 """`steer events`: Events sorted by when they last happened, in kubectl's columns."""
 
+import sys
 from datetime import datetime, timezone
 
 from cli import output
@@ -92,7 +93,6 @@ def cmd_events(args):
         print("\n".join(output.columns_growing(rows, widths)), flush=True)
     elif not args.watch:
         where = "" if session.all_namespaces else f" in {session.namespace} namespace"
-        import sys
         print(f"No events found{where}.", file=sys.stderr)
     if args.watch:
         version = listing["metadata"].get("resourceVersion")

@@ -3,7 +3,7 @@
 import sys
 
 from cli import jsonpath, output
-from cli.errors import CommandError
+from cli.errors import CommandError, describe_api_error
 from cli.kube import Session, add_connection_flags, parse_targets
 from control.client import errors as api_errors
 
@@ -115,7 +115,6 @@ def _print_tables(session, args, targets):
             print("\n".join(output.columns(rows)))
             printed_any = True
     for exc in failures:
-        from cli.errors import describe_api_error
         print(describe_api_error(exc), file=sys.stderr)
     if not printed_any and not failures:
         _no_resources(session, groups)
