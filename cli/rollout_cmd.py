@@ -11,7 +11,9 @@ import copy
 import time
 from datetime import datetime, timezone
 
-from cli import describe_cmd, output
+from cli import output
+from cli.describe_page import Page
+from cli.describe_pods import pod_template
 from cli.errors import CommandError
 from cli.kube import Session, add_connection_flags, display_name, parse_targets
 from control.client import errors as api_errors
@@ -259,8 +261,8 @@ def cmd_history(args):
             if not match:
                 raise CommandError("unable to find the specified revision")
             print(f"{display_name(resource, name)} with revision #{args.revision}")
-            page = describe_cmd.Page()
-            describe_cmd.pod_template(page, copy.deepcopy(match[0]["spec"]["template"]))
+            page = Page()
+            pod_template(page, copy.deepcopy(match[0]["spec"]["template"]))
             print(page.text())
             print()
             continue

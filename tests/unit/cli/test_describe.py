@@ -2,7 +2,8 @@
 
 from datetime import datetime, timedelta, timezone
 
-from cli import describe_cmd as d
+from cli import describe_kinds, describe_page, describe_pods
+from control.objects.quantity import parse_quantity
 
 POD = {
     "kind": "Pod",
@@ -23,8 +24,8 @@ POD = {
 
 
 def test_pod_page():
-    page = d.Page()
-    d.describe_pod(None, page, POD)
+    page = describe_page.Page()
+    describe_pods.describe_pod(None, page, POD)
     text = page.text().splitlines()
     # "IPs:" has no value, so (as in Go's tabwriter) it ends the first aligned block.
     assert text[:3] == ["Name:         web-1", "Namespace:    default",
@@ -41,8 +42,8 @@ def test_pod_page():
 
 
 def test_configmap_page():
-    page = d.Page()
-    d.describe_configmap(None, page, {"metadata": {"name": "cfg", "namespace": "default"},
+    page = describe_page.Page()
+    describe_kinds.describe_configmap(None, page, {"metadata": {"name": "cfg", "namespace": "default"},
                                       "data": {"a": "1"}})
     assert page.text().splitlines()[4:] == ["", "Data", "====", "a:", "----", "1", "", "",
                                             "BinaryData", "===="]
@@ -52,8 +53,8 @@ def test_events_section_counts_and_ages():
     now = datetime.now(timezone.utc)
     stamp = (now - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     first = (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    page = d.Page()
-    d.events_section(page, [{"type": "Warning", "reason": "BackOff", "count": 4,
+    page = describe_page.Page()
+    describe_page.events_section(page, [{"type": "Warning", "reason": "BackOff", "count": 4,
                              "firstTimestamp": first, "lastTimestamp": stamp,
                              "source": {"component": "kubelet"}, "message": "restarting "}])
     lines = page.text().splitlines()
@@ -61,36 +62,37 @@ def test_events_section_counts_and_ages():
     assert lines[1].split() == ["Type", "Reason", "Age", "From", "Message"]
     assert lines[3].split()[:2] == ["Warning", "BackOff"]
     assert "(x4 over 5m" in lines[3] and lines[3].endswith("kubelet  restarting")
-    empty = d.Page()
-    d.events_section(empty, [])
+    empty = describe_page.Page()
+    describe_page.events_section(empty, [])
     assert empty.text() == "Events:  <none>"
 
 
 def test_labels_resources_and_amounts():
-    assert d.smart_label("holderIdentity") == "Holder Identity"
-    assert d.smart_label("uid") == "UID"
-    assert d.smart_label("podIP") == "Pod IP"
+    assert describe_kinds.smart_label("holderIdentity") == "Holder Identity"
+    assert describe_kinds.smart_label("uid") == "UID"
+    assert describe_kinds.smart_label("podIP") == "Pod IP"
     pod = {"spec": {"containers": [{"resources": {"requests": {"cpu": "100m",
                                                                "memory": "64Mi"}}},
                                    {"resources": {"requests": {"cpu": "150m"},
                                                   "limits": {"memory": "1Gi"}}}],
                     "initContainers": [{"resources": {"requests": {"cpu": "1"}}}]}}
-    requests, limits = d.pod_resources(pod)
+    requests, limits = describe_kinds.pod_resources(pod)
     allocatable = {"cpu": "4", "memory": "8Gi"}
-    assert d.share("cpu", requests, allocatable) == "1 (25%)"
-    assert d.share("memory", requests, allocatable) == "64Mi (0%)"
-    assert d.share("memory", limits, allocatable) == "1Gi (12%)"
-    assert d.share("ephemeral-storage", limits, allocatable) == "0 (0%)"
-    assert d.format_amount("cpu", requests["cpu"] - 1 + d.quantity.parse_quantity("250m")) \
-        == "250m"
+    assert describe_kinds.share("cpu", requests, allocatable) == "1 (25%)"
+    assert describe_kinds.share("memory", requests, allocatable) == "64Mi (0%)"
+    assert describe_kinds.share("memory", limits, allocatable) == "1Gi (12%)"
+    assert describe_kinds.share("ephemeral-storage", limits, allocatable) == "0 (0%)"
+    assert describe_kinds.format_amount("cpu", parse_quantity("250m")) == "250m"
+    assert describe_kinds.format_amount("memory", parse_quantity("1536Mi")) == "1536Mi"
+    assert describe_kinds.format_amount("memory", parse_quantity("2Gi")) == "2Gi"
 
 
 def test_qos_class():
     def spec(*resources):
         return {"containers": [{"resources": r} for r in resources]}
-    assert d.qos_class(spec({})) == "BestEffort"
+    assert describe_pods.qos_class(spec({})) == "BestEffort"
     both = {"cpu": "1", "memory": "1Gi"}
-    assert d.qos_class(spec({"limits": both})) == "Guaranteed"
-    assert d.qos_class(spec({"limits": both, "requests": both})) == "Guaranteed"
-    assert d.qos_class(spec({"limits": both}, {})) == "Burstable"
-    assert d.qos_class(spec({"requests": {"cpu": "1"}})) == "Burstable"
+    assert describe_pods.qos_class(spec({"limits": both})) == "Guaranteed"
+    assert describe_pods.qos_class(spec({"limits": both, "requests": both})) == "Guaranteed"
+    assert describe_pods.qos_class(spec({"limits": both}, {})) == "Burstable"
+    assert describe_pods.qos_class(spec({"requests": {"cpu": "1"}})) == "Burstable"
