@@ -1,5 +1,6 @@
 """describe for workloads, services, nodes, namespaces, configmaps, and any other kind."""
 
+import base64
 import math
 
 from cli import output
@@ -368,9 +369,26 @@ def describe_configmap(session, page, cm):
     page.add(0, "")
 
 
+def describe_secret(session, page, secret):
+    """Sizes only, never values: a describe page is often pasted into tickets."""
+    meta = secret["metadata"]
+    header(page, secret)
+    page.mapping(0, "Labels", meta.get("labels"))
+    page.mapping(0, "Annotations", meta.get("annotations"), sep=": ")
+    page.add(0, "")
+    page.add(0, "Type:", secret.get("type", "Opaque"))
+    page.add(0, "")
+    page.add(0, "Data")
+    page.add(0, "====")
+    for key, value in sorted((secret.get("data") or {}).items()):
+        size = len(base64.b64decode(value or "", validate=False))
+        page.add(0, f"{key}:", f"{size} bytes")
+
+
 #: Kinds whose page kubectl ends without Events.
 NO_EVENTS = {"Namespace"}
 
-DESCRIBERS = {"ConfigMap": describe_configmap, "Pod": describe_pod, "Deployment": describe_deployment,
+DESCRIBERS = {"Pod": describe_pod, "Deployment": describe_deployment,
               "ReplicaSet": describe_replicaset, "Service": describe_service,
-              "Node": describe_node, "Namespace": describe_namespace}
+              "Node": describe_node, "Namespace": describe_namespace,
+              "ConfigMap": describe_configmap, "Secret": describe_secret}

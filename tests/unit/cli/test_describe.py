@@ -96,3 +96,12 @@ def test_qos_class():
     assert describe_pods.qos_class(spec({"limits": both, "requests": both})) == "Guaranteed"
     assert describe_pods.qos_class(spec({"limits": both}, {})) == "Burstable"
     assert describe_pods.qos_class(spec({"requests": {"cpu": "1"}})) == "Burstable"
+
+
+def test_secret_page_shows_sizes_not_values():
+    page = describe_page.Page()
+    describe_kinds.describe_secret(None, page, {
+        "metadata": {"name": "s", "namespace": "default"}, "type": "Opaque",
+        "data": {"password": "aHVudGVyMg=="}})
+    text = page.text()
+    assert "password:  7 bytes" in text and "hunter2" not in text and "aHVud" not in text
