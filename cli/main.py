@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from cli import store_cmd
+from cli import cluster_cmd, store_cmd
 
 
 def build_parser():
@@ -12,6 +12,7 @@ def build_parser():
     groups = parser.add_subparsers(dest="group", metavar="COMMAND")
     groups.required = True
     store_cmd.register(groups)
+    cluster_cmd.register(groups)
     return parser
 
 
