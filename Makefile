@@ -30,7 +30,7 @@ lint: $(VENV)/.installed
 
 # pytest exits 5 when it collects nothing; any non-zero exit fails the target.
 test: $(VENV)/.installed deb-packages lint
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider tests
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider tests
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit

@@ -1,0 +1,210 @@
+"""End to end: `steer up`, the hello example on three process-runtime nodes, `steer down`.
+
+The tests run in file order on one cluster (see conftest.py): the last ones kill
+an agent and stop the cluster, so they come last.
+"""
+
+import os
+import signal
+import threading
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+from cli.cluster_cmd import proxy_available
+from cli.local_cluster import alive
+from tests.support.apiproc import eventually
+
+SERVICES_NEED = ("needs the service proxy (agent/proxy.py, `steer-proxy`, and the API "
+                 "server's --service-cluster-ip-range) from the proxy helper's work")
+
+
+def fetch(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read().decode().strip()
+
+
+def cluster_ip(cluster):
+    """The hello Service's ClusterIP, or skip when nothing serves ClusterIPs here."""
+    if not proxy_available():
+        pytest.skip(SERVICES_NEED)
+    ip = cluster.kubectl("get", "service", "hello", "-o", "jsonpath={.spec.clusterIP}").stdout
+    if not ip or ip == "None":
+        pytest.skip(SERVICES_NEED)
+    return ip.strip()
+
+
+def restart_count(pod):
+    return sum(s.get("restartCount", 0) for s in pod["status"].get("containerStatuses") or [])
+
+
+# -- steer up / status ---------------------------------------------------------------------
+def test_up_writes_config_and_kubeconfig_and_a_second_up_says_already_up(cluster):
+    with open(os.path.join(cluster.home, "config")) as f:
+        config = yaml.safe_load(f)
+    assert config["apiServer"] == cluster.url
+    assert config["kubeconfig"] == cluster.kubeconfig
+    assert config["clusterDir"] == os.path.join(cluster.home, "cluster")
+    with open(cluster.kubeconfig) as f:
+        kube = yaml.safe_load(f)
+    assert kube["current-context"] == "steersman"
+    assert kube["clusters"][0]["cluster"]["server"] == cluster.url
+    for name in cluster.local.processes:
+        assert os.path.exists(os.path.join(cluster.home, "cluster", "pids", f"{name}.pid"))
+        assert os.path.exists(os.path.join(cluster.home, "cluster", "logs", f"{name}.log"))
+
+    again = cluster.steer("up")
+    assert "already up" in again.stdout
+
+
+def test_status_shows_every_process_running_and_every_node_ready(cluster):
+    out = cluster.steer("status").stdout
+    for name in ("store-s1", "store-s2", "store-s3", "apiserver", "scheduler",
+                 "controller-manager", "node-1", "node-2", "node-3"):
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert "running" in line and str(cluster.pid(name)) in line
+    assert "ready" in out
+    for n in (1, 2, 3):
+        line = next(line for line in out.splitlines() if line.startswith(f"node-{n} ")
+                    and "Ready" in line)
+        assert f"{cluster.node_prefix}.{n}" in line
+
+
+# -- the hello example -----------------------------------------------------------------------
+def test_hello_pods_answer_on_their_own_ips(hello):
+    pods = hello.ready_pods()
+    assert len(pods) == 3
+    assert len({p["spec"]["nodeName"] for p in pods}) == 3     # one per node: port 8080
+    for pod in pods:
+        ip = pod["status"]["podIP"]
+        assert ip.startswith(hello.node_prefix + ".")
+        assert fetch(f"http://{ip}:8080/") == f"hello from {pod['metadata']['name']}"
+
+
+def test_hello_serves_through_its_cluster_ip(hello):
+    ip = cluster_ip(hello)
+    names = {p["metadata"]["name"] for p in hello.ready_pods()}
+    seen = set()
+
+    def every_pod_answered():
+        body = fetch(f"http://{ip}/")
+        assert body.startswith("hello from ")
+        seen.add(body.split()[-1])
+        return seen == names
+
+    eventually(every_pod_answered, timeout=30, message="every pod to answer through the Service")
+
+
+def test_kubectl_works_against_the_same_cluster(hello):
+    nodes = hello.kubectl("get", "nodes").stdout
+    assert all(f"node-{n}" in nodes for n in (1, 2, 3)) and "NotReady" not in nodes
+    pods = hello.kubectl("get", "pods", "-o", "wide", "-l", "app=hello").stdout
+    for pod in hello.pods():
+        line = next(line for line in pods.splitlines() if pod["metadata"]["name"] in line)
+        assert "Running" in line and pod["status"]["podIP"] in line
+
+
+def test_a_killed_container_is_restarted(hello):
+    pod = hello.ready_pods()[0]
+    uid, name = pod["metadata"]["uid"], pod["metadata"]["name"]
+    before = restart_count(pod)
+    running = {pid: start for pid, start in hello.container_pids(uid).items()
+               if alive(pid, start)}
+    assert len(running) == 1
+    for pid in running:
+        os.kill(pid, signal.SIGKILL)
+
+    def restarted_and_ready():
+        p = hello.pod(name)
+        ready = any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in p["status"].get("conditions") or [])
+        return restart_count(p) == before + 1 and ready and p
+
+    p = eventually(restarted_and_ready, timeout=60, message=f"{name} to restart",
+                   logs=hello.logs)
+    last = p["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last["exitCode"] == 137
+    assert fetch(f"http://{p['status']['podIP']}:8080/") == f"hello from {name}"
+
+
+def test_scaling_3_to_1_to_3(hello):
+    hello.kubectl("scale", "deployment/hello", "--replicas=1")
+    eventually(lambda: hello.rolled_out(replicas=1) and len(hello.pods(live=False)) == 1,
+               timeout=60, message="one hello pod left", logs=hello.logs)
+    hello.kubectl("scale", "deployment/hello", "--replicas=3")
+    eventually(lambda: hello.rolled_out(replicas=3), timeout=60,
+               message="three hello pods again", logs=hello.logs)
+    pods = hello.ready_pods()
+    assert len({p["spec"]["nodeName"] for p in pods}) == 3
+
+
+def test_a_rolling_update_fails_no_request_through_the_service(hello):
+    ip = cluster_ip(hello)
+    results = {"ok": 0, "failed": [], "bodies": set()}
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            try:
+                results["bodies"].add(fetch(f"http://{ip}/").split()[0])
+                results["ok"] += 1
+            except OSError as exc:
+                results["failed"].append(repr(exc))
+            time.sleep(0.02)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        eventually(lambda: results["ok"] >= 5, timeout=30, message="the poller to get answers")
+        hello.kubectl("set", "env", "deployment/hello", "GREETING=hi")
+        eventually(lambda: hello.rolled_out(replicas=3) and all(
+            fetch(f"http://{p['status']['podIP']}:8080/").startswith("hi from ")
+            for p in hello.ready_pods()), timeout=120, message="the rollout to finish",
+            logs=hello.logs)
+        eventually(lambda: "hi" in results["bodies"], timeout=10,
+                   message="the new version to answer through the Service")
+    finally:
+        stop.set()
+        poller.join(5)
+    assert results["failed"] == [], f"{len(results['failed'])} of " \
+        f"{results['ok'] + len(results['failed'])} requests failed: {results['failed'][:5]}"
+
+
+def test_a_killed_agent_makes_its_node_not_ready_and_its_pods_move(hello):
+    # Three replicas fill the three nodes (one port 8080 each): keep a node free.
+    hello.kubectl("scale", "deployment/hello", "--replicas=2")
+    eventually(lambda: hello.rolled_out(replicas=2) and len(hello.pods(live=False)) == 2,
+               timeout=60, message="two hello pods", logs=hello.logs)
+    victim = hello.ready_pods()[0]
+    dead = victim["spec"]["nodeName"]
+    os.kill(hello.pid(dead), signal.SIGKILL)
+
+    eventually(lambda: not hello.node_ready(dead), timeout=60,
+               message=f"{dead} to become NotReady", logs=hello.logs)
+
+    def moved():
+        pods = [p for p in hello.ready_pods() if p["spec"]["nodeName"] != dead]
+        return len(pods) == 2 and hello.rolled_out(replicas=2) and pods
+
+    pods = eventually(moved, timeout=90, message="the lost pod to be recreated elsewhere",
+                      logs=hello.logs)
+    assert victim["metadata"]["name"] not in {p["metadata"]["name"] for p in pods}
+    for pod in pods:
+        assert fetch(f"http://{pod['status']['podIP']}:8080/").startswith(("hello", "hi"))
+
+
+# -- steer down --------------------------------------------------------------------------------
+def test_down_leaves_no_process_behind(cluster):
+    pids = {**cluster.recorded_pids(), **cluster.container_pids()}
+    assert pids
+    # Containers of the agent killed above are still running: down must end them too.
+    out = cluster.steer("down", "--timeout", "5").stdout
+    assert "stopped" in out
+    left = {pid for pid, start in pids.items() if alive(pid, start)}
+    assert not left, f"still running after steer down: {left}"
+    assert cluster.processes_under_home() == []
+    assert cluster.local.running() == []
+    status = cluster.steer("status", check=False)
+    assert status.returncode == 1 and "down" in status.stdout
