@@ -140,6 +140,22 @@ def test_scaling_3_to_1_to_3(hello):
     assert len({p["spec"]["nodeName"] for p in pods}) == 3
 
 
+def rolled_out_to(cluster, greeting):
+    """The rollout is complete and every ready pod answers with ``greeting``."""
+    return cluster.rolled_out(replicas=3) and all(
+        fetch(f"http://{p['status']['podIP']}:8080/").startswith(f"{greeting} from ")
+        for p in cluster.ready_pods())
+
+
+def test_a_rolling_update_replaces_every_pod(hello):
+    old = {p["metadata"]["name"] for p in hello.pods()}
+    hello.kubectl("set", "env", "deployment/hello", "GREETING=hi")
+    eventually(lambda: rolled_out_to(hello, "hi"), timeout=120,
+               message="the rollout to finish", logs=hello.logs)
+    assert not old & {p["metadata"]["name"] for p in hello.pods()}
+    assert len({p["spec"]["nodeName"] for p in hello.ready_pods()}) == 3
+
+
 def test_a_rolling_update_fails_no_request_through_the_service(hello):
     ip = cluster_ip(hello)
     results = {"ok": 0, "failed": [], "bodies": set()}
@@ -158,12 +174,10 @@ def test_a_rolling_update_fails_no_request_through_the_service(hello):
     poller.start()
     try:
         eventually(lambda: results["ok"] >= 5, timeout=30, message="the poller to get answers")
-        hello.kubectl("set", "env", "deployment/hello", "GREETING=hi")
-        eventually(lambda: hello.rolled_out(replicas=3) and all(
-            fetch(f"http://{p['status']['podIP']}:8080/").startswith("hi from ")
-            for p in hello.ready_pods()), timeout=120, message="the rollout to finish",
-            logs=hello.logs)
-        eventually(lambda: "hi" in results["bodies"], timeout=10,
+        hello.kubectl("set", "env", "deployment/hello", "GREETING=howdy")
+        eventually(lambda: rolled_out_to(hello, "howdy"), timeout=120,
+                   message="the rollout to finish", logs=hello.logs)
+        eventually(lambda: "howdy" in results["bodies"], timeout=10,
                    message="the new version to answer through the Service")
     finally:
         stop.set()
@@ -192,7 +206,13 @@ def test_a_killed_agent_makes_its_node_not_ready_and_its_pods_move(hello):
                       logs=hello.logs)
     assert victim["metadata"]["name"] not in {p["metadata"]["name"] for p in pods}
     for pod in pods:
-        assert fetch(f"http://{pod['status']['podIP']}:8080/").startswith(("hello", "hi"))
+        assert " from " in fetch(f"http://{pod['status']['podIP']}:8080/")
+
+    # `steer up` restarts what is recorded but not running: the agent, and the node is back.
+    out = hello.steer("up").stdout
+    assert "restarting" in out and "1 of" in out
+    eventually(lambda: hello.node_ready(dead), timeout=60, message=f"{dead} to be Ready again",
+               logs=hello.logs)
 
 
 # -- steer down --------------------------------------------------------------------------------
