@@ -46,17 +46,18 @@ export STEER_HOME
 run: $(VENV)/.installed
 	@$(STEER) up --nodes 3
 	@echo; echo "== deploy examples/hello.yaml: 3 replicas of a small HTTP server and a Service =="
-# TODO(cli): switch the kubectl lines below to `$(STEER) apply -f`, `$(STEER) rollout status`
-# and `$(STEER) get pods -o wide` once the steer verbs are on main.
+# TODO(cli): once the steer verbs are on main, KUBECTL above becomes $(STEER) and the
+# rollout timeout `--timeout 180` (steer takes seconds); every other use is a verb `steer`
+# has (apply -f, rollout status, get -o json|wide).
 	$(KUBECTL) apply -f examples/hello.yaml
 	$(KUBECTL) rollout status deployment/hello --timeout=180s
 	@echo; echo "== fetch the page through the Service's ClusterIP =="
-	@ip=$$($(KUBECTL) get service hello -o 'jsonpath={.spec.clusterIP}'); \
+	@ip=$$($(KUBECTL) get service hello -o json | $(PY) -c "import json, sys; print(json.load(sys.stdin)['spec'].get('clusterIP') or '')"); \
 	if [ -n "$$ip" ] && [ "$$ip" != "None" ] && $(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('agent.proxy') is None)"; then \
 	  for i in 1 2 3 4 5 6; do echo "GET http://$$ip/ -> $$($(FETCH) http://$$ip/)"; done; \
 	else \
 	  echo "(no service proxy in this checkout yet: asking each pod on its own IP instead)"; \
-	  for pod_ip in $$($(KUBECTL) get pods -l app=hello -o 'jsonpath={.items[*].status.podIP}'); do \
+	  for pod_ip in $$($(KUBECTL) get pods -l app=hello -o json | $(PY) -c "import json, sys; print(' '.join(p['status'].get('podIP', '') for p in json.load(sys.stdin)['items']))"); do \
 	    echo "GET http://$$pod_ip:8080/ -> $$($(FETCH) http://$$pod_ip:8080/)"; done; \
 	fi
 	@echo; echo "== the pods =="
