@@ -15,6 +15,8 @@ import yaml
 
 from cli.cluster_cmd import proxy_available
 from cli.local_cluster import alive
+from control.client import ApiException
+from store.local import LocalStoreCluster
 from tests.support.apiproc import eventually
 
 SERVICES_NEED = ("needs the service proxy (agent/proxy.py, `steer-proxy`, and the API "
@@ -104,6 +106,9 @@ def test_kubectl_works_against_the_same_cluster(hello):
     for pod in hello.pods():
         line = next(line for line in pods.splitlines() if pod["metadata"]["name"] in line)
         assert "Running" in line and pod["status"]["podIP"] in line
+    name = hello.pods()[0]["metadata"]["name"]
+    logs = hello.kubectl("logs", name).stdout
+    assert f"{name} listening on" in logs
 
 
 def test_a_killed_container_is_restarted(hello):
@@ -184,6 +189,27 @@ def test_a_rolling_update_fails_no_request_through_the_service(hello):
         poller.join(5)
     assert results["failed"] == [], f"{len(results['failed'])} of " \
         f"{results['ok'] + len(results['failed'])} requests failed: {results['failed'][:5]}"
+
+
+def test_the_store_leader_killed_during_a_rollout_does_not_stop_it(hello):
+    store = LocalStoreCluster.load(os.path.join(hello.home, "cluster", "store"))
+    leader = store.nodes[store.leader_index(timeout=30)].name
+    hello.kubectl("set", "env", "deployment/hello", "GREETING=bonjour")
+    os.kill(hello.pid(f"store-{leader}"), signal.SIGKILL)
+    eventually(lambda: _quietly(lambda: rolled_out_to(hello, "bonjour")), timeout=120,
+               message="the rollout to finish without the old leader", logs=hello.logs)
+    out = hello.steer("up").stdout
+    assert "restarting" in out
+    eventually(lambda: hello.local.is_running(f"store-{leader}"), timeout=10,
+               message="the store member to run again")
+
+
+def _quietly(check):
+    """``check()``, with a failed request (the store electing a leader) as False."""
+    try:
+        return check()
+    except (OSError, ApiException):
+        return False
 
 
 def test_a_killed_agent_makes_its_node_not_ready_and_its_pods_move(hello):
