@@ -29,8 +29,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collects nothing; any non-zero exit fails the target.
+# --dist loadfile: a file's tests share one worker, so a module-scoped cluster starts
+# once and tests that build on each other (tests/e2e) keep their order.
 test: $(VENV)/.installed deb-packages lint
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider tests
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider tests
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit

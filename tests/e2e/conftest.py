@@ -6,6 +6,10 @@ ClusterIPs), so it can run next to another module's cluster or a developer's
 `make run`. Timings are shortened through `steer up`'s own timing flags (1 s
 heartbeats, a 5 s node grace period, eviction 2 s after a node is lost, 1 s
 first crash-loop delay). The cluster is stopped with `steer down --purge`.
+
+A module's tests depend on their order (the last ones kill an agent and stop the
+cluster): `make test` runs with ``--dist loadfile``, so one xdist worker runs a
+whole file, in order, with one cluster.
 """
 
 import json
@@ -32,14 +36,6 @@ SERVICES = kinds.lookup("", "v1", "services")
 DEPLOYMENTS = kinds.lookup("apps", "v1", "deployments")
 SHORT_TIMINGS = ["--heartbeat-interval", "1", "--node-monitor-grace-period", "5",
                  "--pod-eviction-timeout", "2", "--backoff-base", "1"]
-
-
-def pytest_collection_modifyitems(items):
-    """Every e2e test is marked e2e; a module's tests share one cluster, so one xdist worker."""
-    for item in items:
-        if "/tests/e2e/" in str(item.fspath):
-            item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.xdist_group(f"e2e-{item.module.__name__}"))
 
 
 class E2ECluster:

@@ -1,7 +1,8 @@
 """End to end: `steer up`, the hello example on three process-runtime nodes, `steer down`.
 
-The tests run in file order on one cluster (see conftest.py): the last ones kill
-an agent and stop the cluster, so they come last.
+The tests run in file order on one cluster (see conftest.py; `make test` gives a
+whole file to one xdist worker): the last ones kill an agent and stop the
+cluster, so they come last.
 """
 
 import os
@@ -18,6 +19,8 @@ from cli.local_cluster import alive
 from control.client import ApiException
 from store.local import LocalStoreCluster
 from tests.support.apiproc import eventually
+
+pytestmark = pytest.mark.e2e
 
 SERVICES_NEED = ("needs the service proxy (agent/proxy.py, `steer-proxy`, and the API "
                  "server's --service-cluster-ip-range) from the proxy helper's work")
