@@ -37,7 +37,7 @@ def steer_home():
 # -- wiring ---------------------------------------------------------------------------
 def register(groups):
     up = groups.add_parser("up", help="start a local cluster on this machine")
-    up.add_argument("--nodes", type=int, default=2, help="node agents to run (default 2)")
+    up.add_argument("--nodes", type=int, help="node agents to run (default 2)")
     up.add_argument("--store-nodes", type=int, choices=(3, 5), default=3)
     up.add_argument("--runtime", choices=("process",), default="process",
                     help="container runtime of the agents (process: host processes)")
@@ -143,6 +143,10 @@ def cmd_up(args):
             return 0
         say(f"restarting the local cluster recorded in {cluster.dir} "
             f"({len(stopped)} of {len(cluster.processes)} processes stopped)")
+        recorded = len(cluster.state.get("nodes", []))
+        if args.nodes is not None and args.nodes != recorded:
+            say(f"note: it has {recorded} nodes (--nodes {args.nodes} ignored); "
+                "`steer down --purge` first to start a new one")
         started = []
         try:
             for name in stopped:
@@ -153,30 +157,49 @@ def cmd_up(args):
             fail(cluster, started, exc)
         finish(cluster, home)
         return 0
+    args.nodes = 2 if args.nodes is None else args.nodes
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
     started = []
     try:
         start_all(cluster, args, started)
     except Failure as exc:
-        fail(cluster, started, exc)
+        fail(cluster, started, exc, fresh=True)
     except BaseException:
         cluster.stop(started, timeout=5)
+        forget(cluster)
         raise
     finish(cluster, home)
     return 0
 
 
-def fail(cluster, started, exc):
-    """Report which part failed with the tail of its log, stop what was started, exit 1."""
+def fail(cluster, started, exc, fresh=False):
+    """Report which part failed with the tail of its log, stop what was started, exit 1.
+
+    A cluster that never came up is forgotten (its logs stay), so the next `steer up`
+    starts a new one instead of restarting the broken one.
+    """
     if exc.name:
         tail = cluster.log_tail(exc.name)
         say(f"--- last lines of {cluster.log_path(exc.name)} ---\n{tail.rstrip()}\n---")
     say(f"stopping the {len(started)} processes started ...")
     cluster.stop_containers(timeout=5)
     cluster.stop(list(reversed(started)), timeout=5)
+    if fresh:
+        forget(cluster)
     raise CommandError(f"the local cluster did not come up: {exc}; logs are in "
                        f"{cluster.logs_dir}")
+
+
+def forget(cluster):
+    """Drop the record and data of a cluster that never came up; keep its logs."""
+    for path in (os.path.join(cluster.dir, "store"), os.path.join(cluster.dir, "agents")):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (cluster.state_path, os.path.join(cluster.dir, "agent-token")):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
 
 
 def start_all(cluster, args, started):
@@ -261,7 +284,11 @@ def start_all(cluster, args, started):
     for n, ip in enumerate(node_ips, start=1):
         name = f"node-{n}"
         data_dir = os.path.join(cluster.dir, "agents", name)
-        agent_port = free_ports(1, ip)[0]
+        try:
+            agent_port = free_ports(1, ip)[0]
+        except OSError as exc:
+            raise Failure(f"cannot listen on {ip} for {name}: {exc} (a loopback address "
+                          "such as 127.0.1.N is needed)") from None
         cluster.start(name, python_module(
             "agent.main", "--api-server", url, "--node-name", name, "--node-ip", ip,
             "--port", str(agent_port), "--runtime", args.runtime, "--data-dir", data_dir,

@@ -177,17 +177,6 @@ class LocalCluster:
         proc = self.processes[name]
         return self.start(name, proc["argv"], proc["kind"])
 
-    def exit_status(self, name):
-        """A started child's exit code if it already ended (None while it runs)."""
-        pid = self.processes[name]["pid"]
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None if self.is_running(name) else -1
-        if done == 0:
-            return None
-        return os.waitstatus_to_exitcode(status)
-
     def log_tail(self, name, lines=30):
         try:
             with open(self.log_path(name), errors="replace") as f:
