@@ -69,11 +69,11 @@ class E2ECluster:
         self.rest = RestClient(self.url, timeout=10)
         return self
 
-    def kubectl(self, *args, timeout=60, check=True):
+    def kubectl(self, *args, timeout=60, check=True, input=None):
         if shutil.which("kubectl") is None:
             pytest.skip("kubectl is not installed")
         result = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args],
-                                capture_output=True, text=True, timeout=timeout)
+                                capture_output=True, text=True, timeout=timeout, input=input)
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
@@ -100,6 +100,15 @@ class E2ECluster:
             if pod_uid is None or meta["pod_uid"] == pod_uid:
                 found[pid] = start
         return found
+
+    def container_workdir(self, pod_uid):
+        """The working directory of a pod's running container (where its files appear)."""
+        for state, pid, start in self.local.containers():
+            with open(os.path.join(state, "config.json")) as f:
+                meta = json.load(f)
+            if meta["pod_uid"] == pod_uid and alive(pid, start):
+                return meta["workdir"]
+        return None
 
     def processes_under_home(self):
         """Pids of any process whose command line mentions this cluster's home."""

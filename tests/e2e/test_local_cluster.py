@@ -17,10 +17,12 @@ import yaml
 from cli.cluster_cmd import proxy_available
 from cli.local_cluster import alive
 from control.client import ApiException
+from control.objects import kinds
 from store.local import LocalStoreCluster
 from tests.support.apiproc import eventually
 
 pytestmark = pytest.mark.e2e
+ENDPOINTS = kinds.lookup("", "v1", "endpoints")
 
 SERVICES_NEED = ("needs the service proxy (agent/proxy.py, `steer-proxy`, and the API "
                  "server's --service-cluster-ip-range) from the proxy helper's work")
@@ -112,6 +114,68 @@ def test_kubectl_works_against_the_same_cluster(hello):
     name = hello.pods()[0]["metadata"]["name"]
     logs = hello.kubectl("logs", name).stdout
     assert f"{name} listening on" in logs
+
+
+PROBES = """
+apiVersion: v1
+kind: Pod
+metadata: {name: probes, labels: {app: probes}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: python:3
+    command: [python3, -c, "import time; time.sleep(3600)"]
+    readinessProbe:                 # ready while the file `ready` exists
+      exec: {command: [test, -f, ready]}
+      periodSeconds: 1
+      failureThreshold: 1
+    livenessProbe:                  # fails once when `broken` appears (and removes it)
+      exec: {command: [sh, -c, "test ! -f broken || { rm broken; exit 1; }"]}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: probes}
+spec:
+  selector: {app: probes}
+  ports: [{port: 80, targetPort: 9999}]
+"""
+
+
+def test_probes_gate_endpoints_and_restart_a_live_container(hello):
+    hello.kubectl("apply", "-f", "-", input=PROBES)
+    pod = eventually(lambda: _running(hello.pod("probes")), timeout=60,
+                     message="the probes pod to run", logs=hello.logs)
+    ip = pod["status"]["podIP"]
+
+    def endpoints(kind):
+        ep = hello.rest.get(ENDPOINTS, "default", "probes")
+        return {a["ip"] for subset in ep.get("subsets") or [] for a in subset.get(kind) or []}
+
+    eventually(lambda: endpoints("notReadyAddresses") == {ip}, timeout=30,
+               message="the unready pod among notReadyAddresses")
+    workdir = hello.container_workdir(pod["metadata"]["uid"])
+    open(os.path.join(workdir, "ready"), "w").close()
+    eventually(lambda: endpoints("addresses") == {ip}, timeout=30,
+               message="the ready pod among the Service's addresses")
+
+    open(os.path.join(workdir, "broken"), "w").close()
+    p = eventually(lambda: (lambda p: restart_count(p) == 1 and _ready(p) and p)(
+        hello.pod("probes")), timeout=60, message="a liveness restart", logs=hello.logs)
+    assert p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] != 0
+    hello.kubectl("delete", "-f", "-", "--wait=false", input=PROBES)
+
+
+def _running(pod):
+    return pod.get("status", {}).get("phase") == "Running" and pod["status"].get("podIP") \
+        and pod
+
+
+def _ready(pod):
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in pod.get("status", {}).get("conditions") or [])
 
 
 def test_a_killed_container_is_restarted(hello):
