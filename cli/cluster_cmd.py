@@ -38,34 +38,35 @@ def steer_home():
 def register(groups):
     up = groups.add_parser("up", help="start a local cluster on this machine")
     up.add_argument("--nodes", type=int, help="node agents to run (default 2)")
-    up.add_argument("--store-nodes", type=int, choices=(3, 5), default=3)
+    up.add_argument("--store-nodes", type=int, choices=(3, 5), default=3,
+                    help="members of the Raft store (default 3)")
     up.add_argument("--runtime", choices=("process",), default="process",
                     help="container runtime of the agents (process: host processes)")
-    up.add_argument("--timeout", type=float, default=120.0,
+    up.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                     help="seconds to wait for each part to become ready")
     addressing = up.add_argument_group(
         "addressing (change them to run two local clusters side by side)")
-    addressing.add_argument("--node-ip-prefix", default=NODE_IP_PREFIX,
+    addressing.add_argument("--node-ip-prefix", default=NODE_IP_PREFIX, metavar="A.B.C",
                             help="node-N gets the address PREFIX.N (default 127.0.1)")
-    addressing.add_argument("--service-cluster-ip-range", default=SERVICE_CIDR,
+    addressing.add_argument("--service-cluster-ip-range", default=SERVICE_CIDR, metavar="CIDR",
                             help=f"loopback range for ClusterIPs (default {SERVICE_CIDR})")
     timings = up.add_argument_group(
         "timings (Kubernetes' defaults; the end-to-end tests shorten them)")
-    timings.add_argument("--heartbeat-interval", type=float, default=10.0,
+    timings.add_argument("--heartbeat-interval", metavar="SECONDS", type=float, default=10.0,
                          help="seconds between an agent's Lease renewals")
-    timings.add_argument("--node-monitor-grace-period", type=float, default=40.0,
+    timings.add_argument("--node-monitor-grace-period", metavar="SECONDS", type=float, default=40.0,
                          help="seconds without a Lease renewal before a node is NotReady")
-    timings.add_argument("--pod-eviction-timeout", type=int, default=300,
+    timings.add_argument("--pod-eviction-timeout", metavar="SECONDS", type=int, default=300,
                          help="seconds pods stay on a NotReady/unreachable node before "
                               "they are evicted (the API server's default tolerations)")
-    timings.add_argument("--backoff-base", type=float, default=10.0,
+    timings.add_argument("--backoff-base", metavar="SECONDS", type=float, default=10.0,
                          help="first crash-loop restart delay of a container")
     up.set_defaults(func=cmd_up)
 
     down = groups.add_parser("down", help="stop the local cluster (and its containers)")
     down.add_argument("--purge", action="store_true",
                       help="also delete its data, logs and the config written by `steer up`")
-    down.add_argument("--timeout", type=float, default=10.0,
+    down.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                       help="seconds between SIGTERM and SIGKILL")
     down.set_defaults(func=cmd_down)
 
@@ -99,7 +100,10 @@ def node_ready(node):
 
 
 def apiserver_flags():
-    """Option strings the installed steer-apiserver accepts (some arrive with issue 5)."""
+    """Option strings the installed steer-apiserver accepts (some arrive with issue 5).
+
+    Read from its own parser, so `steer up` never passes a flag it would refuse.
+    """
     from control.api import server
     return {s for a in server.build_parser()._actions for s in a.option_strings}
 
