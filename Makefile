@@ -29,28 +29,51 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collects nothing; any non-zero exit fails the target.
+# --dist loadfile: a file's tests share one worker, so a module-scoped cluster starts
+# once and tests that build on each other (tests/e2e) keep their order.
 test: $(VENV)/.installed deb-packages lint
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider tests
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider tests
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
 
+# `make run`: a local cluster (3 store nodes, control plane, 3 node agents running
+# containers as host processes), the hello application on it, and its page fetched
+# through its Service. The cluster keeps running; `make down` stops it.
+STEER_HOME ?= $(HOME)/.steer
+KUBECTL    := kubectl --kubeconfig $(STEER_HOME)/kubeconfig
+FETCH      := $(PY) -c "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=3).read().decode().strip())"
+export STEER_HOME
+
 run: $(VENV)/.installed
-	@$(STEER) store up
-	@echo; echo "== write, read and watch a few keys =="
-	$(STEER) store put /demo/greeting "hello from steersman"
-	$(STEER) store put /demo/answer 42
-	$(STEER) store put /demo/greeting "hello again"
-	$(STEER) store get /demo/ --prefix
-	$(STEER) store watch /demo/ --prefix --rev 1 --count 3
-	@echo; echo "== members and their status =="
-	$(STEER) store members
-	$(STEER) store status
-	@echo; echo "The store keeps running. Try: $(STEER) store --help"
-	@echo "Stop it with: $(STEER) store down"
+	@$(STEER) up --nodes 3
+	@echo; echo "== deploy examples/hello.yaml: 3 replicas of a small HTTP server and a Service =="
+# TODO(cli): once the steer verbs are on main, KUBECTL above becomes $(STEER) and the
+# rollout timeout `--timeout 180` (steer takes seconds); every other use is a verb `steer`
+# has (apply -f, rollout status, get -o json|wide).
+	$(KUBECTL) apply -f examples/hello.yaml
+	$(KUBECTL) rollout status deployment/hello --timeout=180s
+	@echo; echo "== fetch the page through the Service's ClusterIP =="
+	@ip=$$($(KUBECTL) get service hello -o json | $(PY) -c "import json, sys; print(json.load(sys.stdin)['spec'].get('clusterIP') or '')"); \
+	if [ -n "$$ip" ] && [ "$$ip" != "None" ] && $(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('agent.proxy') is None)"; then \
+	  for i in 1 2 3 4 5 6; do echo "GET http://$$ip/ -> $$($(FETCH) http://$$ip/)"; done; \
+	else \
+	  echo "(no service proxy in this checkout yet: asking each pod on its own IP instead)"; \
+	  for pod_ip in $$($(KUBECTL) get pods -l app=hello -o json | $(PY) -c "import json, sys; print(' '.join(p['status'].get('podIP', '') for p in json.load(sys.stdin)['items']))"); do \
+	    echo "GET http://$$pod_ip:8080/ -> $$($(FETCH) http://$$pod_ip:8080/)"; done; \
+	fi
+	@echo; echo "== the pods =="
+	$(KUBECTL) get pods -o wide
+	@echo; echo "The cluster keeps running. Go on with:"
+	@echo "  $(STEER) status                 # its processes and nodes"
+	@echo "  export KUBECONFIG=$(STEER_HOME)/kubeconfig"
+	@echo "  kubectl get deployments,pods,services"
+	@echo "  kubectl scale deployment/hello --replicas=1"
+	@echo "  kubectl logs deployment/hello"
+	@echo "Stop it with: make down   (or $(STEER) down; add --purge to delete its data)"
 
 down: $(VENV)/.installed
-	$(STEER) store down
+	$(STEER) down
 
 bench-store: $(VENV)/.installed
 	@command -v etcd >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server)

@@ -6,6 +6,7 @@ import sys
 
 from cli import (
     apply_cmd,
+    cluster_cmd,
     delete_cmd,
     describe_cmd,
     events_cmd,
@@ -37,6 +38,7 @@ def build_parser():
     for module in VERB_MODULES:
         module.register(groups)
     store_cmd.register(groups)
+    cluster_cmd.register(groups)
     return parser
 
 

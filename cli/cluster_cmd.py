@@ -1,0 +1,458 @@
+"""`steer up`, `steer down`, `steer status`: a whole cluster on this machine.
+
+`steer up` starts, each as a detached process recorded by pid (cli/local_cluster.py):
+the store nodes, one API server, the scheduler, the controller manager, N node
+agents with the process runtime (node-N on its own loopback address 127.0.1.N)
+and, when the module is present, one service proxy serving every ClusterIP and
+NodePort on this machine. It waits for each part with a deadline, then writes
+``$STEER_HOME/config`` (read by every `steer` verb) and ``$STEER_HOME/kubeconfig``
+(for kubectl). `steer down` stops it all by pid, the agents' containers included.
+"""
+
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+from cli.local_cluster import LocalCluster, python_module
+from cli.store_cmd import CommandError
+from store.local import LocalStoreCluster, free_ports
+
+SERVICE_CIDR = "127.64.0.0/16"
+NODE_IP_PREFIX = "127.0.1"
+STORE_ARGS = ["--election-min", "1.0", "--election-max", "2.0"]
+
+
+def steer_home():
+    return os.path.abspath(os.environ.get("STEER_HOME") or os.path.expanduser("~/.steer"))
+
+
+# -- wiring ---------------------------------------------------------------------------
+def register(groups):
+    up = groups.add_parser("up", help="start a local cluster on this machine")
+    up.add_argument("--nodes", type=int, help="node agents to run (default 2)")
+    up.add_argument("--store-nodes", type=int, choices=(3, 5), default=3,
+                    help="members of the Raft store (default 3)")
+    up.add_argument("--runtime", choices=("process",), default="process",
+                    help="container runtime of the agents (process: host processes)")
+    up.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                    help="seconds to wait for each part to become ready")
+    addressing = up.add_argument_group(
+        "addressing (change them to run two local clusters side by side)")
+    addressing.add_argument("--node-ip-prefix", default=NODE_IP_PREFIX, metavar="A.B.C",
+                            help="node-N gets the address PREFIX.N (default 127.0.1)")
+    addressing.add_argument("--service-cluster-ip-range", default=SERVICE_CIDR, metavar="CIDR",
+                            help=f"loopback range for ClusterIPs (default {SERVICE_CIDR})")
+    timings = up.add_argument_group(
+        "timings (Kubernetes' defaults; the end-to-end tests shorten them)")
+    timings.add_argument("--heartbeat-interval", metavar="SECONDS", type=float, default=10.0,
+                         help="seconds between an agent's Lease renewals")
+    timings.add_argument("--node-monitor-grace-period", metavar="SECONDS", type=float, default=40.0,
+                         help="seconds without a Lease renewal before a node is NotReady")
+    timings.add_argument("--pod-eviction-timeout", metavar="SECONDS", type=int, default=300,
+                         help="seconds pods stay on a NotReady/unreachable node before "
+                              "they are evicted (the API server's default tolerations)")
+    timings.add_argument("--backoff-base", metavar="SECONDS", type=float, default=10.0,
+                         help="first crash-loop restart delay of a container")
+    up.set_defaults(func=cmd_up)
+
+    down = groups.add_parser("down", help="stop the local cluster (and its containers)")
+    down.add_argument("--purge", action="store_true",
+                      help="also delete its data, logs and the config written by `steer up`")
+    down.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                      help="seconds between SIGTERM and SIGKILL")
+    down.set_defaults(func=cmd_down)
+
+    status = groups.add_parser("status", help="the local cluster's processes and nodes")
+    status.set_defaults(func=cmd_status)
+
+
+# -- small helpers --------------------------------------------------------------------
+def say(text):
+    print(text, flush=True)
+
+
+def http_get_json(url, timeout=2.0):
+    """GET ``url``; the decoded JSON body, or None if it does not answer 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = resp.read()
+    except (OSError, urllib.error.URLError):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+def node_ready(node):
+    for cond in (node or {}).get("status", {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def apiserver_flags():
+    """Option strings the installed steer-apiserver accepts (some arrive with issue 5).
+
+    Read from its own parser, so `steer up` never passes a flag it would refuse.
+    """
+    from control.api import server
+    return {s for a in server.build_parser()._actions for s in a.option_strings}
+
+
+def proxy_available():
+    return importlib.util.find_spec("agent.proxy") is not None
+
+
+class Failure(Exception):
+    """A part of the cluster did not come up; names the process whose log explains it."""
+
+    def __init__(self, message, name=None):
+        super().__init__(message)
+        self.name = name
+
+
+def wait_for(cluster, names, check, what, timeout):
+    """Poll ``check()`` until truthy; fail early if one of ``names`` exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        for name in names:
+            if not cluster.is_running(name):
+                raise Failure(f"{name} exited while waiting for {what}", name)
+        if time.monotonic() > deadline:
+            raise Failure(f"{what} not within {timeout:g}s", names[0] if names else None)
+        time.sleep(0.2)
+
+
+# -- steer up -------------------------------------------------------------------------
+def cmd_up(args):
+    home = steer_home()
+    cluster = LocalCluster(home)
+    if cluster.exists:
+        stopped = [n for n in cluster.processes if not cluster.is_running(n)]
+        if not stopped:
+            say(f"the local cluster in {cluster.dir} is already up ({len(cluster.processes)} "
+                "processes); `steer status` shows it, `steer down` stops it")
+            return 0
+        say(f"restarting the local cluster recorded in {cluster.dir} "
+            f"({len(stopped)} of {len(cluster.processes)} processes stopped)")
+        recorded = len(cluster.state.get("nodes", []))
+        if args.nodes is not None and args.nodes != recorded:
+            say(f"note: it has {recorded} nodes (--nodes {args.nodes} ignored); "
+                "`steer down --purge` first to start a new one")
+        started = []
+        try:
+            for name in stopped:
+                cluster.restart(name)
+                started.append(name)
+            wait_up(cluster, args.timeout)
+        except Failure as exc:
+            fail(cluster, started, exc)
+        finish(cluster, home)
+        return 0
+    args.nodes = 2 if args.nodes is None else args.nodes
+    if args.nodes < 1:
+        raise CommandError("--nodes must be at least 1")
+    started = []
+    try:
+        start_all(cluster, args, started)
+    except Failure as exc:
+        fail(cluster, started, exc, fresh=True)
+    except BaseException:
+        cluster.stop(started, timeout=5)
+        forget(cluster)
+        raise
+    finish(cluster, home)
+    return 0
+
+
+def fail(cluster, started, exc, fresh=False):
+    """Report which part failed with the tail of its log, stop what was started, exit 1.
+
+    A cluster that never came up is forgotten (its logs stay), so the next `steer up`
+    starts a new one instead of restarting the broken one.
+    """
+    if exc.name:
+        tail = cluster.log_tail(exc.name)
+        say(f"--- last lines of {cluster.log_path(exc.name)} ---\n{tail.rstrip()}\n---")
+    say(f"stopping the {len(started)} processes started ...")
+    cluster.stop_containers(timeout=5)
+    cluster.stop(list(reversed(started)), timeout=5)
+    if fresh:
+        forget(cluster)
+    raise CommandError(f"the local cluster did not come up: {exc}; logs are in "
+                       f"{cluster.logs_dir}")
+
+
+def forget(cluster):
+    """Drop the record and data of a cluster that never came up; keep its logs."""
+    for path in (os.path.join(cluster.dir, "store"), os.path.join(cluster.dir, "agents")):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in (cluster.state_path, os.path.join(cluster.dir, "agent-token")):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def start_all(cluster, args, started):
+    os.makedirs(cluster.dir, exist_ok=True)
+    timeout = args.timeout
+    state = cluster.state
+
+    # The store: members on free loopback ports, described (and later recorded) by
+    # store.local so `steer store --dir <cluster>/store ...` can talk to it too.
+    store_dir = os.path.join(cluster.dir, "store")
+    store = LocalStoreCluster(args.store_nodes, base_dir=store_dir, extra_args=STORE_ARGS,
+                              detach=True)
+    say(f"starting {args.store_nodes} store nodes in {store_dir} ...")
+    for i, node in enumerate(store.nodes):
+        os.makedirs(node.data_dir, exist_ok=True)
+        name = f"store-{node.name}"
+        node.pid = cluster.start(name, store.command(i), "store")
+        started.append(name)
+    store.save()
+    names = [f"store-{n.name}" for n in store.nodes]
+    shown = [0]
+
+    def store_progress():
+        up = sum(1 for i in range(len(store.nodes))
+                 if (store.node_status(i, 0.5) or {}).get("leader_peer"))
+        if up != shown[0]:
+            say(f"store {up}/{len(store.nodes)} ready")
+            shown[0] = up
+        return up == len(store.nodes)
+
+    wait_for(cluster, names, store_progress, "the store's members to agree on a leader",
+             timeout)
+    try:
+        store.wait_ready(timeout)
+    except Exception as exc:
+        raise Failure(f"the store answers no reads: {exc}", names[0]) from None
+    state["store"] = {"dir": store_dir, "endpoints": store.endpoints}
+
+    # The API server, with the token the agents expect it to present for logs.
+    token_file = os.path.join(cluster.dir, "agent-token")
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32) + "\n")
+    port = free_ports(1)[0]
+    url = f"http://127.0.0.1:{port}"
+    flags = apiserver_flags()
+    argv = python_module("control.api.server", "--bind", f"127.0.0.1:{port}",
+                         "--store-endpoints", ",".join(store.endpoints), "--workers", "1",
+                         "--agent-token-file", token_file,
+                         "--default-not-ready-toleration-seconds",
+                         str(args.pod_eviction_timeout),
+                         "--default-unreachable-toleration-seconds",
+                         str(args.pod_eviction_timeout))
+    if "--service-cluster-ip-range" in flags:
+        argv += ["--service-cluster-ip-range", args.service_cluster_ip_range]
+    else:
+        say("note: this steer-apiserver allocates no loopback ClusterIPs yet "
+            "(--service-cluster-ip-range arrives with the service proxy)")
+    cluster.start("apiserver", argv, "apiserver")
+    started.append("apiserver")
+    state.update(apiServer=url, agentTokenFile=token_file)
+    cluster.save()
+    wait_for(cluster, ["apiserver"], lambda: http_get_json(url + "/readyz") is not None,
+             "the API server's /readyz", timeout)
+    say(f"api server ready at {url}")
+
+    # The control plane.
+    for name, module, extra in (
+            ("scheduler", "control.scheduler.main", []),
+            ("controller-manager", "control.controllers.manager",
+             ["--node-monitor-grace-period", f"{args.node_monitor_grace_period:g}s",
+              "--node-monitor-period",
+              f"{max(1.0, min(5.0, args.node_monitor_grace_period / 4)):g}s"])):
+        cluster.start(name, python_module(module, "--api-server", url, "--identity",
+                                          f"local-{name}", *extra), name)
+        started.append(name)
+    say("scheduler and controller manager started")
+
+    # The node agents, each on its own loopback address.
+    node_ips = [f"{args.node_ip_prefix}.{n}" for n in range(1, args.nodes + 1)]
+    agents = []
+    for n, ip in enumerate(node_ips, start=1):
+        name = f"node-{n}"
+        data_dir = os.path.join(cluster.dir, "agents", name)
+        try:
+            agent_port = free_ports(1, ip)[0]
+        except OSError as exc:
+            raise Failure(f"cannot listen on {ip} for {name}: {exc} (a loopback address "
+                          "such as 127.0.1.N is needed)") from None
+        cluster.start(name, python_module(
+            "agent.main", "--api-server", url, "--node-name", name, "--node-ip", ip,
+            "--port", str(agent_port), "--runtime", args.runtime, "--data-dir", data_dir,
+            "--agent-token-file", token_file,
+            "--heartbeat-interval", f"{args.heartbeat_interval:g}",
+            "--backoff-base", f"{args.backoff_base:g}"), "agent")
+        started.append(name)
+        agents.append(name)
+    state["nodes"] = agents
+    state["nodeIPs"] = node_ips
+    cluster.save()
+
+    # The service proxy, once its module is there (it arrives with issue 5's proxy work).
+    if proxy_available():
+        cluster.start("proxy", python_module("agent.proxy", "--api-server", url,
+                                             "--node-ips", ",".join(node_ips)), "proxy")
+        started.append("proxy")
+        say("service proxy started")
+    else:
+        say("note: no service proxy in this checkout (agent/proxy.py): ClusterIPs and "
+            "NodePorts do not answer yet; pods answer on their own IPs")
+
+    ready = set()
+
+    def nodes_ready():
+        for name in agents:
+            if name not in ready and node_ready(
+                    http_get_json(f"{url}/api/v1/nodes/{name}")):
+                ready.add(name)
+                say(f"{name} Ready")
+        return len(ready) == len(agents)
+
+    wait_for(cluster, agents + ["apiserver", "controller-manager"], nodes_ready,
+             "every node to be Ready", timeout)
+
+
+def wait_up(cluster, timeout):
+    """After a restart: the API server answers and every node is Ready again."""
+    url = cluster.state["apiServer"]
+    wait_for(cluster, ["apiserver"], lambda: http_get_json(url + "/readyz") is not None,
+             "the API server's /readyz", timeout)
+    say(f"api server ready at {url}")
+    agents = cluster.state.get("nodes", [])
+    wait_for(cluster, agents, lambda: all(
+        node_ready(http_get_json(f"{url}/api/v1/nodes/{n}")) for n in agents),
+        "every node to be Ready", timeout)
+    say(f"{len(agents)} nodes Ready")
+
+
+def finish(cluster, home):
+    """Write $STEER_HOME/config and kubeconfig and tell the user what to do next."""
+    url = cluster.state["apiServer"]
+    kubeconfig = os.path.join(home, "kubeconfig")
+    write_config(home, url, kubeconfig, cluster.dir)
+    say("")
+    say(f"Steersman is up: {len(cluster.state.get('nodes', []))} nodes, API server {url}")
+    say("  steer get nodes                     # the `steer` verbs find it through "
+        f"{os.path.join(home, 'config')}")
+    say(f"  export KUBECONFIG={kubeconfig}   # then kubectl works too")
+    say("  steer status                        # processes and nodes")
+    say(f"  steer down                          # stop it (logs in {cluster.logs_dir})")
+
+
+def write_config(home, url, kubeconfig, cluster_dir):
+    os.makedirs(home, exist_ok=True)
+    config = {"apiServer": url, "token": "", "kubeconfig": kubeconfig, "clusterDir": cluster_dir}
+    with open(os.path.join(home, "config"), "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    kube = {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": "steersman", "cluster": {"server": url}}],
+        "users": [{"name": "steersman", "user": {}}],
+        "contexts": [{"name": "steersman",
+                      "context": {"cluster": "steersman", "user": "steersman",
+                                  "namespace": "default"}}],
+        "current-context": "steersman",
+    }
+    fd = os.open(kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(kube, f, sort_keys=False)
+
+
+# -- steer down -----------------------------------------------------------------------
+def cmd_down(args):
+    home = steer_home()
+    cluster = LocalCluster(home)
+    if not cluster.exists:
+        say(f"no local cluster recorded in {cluster.dir}")
+        if args.purge:
+            purge(cluster, home)
+        return 0
+    kinds = {}
+    for name, proc in cluster.processes.items():
+        kinds.setdefault(proc["kind"], []).append(name)
+    # Agents first (a stopped agent leaves its containers running, so nothing restarts
+    # them), then the containers, then the rest in the reverse order of `steer up`.
+    order = [kinds.get("agent", []), None, kinds.get("proxy", []),
+             kinds.get("controller-manager", []) + kinds.get("scheduler", []),
+             kinds.get("apiserver", []), kinds.get("store", [])]
+    for names in order:
+        if names is None:
+            count = cluster.stop_containers(timeout=args.timeout)
+            if count:
+                say(f"stopped {count} containers")
+            continue
+        running = {n: cluster.processes[n]["pid"] for n in names if cluster.is_running(n)}
+        if not running:
+            continue
+        killed = cluster.stop(list(running), timeout=args.timeout)
+        for name, pid in running.items():
+            how = " (SIGKILL)" if pid in killed else ""
+            say(f"stopped {name} (pid {pid}){how}")
+    if args.purge:
+        purge(cluster, home)
+    else:
+        say(f"data kept in {cluster.dir}: `steer up` restarts it, `steer down --purge` "
+            "deletes it")
+    return 0
+
+
+def purge(cluster, home):
+    shutil.rmtree(cluster.dir, ignore_errors=True)
+    for name in ("config", "kubeconfig"):
+        try:
+            os.remove(os.path.join(home, name))
+        except FileNotFoundError:
+            pass
+    say(f"removed {cluster.dir}")
+
+
+# -- steer status ---------------------------------------------------------------------
+def cmd_status(args):
+    cluster = LocalCluster(steer_home())
+    if not cluster.exists:
+        raise CommandError(f"no local cluster in {cluster.dir}: run `steer up`")
+    rows = [("PROCESS", "PID", "STATUS")]
+    for name, proc in cluster.processes.items():
+        running = cluster.is_running(name)
+        rows.append((name, proc["pid"] if running else "-", "running" if running else "down"))
+    table(rows)
+    containers = len(cluster.running_containers())
+    say(f"\ncontainers running: {containers}")
+    url = cluster.state.get("apiServer")
+    ready = http_get_json(f"{url}/readyz") if url else None
+    say(f"api server {url}: {'ready' if ready is not None else 'not answering'}")
+    if ready is None:
+        return 1
+    nodes = http_get_json(f"{url}/api/v1/nodes") or {}
+    rows = [("NODE", "STATUS", "ADDRESS")]
+    for node in nodes.get("items", []):
+        addresses = node.get("status", {}).get("addresses") or [{}]
+        rows.append((node["metadata"]["name"], "Ready" if node_ready(node) else "NotReady",
+                     addresses[0].get("address", "")))
+    say("")
+    table(rows)
+    return 0 if all(cluster.is_running(n) for n in cluster.processes) else 1
+
+
+def table(rows):
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    sys.stdout.flush()
