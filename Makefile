@@ -41,35 +41,26 @@ unit: $(VENV)/.installed
 # containers as host processes), the hello application on it, and its page fetched
 # through its Service. The cluster keeps running; `make down` stops it.
 STEER_HOME ?= $(HOME)/.steer
-KUBECTL    := kubectl --kubeconfig $(STEER_HOME)/kubeconfig
 FETCH      := $(PY) -c "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=3).read().decode().strip())"
 export STEER_HOME
 
 run: $(VENV)/.installed
 	@$(STEER) up --nodes 3
 	@echo; echo "== deploy examples/hello.yaml: 3 replicas of a small HTTP server and a Service =="
-# TODO(cli): once the steer verbs are on main, KUBECTL above becomes $(STEER) and the
-# rollout timeout `--timeout 180` (steer takes seconds); every other use is a verb `steer`
-# has (apply -f, rollout status, get -o json|wide).
-	$(KUBECTL) apply -f examples/hello.yaml
-	$(KUBECTL) rollout status deployment/hello --timeout=180s
-	@echo; echo "== fetch the page through the Service's ClusterIP =="
-	@ip=$$($(KUBECTL) get service hello -o json | $(PY) -c "import json, sys; print(json.load(sys.stdin)['spec'].get('clusterIP') or '')"); \
-	if [ -n "$$ip" ] && [ "$$ip" != "None" ] && $(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('agent.proxy') is None)"; then \
-	  for i in 1 2 3 4 5 6; do echo "GET http://$$ip/ -> $$($(FETCH) http://$$ip/)"; done; \
-	else \
-	  echo "(no service proxy in this checkout yet: asking each pod on its own IP instead)"; \
-	  for pod_ip in $$($(KUBECTL) get pods -l app=hello -o json | $(PY) -c "import json, sys; print(' '.join(p['status'].get('podIP', '') for p in json.load(sys.stdin)['items']))"); do \
-	    echo "GET http://$$pod_ip:8080/ -> $$($(FETCH) http://$$pod_ip:8080/)"; done; \
-	fi
+	$(STEER) apply -f examples/hello.yaml
+	$(STEER) rollout status deployment/hello --timeout 180
+	@echo; echo "== fetch the page through the Service's ClusterIP (the service proxy spreads requests) =="
+	@ip=$$($(STEER) get service hello -o jsonpath='{.spec.clusterIP}'); \
+	for i in 1 2 3 4 5 6; do echo "GET http://$$ip/ -> $$($(FETCH) http://$$ip/)"; done
 	@echo; echo "== the pods =="
-	$(KUBECTL) get pods -o wide
+	$(STEER) get pods -o wide
 	@echo; echo "The cluster keeps running. Go on with:"
-	@echo "  $(STEER) status                 # its processes and nodes"
-	@echo "  export KUBECONFIG=$(STEER_HOME)/kubeconfig"
-	@echo "  kubectl get deployments,pods,services"
-	@echo "  kubectl scale deployment/hello --replicas=1"
-	@echo "  kubectl logs deployment/hello"
+	@echo "  $(STEER) status                          # its processes and nodes"
+	@echo "  $(STEER) get deployments,pods,services"
+	@echo "  $(STEER) scale deployment/hello --replicas=1"
+	@echo "  $(STEER) logs deployment/hello"
+	@echo "  $(STEER) describe deployment hello"
+	@echo "  export KUBECONFIG=$(STEER_HOME)/kubeconfig; kubectl get pods   # kubectl works too"
 	@echo "Stop it with: make down   (or $(STEER) down; add --purge to delete its data)"
 
 down: $(VENV)/.installed
