@@ -19,6 +19,7 @@ below 100 pods/s); nothing is asserted.
 import argparse
 import concurrent.futures
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -304,4 +305,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # SIGTERM (a `timeout`, a Ctrl-C'd make) must still run the cleanup in main's finally.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     main()

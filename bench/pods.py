@@ -18,6 +18,7 @@ Figures are printed beside it; nothing is asserted.
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -126,10 +127,12 @@ def deployment(name, replicas, image="busybox", command=("sleep", "3600")):
                                                            "command": list(command)}]}}}}
 
 
-def wait_nodes_ready(rest, count, timeout=120):
+def wait_nodes_ready(rest, count, timeout=120, prefix=""):
+    """Wait until ``count`` nodes whose names start with ``prefix`` are Ready."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        nodes = rest.list(NODES)["items"]
+        nodes = [n for n in rest.list(NODES)["items"]
+                 if n["metadata"]["name"].startswith(prefix)]
         ready = [n for n in nodes if any(c.get("type") == "Ready" and c.get("status") == "True"
                                          for c in (n.get("status") or {}).get("conditions") or ())]
         if len(ready) >= count:
@@ -158,7 +161,7 @@ def bench_process_runtime(rest, server, workdir, agents, pods):
                                   "--port", "0", "--runtime", "process", "--data-dir", data,
                                   "--log-level", "WARNING"],
                                  os.path.join(workdir, f"agent-{i + 1}.log")))
-        if not wait_nodes_ready(rest, agents):
+        if not wait_nodes_ready(rest, agents, prefix="node-"):
             print("  the agents' nodes did not become Ready")
             return None
         rest.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
@@ -181,6 +184,13 @@ def bench_process_runtime(rest, server, workdir, agents, pods):
     finally:
         for proc in procs:
             proc.stop()
+        # Decommission the stopped agents' nodes, or the scheduler would keep placing
+        # pods on them until the node lifecycle controller notices they are gone.
+        for i in range(agents):
+            try:
+                rest.delete(NODES, None, f"node-{i + 1}")
+            except NotFound:
+                pass
 
 
 def bench_hollow(rest, server, workdir, nodes, pods, per_process=25):
@@ -193,7 +203,7 @@ def bench_hollow(rest, server, workdir, nodes, pods, per_process=25):
                                   "--first", str(first), "--count", str(count),
                                   "--data-dir", os.path.join(workdir, f"hollow-{first}")],
                                  os.path.join(workdir, f"hollow-{first}.log")))
-        if not wait_nodes_ready(rest, nodes, timeout=300):
+        if not wait_nodes_ready(rest, nodes, timeout=300, prefix="hollow-"):
             print("  the hollow nodes did not become Ready")
             return None
         rest.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
@@ -261,6 +271,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # SIGTERM (a `timeout`, a Ctrl-C'd make) must still run the cleanup in main's finally.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         main()
     except NotFound as exc:

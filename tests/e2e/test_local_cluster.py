@@ -201,15 +201,28 @@ def test_a_killed_container_is_restarted(hello):
     assert fetch(f"http://{p['status']['podIP']}:8080/") == f"hello from {name}"
 
 
-def test_scaling_3_to_1_to_3(hello):
-    hello.kubectl("scale", "deployment/hello", "--replicas=1")
+def answering_pods(ip, requests=12):
+    """The pod names that answer ``requests`` requests through the Service."""
+    return {fetch(f"http://{ip}/").split()[-1] for _ in range(requests)}
+
+
+def test_scaling_3_to_1_to_3_moves_the_traffic(hello):
+    ip = cluster_ip(hello)
+    hello.steer("scale", "deployment/hello", "--replicas=1")
     eventually(lambda: hello.rolled_out(replicas=1) and len(hello.pods(live=False)) == 1,
                timeout=60, message="one hello pod left", logs=hello.logs)
-    hello.kubectl("scale", "deployment/hello", "--replicas=3")
+    only = hello.ready_pods()[0]["metadata"]["name"]
+    # The endpoints follow the scale-down: every request reaches the pod that is left.
+    eventually(lambda: answering_pods(ip) == {only}, timeout=30,
+               message="all traffic on the one pod left", logs=hello.logs)
+    hello.steer("scale", "deployment/hello", "--replicas=3")
     eventually(lambda: hello.rolled_out(replicas=3), timeout=60,
                message="three hello pods again", logs=hello.logs)
     pods = hello.ready_pods()
     assert len({p["spec"]["nodeName"] for p in pods}) == 3
+    names = {p["metadata"]["name"] for p in pods}
+    eventually(lambda: answering_pods(ip) == names, timeout=30,
+               message="traffic spread over the three pods again", logs=hello.logs)
 
 
 def rolled_out_to(cluster, greeting):
@@ -306,6 +319,47 @@ def test_a_killed_agent_makes_its_node_not_ready_and_its_pods_move(hello):
     assert "restarting" in out and "1 of" in out
     eventually(lambda: hello.node_ready(dead), timeout=60, message=f"{dead} to be Ready again",
                logs=hello.logs)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+def test_bad_input_gets_a_clear_message_and_breaks_nothing(hello, tmp_path):
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("apiVersion: v1\nkind: Gizmo\nmetadata: {name: g}\n")
+    refused = hello.steer("apply", "-f", str(unknown), check=False)
+    assert refused.returncode == 1 and "Gizmo" in refused.stderr
+
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("""apiVersion: v1
+kind: Pod
+metadata: {name: too-big}
+spec:
+  containers:
+  - {name: c, image: busybox, command: [sleep, "100"], resources: {requests: {cpu: "500"}}}
+""")
+    bad_command = tmp_path / "bad-command.yaml"
+    bad_command.write_text("""apiVersion: v1
+kind: Pod
+metadata: {name: bad-command}
+spec:
+  containers:
+  - {name: c, image: busybox, command: [/no/such/program]}
+""")
+    hello.steer("apply", "-f", str(huge))
+    hello.steer("apply", "-f", str(bad_command))
+    eventually(lambda: "Insufficient cpu" in hello.steer("describe", "pod", "too-big").stdout,
+               timeout=60, message="FailedScheduling explained by describe", logs=hello.logs)
+    assert "Pending" in hello.steer("get", "pod", "too-big").stdout
+    eventually(lambda: any(word in hello.steer("get", "pod", "bad-command").stdout
+                           for word in ("CrashLoopBackOff", "StartError", "Error")),
+               timeout=60, message="the bad command reported", logs=hello.logs)
+    assert "/no/such/program" in hello.steer("describe", "pod", "bad-command").stdout
+    # Nothing else broke: the application still serves through its Service.
+    eventually(hello.rolled_out, timeout=60, message="hello still rolled out",
+               logs=lambda: hello.steer("get", "pods,nodes", "-o", "wide").stdout +
+               hello.steer("describe", "deployment", "hello").stdout +
+               hello.steer("events").stdout[-3000:])
+    assert " from hello-" in fetch(f"http://{cluster_ip(hello)}/")
+    hello.steer("delete", "pod", "too-big", "bad-command", "--grace-period", "0")
 
 
 # -- steer down --------------------------------------------------------------------------------
