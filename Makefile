@@ -10,7 +10,7 @@ STEER  := $(VENV)/bin/steer
 DEB_TEST_PACKAGES ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint unit deb-packages bench-store bench-api bench-control down clean
+.PHONY: run test lint unit deb-packages bench-store bench-api bench-control bench-pods down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,9 @@ bench-api: $(VENV)/.installed
 
 bench-control: $(VENV)/.installed
 	$(PY) -m bench.control
+
+bench-pods: $(VENV)/.installed
+	$(PY) -m bench.pods
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
