@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 
-from control.client import Conflict, Forbidden, RateLimitingQueue, object_key
+from control.client import Conflict, Forbidden, RateLimitingQueue, namespace_index, object_key
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,20 @@ class Expectations:
     def delete(self, key):
         with self._lock:
             self._items.pop(key, None)
+
+
+def by_namespace(store, namespace):
+    """The cached objects of one namespace (through the "namespace" index when present)."""
+    try:
+        return store.by_index("namespace", namespace)
+    except KeyError:
+        return [obj for obj in store.list() if namespace_index(obj) == namespace]
+
+
+def significant(status):
+    """Status without zero or empty fields, which a server may omit when it stores them:
+    compare two statuses by this to skip writes that change nothing."""
+    return {k: v for k, v in status.items() if v not in (0, None, "", [], {})}
 
 
 def controller_ref(owner, api_version, kind):

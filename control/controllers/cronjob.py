@@ -20,11 +20,17 @@ import copy
 import datetime
 import logging
 
-from control.client import AlreadyExists, Conflict, NotFound, namespace_index, object_key
+from control.client import AlreadyExists, Conflict, NotFound, object_key
 from control.client.events import NullRecorder
 from control.controllers import cron
 from control.controllers import pods as podutil
-from control.controllers.base import Controller, controller_ref, get_controller_of, split_key
+from control.controllers.base import (
+    Controller,
+    by_namespace,
+    controller_ref,
+    get_controller_of,
+    split_key,
+)
 from control.controllers.job import JOBS, finished, rfc3339
 from control.objects import kinds
 
@@ -114,7 +120,7 @@ class CronJobController(Controller):
         if cron_job is None:
             return
         uid = cron_job["metadata"]["uid"]
-        jobs = [j for j in _by_namespace(self.job_store, namespace)
+        jobs = [j for j in by_namespace(self.job_store, namespace)
                 if (get_controller_of(j) or {}).get("uid") == uid]
         now = self.wall_clock()
         status = dict(cron_job.get("status") or {})
@@ -301,10 +307,3 @@ class CronJobController(Controller):
 
 def _significant(status):
     return {k: v for k, v in status.items() if v not in (None, "", [], {})}
-
-
-def _by_namespace(store, namespace):
-    try:
-        return store.by_index("namespace", namespace)
-    except KeyError:
-        return [obj for obj in store.list() if namespace_index(obj) == namespace]

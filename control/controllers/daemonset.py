@@ -21,13 +21,14 @@ import logging
 import math
 import time
 
-from control.client import Conflict, NotFound, namespace_index, object_key
+from control.client import NotFound, object_key
 from control.client.events import EventRecorder
 from control.controllers import history
 from control.controllers import pods as podutil
 from control.controllers.base import (
     Controller,
     Expectations,
+    by_namespace,
     controller_ref,
     get_controller_of,
     parallel,
@@ -428,7 +429,7 @@ class DaemonSetController(Controller):
     def _enqueue_matching(self, pod):
         """An orphan: the DaemonSets that might adopt it."""
         labels = pod["metadata"].get("labels") or {}
-        for ds in _by_namespace(self.ds_store, pod["metadata"].get("namespace")):
+        for ds in by_namespace(self.ds_store, pod["metadata"].get("namespace")):
             try:
                 selector = LabelSelector.from_object(ds["spec"].get("selector"))
             except SelectorError:
@@ -468,7 +469,7 @@ class DaemonSetController(Controller):
             return
         revisions = history.claim(self.rest, history.CONTROLLER_REVISIONS, ds,
                                   controller_ref(ds, API_VERSION, KIND), selector,
-                                  _by_namespace(self.revision_store, namespace))
+                                  by_namespace(self.revision_store, namespace))
         if ds["metadata"].get("deletionTimestamp"):
             return
         try:
@@ -479,7 +480,7 @@ class DaemonSetController(Controller):
             raise RuntimeError(f"revision name {exc} taken; collisionCount raised") from None
         hash_ = current["metadata"]["labels"][history.HASH_LABEL]
         pods = history.claim(self.rest, PODS, ds, controller_ref(ds, API_VERSION, KIND),
-                             selector, _by_namespace(self.pod_store, namespace))
+                             selector, by_namespace(self.pod_store, namespace))
         revisions, pods = self._dedupe(current, revisions, pods)
         pods_by_node = {}
         for pod in pods:
@@ -607,40 +608,7 @@ class DaemonSetController(Controller):
         return error or (errors[0] if errors else None)
 
     def _write_status(self, ds, status):
-        """Write ``status`` if it differs; on a Conflict (often our own last write, not yet
-        cached), retry once on a fresh read."""
-        namespace, name = ds["metadata"]["namespace"], ds["metadata"]["name"]
-        for attempt in range(2):
-            if _significant(status) == _significant(ds.get("status") or {}):
-                return
-            try:
-                self.rest.update_status(DAEMONSETS, namespace, {**ds, "status": status})
-                return
-            except NotFound:
-                return
-            except Conflict:
-                if attempt:
-                    raise
-                ds = self.rest.get(DAEMONSETS, namespace, name)
-                # Keep a collision count raised meanwhile.
-                status = {**status, "collisionCount": max(
-                    status.get("collisionCount") or 0,
-                    (ds.get("status") or {}).get("collisionCount") or 0)}
+        history.write_status(self.rest, DAEMONSETS, ds, status)
 
     def _bump_collision_count(self, ds):
-        fresh = self.rest.get(DAEMONSETS, ds["metadata"]["namespace"], ds["metadata"]["name"])
-        status = dict(fresh.get("status") or {})
-        status["collisionCount"] = (status.get("collisionCount") or 0) + 1
-        self.rest.update_status(DAEMONSETS, ds["metadata"]["namespace"],
-                                {**fresh, "status": status})
-
-
-def _significant(status):
-    return {k: v for k, v in status.items() if v not in (0, None, "", [], {})}
-
-
-def _by_namespace(store, namespace):
-    try:
-        return store.by_index("namespace", namespace)
-    except KeyError:
-        return [obj for obj in store.list() if namespace_index(obj) == namespace]
+        history.bump_collision_count(self.rest, DAEMONSETS, ds)

@@ -29,7 +29,7 @@ import logging
 from control.client import AlreadyExists, ApiException, Conflict, NotFound, object_key
 from control.client.events import EventRecorder
 from control.controllers import deployment_util as du
-from control.controllers.base import Controller, controller_ref, get_controller_of
+from control.controllers.base import Controller, by_namespace, controller_ref, get_controller_of
 from control.controllers.deployment_rollout import Rollouts
 from control.objects import kinds
 from control.objects.selectors import LabelSelector, SelectorError
@@ -45,9 +45,6 @@ API_VERSION, KIND = "apps/v1", "Deployment"
 def _utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
-
-def _by_namespace(store, namespace):
-    return store.by_index("namespace", namespace)
 
 
 def _ignore(obj):
@@ -91,7 +88,7 @@ class DeploymentController(Rollouts, Controller):
         """Deployments in the ReplicaSet's namespace whose selector matches its labels."""
         labels = rs["metadata"].get("labels") or {}
         found = []
-        for d in _by_namespace(self.d_store, rs["metadata"].get("namespace")):
+        for d in by_namespace(self.d_store, rs["metadata"].get("namespace")):
             try:
                 selector = _selector(d)
             except SelectorError:
@@ -152,7 +149,7 @@ class DeploymentController(Rollouts, Controller):
             selector = _selector(d)
         except SelectorError:
             return
-        owned = [r for r in _by_namespace(self.rs_store, namespace)
+        owned = [r for r in by_namespace(self.rs_store, namespace)
                  if (get_controller_of(r) or {}).get("uid") == d["metadata"].get("uid")]
         pods = [p for group in self.pod_map(d, selector, owned).values() for p in group]
         # Kubernetes counts every pod; finished ones cannot block Recreate, so skip them.
@@ -210,7 +207,7 @@ class DeploymentController(Rollouts, Controller):
         uid = d["metadata"]["uid"]
         deleting = bool(d["metadata"].get("deletionTimestamp"))
         claimed, errors, fresh = [], [], None
-        for rs in _by_namespace(self.rs_store, d["metadata"].get("namespace")):
+        for rs in by_namespace(self.rs_store, d["metadata"].get("namespace")):
             ref = get_controller_of(rs)
             matches = selector.matches(rs["metadata"].get("labels") or {})
             try:
@@ -255,7 +252,7 @@ class DeploymentController(Rollouts, Controller):
     def pod_map(self, d, selector, rs_list):
         """{ReplicaSet uid: [its pods matching the selector]}, terminating pods included."""
         pods = {rs["metadata"]["uid"]: [] for rs in rs_list}
-        for pod in _by_namespace(self.pod_store, d["metadata"].get("namespace")):
+        for pod in by_namespace(self.pod_store, d["metadata"].get("namespace")):
             ref = get_controller_of(pod)
             if ref is not None and ref.get("uid") in pods and \
                     selector.matches(pod["metadata"].get("labels") or {}):
@@ -466,4 +463,3 @@ class DeploymentController(Rollouts, Controller):
         result = self.rest.update_status(DEPLOYMENTS, d["metadata"]["namespace"],
                                          {**d, "status": status})
         return result or {**d, "status": status}
-

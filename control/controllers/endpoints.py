@@ -14,10 +14,10 @@ the computed Endpoints equal the stored ones.
 import logging
 import threading
 
-from control.client import Forbidden, NotFound, namespace_index, object_key
+from control.client import Forbidden, NotFound, object_key
 from control.client.events import EventRecorder, NullRecorder
 from control.controllers import pods as podutil
-from control.controllers.base import Controller, split_key
+from control.controllers.base import Controller, by_namespace, split_key
 from control.objects import kinds
 from control.objects.selectors import LabelSelector, SelectorError
 
@@ -299,7 +299,7 @@ class EndpointsController(Controller):
     def _services_for(self, pod):
         labels = pod["metadata"].get("labels") or {}
         found = []
-        for service in _by_namespace(self.services, pod["metadata"].get("namespace")):
+        for service in by_namespace(self.services, pod["metadata"].get("namespace")):
             selector = (service.get("spec") or {}).get("selector")
             if selector and all(labels.get(k) == v for k, v in selector.items()):
                 found.append(service)
@@ -340,7 +340,7 @@ class EndpointsController(Controller):
         except SelectorError as exc:
             log.warning("service %s has an invalid selector: %s", key, exc)
             return
-        pods = [p for p in _by_namespace(self.pods, namespace)
+        pods = [p for p in by_namespace(self.pods, namespace)
                 if all((p["metadata"].get("labels") or {}).get(k) == v
                        for k, v in selector.items())]
         when, seen = self.trigger_times.compute(key, service, pods)
@@ -370,12 +370,6 @@ class EndpointsController(Controller):
                                     f"Failed to update endpoint {key}: {exc}")
             raise
 
-
-def _by_namespace(store, namespace):
-    try:
-        return store.by_index("namespace", namespace)
-    except KeyError:
-        return [obj for obj in store.list() if namespace_index(obj) == namespace]
 
 
 def _ignore(*args):

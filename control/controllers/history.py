@@ -17,8 +17,8 @@ import copy
 import json
 import logging
 
-from control.client import AlreadyExists, NotFound
-from control.controllers.base import get_controller_of
+from control.client import AlreadyExists, Conflict, NotFound
+from control.controllers.base import get_controller_of, significant
 from control.objects import kinds
 
 log = logging.getLogger(__name__)
@@ -194,3 +194,35 @@ def claim(rest, resource, owner, owner_ref, selector, objects):
         if ref is None:             # adopted
             claimed.append(patched or {**obj, "metadata": {**meta, "ownerReferences": refs}})
     return claimed
+
+
+def write_status(rest, resource, obj, status):
+    """Write a revisioned object's ``status`` if it differs (DaemonSets, StatefulSets).
+
+    On a Conflict (often our own last write, not yet cached) retry once on a fresh
+    read, keeping a collisionCount raised meanwhile; a deleted object is left alone.
+    """
+    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+    for attempt in range(2):
+        if significant(status) == significant(obj.get("status") or {}):
+            return
+        try:
+            rest.update_status(resource, namespace, {**obj, "status": status})
+            return
+        except NotFound:
+            return
+        except Conflict:
+            if attempt:
+                raise
+            obj = rest.get(resource, namespace, name)
+            status = {**status, "collisionCount": max(
+                status.get("collisionCount") or 0,
+                (obj.get("status") or {}).get("collisionCount") or 0)}
+
+
+def bump_collision_count(rest, resource, obj):
+    """Raise status.collisionCount by one on a fresh read (a revision name was taken)."""
+    fresh = rest.get(resource, obj["metadata"]["namespace"], obj["metadata"]["name"])
+    status = dict(fresh.get("status") or {})
+    status["collisionCount"] = (status.get("collisionCount") or 0) + 1
+    rest.update_status(resource, obj["metadata"]["namespace"], {**fresh, "status": status})

@@ -32,15 +32,17 @@ import logging
 import threading
 import time
 
-from control.client import Conflict, NotFound, namespace_index, object_key
+from control.client import Conflict, NotFound, object_key
 from control.client.events import NullRecorder
 from control.controllers import pods as podutil
 from control.controllers.base import (
     Controller,
     Expectations,
+    by_namespace,
     create_owned,
     get_controller_of,
     parallel,
+    significant,
     slow_start_batch,
     split_key,
 )
@@ -289,7 +291,7 @@ class JobController(Controller):
             return
         now = self.wall_clock()
         uid = job["metadata"]["uid"]
-        pods = [p for p in _by_namespace(self.pod_store, namespace)
+        pods = [p for p in by_namespace(self.pod_store, namespace)
                 if (get_controller_of(p) or {}).get("uid") == uid]
         needs_sync = self.expectations.satisfied(key)
         sync = _Sync(self, key, job, pods, now)
@@ -306,7 +308,7 @@ class JobController(Controller):
     def _write_status(self, job, status):
         """Write ``status`` if it changed; on a Conflict retry once on a fresh read."""
         for attempt in range(2):
-            if _significant(status) == _significant(job.get("status") or {}):
+            if significant(status) == significant(job.get("status") or {}):
                 return
             try:
                 self.rest.update_status(JOBS, job["metadata"]["namespace"],
@@ -599,14 +601,3 @@ class _Sync:
         if self.indexed:
             status["completedIndexes"] = format_indexes(self.succeeded_indexes)
         return status
-
-
-def _significant(status):
-    return {k: v for k, v in status.items() if v not in (0, None, "", [], {})}
-
-
-def _by_namespace(store, namespace):
-    try:
-        return store.by_index("namespace", namespace)
-    except KeyError:
-        return [obj for obj in store.list() if namespace_index(obj) == namespace]

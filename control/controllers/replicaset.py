@@ -11,15 +11,17 @@ import datetime
 import logging
 import time
 
-from control.client import Conflict, NotFound, namespace_index, object_key
+from control.client import Conflict, NotFound, object_key
 from control.controllers import pods as podutil
 from control.controllers.base import (
     Controller,
     Expectations,
+    by_namespace,
     create_owned,
     get_controller_of,
     namespace_terminating,
     parallel,
+    significant,
     slow_start_batch,
     split_key,
 )
@@ -90,7 +92,7 @@ class ReplicaSetController(Controller):
         namespace = pod["metadata"].get("namespace")
         labels = pod["metadata"].get("labels") or {}
         found = []
-        for rs in _by_namespace(self.rs_store, namespace):
+        for rs in by_namespace(self.rs_store, namespace):
             try:
                 selector = LabelSelector.from_object(rs["spec"].get("selector"))
             except SelectorError:
@@ -187,7 +189,7 @@ class ReplicaSetController(Controller):
     def _write_status(self, rs, status):
         """Write ``status`` if it differs; on a Conflict (a stale cache), retry once on a fresh read."""
         for attempt in range(2):
-            if _significant(status) == _significant(rs.get("status") or {}):
+            if significant(status) == significant(rs.get("status") or {}):
                 return
             try:
                 self.rest.update_status(REPLICASETS, rs["metadata"]["namespace"],
@@ -291,16 +293,3 @@ class ReplicaSetController(Controller):
             parallel(delete, victims)
             return (errors[0], "delete") if errors else (None, None)
         return None, None
-
-
-def _significant(status):
-    """Status without zero or empty fields, which a server may omit when it stores them."""
-    return {k: v for k, v in status.items() if v not in (0, None, "", [], {})}
-
-
-def _by_namespace(store, namespace):
-    try:
-        return store.by_index("namespace", namespace)
-    except KeyError:
-        return [obj for obj in store.list() if namespace_index(obj) == namespace]
-

@@ -23,12 +23,13 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from control.client import AlreadyExists, Conflict, NotFound, namespace_index
+from control.client import AlreadyExists, NotFound
 from control.client.events import EventRecorder
 from control.controllers import history
 from control.controllers import pods as podutil
 from control.controllers.base import (
     Controller,
+    by_namespace,
     controller_ref,
     get_controller_of,
     parallel,
@@ -261,7 +262,7 @@ class StatefulSetController(Controller):
         self._warn_claim_templates(sts)
         ref = controller_ref(sts, API_VERSION, KIND)
         revisions = history.claim(self.rest, history.CONTROLLER_REVISIONS, sts, ref, selector,
-                                  _by_namespace(self.revision_store, namespace))
+                                  by_namespace(self.revision_store, namespace))
         if sts["metadata"].get("deletionTimestamp"):
             return
         try:
@@ -272,7 +273,7 @@ class StatefulSetController(Controller):
             raise RuntimeError(f"revision name {exc} taken; collisionCount raised") from None
         by_name = {r["metadata"]["name"]: r for r in revisions}
         current = by_name.get((sts.get("status") or {}).get("currentRevision")) or update
-        candidates = [p for p in _by_namespace(self.pod_store, namespace)
+        candidates = [p for p in by_namespace(self.pod_store, namespace)
                       if ordinal_of(p, name) is not None]
         members = history.claim(self.rest, PODS, sts, ref, selector, candidates)
         pods = {ordinal_of(p, name): p for p in members}
@@ -357,41 +358,7 @@ class StatefulSetController(Controller):
                                 "are ignored and pods get no claims")
 
     def _write_status(self, sts, status):
-        """Write ``status`` if it differs; on a Conflict (often our own last write, not yet
-        cached), retry once on a fresh read."""
-        namespace, name = sts["metadata"]["namespace"], sts["metadata"]["name"]
-        for attempt in range(2):
-            if _significant(status) == _significant(sts.get("status") or {}):
-                return
-            try:
-                self.rest.update_status(STATEFULSETS, namespace, {**sts, "status": status})
-                return
-            except NotFound:
-                return
-            except Conflict:
-                if attempt:
-                    raise
-                sts = self.rest.get(STATEFULSETS, namespace, name)
-                # Keep a collision count raised meanwhile.
-                status = {**status, "collisionCount": max(
-                    status.get("collisionCount") or 0,
-                    (sts.get("status") or {}).get("collisionCount") or 0)}
+        history.write_status(self.rest, STATEFULSETS, sts, status)
 
     def _bump_collision_count(self, sts):
-        fresh = self.rest.get(STATEFULSETS, sts["metadata"]["namespace"], sts["metadata"]["name"])
-        status = dict(fresh.get("status") or {})
-        status["collisionCount"] = (status.get("collisionCount") or 0) + 1
-        self.rest.update_status(STATEFULSETS, sts["metadata"]["namespace"],
-                                {**fresh, "status": status})
-
-
-def _significant(status):
-    return {k: v for k, v in status.items() if v not in (0, None, "", [], {})}
-
-
-def _by_namespace(store, namespace):
-    try:
-        return store.by_index("namespace", namespace)
-    except KeyError:
-        return [obj for obj in store.list() if namespace_index(obj) == namespace]
-
+        history.bump_collision_count(self.rest, STATEFULSETS, sts)
