@@ -12,40 +12,11 @@ from datetime import datetime, timezone
 
 import yaml
 
+from control.objects.meta import human_duration  # noqa: F401 - also used as output.human_duration
+
 PADDING = 3
 MIN_WIDTH = 6
 
-
-def human_duration(seconds):
-    """kubectl's (apimachinery's) HumanDuration: "5s", "3m20s", "2d4h", "3y"."""
-    seconds = int(seconds)
-    if seconds < -1:
-        return "<invalid>"
-    if seconds < 0:
-        return "0s"
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 10:
-        rest = seconds % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        years, days = hours // 24 // 365, (hours // 24) % 365
-        return f"{years}y{days}d" if days else f"{years}y"
-    return f"{hours // 24 // 365}y"
 
 
 def parse_time(text):

@@ -8,6 +8,7 @@ and the current time and returns the row's cells.
 
 from datetime import datetime, timezone
 
+from control.objects.meta import human_duration  # noqa: F401 - printers.human_duration too
 from control.objects.selectors import selector_to_string
 
 NAME_DOC = ("Name must be unique within a namespace. Is required when creating resources, "
@@ -48,34 +49,6 @@ def parse_time(value):
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
-
-def human_duration(delta):
-    """Render a timedelta as k8s.io/apimachinery duration.HumanDuration does."""
-    seconds = int(delta.total_seconds())
-    if seconds < -1:
-        return "<invalid>"
-    if seconds < 0:
-        return "0s"
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 10:
-        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        years, days = hours // 24 // 365, (hours // 24) % 365
-        return f"{years}y{days}d" if days else f"{years}y"
-    return f"{hours // 24 // 365}y"
 
 
 def age(timestamp, now):

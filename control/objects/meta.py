@@ -14,6 +14,35 @@ _GENERATION_FIELD = "spec"
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"   # as Kubernetes: no vowels, no look-alikes
 
 
+def human_duration(elapsed):
+    """Render seconds (or a timedelta) as apimachinery's HumanDuration: "5s", "3m20s", "2d4h"."""
+    seconds = int(elapsed.total_seconds() if hasattr(elapsed, "total_seconds") else elapsed)
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        years, days = hours // 24 // 365, (hours // 24) % 365
+        return f"{years}y{days}d" if days else f"{years}y"
+    return f"{hours // 24 // 365}y"
+
+
 def timestamp(now):
     """Format a UTC datetime as Kubernetes does (RFC 3339, seconds, Z)."""
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
