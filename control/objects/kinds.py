@@ -94,3 +94,23 @@ def by_api_version_kind(api_version, kind):
     """Return the Resource for an object's apiVersion and kind, or None."""
     group, _, version = api_version.rpartition("/")
     return _BY_KIND.get((group, version, kind))
+
+
+# The resources that components name in code, so that none looks them up by string.
+NAMESPACES = lookup("", "v1", "namespaces")
+NODES = lookup("", "v1", "nodes")
+PODS = lookup("", "v1", "pods")
+SERVICES = lookup("", "v1", "services")
+ENDPOINTS = lookup("", "v1", "endpoints")
+CONFIGMAPS = lookup("", "v1", "configmaps")
+SECRETS = lookup("", "v1", "secrets")
+EVENTS = lookup("", "v1", "events")
+SERVICEACCOUNTS = lookup("", "v1", "serviceaccounts")
+LEASES = lookup("coordination.k8s.io", "v1", "leases")
+REPLICASETS = lookup("apps", "v1", "replicasets")
+DEPLOYMENTS = lookup("apps", "v1", "deployments")
+DAEMONSETS = lookup("apps", "v1", "daemonsets")
+STATEFULSETS = lookup("apps", "v1", "statefulsets")
+CONTROLLERREVISIONS = lookup("apps", "v1", "controllerrevisions")
+JOBS = lookup("batch", "v1", "jobs")
+CRONJOBS = lookup("batch", "v1", "cronjobs")

@@ -4,6 +4,7 @@ Pure functions: the clock and the id source are passed in, so tests can fix them
 """
 
 import copy
+import datetime
 
 from control.objects import validation
 
@@ -43,9 +44,35 @@ def human_duration(elapsed):
     return f"{hours // 24 // 365}y"
 
 
+def utcnow():
+    """Return the current time, timezone-aware in UTC (the one clock callers inject)."""
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def timestamp(now):
     """Format a UTC datetime as Kubernetes does (RFC 3339, seconds, Z)."""
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
+        if now.tzinfo else now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def micro_timestamp(now):
+    """Format a UTC datetime as a MicroTime (RFC 3339 with microseconds, Z), as Leases use."""
+    return now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") \
+        if now.tzinfo else now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text):
+    """Parse an RFC 3339 timestamp (Z or offset, optional fraction); None if unset or malformed.
+
+    A timestamp without a zone is taken as UTC, as apimachinery reads one.
+    """
+    if not text:
+        return None
+    try:
+        parsed = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 
 def name_errors(kind, name):
