@@ -10,8 +10,8 @@ Record layout: ``length:u32 crc32:u32 index:u64 term:u64 command`` (big-endian),
 after an 8-byte magic. A torn record at the end (a crash mid-write) fails its CRC
 and is cut off on load; it was never acknowledged, because it was never synced.
 
-It implements the method names of ``pysyncobj.journal.Journal`` (camelCase stays
-here and in raft.py).
+The Raft library reaches it through ``store.pysyncobj_compat``, which maps its
+journal interface onto these methods.
 """
 
 import json
@@ -47,7 +47,7 @@ class DurableJournal:
     """Keep the Raft log in memory and append it to a synced file."""
 
     def __init__(self, path, dump_path=None):
-        self._path = path
+        self.path = path
         self._dump_path = dump_path
         self._meta_path = path + ".meta"
         self._entries = []      # (command, index, term)
@@ -68,15 +68,15 @@ class DurableJournal:
             raise RuntimeError(f"journal meta file {self._meta_path} is corrupt: {exc}") from None
 
     def _load(self):
-        if not os.path.exists(self._path):
-            with open(self._path, "wb") as f:
+        if not os.path.exists(self.path):
+            with open(self.path, "wb") as f:
                 f.write(MAGIC)
                 os.fsync(f.fileno())
-            fsync_dir(os.path.dirname(os.path.abspath(self._path)))
-        with open(self._path, "rb") as f:
+            fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        with open(self.path, "rb") as f:
             data = f.read()
         if not data.startswith(MAGIC):
-            raise RuntimeError(f"{self._path} is not a Steersman journal (bad magic)")
+            raise RuntimeError(f"{self.path} is not a Steersman journal (bad magic)")
         offset = len(MAGIC)
         while offset + RECORD.size <= len(data):
             length, crc, index, term = RECORD.unpack_from(data, offset)
@@ -87,7 +87,7 @@ class DurableJournal:
             offset = start + length
             self._entries.append((command, index, term))
             self._ends.append(offset)
-        self._fd = os.open(self._path, os.O_RDWR)
+        self._fd = os.open(self.path, os.O_RDWR)
         # Cut a torn tail so the next append starts on a record boundary.
         if offset < len(data):
             os.ftruncate(self._fd, offset)
@@ -95,7 +95,7 @@ class DurableJournal:
         self._size = offset
         os.lseek(self._fd, offset, os.SEEK_SET)
 
-    # -- the pysyncobj Journal interface --------------------------------------
+    # -- the Raft log ---------------------------------------------------------
     def add(self, command, idx, term):
         command = bytes(command)
         record = RECORD.pack(len(command), zlib.crc32(command), idx, term) + command
@@ -117,22 +117,23 @@ class DurableJournal:
         os.fsync(self._fd)
         self._size = len(MAGIC)
 
-    def deleteEntriesFrom(self, entryFrom):  # noqa: N802 (pysyncobj's name)
+    def delete_from(self, position):
+        """Drop the entries from ``position`` (a list position, not a log index) on."""
         self.sync()
-        if entryFrom >= len(self._entries):
+        if position >= len(self._entries):
             return
-        cut = self._ends[entryFrom - 1] if entryFrom > 0 else len(MAGIC)
-        del self._entries[entryFrom:]
-        del self._ends[entryFrom:]
+        cut = self._ends[position - 1] if position > 0 else len(MAGIC)
+        del self._entries[position:]
+        del self._ends[position:]
         os.ftruncate(self._fd, cut)
         os.lseek(self._fd, cut, os.SEEK_SET)
         os.fsync(self._fd)
         self._size = cut
 
-    def deleteEntriesTo(self, entryTo):  # noqa: N802
-        """Drop the first entries after a dump: rewrite the file atomically."""
+    def delete_to(self, position):
+        """Drop the entries before ``position`` after a dump: rewrite the file atomically."""
         self.sync()
-        kept = self._entries[entryTo:]
+        kept = self._entries[position:]
         if self._dump_path and os.path.exists(self._dump_path):
             with open(self._dump_path, "rb") as f:
                 os.fsync(f.fileno())
@@ -142,8 +143,8 @@ class DurableJournal:
             body += RECORD.pack(len(command), zlib.crc32(command), index, term) + command
             ends.append(len(body))
         os.close(self._fd)
-        write_atomically(self._path, bytes(body))
-        self._fd = os.open(self._path, os.O_RDWR)
+        write_atomically(self.path, bytes(body))
+        self._fd = os.open(self.path, os.O_RDWR)
         os.lseek(self._fd, len(body), os.SEEK_SET)
         self._entries = kept
         self._ends = ends
@@ -155,33 +156,36 @@ class DurableJournal:
     def __len__(self):
         return len(self._entries)
 
-    def _destroy(self):
+    def close(self):
+        """Sync everything and close the file."""
         self.sync()
         self._store_meta()
         os.close(self._fd)
 
-    def setRaftCommitIndex(self, raftCommitIndex):  # noqa: N802,N803
+    # -- term, vote and commit index -----------------------------------------
+    def set_commit_index(self, index):
         # Losing the newest commit index is harmless (the leader repeats it), so it
         # is written lazily, once a second.
-        self._meta["commit"] = raftCommitIndex
+        self._meta["commit"] = index
         self._meta_dirty = True
 
-    def getRaftCommitIndex(self):  # noqa: N802
+    def commit_index(self):
         return self._meta.get("commit", 1)
 
-    def setCurrentTerm(self, term, votedForNodeId):  # noqa: N802,N803
+    def set_term(self, term, voted_for):
         # Raft requires term and vote on disk before a vote is sent or granted.
         self._meta["term"] = term
-        self._meta["vote"] = votedForNodeId
+        self._meta["vote"] = voted_for
         self._store_meta()
 
-    def getCurrentTerm(self):  # noqa: N802
+    def term(self):
         return self._meta.get("term", 0)
 
-    def getVotedForNodeId(self):  # noqa: N802
+    def voted_for(self):
         return self._meta.get("vote")
 
-    def onOneSecondTimer(self):  # noqa: N802
+    def every_second(self):
+        """Write a commit index set since the last call."""
         if self._meta_dirty:
             self._store_meta()
 

@@ -25,6 +25,7 @@ Everything here runs on the event loop's thread, inside Raft's ticks.
 
 import contextlib
 import time
+from typing import Protocol
 
 #: Peer message types this module handles instead of PySyncObj.
 REQUEST = "steer_read_index"
@@ -33,6 +34,23 @@ MESSAGE_TYPES = frozenset((REQUEST, REPLY))
 
 #: Key carrying the confirmation round on append-entries and on their replies.
 SEQ = "steer_seq"
+
+
+class RaftView(Protocol):
+    """The parts of ``store.raft.RaftNode`` that ReadIndex uses (a fake stands in for tests).
+
+    Peers are opaque handles that compare equal and hash.
+    """
+
+    def is_leader(self): ...
+    def leader(self): ...               # the last known leader's peer, or None
+    def other_peers(self): ...          # the other voting members' peers
+    def term(self): ...
+    def commit_index(self): ...
+    def last_applied(self): ...
+    def noop_index(self): ...           # the leader's first index of its term, or None
+    def send_append_entries(self): ...  # to every follower, now
+    def send_peer(self, peer, message): ...
 
 
 class _Round:
@@ -55,7 +73,7 @@ class _Request:
 class ReadIndex:
     """Hand out confirmed read indexes and hold reads until they are applied.
 
-    ``node`` is the ``RaftNode``; a read that cannot complete within
+    ``node`` is a ``RaftView`` (the ``RaftNode``); a read that cannot complete within
     ``give_up_after`` seconds fails (the client's own timeout is the same).
     """
 
@@ -92,10 +110,10 @@ class ReadIndex:
     def obtain(self, callback):
         """Call ``callback(read_index, None)`` with a confirmed read index, or ``(None, error)``."""
         node, now = self._node, self._clock()
-        if node._isLeader():
+        if node.is_leader():
             self._waiting.append((callback, now))
             self._start_round()
-        elif node._getLeader() is not None:
+        elif node.leader() is not None:
             self._asking.append((callback, now))
             self._send_request()
         else:
@@ -144,18 +162,18 @@ class ReadIndex:
     def _start_round(self):
         """Start a round for the waiting reads if none is in flight and the leader may serve."""
         node = self._node
-        if self._round is not None or not self._waiting or not node._isLeader():
+        if self._round is not None or not self._waiting or not node.is_leader():
             return
-        noop_index = node._SyncObj__noopIDx
-        if noop_index is None or node.raftCommitIndex < noop_index:
+        noop_index = node.noop_index()
+        if noop_index is None or node.commit_index() < noop_index:
             return  # nothing of this term committed yet: the commit index may lag
         self.seq += 1
         callbacks = [callback for callback, _ in self._waiting]
         self._waiting = []
-        self._round = _Round(self.seq, node.raftCurrentTerm, node.raftCommitIndex,
+        self._round = _Round(self.seq, node.term(), node.commit_index(),
                              callbacks, self._clock())
         if not self._confirmed(self._round):
-            node._SyncObj__sendAppendEntries()
+            node.send_append_entries()
         else:
             self._finish_round(self._round.index, None)
 
@@ -173,14 +191,14 @@ class ReadIndex:
         write completed before it is missing from ``round_.index``. Replies to
         appends sent before the round carry older rounds and never count.
         """
-        others = self._node.otherNodes
+        others = self._node.other_peers()
         acks = 1 + sum(1 for peer in others if self._acks.get(peer, 0) >= round_.seq)
         return acks * 2 > len(others) + 1
 
     def _drive_round(self):
         round_, node = self._round, self._node
         if round_ is not None:
-            if not node._isLeader() or node.raftCurrentTerm != round_.term:
+            if not node.is_leader() or node.term() != round_.term:
                 self._round = None
                 self._redispatch(round_.callbacks)
             elif self._confirmed(round_):
@@ -188,7 +206,7 @@ class ReadIndex:
             elif self._clock() - round_.started > self._give_up_after:
                 self._finish_round(None, "the leader could not confirm its leadership "
                                          f"within {self._give_up_after:g}s (no quorum?)")
-        if self._waiting and not node._isLeader():
+        if self._waiting and not node.is_leader():
             waiting, self._waiting = self._waiting, []
             self._redispatch([callback for callback, _ in waiting])
         self._waiting = self._unexpired(self._waiting, "the leader has not committed an "
@@ -217,7 +235,7 @@ class ReadIndex:
                 reply["error"] = failure
             self._node.send_peer(peer, reply)
 
-        if self._node._isLeader():
+        if self._node.is_leader():
             self._waiting.append((answer, self._clock()))
             self._start_round()
         else:
@@ -228,8 +246,8 @@ class ReadIndex:
         """Ask the leader for a read index for the waiting reads unless a request is in flight."""
         if self._request is not None or not self._asking:
             return
-        leader = self._node._getLeader()
-        if leader is None or self._node._isLeader():
+        leader = self._node.leader()
+        if leader is None or self._node.is_leader():
             return  # ``_drive_request`` moves or fails them
         self._next_rid += 1
         callbacks = [callback for callback, _ in self._asking]
@@ -253,8 +271,8 @@ class ReadIndex:
     def _drive_request(self):
         request, node, now = self._request, self._node, self._clock()
         if request is not None:
-            leader = node._getLeader()
-            if node._isLeader() or leader is None:
+            leader = node.leader()
+            if node.is_leader() or leader is None:
                 self._request = None
                 self._redispatch(request.callbacks)
             elif now - request.started > self._give_up_after:
@@ -267,14 +285,14 @@ class ReadIndex:
                 # leader confirms after it receives the request.
                 request.leader, request.sent = leader, now
                 node.send_peer(leader, {"type": REQUEST, "rid": request.rid})
-        if self._asking and (node._isLeader() or node._getLeader() is None):
+        if self._asking and (node.is_leader() or node.leader() is None):
             asking, self._asking = self._asking, []
             self._redispatch([callback for callback, _ in asking])
         self._send_request()
 
     # -- everyone: waiting for the applied index ---------------------------------------------
     def _wait_applied(self, index, callback, since):
-        if self._node.raftLastApplied >= index:
+        if self._node.last_applied() >= index:
             callback(None)
         else:
             self._applying.append((index, callback, since))
@@ -282,7 +300,7 @@ class ReadIndex:
     def _drive_applying(self):
         if not self._applying:
             return
-        applied, now = self._node.raftLastApplied, self._clock()
+        applied, now = self._node.last_applied(), self._clock()
         waiting, self._applying = self._applying, []
         pending = []
         for index, callback, since in waiting:

@@ -7,6 +7,9 @@ leader confirmed (Raft's ReadIndex, store/readindex.py: no log entry per read;
 every read that arrives while a confirmation is in flight joins the next one);
 serializable reads answer from local state at once. Watches replay history from
 their start revision and then follow the commits this node applies.
+
+Raft, the client port and the metrics endpoint share the asyncio loop's one thread,
+so requests read the state machine without a lock.
 """
 
 import argparse
@@ -186,8 +189,8 @@ class StoreServer:
         return {
             "steer_store_is_leader": ("1 if this node leads the cluster.", int(raft.is_leader())),
             "steer_store_raft_term": ("Current Raft term.", raft.term()),
-            "steer_store_raft_applied_index": ("Last applied Raft log index.", raft.raftLastApplied),
-            "steer_store_raft_commit_index": ("Raft commit index.", raft.raftCommitIndex),
+            "steer_store_raft_applied_index": ("Last applied Raft log index.", raft.last_applied()),
+            "steer_store_raft_commit_index": ("Raft commit index.", raft.commit_index()),
             "steer_store_revision": ("Current store revision.", raft.machine.revision),
             "steer_store_compact_revision": ("Revision compacted up to.", raft.machine.compact_revision),
             "steer_store_watchers": ("Watches open on this node.", len(self.hub)),
@@ -203,21 +206,10 @@ class StoreServer:
     # -- replication helpers -------------------------------------------------------
     async def _replicate(self, command):
         future = self.loop.create_future()
-
-        def done(result, failure):
-            _settle(future, result, failure)
-
-        self.raft.submit(command, done)
-        try:
-            result, failure = await asyncio.wait_for(asyncio.shield(future),
-                                                     self.args.request_timeout)
-        except asyncio.TimeoutError:
-            raise RequestError(protocol.UNAVAILABLE, (
-                f"no commit within {self.args.request_timeout:g}s: the cluster may have no "
-                "quorum; a write may or may not have applied (retry with the same request id)"
-            )) from None
-        if failure is not None:
-            raise RequestError(protocol.UNAVAILABLE, failure + "; retry shortly")
+        self.raft.propose(command, lambda result, failure: _settle(future, result, failure))
+        result = await self._outcome(future, (
+            f"no commit within {self.args.request_timeout:g}s: the cluster may have no "
+            "quorum; a write may or may not have applied (retry with the same request id)"))
         if "error" in result:
             raise _machine_error(result)
         return result
@@ -226,28 +218,31 @@ class StoreServer:
         """Wait until this node has applied everything committed before the call."""
         future = self.loop.create_future()
         self.raft.read_barrier(lambda failure: _settle(future, None, failure))
+        await self._outcome(future, (
+            f"no confirmed read index within {self.args.request_timeout:g}s: the "
+            "cluster may have no quorum; retry, or read with serializable=True for "
+            "local data"))
+
+    async def _outcome(self, future, too_late):
+        """Return the result Raft settles ``future`` with, or raise ``unavailable``."""
         try:
-            _, failure = await asyncio.wait_for(asyncio.shield(future),
-                                                self.args.request_timeout)
+            result, failure = await asyncio.wait_for(asyncio.shield(future),
+                                                     self.args.request_timeout)
         except asyncio.TimeoutError:
-            raise RequestError(protocol.UNAVAILABLE, (
-                f"no confirmed read index within {self.args.request_timeout:g}s: the "
-                "cluster may have no quorum; retry, or read with serializable=True for "
-                "local data"
-            )) from None
+            raise RequestError(protocol.UNAVAILABLE, too_late) from None
         if failure is not None:
             raise RequestError(protocol.UNAVAILABLE, failure + "; retry shortly")
+        return result
 
     # -- operations -----------------------------------------------------------------
     async def _op_range(self, msg):
         key = _require_bytes(msg, "key")
         if not msg.get("serializable"):
             await self._read_barrier()
-        with self.raft.lock:
-            result = self.raft.machine.range(
-                key, msg.get("range_end"), revision=msg.get("revision", 0) or 0,
-                limit=msg.get("limit", 0) or 0, keys_only=bool(msg.get("keys_only")),
-                count_only=bool(msg.get("count_only")))
+        result = self.raft.machine.range(
+            key, msg.get("range_end"), revision=msg.get("revision", 0) or 0,
+            limit=msg.get("limit", 0) or 0, keys_only=bool(msg.get("keys_only")),
+            count_only=bool(msg.get("count_only")))
         if "error" in result:
             raise _machine_error(result)
         return result
@@ -287,22 +282,20 @@ class StoreServer:
 
     async def _op_status(self, msg):
         leader = self.raft.leader_addr()
-        with self.raft.lock:
-            machine = self.raft.machine
-            revision, compact_revision = machine.revision, machine.compact_revision
+        machine = self.raft.machine
+        revision, compact_revision = machine.revision, machine.compact_revision
         return {"name": self.args.name, "version": VERSION, "member_id": self.member_id,
                 "peer": self.args.peer_addr, "client": self.args.client_addr,
                 "leader": stable_id(leader) if leader else 0, "leader_peer": leader,
                 "is_leader": self.raft.is_leader(), "raft_term": self.raft.term(),
-                "raft_index": self.raft.raftLastLogIndex,
-                "raft_applied": self.raft.raftLastApplied,
-                "raft_commit": self.raft.raftCommitIndex,
+                "raft_index": self.raft.last_log_index(),
+                "raft_applied": self.raft.last_applied(),
+                "raft_commit": self.raft.commit_index(),
                 "revision": revision, "compact_revision": compact_revision,
                 "watchers": len(self.hub)}
 
     async def _op_members(self, msg):
-        with self.raft.lock:
-            registered = self.raft.machine.members()
+        registered = self.raft.machine.members()
         leader = self.raft.leader_addr()
         members = []
         for peer in self.raft.peer_addrs():
@@ -323,8 +316,7 @@ class StoreServer:
 
     async def _op_member_remove(self, msg):
         target = msg.get("name") or msg.get("peer")
-        with self.raft.lock:
-            registered = self.raft.machine.members()
+        registered = self.raft.machine.members()
         peers = [p for p, m in registered.items() if m.get("name") == target]
         peer = peers[0] if peers else target
         if peer not in self.raft.peer_addrs():
@@ -346,21 +338,19 @@ class StoreServer:
 
     async def _op_snapshot(self, msg):
         await self._read_barrier()
-        with self.raft.lock:
-            snapshot = self.raft.machine.to_snapshot()
-            revision = self.raft.machine.revision
+        snapshot = self.raft.machine.to_snapshot()
+        revision = self.raft.machine.revision
         return {"revision": revision, "snapshot": msgpack.packb(snapshot, use_bin_type=True)}
 
     # -- watches ---------------------------------------------------------------------
     def _watch(self, conn_id, msg, send):
         key = _require_bytes(msg, "key")
         start = msg.get("start_revision", 0) or 0
-        with self.raft.lock:
-            machine = self.raft.machine
-            current = machine.revision
-            history = {"events": []}
-            if start > 0:
-                history = machine.events_since(start, key, msg.get("range_end"))
+        machine = self.raft.machine
+        current = machine.revision
+        history = {"events": []}
+        if start > 0:
+            history = machine.events_since(start, key, msg.get("range_end"))
         if "error" in history:
             send({"id": msg["id"], "watch": "canceled", "header": self._header(),
                   "error": history["error"]})
@@ -391,19 +381,18 @@ class StoreServer:
     def _expire_leases(self):
         for lease_id in self.leases.expired(self.raft.is_leader()):
             log.info("event=lease_expired id=%d", lease_id)
-            self.raft.submit({"op": "lease_revoke", "id": lease_id}, lambda r, f: None)
+            self.raft.propose({"op": "lease_revoke", "id": lease_id}, lambda r, f: None)
 
     def _register_self(self):
         """Record this node's name and client address in the replicated member table."""
         now = time.monotonic()
         if now - self._last_registration < 2.0 or self.raft.leader_addr() is None:
             return
-        with self.raft.lock:
-            mine = self.raft.machine.members().get(self.args.peer_addr)
+        mine = self.raft.machine.members().get(self.args.peer_addr)
         wanted = {"name": self.args.name, "client": self.args.client_addr}
         if mine != wanted:
             self._last_registration = now
-            self.raft.submit({"op": "member_set", "peer": self.args.peer_addr, **wanted},
+            self.raft.propose({"op": "member_set", "peer": self.args.peer_addr, **wanted},
                              lambda r, f: None)
 
     def _auto_compact(self):
@@ -415,13 +404,12 @@ class StoreServer:
         self._last_compaction_check = now
         if not self.raft.is_leader():
             return
-        with self.raft.lock:
-            revision, compacted = self.raft.machine.revision, self.raft.machine.compact_revision
+        revision, compacted = self.raft.machine.revision, self.raft.machine.compact_revision
         target = revision - retention
         # Compact in steps of at least a tenth of the window, not on every write.
         if target > compacted + max(1, retention // 10):
             log.info("event=auto_compact revision=%d", target)
-            self.raft.submit({"op": "compact", "revision": target}, lambda r, f: None)
+            self.raft.propose({"op": "compact", "revision": target}, lambda r, f: None)
 
 
 def _settle(future, result, failure):

@@ -1,36 +1,10 @@
 """ReadIndex bookkeeping against a fake Raft node: what confirms a round and what never does."""
 
-from store.readindex import REPLY, REQUEST, SEQ, ReadIndex
+import inspect
 
-PEERS = ("b", "c")
-
-
-class FakeNode:
-    """Just the parts of ``RaftNode`` that ``ReadIndex`` reads, all settable."""
-
-    def __init__(self, leader=True, others=PEERS):
-        self.leader = "a" if leader else None
-        self.self_leader = leader
-        self.otherNodes = set(others)
-        self.raftCommitIndex = 10
-        self.raftLastApplied = 10
-        self.raftCurrentTerm = 3
-        self._SyncObj__noopIDx = 10
-        self.heartbeats = 0
-        self.sent = []
-
-    def _isLeader(self):  # noqa: N802 (PySyncObj's name)
-        return self.self_leader
-
-    def _getLeader(self):  # noqa: N802
-        return self.leader
-
-    def _SyncObj__sendAppendEntries(self):  # noqa: N802
-        self.heartbeats += 1
-
-    def send_peer(self, peer, message):
-        self.sent.append((peer, message))
-        return True
+from store.raft import RaftNode
+from store.readindex import REPLY, REQUEST, SEQ, RaftView, ReadIndex
+from tests.support.fake_raft import FakeRaftNode
 
 
 class Clock:
@@ -56,7 +30,7 @@ def collect():
 
 
 def test_leader_confirms_with_a_majority_echo_of_the_round():
-    node = FakeNode()
+    node = FakeRaftNode()
     reads, _ = make(node)
     results, callback = collect()
     reads.obtain(callback)
@@ -67,7 +41,7 @@ def test_leader_confirms_with_a_majority_echo_of_the_round():
 
 
 def test_replies_to_appends_sent_before_the_round_never_confirm_it():
-    node = FakeNode()
+    node = FakeRaftNode()
     reads, _ = make(node)
     results, callback = collect()
     reads.obtain(callback)
@@ -78,13 +52,13 @@ def test_replies_to_appends_sent_before_the_round_never_confirm_it():
 
 
 def test_outgoing_appends_carry_the_round_and_replies_echo_it():
-    node = FakeNode()
+    node = FakeRaftNode()
     reads, _ = make(node)
     reads.obtain(lambda index, failure: None)
     append = {"type": "append_entries"}
     reads.stamp("b", append)
     assert append[SEQ] == reads.seq
-    follower = ReadIndex(FakeNode(leader=False), 5.0)
+    follower = ReadIndex(FakeRaftNode(leader=False), 5.0)
     reply = {"type": "next_node_idx"}
     with follower.answering("a", append):
         follower.stamp("a", reply)
@@ -95,25 +69,25 @@ def test_outgoing_appends_carry_the_round_and_replies_echo_it():
 
 
 def test_a_leader_that_lost_its_term_fails_the_round_instead_of_confirming():
-    node = FakeNode()
+    node = FakeRaftNode()
     reads, _ = make(node)
     results, callback = collect()
     reads.obtain(callback)
-    node.raftCurrentTerm, node.self_leader, node.leader = 4, False, None
+    node.current_term, node.leading, node.known_leader = 4, False, None
     ack(reads, "b", reads.seq)
     reads.on_tick()
     assert len(results) == 1 and results[0][0] is None
 
 
 def test_no_read_index_before_the_leader_commits_an_entry_of_its_term():
-    node = FakeNode()
-    node._SyncObj__noopIDx = 11
+    node = FakeRaftNode()
+    node.noop = 11
     reads, _ = make(node)
     results, callback = collect()
     reads.obtain(callback)
     reads.on_tick()
     assert node.heartbeats == 0 and results == []
-    node.raftCommitIndex = 11
+    node.commit = 11
     reads.on_tick()
     ack(reads, "c", reads.seq)
     reads.on_tick()
@@ -121,7 +95,7 @@ def test_no_read_index_before_the_leader_commits_an_entry_of_its_term():
 
 
 def test_single_node_cluster_needs_no_confirmation():
-    node = FakeNode(others=())
+    node = FakeRaftNode(others=())
     reads, _ = make(node)
     results, callback = collect()
     reads.obtain(callback)
@@ -129,14 +103,14 @@ def test_single_node_cluster_needs_no_confirmation():
 
 
 def test_reads_arriving_during_a_round_share_the_next_one():
-    node = FakeNode()
+    node = FakeRaftNode()
     reads, _ = make(node)
     first, second = collect(), collect()
     reads.obtain(first[1])
     reads.obtain(second[1])
     reads.obtain(second[1])
     assert node.heartbeats == 1
-    node.raftCommitIndex = 12
+    node.commit = 12
     ack(reads, "b", reads.seq)
     reads.on_tick()
     assert first[0] == [(10, None)] and node.heartbeats == 2
@@ -146,7 +120,7 @@ def test_reads_arriving_during_a_round_share_the_next_one():
 
 
 def test_unconfirmed_round_gives_up_after_the_time_limit():
-    node = FakeNode()
+    node = FakeRaftNode()
     reads, clock = make(node, give_up_after=2.0)
     results, callback = collect()
     reads.obtain(callback)
@@ -156,8 +130,8 @@ def test_unconfirmed_round_gives_up_after_the_time_limit():
 
 
 def test_follower_asks_the_leader_and_waits_until_it_applied_the_index():
-    node = FakeNode(leader=False)
-    node.leader = "a"
+    node = FakeRaftNode(leader=False)
+    node.known_leader = "a"
     reads, _ = make(node)
     done = []
     reads.barrier(done.append)
@@ -165,18 +139,18 @@ def test_follower_asks_the_leader_and_waits_until_it_applied_the_index():
     assert peer == "a" and request["type"] == REQUEST
     reads.on_message("a", {"type": REPLY, "rid": request["rid"], "index": 12})
     assert done == []
-    node.raftLastApplied = 12
+    node.applied = 12
     reads.on_tick()
     assert done == [None]
 
 
 def test_follower_fails_fast_without_a_leader_and_times_out_without_a_reply():
-    node = FakeNode(leader=False)
+    node = FakeRaftNode(leader=False)
     reads, clock = make(node, give_up_after=2.0)
     results, callback = collect()
     reads.obtain(callback)
     assert len(results) == 1 and results[0][0] is None
-    node.leader = "a"
+    node.known_leader = "a"
     reads.obtain(callback)
     clock.now += 1.5
     reads.on_tick()
@@ -189,10 +163,20 @@ def test_follower_fails_fast_without_a_leader_and_times_out_without_a_reply():
 
 
 def test_leader_answers_a_followers_request_after_confirmation():
-    node = FakeNode()
+    node = FakeRaftNode()
     reads, _ = make(node)
     reads.on_message("b", {"type": REQUEST, "rid": 7})
     assert node.sent == []
     ack(reads, "c", reads.seq)
     reads.on_tick()
     assert node.sent == [("b", {"type": REPLY, "rid": 7, "index": 10})]
+
+
+def test_the_raft_node_and_the_fake_both_offer_what_read_index_uses():
+    wanted = [name for name, _ in inspect.getmembers(RaftView, inspect.isfunction)
+              if not name.startswith("_")]
+    assert "noop_index" in wanted
+    for cls in (RaftNode, FakeRaftNode):
+        for name in wanted:
+            theirs = inspect.signature(getattr(cls, name)).parameters
+            assert list(theirs) == list(inspect.signature(getattr(RaftView, name)).parameters), (cls, name)
