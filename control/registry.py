@@ -69,11 +69,31 @@ def _store_call(call, *args, **kwargs):
         raise errors.ApiError(f"store error ({exc.code}): {exc.message}") from None
 
 
+class CheckedStore:
+    """The store's get and txn, with store failures turned into API errors.
+
+    For keys that are not objects, such as the allocators' claims.
+    """
+
+    def __init__(self, store):
+        self.store = store
+
+    def get(self, *args, **kwargs):
+        return _store_call(self.store.get, *args, **kwargs)
+
+    def txn(self, *args, **kwargs):
+        return _store_call(self.store.txn, *args, **kwargs)
+
+
 class Registry:
     """Create, read, update, delete, list and watch objects of any resource."""
 
     def __init__(self, store):
         self.store = store
+
+    def checked_store(self):
+        """Return the store itself, for keys that are not objects (with API errors)."""
+        return CheckedStore(self.store)
 
     def get(self, resource, namespace, name):
         result = _store_call(self.store.get, object_key(resource, namespace, name))
@@ -143,6 +163,10 @@ class Registry:
             kvs = kvs[:limit]
             token = self._make_continue(list_revision, kvs[-1]["key"] + b"\0")
         return [_decode(kv) for kv in kvs], list_revision, token
+
+    def ready(self, timeout):
+        """Raise unless the store answers a status request within ``timeout`` seconds."""
+        self.store.status(timeout=timeout)
 
     def watch(self, resource, namespace=None, since=0):
         """Open a store watch on a resource; see ``watch_events`` to read it."""

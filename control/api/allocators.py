@@ -2,9 +2,9 @@
 
 Every allocated address or port is *claimed* by a store key of its own,
 ``/registry/ipallocations/<ip>`` or ``/registry/nodeportallocations/<port>``,
-created with a create-only compare. The store decides between two API servers
-(or two workers) racing for one value: one create succeeds, the other moves on
-to another value. A claim is made before the Service is written and released
+created with a create-only compare (pools.py). The store decides between two API
+servers (or two workers) racing for one value: one create succeeds, the other moves
+on to another value. A claim is made before the Service is written and released
 when that write fails, so a claim can only leak if the API server dies in
 between; ``repair`` (run when the API server starts, and when a range looks
 full) releases claims no Service holds any more, and claims values that a
@@ -17,35 +17,26 @@ never frees a value that has changed hands.
 """
 
 import ipaddress
-import json
 import logging
-import random
 import time
 
 from control import errors
+from control.api.pools import (
+    Claims,
+    RangeFull,
+    claim_owner,
+    cluster_ip_pool,
+    node_port_pool,
+    release_all,
+)
 from control.objects import kinds
-from control.registry import _store_call
-from store.client import prefix_end
 
 log = logging.getLogger("steer.apiserver.allocators")
 
-SERVICES = kinds.lookup("", "v1", "services")
 DEFAULT_CLUSTER_IP_RANGE = "10.96.0.0/12"
 DEFAULT_NODE_PORT_RANGE = "30000-32767"
 #: Seconds a claim without its Service is left alone (its create may be in flight).
 DEFAULT_GRACE = 60.0
-
-
-def parse_port_range(text):
-    """Parse "30000-32767" (or a single port) into (first, last), inclusive."""
-    first, _, last = str(text).partition("-")
-    try:
-        first, last = int(first), int(last or first)
-    except ValueError:
-        raise ValueError(f"invalid port range {text!r}: want FIRST-LAST") from None
-    if not 0 < first <= last < 65536:
-        raise ValueError(f"invalid port range {text!r}: want 1 <= FIRST <= LAST <= 65535")
-    return first, last
 
 
 def needs_cluster_ip(spec):
@@ -65,161 +56,9 @@ def allocates_node_ports(spec):
                                   and spec.get("allocateLoadBalancerNodePorts", True))
 
 
-class RangeFull(Exception):
-    """Every value of a pool is claimed."""
-
-
-class _Checked:
-    """The store's get and txn, with store failures turned into API errors."""
-
-    def __init__(self, store):
-        self.store = store
-
-    def get(self, *args, **kwargs):
-        return _store_call(self.store.get, *args, **kwargs)
-
-    def txn(self, *args, **kwargs):
-        return _store_call(self.store.txn, *args, **kwargs)
-
-
-class Pool:
-    """Values 0..size-1 of one range, each claimable once through a store key."""
-
-    def __init__(self, store, prefix, size, to_text, to_index, reserved=(), clock=time.time,
-                 rng=None):
-        self.store, self.prefix, self.size = store, prefix, size
-        self.to_text, self.to_index = to_text, to_index
-        self.reserved = frozenset(reserved)
-        self.clock, self.rng = clock, rng or random.Random()
-
-    def key(self, text):
-        return self.prefix + text.encode()
-
-    def claimed(self):
-        """Return {value text: (claim owner dict, mod_revision)} for every claim."""
-        result = self.store.get(self.prefix, range_end=prefix_end(self.prefix))
-        return {kv["key"][len(self.prefix):].decode(): (_owner(kv["value"]), kv["mod_revision"])
-                for kv in result["kvs"]}
-
-    def claim(self, text, owner):
-        """Claim one value for ``owner``; return False if it is claimed already."""
-        value = json.dumps({**owner, "claimedAt": self.clock()}, sort_keys=True).encode()
-        key = self.key(text)
-        result = self.store.txn(
-            compare=[{"key": key, "target": "create", "result": "==", "value": 0}],
-            success=[{"op": "put", "key": key, "value": value}],
-            failure=[{"op": "range", "key": key}])
-        if result["succeeded"]:
-            return True
-        kvs = result["responses"][0]["kvs"]
-        # Claiming again what the owner holds already (a retried request) is fine.
-        return bool(kvs) and _owner(kvs[0]["value"]).get("uid") == owner.get("uid")
-
-    def allocate(self, owner):
-        """Claim a free value, starting at a random one; raise RangeFull if none is left."""
-        taken = set(self.claimed())
-        start = self.rng.randrange(self.size)
-        for step in range(self.size):
-            index = (start + step) % self.size
-            if index in self.reserved:
-                continue
-            text = self.to_text(index)
-            if text in taken:
-                continue
-            if self.claim(text, owner):
-                return text
-            taken.add(text)
-        raise RangeFull()
-
-    def release(self, text, uid=None, revision=None):
-        """Delete a claim if ``uid`` (when given) still owns it; return whether it went."""
-        key = self.key(text)
-        if revision is None:
-            kvs = self.store.get(key)["kvs"]
-            if not kvs:
-                return False
-            if uid is not None and _owner(kvs[0]["value"]).get("uid") != uid:
-                return False
-            revision = kvs[0]["mod_revision"]
-        result = self.store.txn(
-            compare=[{"key": key, "target": "mod", "result": "==", "value": revision}],
-            success=[{"op": "delete", "key": key}])
-        return result["succeeded"]
-
-    def contains(self, text):
-        index = self.to_index(text)
-        return index is not None and 0 <= index < self.size
-
-
-def _owner(raw):
-    try:
-        owner = json.loads(raw)
-    except (TypeError, ValueError):
-        return {}
-    return owner if isinstance(owner, dict) else {}
-
-
 def _owner_of(service):
     meta = service["metadata"]
     return {"namespace": meta.get("namespace"), "name": meta["name"], "uid": meta.get("uid")}
-
-
-def cluster_ip_pool(store, cidr, **kwargs):
-    """The pool of a service CIDR, without its network address and its first address
-    (kube-apiserver keeps the first for the ``kubernetes`` Service) and, for IPv4,
-    its broadcast address."""
-    network = ipaddress.ip_network(cidr, strict=True)
-    base = int(network.network_address)
-
-    def to_index(text):
-        try:
-            address = ipaddress.ip_address(text)
-        except ValueError:
-            return None
-        if address.version != network.version:
-            return None
-        return int(address) - base
-
-    size = network.num_addresses
-    reserved = {0, 1, size - 1} if network.version == 4 and size > 4 else {0}
-    pool = Pool(store, b"/registry/ipallocations/", size,
-                lambda index: str(ipaddress.ip_address(base + index)), to_index,
-                reserved=reserved, **kwargs)
-    pool.network = network
-    return pool
-
-
-def node_port_pool(store, port_range, **kwargs):
-    first, last = parse_port_range(port_range)
-
-    def to_index(text):
-        try:
-            return int(text) - first
-        except (TypeError, ValueError):
-            return None
-
-    pool = Pool(store, b"/registry/nodeportallocations/", last - first + 1,
-                lambda index: str(first + index), to_index, **kwargs)
-    pool.range_text = f"{first}-{last}"
-    return pool
-
-
-class Claims:
-    """Values claimed during one request, released again if the request fails."""
-
-    def __init__(self):
-        self.made = []          # (pool, text, uid)
-
-    def add(self, pool, text, uid):
-        self.made.append((pool, text, uid))
-
-    def rollback(self):
-        for pool, text, uid in self.made:
-            try:
-                pool.release(text, uid)
-            except Exception:  # noqa: BLE001 - repair will find it
-                log.warning("value=%s msg=could not release a claim; repair will", text)
-        self.made = []
 
 
 class ServiceAllocator:
@@ -228,7 +67,7 @@ class ServiceAllocator:
     def __init__(self, registry, cluster_ip_range=DEFAULT_CLUSTER_IP_RANGE,
                  node_port_range=DEFAULT_NODE_PORT_RANGE, clock=time.time, rng=None,
                  grace=DEFAULT_GRACE):
-        store = _Checked(registry.store)
+        store = registry.checked_store()
         self.registry, self.clock, self.grace = registry, clock, grace
         self.ips = cluster_ip_pool(store, cluster_ip_range, clock=clock, rng=rng)
         self.ports = node_port_pool(store, node_port_range, clock=clock, rng=rng)
@@ -236,13 +75,7 @@ class ServiceAllocator:
     # -- the verbs' hooks -------------------------------------------------------------
     def on_create(self, service):
         """Allocate what a new Service needs (in place); return the Claims made."""
-        claims = Claims()
-        try:
-            self._fill(service, None, claims)
-        except BaseException:
-            claims.rollback()
-            raise
-        return claims
+        return self._claim(service, None)
 
     def on_update(self, old, new):
         """Carry over or allocate what ``new`` needs; return (Claims made, release after).
@@ -250,22 +83,31 @@ class ServiceAllocator:
         ``release after`` is a function freeing what ``old`` held and ``new`` does not:
         call it once the update is stored.
         """
-        claims = Claims()
-        try:
-            self._fill(new, old, claims)
-        except BaseException:
-            claims.rollback()
-            raise
+        claims = self._claim(new, old)
         kept = set(self._held(new))
         dropped = [(pool, text) for pool, text in self._held(old) if (pool, text) not in kept]
         uid = old["metadata"].get("uid")
-        return claims, lambda: self._release(dropped, uid)
+        return claims, lambda: release_all((pool, text, uid) for pool, text in dropped)
 
     def on_delete(self, service):
         """Release everything a deleted Service held."""
-        self._release(self._held(service), service["metadata"].get("uid"))
+        uid = service["metadata"].get("uid")
+        release_all((pool, text, uid) for pool, text in self._held(service))
 
     # -- filling in -------------------------------------------------------------------
+    def _claim(self, service, old):
+        """Fill in ``service`` (``old``: what it was, None if new); return the Claims made.
+
+        If filling in fails, what it claimed so far is released.
+        """
+        claims = Claims()
+        try:
+            self._fill(service, old, claims)
+        except BaseException:
+            claims.rollback()
+            raise
+        return claims
+
     def _fill(self, service, old, claims):
         spec = service.setdefault("spec", {})
         name = service["metadata"]["name"]
@@ -387,7 +229,7 @@ class ServiceAllocator:
         if pool.claim(text, owner):
             return True
         kvs = pool.store.get(pool.key(text))["kvs"]
-        if kvs and self._stale(_owner(kvs[0]["value"]), pool, text):
+        if kvs and self._stale(claim_owner(kvs[0]["value"]), pool, text):
             pool.release(text, revision=kvs[0]["mod_revision"])
             return pool.claim(text, owner)
         return False
@@ -397,7 +239,7 @@ class ServiceAllocator:
         if self.clock() - float(claim.get("claimedAt") or 0) < self.grace:
             return False
         try:
-            service = self.registry.get(SERVICES, claim.get("namespace"), claim.get("name", ""))
+            service = self.registry.get(kinds.SERVICES, claim.get("namespace"), claim.get("name", ""))
         except errors.NotFound:
             return True
         return (service["metadata"].get("uid") != claim.get("uid")
@@ -415,13 +257,6 @@ class ServiceAllocator:
                     held.append((self.ports, str(port["nodePort"])))
         return held
 
-    def _release(self, held, uid):
-        for pool, text in held:
-            try:
-                pool.release(text, uid)
-            except Exception:  # noqa: BLE001 - repair will find it
-                log.warning("value=%s msg=could not release a claim; repair will", text)
-
     # -- repair -------------------------------------------------------------------------
     def repair(self):
         """Make claims match the stored Services; return how many claims were released.
@@ -433,7 +268,7 @@ class ServiceAllocator:
         services, released = [], 0
         continue_token = None
         while True:
-            items, _, continue_token = self.registry.list(SERVICES, limit=500,
+            items, _, continue_token = self.registry.list(kinds.SERVICES, limit=500,
                                                           continue_token=continue_token)
             services.extend(items)
             if not continue_token:

@@ -8,16 +8,11 @@ items and subresources; discovery and health alongside.
 import falcon
 
 from control import errors
-from control.api import bodies, discovery, filters, limits, metrics, openapi, subresources, watch
-from control.api.allocators import (
-    DEFAULT_CLUSTER_IP_RANGE,
-    DEFAULT_NODE_PORT_RANGE,
-    ServiceAllocator,
-)
+from control.api import bodies, discovery, limits, metrics, openapi, subresources
+from control.api.allocators import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE
 from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
-from control.api.service import ObjectService
+from control.api.service import for_store
 from control.objects import defaults
-from control.registry import Registry
 
 
 class Static:
@@ -104,15 +99,12 @@ def create_app(store_client, service=None, bootstrap=True, agent_token=None,
     is given), and Services get their clusterIPs and nodePorts from the two ranges.
     """
     if service is None:
-        registry = Registry(store_client)
-        service = ObjectService(registry, toleration_seconds={
+        service = for_store(store_client, toleration_seconds={
             "node.kubernetes.io/not-ready": default_not_ready_toleration_seconds,
             "node.kubernetes.io/unreachable": default_unreachable_toleration_seconds},
-            allocator=ServiceAllocator(registry, service_cluster_ip_range, service_node_port_range))
+            cluster_ip_range=service_cluster_ip_range, node_port_range=service_node_port_range)
     if bootstrap:
-        service.ensure_system_namespaces()
-        if service.allocator is not None:
-            service.allocator.repair()
+        service.bootstrap()
     inflight = limits.InflightLimits(max_requests_inflight, max_mutating_requests_inflight)
     api_metrics = metrics.ApiMetrics(inflight.inflight)
     # Metrics first: it also sees (and counts) the 429s the limits raise.
@@ -133,12 +125,12 @@ def create_app(store_client, service=None, bootstrap=True, agent_token=None,
     app.add_route("/openapi/v2", OpenAPIv2())
     for path in ("/healthz", "/livez"):
         app.add_route(path, Health())
-    app.add_route("/readyz", Health(lambda: service.registry.store.status(timeout=2)))
+    app.add_route("/readyz", Health(service.store_ready))
     app.add_route("/metrics", api_metrics)
 
     sub = SubresourceResource(service, subresources.PodLogs(service, agent_token))
-    watches = metrics.CountedWatches(watch.WatchSource(service.registry), api_metrics.watchers)
-    collection = CollectionResource(service, filters.from_request, watches, sub)
+    watches = metrics.CountedWatches(service.watch_source(), api_metrics.watchers)
+    collection = CollectionResource(service, watches, sub)
     item = ItemResource(service)
     for base in ("/api/{version}", "/apis/{group}/{version}"):
         app.add_route(base + "/{plural}", collection)

@@ -6,6 +6,8 @@ bound to a node is stopped by its node agent within its grace period, and an
 object with finalizers waits until every finalizer is removed. The propagation
 policy adds the garbage collector's finalizers: ``foregroundDeletion``
 (dependents first) or ``orphan`` (dependents kept); Background deletes now.
+What depends on the kind (a pod's grace period, a namespace's cleanup) is asked
+of its strategy (control/api/strategies/).
 """
 
 import datetime
@@ -17,8 +19,6 @@ from control.objects import meta
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 POLICIES = ("Foreground", "Background", "Orphan")
-#: A pod's grace period when neither the request nor the pod names one.
-DEFAULT_POD_GRACE = 30
 
 #: What ``plan`` decided: remove the object, store the marked object, or nothing to do.
 DELETE, UPDATE, PENDING = "delete", "update", "pending"
@@ -80,8 +80,11 @@ def check_preconditions(resource, obj, preconditions):
                                   name=obj_meta.get("name"), kind=resource.plural)
 
 
-def plan(resource, obj, options, now):
-    """Decide what a delete does to ``obj``; return (DELETE | UPDATE | PENDING, obj)."""
+def plan(strategy, obj, options, now):
+    """Decide what a delete does to ``obj``; return (DELETE | UPDATE | PENDING, obj).
+
+    ``strategy`` holds the rules of the object's kind (control/api/strategies/).
+    """
     obj_meta = obj["metadata"]
     grace, shortened = 0, False
     if obj_meta.get("deletionTimestamp"):
@@ -90,55 +93,39 @@ def plan(resource, obj, options, now):
             # A graceful deletion is under way: a request may only shorten it.
             if options.grace_period is None or options.grace_period >= current:
                 return PENDING, obj
-            started = _parse_time(obj_meta["deletionTimestamp"]) - \
+            started = meta.parse_time(obj_meta["deletionTimestamp"]) - \
                 datetime.timedelta(seconds=current)
             _mark(obj, started, options.grace_period)
             shortened = True
             if options.grace_period > 0:
                 return UPDATE, obj
     else:
-        grace = _grace_period(resource, obj, options)
+        grace = strategy.grace_period(obj, options.grace_period)
         if grace > 0:
             _mark(obj, now, grace)
             obj_meta["generation"] = obj_meta.get("generation", 0) + 1
     changed = _set_propagation_finalizers(obj_meta, options.propagation) or shortened
     if grace > 0:
         return UPDATE, obj
-    if obj_meta.get("finalizers") or _namespace_needs_cleanup(resource, obj):
+    if obj_meta.get("finalizers") or strategy.awaits_cleanup(obj):
         if not obj_meta.get("deletionTimestamp"):
             _mark(obj, now, 0)
             obj_meta["generation"] = obj_meta.get("generation", 0) + 1
-            if resource.kind == "Namespace":
-                obj.setdefault("status", {})["phase"] = "Terminating"
+            strategy.prepare_for_delete(obj)
             return UPDATE, obj
         return (UPDATE if changed else PENDING), obj
     return DELETE, obj
 
 
-def should_delete_during_update(resource, old, new):
+def should_delete_during_update(strategy, old, new):
     """An update that removes the last finalizer of a deleted object deletes it."""
     old_meta = old["metadata"]
     if new["metadata"].get("finalizers") or not old_meta.get("deletionTimestamp"):
         return False
-    if _namespace_needs_cleanup(resource, new):
+    if strategy.awaits_cleanup(new):
         return False
     # A pod still inside its grace period is removed by its node agent instead.
     return not old_meta.get("deletionGracePeriodSeconds")
-
-
-def _grace_period(resource, obj, options):
-    """Seconds a pod gets to stop (0: remove now); other kinds are not graceful."""
-    if resource.kind != "Pod" or resource.group:
-        return 0
-    spec = obj.get("spec", {})
-    grace = options.grace_period
-    if grace is None:
-        grace = spec.get("terminationGracePeriodSeconds", DEFAULT_POD_GRACE)
-    if not spec.get("nodeName"):
-        return 0        # nothing runs it yet
-    if obj.get("status", {}).get("phase") in ("Succeeded", "Failed"):
-        return 0        # nothing left to stop
-    return grace or 0
 
 
 def _set_propagation_finalizers(obj_meta, policy):
@@ -157,17 +144,8 @@ def _set_propagation_finalizers(obj_meta, policy):
     return True
 
 
-def _namespace_needs_cleanup(resource, obj):
-    """A namespace is emptied by its controller before it goes (spec.finalizers)."""
-    return resource.kind == "Namespace" and bool(obj.get("spec", {}).get("finalizers"))
-
-
 def _mark(obj, start, grace):
     obj["metadata"]["deletionTimestamp"] = meta.timestamp(
         start + datetime.timedelta(seconds=grace))
     obj["metadata"]["deletionGracePeriodSeconds"] = grace
 
-
-def _parse_time(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=datetime.timezone.utc)

@@ -1,14 +1,14 @@
-"""Turn ``labelSelector`` and ``fieldSelector`` query parameters into a predicate."""
+"""Turn a list's or watch's ``labelSelector`` and ``fieldSelector`` into a predicate."""
 
 from control import errors
 from control.objects import selectors
 
 
-def from_request(req, resource):
-    """Return ``matches(obj) -> bool`` for the request's selectors (400 if malformed)."""
+def matcher(resource, label_selector=None, field_selector=None):
+    """Return ``matches(obj) -> bool`` for the selectors' text (400 if malformed)."""
     try:
-        labels = selectors.parse_label_selector(req.get_param("labelSelector") or "")
-        fields = selectors.parse_field_selector(req.get_param("fieldSelector") or "",
+        labels = selectors.parse_label_selector(label_selector or "")
+        fields = selectors.parse_field_selector(field_selector or "",
                                                 selectors.fields_for_kind(resource.kind))
     except selectors.SelectorError as exc:
         raise errors.BadRequest(str(exc)) from None

@@ -1,9 +1,12 @@
 """Falcon resources: one for collections, one for items, one for subresources.
 
 Each turns the URL into a ``Resource`` (control/objects/kinds.py) and a namespace,
-reads the body or the query, and calls ``ObjectService``. Core-group URLs
-(/api/v1/...) and named-group URLs (/apis/{group}/{version}/...) share them.
+reads the body or the query, calls ``ObjectService`` and renders its answer: they
+speak HTTP, the service speaks objects. Core-group URLs (/api/v1/...) and
+named-group URLs (/apis/{group}/{version}/...) share them.
 """
+
+import functools
 
 import falcon
 
@@ -62,10 +65,23 @@ def _int_param(req, name, default=0):
     return number
 
 
-def _warn(resp, warnings):
-    """Send each warning as kube-apiserver does: ``Warning: 299 - "text"``."""
+def _selectors(req):
+    """Return the request's labelSelector and fieldSelector as the service's keywords."""
+    return {"label_selector": req.get_param("labelSelector"),
+            "field_selector": req.get_param("fieldSelector")}
+
+
+def _write_warned(req, resp, write, status=None):
+    """Run ``write`` (a create, update or patch) and send its result and warnings.
+
+    The request's fieldValidation goes to the write; each warning is sent as
+    kube-apiserver does: ``Warning: 299 - "text"``.
+    """
+    warnings = []
+    result = write(field_validation=req.get_param("fieldValidation"), warnings=warnings)
     for text in warnings:
         resp.append_header("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+    bodies.write_json(resp, result, status)
 
 
 def _media_type(req):
@@ -107,9 +123,8 @@ def list_body(resource, items, revision, token):
 class CollectionResource:
     """GET (list or watch), POST (create) and DELETE (deletecollection)."""
 
-    def __init__(self, service, filters, watches, subresources=None):
+    def __init__(self, service, watches, subresources=None):
         self.service = service
-        self.filters = filters
         self.watches = watches
         self.subresources = subresources
 
@@ -133,8 +148,9 @@ class CollectionResource:
         if self._forward("on_get", req, resp, params):
             return
         resource, namespace = resolve(params)
-        matches = self.filters(req, resource)
+        selectors = _selectors(req)
         if req.get_param_as_bool("watch"):
+            matches = self.service.selector(resource, **selectors)
             since = _int_param(req, "resourceVersion")
             transform = _watch_transform(req, resource)
             resp.content_type = "application/json"
@@ -144,9 +160,9 @@ class CollectionResource:
                                        transform=transform)
             return
         items, revision, token = self.service.list(
-            resource, namespace, limit=_int_param(req, "limit"),
+            resource, namespace, **selectors, limit=_int_param(req, "limit"),
             continue_token=req.get_param("continue"))
-        body = list_body(resource, [o for o in items if matches(o)], revision, token)
+        body = list_body(resource, items, revision, token)
         _write_printed(req, resp, resource, body, body["items"], body["metadata"])
 
     def on_post(self, req, resp, **params):
@@ -156,25 +172,13 @@ class CollectionResource:
                                        bodies.read_object(req))
             return bodies.write_json(resp, status, falcon.HTTP_201)
         resource, namespace = resolve(params)
-        warnings = []
-        created = self.service.create(resource, namespace, bodies.read_object(req),
-                                      req.get_param("fieldValidation"), warnings)
-        _warn(resp, warnings)
-        bodies.write_json(resp, created, falcon.HTTP_201)
+        _write_warned(req, resp, functools.partial(self.service.create, resource, namespace,
+                                                   bodies.read_object(req)), falcon.HTTP_201)
 
     def on_delete(self, req, resp, **params):
         resource, namespace = resolve(params)
-        matches = self.filters(req, resource)
-        options = _delete_options(req)
-        items, revision, _ = self.service.list(resource, namespace)
-        deleted = []
-        for obj in items:
-            if matches(obj):
-                try:
-                    deleted.append(self.service.delete(resource, namespace or obj["metadata"].get(
-                        "namespace"), obj["metadata"]["name"], options))
-                except errors.NotFound:
-                    pass
+        deleted, revision = self.service.delete_collection(resource, namespace,
+                                                           _delete_options(req), **_selectors(req))
         bodies.write_json(resp, list_body(resource, deleted, revision, None))
 
 
@@ -192,22 +196,14 @@ class ItemResource:
 
     def on_put(self, req, resp, **params):
         resource, namespace = resolve(params)
-        warnings = []
-        updated = self.service.update(resource, namespace, params["name"], bodies.read_object(req),
-                                      field_validation=req.get_param("fieldValidation"),
-                                      warnings=warnings)
-        _warn(resp, warnings)
-        bodies.write_json(resp, updated)
+        _write_warned(req, resp, functools.partial(self.service.update, resource, namespace,
+                                                   params["name"], bodies.read_object(req)))
 
     def on_patch(self, req, resp, **params):
         resource, namespace = resolve(params)
-        warnings = []
-        patched = self.service.patch(resource, namespace, params["name"], _media_type(req),
-                                     bodies.read_value(req),
-                                     field_validation=req.get_param("fieldValidation"),
-                                     warnings=warnings)
-        _warn(resp, warnings)
-        bodies.write_json(resp, patched)
+        _write_warned(req, resp, functools.partial(self.service.patch, resource, namespace,
+                                                   params["name"], _media_type(req),
+                                                   bodies.read_value(req)))
 
     def on_delete(self, req, resp, **params):
         resource, namespace = resolve(params)

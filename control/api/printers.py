@@ -6,9 +6,8 @@ kubectl hides priority-1 columns unless ``-o wide``. Each printer takes an objec
 and the current time and returns the row's cells.
 """
 
-from datetime import datetime, timezone
-
-from control.objects.meta import human_duration  # noqa: F401 - printers.human_duration too
+from control.objects import conditions
+from control.objects.meta import human_duration, parse_time
 from control.objects.selectors import selector_to_string
 
 NAME_DOC = ("Name must be unique within a namespace. Is required when creating resources, "
@@ -38,18 +37,6 @@ def _selector_column(doc):
 
 
 # ------------------------------------------------------------------ helpers
-
-def parse_time(value):
-    """Parse an RFC 3339 timestamp (seconds or micro precision); None when unset."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 
 def age(timestamp, now):
     """Return the human age of an RFC 3339 timestamp, "<unknown>" when unset."""
@@ -124,13 +111,6 @@ def _replicas(spec):
     return 1 if value is None else int(value)
 
 
-def _has_condition(conditions, kind):
-    for condition in conditions or []:
-        if condition.get("type") == kind:
-            return condition.get("status") == "True"
-    return False
-
-
 # --------------------------------------------------------------- workloads
 
 def _wide_template(spec, selector_text):
@@ -184,14 +164,13 @@ def _job_completions(spec, status):
 
 
 def _job_status(obj):
-    conditions = status_of(obj).get("conditions")
-    for kind, text in (("Complete", "Complete"), ("Failed", "Failed")):
-        if _has_condition(conditions, kind):
-            return text
+    for kind in ("Complete", "Failed"):
+        if conditions.is_true(obj, kind):
+            return kind
     if metadata_of(obj).get("deletionTimestamp"):
         return "Terminating"
     for kind in ("Suspended", "FailureTarget"):
-        if _has_condition(conditions, kind):
+        if conditions.is_true(obj, kind):
             return kind
     return "Running"
 

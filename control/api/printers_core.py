@@ -9,10 +9,11 @@ from control.api.printers import (
     created_age,
     format_labels,
     metadata_of,
-    parse_time,
     spec_of,
     status_of,
 )
+from control.objects import conditions
+from control.objects.meta import parse_time
 
 NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
 NODE_ROLE_LABEL = "kubernetes.io/role"
@@ -85,13 +86,8 @@ def _containers_reason(pod, reason):
             running = True
             ready += 1
     if reason == "Completed" and running:
-        conditions = status_of(pod).get("conditions")
-        reason = "Running" if _condition_true(conditions, "Ready") else "NotReady"
+        reason = "Running" if conditions.is_ready(pod) else "NotReady"
     return reason, restarts, last, ready
-
-
-def _condition_true(conditions, kind):
-    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions or [])
 
 
 def pod_summary(pod):
@@ -102,13 +98,12 @@ def pod_summary(pod):
     total = len(spec.get("containers") or []) + len(restartable)
     phase = status.get("phase", "")
     reason = status.get("reason") or phase
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
+    if (conditions.find(pod, "PodScheduled") or {}).get("reason") == "SchedulingGated":
+        reason = "SchedulingGated"
     init_reason, restarts, last, ready = _init_progress(pod, restartable)
     if init_reason is not None:
         reason = init_reason
-    if init_reason is None or _condition_true(status.get("conditions"), "Initialized"):
+    if init_reason is None or conditions.is_true(pod, "Initialized"):
         restarts, last = _restartable_restarts(pod, restartable)
         reason, more, last_main, ready_main = _containers_reason(pod, reason)
         restarts, ready = restarts + more, ready + ready_main
@@ -125,8 +120,7 @@ def _readiness_gates(pod):
     gates = spec_of(pod).get("readinessGates") or []
     if not gates:
         return "<none>"
-    conditions = {c.get("type"): c.get("status") for c in status_of(pod).get("conditions") or []}
-    passed = sum(1 for g in gates if conditions.get(g.get("conditionType")) == "True")
+    passed = sum(1 for g in gates if conditions.is_true(pod, g.get("conditionType")))
     return f"{passed}/{len(gates)}"
 
 
@@ -241,9 +235,9 @@ def _node_address(node, kind):
 
 def print_node(obj, now):
     status = status_of(obj)
-    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
-    states = [("Ready" if ready[-1].get("status") == "True" else "NotReady") if ready
-              else "Unknown"]
+    ready = conditions.find(obj, "Ready")
+    states = ["Unknown" if ready is None else "Ready" if ready.get("status") == "True"
+              else "NotReady"]
     if spec_of(obj).get("unschedulable"):
         states.append("SchedulingDisabled")
     info = status.get("nodeInfo") or {}

@@ -12,8 +12,6 @@ import urllib.parse
 from control import errors
 from control.objects import kinds, meta
 
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
 BIND_RETRIES = 5
 #: Node address types tried in order for the agent's host (kubelet's default order
 #: puts Hostname first; an InternalIP needs no name resolution, so it goes first here).
@@ -50,7 +48,7 @@ def bind(service, namespace, name, binding):
                                                       "Required value")])
     wanted_uid = (binding.get("metadata") or {}).get("uid")
     for _ in range(BIND_RETRIES):
-        pod = service.registry.get(PODS, namespace, name)
+        pod = service.registry.get(kinds.PODS, namespace, name)
         pod_meta = pod["metadata"]
         if wanted_uid and wanted_uid != pod_meta.get("uid"):
             raise _binding_conflict(name, f"the UID in the binding ({wanted_uid}) does not "
@@ -72,7 +70,7 @@ def bind(service, namespace, name, binding):
         _set_condition(pod.setdefault("status", {}), "PodScheduled", "True",
                        meta.timestamp(service.clock()))
         try:
-            service.registry.update(PODS, pod)
+            service.registry.update(kinds.PODS, pod)
             break
         except errors.Conflict:
             continue
@@ -103,7 +101,7 @@ class PodLogs:
 
     def open(self, namespace, name, params):
         """Return an iterator of log bytes; ``params`` are the request's query parameters."""
-        pod = self.service.get(PODS, namespace, name)
+        pod = self.service.get(kinds.PODS, namespace, name)
         container = container_for(pod, params.get("container"))
         node_name = pod.get("spec", {}).get("nodeName")
         if not node_name:
@@ -118,7 +116,7 @@ class PodLogs:
 
     def _agent_address(self, node_name):
         try:
-            node = self.service.get(NODES, None, node_name)
+            node = self.service.get(kinds.NODES, None, node_name)
         except errors.NotFound:
             raise errors.ServiceUnavailable(f'node "{node_name}" of the pod does not exist, so '
                                             "its agent cannot be reached") from None

@@ -6,12 +6,11 @@ form: kubectl hides priority-1 columns unless ``-o wide``); ``watch_transform``
 turns watch events into one-row Tables, column definitions on the first only.
 """
 
-from datetime import datetime, timezone
-
 from control import errors
 from control.api import printers as p
 from control.api import printers_core as core
 from control.api.printers import AGE, CONTAINERS, IMAGES, NAME, column
+from control.objects import meta
 
 GROUP = "meta.k8s.io"
 VERSIONS = ("v1", "v1beta1")
@@ -198,10 +197,6 @@ def columns_for(kind):
 
 # ---------------------------------------------------------------- assembly
 
-def _utcnow():
-    return datetime.now(timezone.utc)
-
-
 def row_object(resource, obj, include, version="v1"):
     """Return a row's ``object`` for the includeObject mode."""
     if include == "None":
@@ -216,7 +211,7 @@ def to_table(resource, objects, list_metadata, include_object="Metadata", *, now
              version="v1", headers=True):
     """Return a Table of ``objects`` with kube-apiserver's columns for the kind."""
     columns, printer = PRINTERS.get(resource.kind, DEFAULT)
-    now = now or _utcnow()
+    now = now or meta.utcnow()
     metadata = {"resourceVersion": str(list_metadata.get("resourceVersion", ""))}
     if list_metadata.get("continue"):
         metadata["continue"] = list_metadata["continue"]
@@ -227,7 +222,7 @@ def to_table(resource, objects, list_metadata, include_object="Metadata", *, now
                      for obj in objects]}
 
 
-def watch_transform(resource, include_object="Metadata", version="v1", clock=_utcnow):
+def watch_transform(resource, include_object="Metadata", version="v1", clock=meta.utcnow):
     """Return ``transform(event_type, obj)`` making each watch event's object a Table."""
     state = {"headers": True}
 

@@ -5,8 +5,9 @@ import json
 import falcon.testing
 import pytest
 
-from control.api.allocators import ServiceAllocator, parse_port_range
+from control.api.allocators import ServiceAllocator
 from control.api.app import create_app
+from control.api.pools import parse_port_range
 from control.api.service import ObjectService
 from control.registry import Registry
 from tests.support.fake_store import FakeStore

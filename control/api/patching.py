@@ -1,0 +1,119 @@
+"""PATCH, and the scale subresource: the verbs that read, change and write back.
+
+Both re-read the object and apply the change again when it changed meanwhile
+(a 409 on the write), unless the client pinned a resourceVersion. They are the
+``PatchVerbs`` part of the object service (service.py), built on its ``get``
+and ``update``.
+"""
+
+from control import errors
+from control.objects import patch, schema, selectors
+
+PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
+               "application/strategic-merge-patch+json")
+APPLY_PATCH = "application/apply-patch+yaml"
+#: Times a patch is re-applied when the object changed underneath it.
+PATCH_RETRIES = 5
+
+
+class PatchVerbs:
+    """patch, get_scale, update_scale and patch_scale over ``self.get`` and ``self.update``."""
+
+    def patch(self, resource, namespace, name, content_type, body, subresource=None,
+              field_validation=None, warnings=None):
+        """Apply a PATCH to the current object, retrying if it changes meanwhile."""
+        if content_type == APPLY_PATCH:
+            raise errors.UnsupportedMediaType(
+                "server-side apply is not supported yet: use client-side `kubectl apply` "
+                "(without --server-side)")
+        _check_patch_type(content_type)
+        for _ in range(PATCH_RETRIES):
+            current = self.get(resource, namespace, name)
+            patched = apply_patch(resource, current, content_type, body)
+            pinned = patched.get("metadata", {}).get("resourceVersion")
+            if pinned is None or pinned == current["metadata"]["resourceVersion"]:
+                patched.setdefault("metadata", {})["resourceVersion"] = \
+                    current["metadata"]["resourceVersion"]
+            try:
+                return self.update(resource, namespace, name, patched, subresource,
+                                   field_validation, warnings)
+            except errors.Conflict:
+                if pinned not in (None, current["metadata"]["resourceVersion"]):
+                    raise
+        raise errors.Conflict(f"the object kept changing while the patch was applied "
+                              f"{PATCH_RETRIES} times; try again", name=name, kind=resource.plural)
+
+    # -- the scale subresource -----------------------------------------------------
+    def get_scale(self, resource, namespace, name):
+        return to_scale(self.get(resource, namespace, name))
+
+    def update_scale(self, resource, namespace, name, scale):
+        """Set spec.replicas from an autoscaling/v1 Scale (PUT .../scale)."""
+        replicas = scale.get("spec", {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.Invalid("Scale", name, [("spec.replicas", "FieldValueInvalid",
+                                                  f"Invalid value: {replicas!r}: must be a "
+                                                  "non-negative integer")], group="autoscaling")
+        obj = self.get(resource, namespace, name)
+        pinned = scale.get("metadata", {}).get("resourceVersion")
+        if pinned:
+            obj["metadata"]["resourceVersion"] = pinned
+        obj.setdefault("spec", {})["replicas"] = replicas
+        return to_scale(self.update(resource, namespace, name, obj))
+
+    def patch_scale(self, resource, namespace, name, content_type, body):
+        """Apply a merge or JSON patch to the Scale view of an object."""
+        _check_patch_type(content_type)
+        for _ in range(PATCH_RETRIES):
+            current = self.get_scale(resource, namespace, name)
+            try:
+                if content_type == "application/json-patch+json":
+                    patched = patch.json_patch(current, body)
+                else:
+                    patched = patch.merge_patch(current, body)
+            except patch.PatchError as exc:
+                raise errors.UnprocessablePatch(f"the patch cannot be applied: {exc}") from None
+            try:
+                return self.update_scale(resource, namespace, name, patched)
+            except errors.Conflict:
+                if patched.get("metadata", {}).get("resourceVersion") != \
+                        current["metadata"]["resourceVersion"]:
+                    raise
+        raise errors.Conflict("the object kept changing while the scale was patched; try again",
+                              name=name, kind=resource.plural)
+
+
+def _check_patch_type(content_type):
+    if content_type not in PATCH_TYPES:
+        raise errors.UnsupportedMediaType(
+            f"the patch content type {content_type!r} is not supported; use one of "
+            f"{', '.join(PATCH_TYPES)}")
+
+
+def apply_patch(resource, current, content_type, body):
+    """Return ``current`` with a merge, JSON or strategic merge patch applied (422 if not)."""
+    try:
+        if content_type == "application/json-patch+json":
+            result = patch.json_patch(current, body)
+        elif content_type == "application/merge-patch+json":
+            result = patch.merge_patch(current, body)
+        else:
+            type_name = schema.kind_type(resource.api_version, resource.kind)
+            result = patch.strategic_merge_patch(current, body, type_name)
+    except patch.PatchError as exc:
+        raise errors.UnprocessablePatch(f"the patch cannot be applied: {exc}") from None
+    if not isinstance(result, dict):
+        raise errors.BadRequest("the patch must leave an object")
+    return result
+
+
+def to_scale(obj):
+    """The autoscaling/v1 Scale view of a Deployment, ReplicaSet or StatefulSet."""
+    meta_ = obj["metadata"]
+    selector = obj.get("spec", {}).get("selector")
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta_[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                               "creationTimestamp") if k in meta_},
+            "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+            "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                       "selector": selectors.selector_to_string(selector) if selector else ""}}

@@ -1,0 +1,43 @@
+"""Per-kind strategies: the rules of each kind for create, update and delete.
+
+``strategy_for(resource)`` returns the strategy the object service applies to a
+resource's writes; ``strategy_for(resource, "status")`` the one for a write to
+a subresource. Kinds not named here follow the defaults of base.py.
+"""
+
+import functools
+
+from control import errors
+from control.api.strategies.base import Strategy
+from control.api.strategies.job import JobStrategy
+from control.api.strategies.namespace import NamespaceFinalizeStrategy, NamespaceStrategy
+from control.api.strategies.pod import PodStrategy
+from control.api.strategies.service import ServiceStrategy
+from control.api.strategies.status import StatusStrategy
+from control.objects import kinds
+
+__all__ = ["Strategy", "strategy_for"]
+
+_BY_RESOURCE = {
+    kinds.NAMESPACES: NamespaceStrategy,
+    kinds.PODS: PodStrategy,
+    kinds.SERVICES: ServiceStrategy,
+    kinds.JOBS: JobStrategy,
+}
+#: Subresources with rules of their own besides status, which every kind shares.
+_BY_SUBRESOURCE = {
+    (kinds.NAMESPACES, "finalize"): NamespaceFinalizeStrategy,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def strategy_for(resource, subresource=None):
+    """Return the strategy for writes to ``resource`` (or to one of its subresources)."""
+    if subresource is None:
+        return _BY_RESOURCE.get(resource, Strategy)(resource)
+    if subresource == "status":
+        return StatusStrategy(strategy_for(resource))
+    special = _BY_SUBRESOURCE.get((resource, subresource))
+    if special is None:
+        raise errors.NotFound(f"{resource.plural}/{subresource} cannot be written")
+    return special(resource)
