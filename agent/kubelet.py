@@ -18,10 +18,6 @@ from control.objects import kinds
 
 log = logging.getLogger(__name__)
 
-PODS = kinds.lookup("", "v1", "pods")
-CONFIGMAPS = kinds.lookup("", "v1", "configmaps")
-SECRETS = kinds.lookup("", "v1", "secrets")
-
 
 class ApiAdapter:
     """What a pod worker needs from the API server, on a RestClient."""
@@ -30,7 +26,7 @@ class ApiAdapter:
         self.rest = rest
 
     def lookup(self, kind, namespace, name):
-        resource = {"ConfigMap": CONFIGMAPS, "Secret": SECRETS}[kind]
+        resource = {"ConfigMap": kinds.CONFIGMAPS, "Secret": kinds.SECRETS}[kind]
         try:
             return self.rest.get(resource, namespace, name)
         except NotFound:
@@ -39,7 +35,7 @@ class ApiAdapter:
     def patch_status(self, pod, status):
         meta = pod["metadata"]
         try:
-            self.rest.patch(PODS, meta["namespace"], meta["name"], {"status": status},
+            self.rest.patch(kinds.PODS, meta["namespace"], meta["name"], {"status": status},
                             subresource="status")
         except NotFound:
             pass            # deleted meanwhile: the informer will say so
@@ -48,7 +44,7 @@ class ApiAdapter:
         """Delete for good (grace 0), only the pod we know (its uid)."""
         meta = pod["metadata"]
         try:
-            self.rest.delete(PODS, meta["namespace"], meta["name"], grace_period_seconds=0,
+            self.rest.delete(kinds.PODS, meta["namespace"], meta["name"], grace_period_seconds=0,
                              preconditions={"uid": meta["uid"]})
         except (NotFound, Conflict):
             pass            # gone already, or the name now belongs to a new pod
@@ -59,7 +55,7 @@ class PodManager:
 
     def __init__(self, rest, ctx, max_pods=110, resync=0):
         self.rest, self.ctx, self.max_pods = rest, ctx, max_pods
-        self.informer = Informer(rest, PODS, field_selector=f"spec.nodeName={ctx.node_name}",
+        self.informer = Informer(rest, kinds.PODS, field_selector=f"spec.nodeName={ctx.node_name}",
                                  resync=resync)
         self.informer.add_handler(self._added, lambda old, new: self._added(new), self._deleted)
         self.workers = {}           # pod key -> PodWorker

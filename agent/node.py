@@ -8,7 +8,6 @@ lifecycle controller) set Ready to anything but True, and at least every
 ``report_interval``; the Lease in kube-node-lease is renewed every heartbeat.
 """
 
-import datetime
 import logging
 import os
 import platform
@@ -18,12 +17,10 @@ import time
 
 from control.client import AlreadyExists, Conflict, NotFound
 from control.client.errors import ApiException
-from control.objects import kinds
+from control.objects import conditions, kinds, meta
 
 log = logging.getLogger(__name__)
 
-NODES = kinds.lookup("", "v1", "nodes")
-LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
 LEASE_NAMESPACE = "kube-node-lease"
 #: Tells the scheduler how pods run here: with runtime=process every containerPort is
 #: a port of the node (control/scheduler/snapshot.py reads it).
@@ -32,11 +29,6 @@ LEASE_DURATION = 40             # kubelet's nodeLeaseDurationSeconds
 VERSION = "v1.32.0-steersman"
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
         "s390x": "s390x"}.get(platform.machine(), platform.machine())
-
-
-def _now(micro=False):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def _read(path, default=""):
@@ -168,10 +160,10 @@ class NodeAgent:
                 "metadata": {"name": self.name, "labels": self.node_labels()},
                 "spec": {"taints": self.taints} if self.taints else {}}
         try:
-            self.rest.create(NODES, None, body)
+            self.rest.create(kinds.NODES, None, body)
             log.info("node=%s msg=registered", self.name)
         except AlreadyExists:
-            self.rest.patch(NODES, None, self.name, {"metadata": {"labels": self.node_labels()}})
+            self.rest.patch(kinds.NODES, None, self.name, {"metadata": {"labels": self.node_labels()}})
             log.info("node=%s msg=node already registered, labels reconciled", self.name)
         self.post_status(force=True)
         self.renew_lease()
@@ -182,7 +174,7 @@ class NodeAgent:
 
     def status(self):
         """The node status this agent reports (heartbeat times stamped now)."""
-        now = _now()
+        now = meta.timestamp(meta.utcnow())
         capacity = self.capacity()
         pressure = self.pressure()
         wanted = [_pressure_condition("MemoryPressure", pressure.get("MemoryPressure"),
@@ -227,19 +219,18 @@ class NodeAgent:
             self.clock() - self._last_report >= self.report_interval
         if not (force or due or digest != self._last_digest):
             return False
-        self.rest.patch(NODES, None, self.name, {"status": status}, subresource="status")
+        self.rest.patch(kinds.NODES, None, self.name, {"status": status}, subresource="status")
         self._last_report, self._last_digest = self.clock(), digest
         return True
 
     def needs_report(self):
         """True if the stored Node says something else than we do (Ready not True)."""
         try:
-            node = self.rest.get(NODES, None, self.name)
+            node = self.rest.get(kinds.NODES, None, self.name)
         except NotFound:
             self.register()             # deleted under us: register again, as kubelet does
             return False
-        ready = next((c for c in (node.get("status") or {}).get("conditions") or ()
-                      if c.get("type") == "Ready"), None)
+        ready = conditions.find(node, "Ready")
         ports = ((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint")
         return ready is None or ready.get("status") != "True" or \
             (ports or {}).get("Port") != self.port
@@ -247,13 +238,13 @@ class NodeAgent:
     # -- the Lease --------------------------------------------------------------------
     def renew_lease(self):
         spec = {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
-                "renewTime": _now(micro=True)}
+                "renewTime": meta.micro_timestamp(meta.utcnow())}
         try:
-            self.rest.patch(LEASES, LEASE_NAMESPACE, self.name, {"spec": spec})
+            self.rest.patch(kinds.LEASES, LEASE_NAMESPACE, self.name, {"spec": spec})
         except NotFound:
-            node = self.rest.get(NODES, None, self.name)
+            node = self.rest.get(kinds.NODES, None, self.name)
             try:
-                self.rest.create(LEASES, LEASE_NAMESPACE, {
+                self.rest.create(kinds.LEASES, LEASE_NAMESPACE, {
                     "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE,
                                  "ownerReferences": [{"apiVersion": "v1", "kind": "Node",

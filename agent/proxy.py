@@ -36,8 +36,6 @@ from control.objects import kinds
 
 log = logging.getLogger("steer.proxy")
 
-SERVICES = kinds.lookup("", "v1", "services")
-ENDPOINTS = kinds.lookup("", "v1", "endpoints")
 #: Seconds to wait for one endpoint to accept before trying the next.
 CONNECT_TIMEOUT = 3.0
 CHUNK = 64 * 1024
@@ -171,7 +169,7 @@ class Proxy:
         self.rest, self.node_ips = rest, list(node_ips)
         self.connect_timeout = connect_timeout
         if informers is None:
-            informers = (Informer(rest, SERVICES), Informer(rest, ENDPOINTS))
+            informers = (Informer(rest, kinds.SERVICES), Informer(rest, kinds.ENDPOINTS))
         self.services, self.endpoints = informers
         self.balancer = Balancer()
         self.stats = Stats()

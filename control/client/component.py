@@ -1,15 +1,21 @@
-"""What every control-plane process shares: flags, logging, its API client.
+"""What every control-plane process shares: flags, logging, its API client, its run loop.
 
 The scheduler and the controller manager (and later agents) take the same
-connection and leader-election flags and build their REST client the same way.
+connection and leader-election flags, build their REST client the same way and
+run the same way: leader-elected, until a signal or the loss of the Lease.
 """
 
 import argparse
 import logging
 import os
+import signal
 import socket
+import threading
 
+from control.client.leaderelection import LeaderElector
 from control.client.rest import RestClient
+
+log = logging.getLogger(__name__)
 
 
 def add_common_flags(parser, what):
@@ -40,3 +46,44 @@ def rest_client(args):
     # Requests must time out well within the renew deadline (see LeaderElector.run).
     timeout = max(1.0, args.renew_deadline / 2) if args.leader_elect else 30.0
     return RestClient(args.api_server, token=token, timeout=timeout)
+
+
+def run_leader_elected(rest, args, lease, start, stop, prepare=None, lease_namespace="kube-system"):
+    """Run a component until SIGTERM/SIGINT or until it loses its Lease; return the exit status.
+
+    ``prepare()`` (optional) runs first, with the signal handlers in place; if it
+    returns False the component gives up with status 1. Then, with
+    ``--leader-elect``, ``start()`` runs once this copy holds the Lease
+    ``lease_namespace/lease``; without it, at once. ``stop()`` runs when
+    leadership ends or a signal comes. A lost Lease is status 1, so that the
+    supervisor restarts the process as a clean standby (as kube-scheduler and
+    kube-controller-manager exit); a signal is status 0. The caller releases
+    what it built (in a ``finally``).
+    """
+    terminated = threading.Event()
+    elector = None
+
+    def terminate(signum, frame):
+        terminated.set()
+        stop()
+        if elector is not None:
+            elector.stop()
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+    if prepare is not None and not prepare():
+        return 1
+    if not args.leader_elect:
+        start()
+        terminated.wait()
+        return 0
+    elector = LeaderElector(rest, lease_namespace, lease, args.identity, args.lease_duration,
+                            args.renew_deadline, args.retry_period, on_started_leading=start,
+                            on_stopped_leading=stop)
+    if not terminated.is_set():     # a signal may have come before the elector existed
+        elector.run()
+    # run() returns when leadership ends; unless we were asked to stop, that is a loss.
+    if terminated.is_set():
+        return 0
+    log.error("%s lost the lease %s/%s; exiting", args.identity, lease_namespace, lease)
+    return 1

@@ -7,32 +7,31 @@ Recording never raises: an Event is a report, and losing one must not fail the
 work it reports on.
 """
 
-import datetime
 import logging
 import threading
 import time
 
 from control.client.errors import ApiException, NotFound
-from control.objects import kinds
+from control.objects import kinds, meta
 
 log = logging.getLogger(__name__)
 
-EVENTS = kinds.lookup("", "v1", "events")
 #: Repeats remembered per recorder; the oldest are forgotten first.
 MAX_REMEMBERED = 4096
 
 
 def now_rfc3339():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as an Event's timestamps spell it (the recorder's default clock)."""
+    return meta.timestamp(meta.utcnow())
 
 
 def object_reference(obj):
     """The ``involvedObject`` naming ``obj``."""
-    meta = obj.get("metadata") or {}
-    ref = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"),
-           "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
-    if meta.get("namespace"):
-        ref["namespace"] = meta["namespace"]
+    ometa = obj.get("metadata") or {}
+    ref = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": ometa.get("name"),
+           "uid": ometa.get("uid"), "resourceVersion": ometa.get("resourceVersion")}
+    if ometa.get("namespace"):
+        ref["namespace"] = ometa["namespace"]
     return ref
 
 
@@ -54,23 +53,23 @@ class EventRecorder:
                         obj.get("kind"), obj.get("metadata", {}).get("name"), exc)
 
     def _record(self, obj, event_type, reason, message):
-        meta, now = obj["metadata"], self.clock()
+        ometa, now = obj["metadata"], self.clock()
         # Cluster-scoped objects' events live in "default", as in Kubernetes.
-        namespace = meta.get("namespace") or "default"
-        key = (meta.get("uid"), event_type, reason, message)
+        namespace = ometa.get("namespace") or "default"
+        key = (ometa.get("uid"), event_type, reason, message)
         with self._lock:
             previous = self._seen.get(key)
         if previous is not None:
             _, name, count = previous
             try:
-                self.rest.patch(EVENTS, namespace, name,
+                self.rest.patch(kinds.EVENTS, namespace, name,
                                 {"count": count + 1, "lastTimestamp": now})
                 self._remember(key, (namespace, name, count + 1))
                 return
             except NotFound:
                 pass            # expired or deleted: start a new one
-        name = f"{meta['name']}.{time.time_ns():x}"
-        self.rest.create(EVENTS, namespace, {
+        name = f"{ometa['name']}.{time.time_ns():x}"
+        self.rest.create(kinds.EVENTS, namespace, {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": name, "namespace": namespace},
             "involvedObject": object_reference(obj),

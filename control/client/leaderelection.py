@@ -13,26 +13,14 @@ Every write carries the resourceVersion that was read, so of two candidates that
 both see an expired Lease, the second write is a Conflict and only one leads.
 """
 
-import datetime
 import logging
 import threading
 import time
 
 from control.client import errors
-from control.objects import kinds
+from control.objects import kinds, meta
 
 log = logging.getLogger(__name__)
-
-LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
-
-
-def micro_time(now):
-    """Format a UTC datetime as a Kubernetes MicroTime: 2026-01-01T00:00:00.000000Z."""
-    return now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def _record(lease):
@@ -52,7 +40,7 @@ class LeaderElector:
 
     def __init__(self, rest, namespace, name, identity, lease_duration=15.0, renew_deadline=10.0,
                  retry_period=2.0, on_started_leading=None, on_stopped_leading=None,
-                 release_on_stop=True, clock=time.monotonic, wall_clock=_utcnow, sleep=None):
+                 release_on_stop=True, clock=time.monotonic, wall_clock=meta.utcnow, sleep=None):
         if not lease_duration > renew_deadline > retry_period > 0:
             raise ValueError("need lease_duration > renew_deadline > retry_period > 0")
         if not identity:
@@ -134,9 +122,9 @@ class LeaderElector:
     # -- one attempt ------------------------------------------------------------------
     def try_acquire_or_renew(self):
         """Take or renew the Lease once; True on success (client-go's tryAcquireOrRenew)."""
-        now = micro_time(self.wall_clock())
+        now = meta.micro_timestamp(self.wall_clock())
         try:
-            lease = self.rest.get(LEASES, self.namespace, self.name)
+            lease = self.rest.get(kinds.LEASES, self.namespace, self.name)
         except errors.NotFound:
             return self._create(now)
         except errors.ApiException as exc:
@@ -164,7 +152,7 @@ class LeaderElector:
         body = {**lease, "spec": spec}
         try:
             # The resourceVersion we read is in body.metadata: a rival's write since is a 409.
-            updated = self.rest.update(LEASES, self.namespace, body)
+            updated = self.rest.update(kinds.LEASES, self.namespace, body)
         except errors.ApiException as exc:
             log.info("%s: cannot update lease: %s", self.identity, exc)
             return False
@@ -178,7 +166,7 @@ class LeaderElector:
                          "leaseDurationSeconds": int(round(self.lease_duration)),
                          "acquireTime": now, "renewTime": now, "leaseTransitions": 0}}
         try:
-            created = self.rest.create(LEASES, self.namespace, body)
+            created = self.rest.create(kinds.LEASES, self.namespace, body)
         except errors.ApiException as exc:
             log.info("%s: cannot create lease: %s", self.identity, exc)
             return False
@@ -193,7 +181,7 @@ class LeaderElector:
         """Hand the Lease back (no holder, 1 s duration) so a rival need not wait it out."""
         if self._observed is None or self._observed["holderIdentity"] != self.identity:
             return
-        now = micro_time(self.wall_clock())
+        now = meta.micro_timestamp(self.wall_clock())
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace,
                              "resourceVersion": self._observed_rv},
@@ -201,6 +189,6 @@ class LeaderElector:
                          "acquireTime": now, "renewTime": now,
                          "leaseTransitions": self._observed["leaseTransitions"] or 0}}
         try:
-            self._observe(self.rest.update(LEASES, self.namespace, body))
+            self._observe(self.rest.update(kinds.LEASES, self.namespace, body))
         except errors.ApiException as exc:
             log.info("%s: cannot release lease: %s", self.identity, exc)

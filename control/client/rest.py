@@ -168,11 +168,11 @@ class RestClient:
 
     def create_binding(self, namespace, pod_name, node_name):
         """Bind a pod to a node: POST a v1 Binding to pods/{name}/binding."""
-        pods = kinds.lookup("", "v1", "pods")
         body = {"apiVersion": "v1", "kind": "Binding",
                 "metadata": {"name": pod_name, "namespace": namespace},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
-        return self.request("POST", self.path(pods, namespace, pod_name, "binding"), body=body)
+        return self.request("POST", self.path(kinds.PODS, namespace, pod_name, "binding"),
+                            body=body)
 
     def watch(self, resource, namespace=None, resource_version=None, timeout_seconds=None,
               label_selector=None, field_selector=None, allow_bookmarks=True):

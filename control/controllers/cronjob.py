@@ -20,31 +20,21 @@ import copy
 import datetime
 import logging
 
-from control.client import AlreadyExists, Conflict, NotFound, object_key
+from control.client import AlreadyExists, NotFound
 from control.client.events import NullRecorder
 from control.controllers import cron
-from control.controllers import pods as podutil
-from control.controllers.base import (
-    Controller,
-    by_namespace,
-    controller_ref,
-    get_controller_of,
-    split_key,
-)
-from control.controllers.job import JOBS, finished, rfc3339
-from control.objects import kinds
+from control.controllers.controller import Controller, by_namespace, split_key
+from control.controllers.job import finished
+from control.controllers.ownership import Owners, controller_ref, get_controller_of
+from control.controllers.status import write_status
+from control.objects import kinds, meta
 
 log = logging.getLogger(__name__)
 
-CRONJOBS = kinds.lookup("batch", "v1", "cronjobs")
 API_VERSION, KIND = "batch/v1", "CronJob"
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 #: Kubernetes' nextScheduleDelta: wake a little after the time, never just before it.
 NEXT_SCHEDULE_DELTA = 0.1
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def job_name(cron_job, scheduled):
@@ -91,13 +81,14 @@ def _start_key(job):
 class CronJobController(Controller):
     """Create and clean up the Jobs of CronJobs, reading the CronJob and Job caches."""
 
-    def __init__(self, rest, cronjob_informer, job_informer, queue=None, wall_clock=_utcnow,
+    def __init__(self, rest, cronjob_informer, job_informer, queue=None, wall_clock=meta.utcnow,
                  recorder=None):
         super().__init__("cronjob", [cronjob_informer, job_informer], queue)
         self.rest = rest
         self.cj_store, self.job_store = cronjob_informer.store, job_informer.store
         self.wall_clock = wall_clock
         self.recorder = recorder or NullRecorder()
+        self.owners = Owners(self.cj_store, kinds.CRONJOBS)
         cronjob_informer.add_handler(self.enqueue, self._cronjob_updated, self.enqueue)
         job_informer.add_handler(self._job_changed, lambda old, new: self._job_changed(new),
                                  self._job_changed)
@@ -106,11 +97,8 @@ class CronJobController(Controller):
         self.enqueue(new)
 
     def _job_changed(self, job):
-        ref = get_controller_of(job)
-        if ref is None or ref.get("kind") != KIND:
-            return
-        cron_job = self.cj_store.get(f"{job['metadata'].get('namespace')}/{ref['name']}")
-        if cron_job is not None and cron_job["metadata"].get("uid") == ref.get("uid"):
+        cron_job = self.owners.owner_of(job)
+        if cron_job is not None:
             self.enqueue(cron_job)
 
     # -- the reconcile -----------------------------------------------------------------
@@ -138,12 +126,12 @@ class CronJobController(Controller):
         """Bring status.active in line with the owned Jobs; return the (maybe fresher) CronJob."""
         active_uids = {ref.get("uid") for ref in status["active"]}
         for job in jobs:
-            meta = job["metadata"]
+            jmeta = job["metadata"]
             done, cond = finished(job)
-            found = meta.get("uid") in active_uids
+            found = jmeta.get("uid") in active_uids
             if not found and done is None:
                 fresh = self._fresh(cron_job)
-                if fresh is not None and meta.get("uid") in {
+                if fresh is not None and jmeta.get("uid") in {
                         r.get("uid") for r in (fresh.get("status") or {}).get("active") or ()}:
                     # Our own status write, not yet in the cache.
                     cron_job = fresh
@@ -154,23 +142,23 @@ class CronJobController(Controller):
                     continue
                 self.recorder.event(cron_job, "Warning", "UnexpectedJob",
                                     f"Saw a job that the controller did not create or forgot: "
-                                    f"{meta['name']}")
+                                    f"{jmeta['name']}")
             elif found and done is not None:
-                status["active"] = [r for r in status["active"] if r.get("uid") != meta["uid"]]
+                status["active"] = [r for r in status["active"] if r.get("uid") != jmeta["uid"]]
                 self.recorder.event(cron_job, "Normal", "SawCompletedJob",
-                                    f"Saw completed job: {meta['name']}, condition: {done}")
+                                    f"Saw completed job: {jmeta['name']}, condition: {done}")
             if done == "Complete":
                 completed = (job.get("status") or {}).get("completionTime")
                 last = status.get("lastSuccessfulTime")
-                if completed and (last is None or podutil.parse_time(completed) >
-                                  podutil.parse_time(last)):
+                if completed and (last is None or meta.parse_time(completed) >
+                                  meta.parse_time(last)):
                     status["lastSuccessfulTime"] = completed
         owned = {j["metadata"].get("uid") for j in jobs}
         for ref in list(status["active"]):
             if ref.get("uid") in owned:
                 continue
             try:
-                self.rest.get(JOBS, ref.get("namespace") or cron_job["metadata"]["namespace"],
+                self.rest.get(kinds.JOBS, ref.get("namespace") or cron_job["metadata"]["namespace"],
                               ref["name"])
             except NotFound:
                 self.recorder.event(cron_job, "Normal", "MissingJob",
@@ -179,12 +167,12 @@ class CronJobController(Controller):
         return cron_job
 
     def _fresh(self, cron_job):
-        meta = cron_job["metadata"]
+        cmeta = cron_job["metadata"]
         try:
-            fresh = self.rest.get(CRONJOBS, meta["namespace"], meta["name"])
+            fresh = self.rest.get(kinds.CRONJOBS, cmeta["namespace"], cmeta["name"])
         except NotFound:
             return None
-        return fresh if fresh["metadata"].get("uid") == meta.get("uid") else None
+        return fresh if fresh["metadata"].get("uid") == cmeta.get("uid") else None
 
     def _schedule(self, key, cron_job, status, now):
         """Create the Job due now, if any; return the seconds until the next look (or None)."""
@@ -201,8 +189,8 @@ class CronJobController(Controller):
             return None
         if spec.get("suspend"):
             return None
-        earliest = podutil.parse_time(status.get("lastScheduleTime")) or \
-            podutil.parse_time(cron_job["metadata"].get("creationTimestamp")) or now
+        earliest = meta.parse_time(status.get("lastScheduleTime")) or \
+            meta.parse_time(cron_job["metadata"].get("creationTimestamp")) or now
         deadline = spec.get("startingDeadlineSeconds")
         if deadline is not None:
             earliest = max(earliest, now - datetime.timedelta(seconds=deadline))
@@ -220,7 +208,7 @@ class CronJobController(Controller):
             return self._until_next(schedule, now)
         name = job_name(cron_job, scheduled)
         if any(r.get("name") == name for r in status["active"]) or \
-                status.get("lastScheduleTime") == rfc3339(scheduled):
+                status.get("lastScheduleTime") == meta.timestamp(scheduled):
             return self._until_next(schedule, now)
         policy = spec.get("concurrencyPolicy") or "Allow"
         if policy == "Forbid" and status["active"]:
@@ -235,18 +223,18 @@ class CronJobController(Controller):
                 status["active"] = [r for r in status["active"] if r is not ref]
         body = job_from_template(cron_job, scheduled, schedule.tz)
         try:
-            job = self.rest.create(JOBS, cron_job["metadata"]["namespace"], body)
+            job = self.rest.create(kinds.JOBS, cron_job["metadata"]["namespace"], body)
         except AlreadyExists:
             # Made by an earlier sync whose status write was lost: record it, do not create.
             log.info("cronjob %s: job %s already exists", key, name)
             try:
-                job = self.rest.get(JOBS, cron_job["metadata"]["namespace"], name)
+                job = self.rest.get(kinds.JOBS, cron_job["metadata"]["namespace"], name)
             except NotFound:
                 return self._until_next(schedule, now)
             if (get_controller_of(job) or {}).get("uid") == cron_job["metadata"]["uid"]:
                 if finished(job)[0] is None:
                     status["active"].append(job_reference(job))
-                status["lastScheduleTime"] = rfc3339(scheduled)
+                status["lastScheduleTime"] = meta.timestamp(scheduled)
             return self._until_next(schedule, now)
         except Exception as exc:
             self.recorder.event(cron_job, "Warning", "FailedCreate", f"Error creating job: {exc}")
@@ -254,7 +242,7 @@ class CronJobController(Controller):
         self.recorder.event(cron_job, "Normal", "SuccessfulCreate",
                             f"Created job {job['metadata']['name']}")
         status["active"].append(job_reference(job))
-        status["lastScheduleTime"] = rfc3339(scheduled)
+        status["lastScheduleTime"] = meta.timestamp(scheduled)
         return self._until_next(schedule, now)
 
     @staticmethod
@@ -266,7 +254,7 @@ class CronJobController(Controller):
 
     def _delete_job(self, cron_job, namespace, name):
         try:
-            self.rest.delete(JOBS, namespace, name, propagation_policy="Background")
+            self.rest.delete(kinds.JOBS, namespace, name, propagation_policy="Background")
         except NotFound:
             return
         self.recorder.event(cron_job, "Normal", "SuccessfulDelete", f"Deleted job {name}")
@@ -288,22 +276,4 @@ class CronJobController(Controller):
     def _write_status(self, cron_job, status):
         """Write ``status`` if it changed; on a Conflict, once more onto a fresh read
         (this controller is the only writer of a CronJob's status)."""
-        for attempt in range(2):
-            if _significant(status) == _significant(cron_job.get("status") or {}):
-                return
-            try:
-                self.rest.update_status(CRONJOBS, cron_job["metadata"]["namespace"],
-                                        {**cron_job, "status": status})
-                return
-            except Conflict:
-                if attempt:
-                    raise
-                log.info("cronjob %s: status conflict; writing onto a fresh read",
-                         object_key(cron_job))
-                cron_job = self._fresh(cron_job)
-                if cron_job is None:
-                    return
-
-
-def _significant(status):
-    return {k: v for k, v in status.items() if v not in (None, "", [], {})}
+        write_status(self.rest, kinds.CRONJOBS, cron_job, status)

@@ -16,7 +16,6 @@ OnDelete) and writes status.
 """
 
 import copy
-import datetime
 import logging
 import math
 import time
@@ -25,25 +24,16 @@ from control.client import NotFound, object_key
 from control.client.events import EventRecorder
 from control.controllers import history
 from control.controllers import pods as podutil
-from control.controllers.base import (
-    Controller,
-    Expectations,
-    by_namespace,
-    controller_ref,
-    get_controller_of,
-    parallel,
-    slow_start_batch,
-    split_key,
-)
-from control.objects import kinds
+from control.controllers.batch import parallel, slow_start_batch
+from control.controllers.controller import Controller, by_namespace, split_key
+from control.controllers.expectations import Expectations
+from control.controllers.ownership import ChildEvents, Owners, RefManager, controller_ref
+from control.objects import kinds, meta, taints
 from control.objects.selectors import LabelSelector, SelectorError
 from control.scheduler import placement
 
 log = logging.getLogger(__name__)
 
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
-DAEMONSETS = kinds.lookup("apps", "v1", "daemonsets")
 API_VERSION, KIND = "apps/v1", "DaemonSet"
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
 BURST_REPLICAS = 250
@@ -59,10 +49,6 @@ DAEMON_TOLERATIONS = (
 )
 NETWORK_UNAVAILABLE = {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists",
                        "effect": "NoSchedule"}
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 # -- pure judgements -------------------------------------------------------------------------
@@ -106,12 +92,12 @@ def node_should_run(node, pod_spec):
     pod = {"spec": pod_spec}
     if placement.filter_node_affinity(_NodeInfo(node), pod, None):
         return False, False
-    taints = (node.get("spec") or {}).get("taints") or ()
+    node_taints = (node.get("spec") or {}).get("taints") or ()
     tolerations = pod_spec.get("tolerations") or ()
 
     def untolerated(effects):
         return any(t.get("effect") in effects and
-                   not any(placement.tolerates(tol, t) for tol in tolerations) for t in taints)
+                   not any(taints.tolerates(tol, t) for tol in tolerations) for t in node_taints)
 
     if untolerated(("NoExecute",)):
         return False, False
@@ -360,7 +346,7 @@ class DaemonSetController(Controller):
     """Converge DaemonSets through ``rest`` from the daemonset, pod, node and revision caches."""
 
     def __init__(self, rest, ds_informer, pod_informer, node_informer, revision_informer,
-                 queue=None, clock=time.monotonic, wall_clock=_utcnow, recorder=None):
+                 queue=None, clock=time.monotonic, wall_clock=meta.utcnow, recorder=None):
         super().__init__("daemonset", [ds_informer, pod_informer, node_informer,
                                        revision_informer], queue)
         self.rest = rest
@@ -372,70 +358,16 @@ class DaemonSetController(Controller):
         self.recorder = recorder or EventRecorder(rest, "daemonset-controller")
         ds_informer.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
                                 self._ds_deleted)
-        pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.owners = Owners(self.ds_store, kinds.DAEMONSETS)
+        ChildEvents(self.owners, self.enqueue, **self.expectations.hooks(),
+                    updated=self.enqueue_when_available).attach(pod_informer)
         node_informer.add_handler(self._node_changed, self._node_updated, self._node_changed)
-        revision_informer.add_handler(self._owner_changed,
-                                      lambda old, new: self._owner_changed(new),
-                                      self._owner_changed)
+        ChildEvents(self.owners, self.enqueue).attach(revision_informer)
 
     # -- handlers -----------------------------------------------------------------------
     def _ds_deleted(self, ds):
         self.expectations.delete(object_key(ds))
         self.enqueue(ds)
-
-    def _resolve(self, obj):
-        ref = get_controller_of(obj)
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        ds = self.ds_store.get(f"{obj['metadata'].get('namespace')}/{ref['name']}")
-        return ds if ds is not None and ds["metadata"].get("uid") == ref.get("uid") else None
-
-    def _owner_changed(self, obj):
-        ds = self._resolve(obj)
-        if ds is not None:
-            self.enqueue(ds)
-
-    def _pod_added(self, pod):
-        ds = self._resolve(pod)
-        if ds is None:
-            self._enqueue_matching(pod)
-            return
-        if pod["metadata"].get("deletionTimestamp"):
-            self.expectations.deletion_observed(object_key(ds), object_key(pod))
-        else:
-            self.expectations.creation_observed(object_key(ds))
-        self.enqueue(ds)
-
-    def _pod_updated(self, old, new):
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        ds = self._resolve(new)
-        if ds is None:
-            self._enqueue_matching(new)
-            return
-        if new["metadata"].get("deletionTimestamp"):
-            self.expectations.deletion_observed(object_key(ds), object_key(new))
-        self.enqueue(ds)
-        min_ready = ds["spec"].get("minReadySeconds") or 0
-        if min_ready and not podutil.is_ready(old) and podutil.is_ready(new):
-            self.enqueue_after(ds, min_ready + 1)
-
-    def _pod_deleted(self, pod):
-        ds = self._resolve(pod)
-        if ds is not None:
-            self.expectations.deletion_observed(object_key(ds), object_key(pod))
-            self.enqueue(ds)
-
-    def _enqueue_matching(self, pod):
-        """An orphan: the DaemonSets that might adopt it."""
-        labels = pod["metadata"].get("labels") or {}
-        for ds in by_namespace(self.ds_store, pod["metadata"].get("namespace")):
-            try:
-                selector = LabelSelector.from_object(ds["spec"].get("selector"))
-            except SelectorError:
-                continue
-            if not selector.empty and selector.matches(labels):
-                self.enqueue(ds)
 
     def _node_changed(self, node):
         for ds in self.ds_store.list():
@@ -467,20 +399,15 @@ class DaemonSetController(Controller):
                                 "This daemon set is selecting all pods. A non-empty selector "
                                 "is required.")
             return
-        revisions = history.claim(self.rest, history.CONTROLLER_REVISIONS, ds,
-                                  controller_ref(ds, API_VERSION, KIND), selector,
-                                  by_namespace(self.revision_store, namespace))
+        refs = RefManager(self.rest, kinds.DAEMONSETS, ds, selector)
+        revisions = refs.claim(kinds.CONTROLLERREVISIONS,
+                               by_namespace(self.revision_store, namespace))
         if ds["metadata"].get("deletionTimestamp"):
             return
-        try:
-            current, revisions = history.ensure_revision(self.rest, ds, API_VERSION, KIND,
-                                                         revisions)
-        except history.HashCollision as exc:
-            self._bump_collision_count(ds)
-            raise RuntimeError(f"revision name {exc} taken; collisionCount raised") from None
+        current, revisions = history.current_revision(self.rest, kinds.DAEMONSETS, ds,
+                                                      revisions)
         hash_ = current["metadata"]["labels"][history.HASH_LABEL]
-        pods = history.claim(self.rest, PODS, ds, controller_ref(ds, API_VERSION, KIND),
-                             selector, by_namespace(self.pod_store, namespace))
+        pods = refs.claim(kinds.PODS, by_namespace(self.pod_store, namespace))
         revisions, pods = self._dedupe(current, revisions, pods)
         pods_by_node = {}
         for pod in pods:
@@ -520,16 +447,16 @@ class DaemonSetController(Controller):
         for pod in pods:
             labels = pod["metadata"].get("labels") or {}
             if labels.get(history.HASH_LABEL) in dupe_hashes:
-                meta = pod["metadata"]
-                patched = self.rest.patch(PODS, meta["namespace"], meta["name"], {"metadata": {
-                    "labels": {history.HASH_LABEL: hash_},
-                    "resourceVersion": meta["resourceVersion"]}})
-                pod = patched or {**pod, "metadata": {**meta, "labels": {
+                pmeta = pod["metadata"]
+                patched = self.rest.patch(kinds.PODS, pmeta["namespace"], pmeta["name"], {
+                    "metadata": {"labels": {history.HASH_LABEL: hash_},
+                                 "resourceVersion": pmeta["resourceVersion"]}})
+                pod = patched or {**pod, "metadata": {**pmeta, "labels": {
                     **labels, history.HASH_LABEL: hash_}}}
             kept.append(pod)
         for dupe in dupes:
             try:
-                self.rest.delete(history.CONTROLLER_REVISIONS, dupe["metadata"]["namespace"],
+                self.rest.delete(kinds.CONTROLLERREVISIONS, dupe["metadata"]["namespace"],
                                  dupe["metadata"]["name"])
             except NotFound:
                 pass
@@ -579,7 +506,7 @@ class DaemonSetController(Controller):
 
         def remove(pod):
             try:
-                self.rest.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+                self.rest.delete(kinds.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
                 self.recorder.event(ds, "Normal", "SuccessfulDelete",
                                     f"Deleted pod: {pod['metadata']['name']}")
             except Exception as exc:        # noqa: BLE001 - the first is returned
@@ -594,7 +521,7 @@ class DaemonSetController(Controller):
             node_name = queue.pop()
             body = new_pod(ds, node_name, hash_)
             try:
-                created = self.rest.create(PODS, ds["metadata"]["namespace"], body)
+                created = self.rest.create(kinds.PODS, ds["metadata"]["namespace"], body)
             except Exception as exc:
                 self.recorder.event(ds, "Warning", "FailedCreate",
                                     f"Error creating: {exc}")
@@ -608,7 +535,4 @@ class DaemonSetController(Controller):
         return error or (errors[0] if errors else None)
 
     def _write_status(self, ds, status):
-        history.write_status(self.rest, DAEMONSETS, ds, status)
-
-    def _bump_collision_count(self, ds):
-        history.bump_collision_count(self.rest, DAEMONSETS, ds)
+        history.write_status(self.rest, kinds.DAEMONSETS, ds, status)

@@ -17,15 +17,12 @@ import threading
 from control.client import Forbidden, NotFound, object_key
 from control.client.events import EventRecorder, NullRecorder
 from control.controllers import pods as podutil
-from control.controllers.base import Controller, by_namespace, split_key
-from control.objects import kinds
+from control.controllers.controller import Controller, by_namespace, split_key
+from control.objects import conditions, kinds
 from control.objects.selectors import LabelSelector, SelectorError
 
 log = logging.getLogger(__name__)
 
-PODS = kinds.lookup("", "v1", "pods")
-SERVICES = kinds.lookup("", "v1", "services")
-ENDPOINTS = kinds.lookup("", "v1", "endpoints")
 
 #: endpointscontroller.LabelManagedBy and its value, ControllerName.
 LABEL_MANAGED_BY = "endpoints.kubernetes.io/managed-by"
@@ -173,8 +170,7 @@ def pod_trigger_time(pod):
     """A pod's last change that matters to Endpoints: (Ready status, its transition
     time), or None without a Ready condition. The status is kept because times have
     whole seconds: a flip back and forth within one must still count as a change."""
-    cond = next((c for c in (pod.get("status") or {}).get("conditions") or ()
-                 if c.get("type") == "Ready"), None)
+    cond = conditions.find(pod, "Ready")
     if not cond or not cond.get("lastTransitionTime"):
         return None
     return cond.get("status"), cond["lastTransitionTime"]
@@ -328,7 +324,7 @@ class EndpointsController(Controller):
             if current is not None:
                 # The Service is gone: so are its Endpoints (as Kubernetes does).
                 try:
-                    self.rest.delete(ENDPOINTS, namespace, name)
+                    self.rest.delete(kinds.ENDPOINTS, namespace, name)
                 except NotFound:
                     pass
             return
@@ -353,9 +349,9 @@ class EndpointsController(Controller):
             return
         try:
             if current is None:
-                self.rest.create(ENDPOINTS, namespace, desired)
+                self.rest.create(kinds.ENDPOINTS, namespace, desired)
             else:
-                self.rest.update(ENDPOINTS, namespace, desired)
+                self.rest.update(kinds.ENDPOINTS, namespace, desired)
             self.trigger_times.remember(key, seen)
         except Exception as exc:
             if current is None and isinstance(exc, Forbidden) and \
@@ -369,7 +365,6 @@ class EndpointsController(Controller):
                 self.recorder.event(desired, "Warning", "FailedToUpdateEndpoint",
                                     f"Failed to update endpoint {key}: {exc}")
             raise
-
 
 
 def _ignore(*args):

@@ -28,7 +28,8 @@ import threading
 
 from control.client import Conflict, NotFound, object_key
 from control.client.events import EventRecorder, NullRecorder
-from control.controllers.base import Controller, parallel
+from control.controllers.batch import parallel
+from control.controllers.controller import Controller
 from control.objects import kinds
 
 log = logging.getLogger(__name__)

@@ -9,21 +9,22 @@ what ``kubectl rollout history`` reads and what ``kubectl rollout undo`` sends
 back as a strategic merge patch. Going back to an old template reuses its
 revision and gives it the next number, as Kubernetes does.
 
-The functions here are pure except ``ensure_revision``, ``truncate`` and
-``claim``, which take the REST client.
+The functions here are pure except ``ensure_revision``, ``truncate``,
+``write_status`` and ``bump_collision_count``, which take the REST client.
+Claiming revisions (adopting and releasing) is ownership.RefManager's job.
 """
 
 import copy
 import json
 import logging
 
-from control.client import AlreadyExists, Conflict, NotFound
-from control.controllers.base import get_controller_of, significant
+from control.client import AlreadyExists, NotFound
+from control.controllers import status as statusutil
+from control.controllers.ownership import controller_ref, get_controller_of
 from control.objects import kinds
 
 log = logging.getLogger(__name__)
 
-CONTROLLER_REVISIONS = kinds.lookup("apps", "v1", "controllerrevisions")
 HASH_LABEL = "controller-revision-hash"
 #: Kubernetes' rand.SafeEncodeString alphabet: no vowels, no confusable digits.
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
@@ -75,9 +76,7 @@ def new_revision(owner, api_version, kind, revision, collision_count=None):
     labels[HASH_LABEL] = hash_
     rev_meta = {"name": revision_name(meta["name"], hash_), "namespace": meta["namespace"],
                 "labels": labels,
-                "ownerReferences": [{"apiVersion": api_version, "kind": kind,
-                                     "name": meta["name"], "uid": meta["uid"],
-                                     "controller": True, "blockOwnerDeletion": True}]}
+                "ownerReferences": [controller_ref(owner, api_version, kind)]}
     if meta.get("annotations"):
         # kubectl rollout history shows kubernetes.io/change-cause from here.
         rev_meta["annotations"] = dict(meta["annotations"])
@@ -101,12 +100,6 @@ def equal_revisions(revisions, data):
     return [r for r in sort_revisions(revisions) if r.get("data") == data]
 
 
-def owned(objects, owner):
-    """The objects whose controller reference is ``owner`` (by uid)."""
-    uid = owner["metadata"]["uid"]
-    return [o for o in objects if (get_controller_of(o) or {}).get("uid") == uid]
-
-
 def ensure_revision(rest, owner, api_version, kind, revisions):
     """The revision for ``owner``'s current template, created or renumbered as needed.
 
@@ -121,21 +114,31 @@ def ensure_revision(rest, owner, api_version, kind, revisions):
         if found.get("revision") == number - 1:
             return found, revisions
         # A rollback to an old template: that revision becomes the newest.
-        updated = rest.update(CONTROLLER_REVISIONS, found["metadata"]["namespace"],
+        updated = rest.update(kinds.CONTROLLERREVISIONS, found["metadata"]["namespace"],
                               {**found, "revision": number}) or {**found, "revision": number}
         return updated, [updated if r is found else r for r in revisions]
     collision = (owner.get("status") or {}).get("collisionCount")
     candidate = new_revision(owner, api_version, kind, number, collision)
     try:
-        created = rest.create(CONTROLLER_REVISIONS, owner["metadata"]["namespace"], candidate)
+        created = rest.create(kinds.CONTROLLERREVISIONS, owner["metadata"]["namespace"], candidate)
     except AlreadyExists:
-        existing = rest.get(CONTROLLER_REVISIONS, owner["metadata"]["namespace"],
+        existing = rest.get(kinds.CONTROLLERREVISIONS, owner["metadata"]["namespace"],
                             candidate["metadata"]["name"])
         if existing.get("data") == data and \
                 (get_controller_of(existing) or {}).get("uid") == owner["metadata"]["uid"]:
             return existing, revisions + [existing]     # our own, not yet in the cache
         raise HashCollision(candidate["metadata"]["name"]) from None
     return created, revisions + [created]
+
+
+def current_revision(rest, resource, owner, revisions):
+    """``ensure_revision`` for an owner of kind ``resource``; on a hash collision raise
+    status.collisionCount (the next sync hashes anew) and a retryable error."""
+    try:
+        return ensure_revision(rest, owner, resource.api_version, resource.kind, revisions)
+    except HashCollision as exc:
+        bump_collision_count(rest, resource, owner)
+        raise RuntimeError(f"revision name {exc} taken; collisionCount raised") from None
 
 
 def duplicates(revisions, keep):
@@ -155,69 +158,23 @@ def truncate(rest, revisions, live_names, limit):
     """Delete the revisions ``to_truncate`` picks; one already gone is fine."""
     for rev in to_truncate(revisions, live_names, limit):
         try:
-            rest.delete(CONTROLLER_REVISIONS, rev["metadata"]["namespace"],
+            rest.delete(kinds.CONTROLLERREVISIONS, rev["metadata"]["namespace"],
                         rev["metadata"]["name"])
         except NotFound:
             pass
 
 
-def claim(rest, resource, owner, owner_ref, selector, objects):
-    """``objects`` that ``owner`` controls after adopting and releasing (ClaimObject).
-
-    An orphan that matches ``selector`` is adopted; an object of ours that no
-    longer matches is released (our ownerReference removed) unless the owner is
-    being deleted; an object controlled by someone else is left alone. Both are
-    patches that fail if the object changed since it was read.
-    """
-    uid, claimed = owner["metadata"]["uid"], []
-    deleting = bool(owner["metadata"].get("deletionTimestamp"))
-    for obj in objects:
-        meta = obj["metadata"]
-        ref = get_controller_of(obj)
-        matches = selector.matches(meta.get("labels") or {})
-        if ref is not None and ref.get("uid") != uid:
-            continue
-        if ref is not None and (matches or deleting):
-            claimed.append(obj)
-            continue
-        if ref is None and (deleting or not matches or meta.get("deletionTimestamp")):
-            continue
-        refs = [r for r in meta.get("ownerReferences") or () if r.get("uid") != uid]
-        if ref is None:
-            refs.append(owner_ref)
-        patch = {"metadata": {"ownerReferences": refs, "uid": meta["uid"],
-                              "resourceVersion": meta["resourceVersion"]}}
-        try:
-            patched = rest.patch(resource, meta["namespace"], meta["name"], patch)
-        except NotFound:
-            continue
-        if ref is None:             # adopted
-            claimed.append(patched or {**obj, "metadata": {**meta, "ownerReferences": refs}})
-    return claimed
-
-
 def write_status(rest, resource, obj, status):
     """Write a revisioned object's ``status`` if it differs (DaemonSets, StatefulSets).
 
-    On a Conflict (often our own last write, not yet cached) retry once on a fresh
-    read, keeping a collisionCount raised meanwhile; a deleted object is left alone.
+    A Conflict is retried once on a fresh read, keeping a collisionCount raised meanwhile.
     """
-    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-    for attempt in range(2):
-        if significant(status) == significant(obj.get("status") or {}):
-            return
-        try:
-            rest.update_status(resource, namespace, {**obj, "status": status})
-            return
-        except NotFound:
-            return
-        except Conflict:
-            if attempt:
-                raise
-            obj = rest.get(resource, namespace, name)
-            status = {**status, "collisionCount": max(
-                status.get("collisionCount") or 0,
-                (obj.get("status") or {}).get("collisionCount") or 0)}
+    def keep_collisions(fresh, status):
+        return {**status, "collisionCount": max(
+            status.get("collisionCount") or 0,
+            (fresh.get("status") or {}).get("collisionCount") or 0)}
+
+    statusutil.write_status(rest, resource, obj, status, merge=keep_collisions)
 
 
 def bump_collision_count(rest, resource, obj):

@@ -22,37 +22,29 @@ finalizer, ``uncountedTerminatedPods`` stays empty, and deleting a finished pod
 by hand lowers the count. ``podFailurePolicy``, ``successPolicy`` and
 ``backoffLimitPerIndex`` are ignored. The backoff's failure times come from the
 containers' ``finishedAt`` (or when this controller first saw the pod failed).
-Orphan pods are not adopted: the generated selector names the Job's uid.
+Orphan pods that match the selector are adopted, as Kubernetes does (the
+generated selector names the Job's uid, so in practice only released pods).
 """
 
 import copy
-import datetime
 import itertools
 import logging
 import threading
 import time
 
-from control.client import Conflict, NotFound, object_key
+from control.client import NotFound, object_key
 from control.client.events import NullRecorder
 from control.controllers import pods as podutil
-from control.controllers.base import (
-    Controller,
-    Expectations,
-    by_namespace,
-    create_owned,
-    get_controller_of,
-    parallel,
-    significant,
-    slow_start_batch,
-    split_key,
-)
-from control.objects import kinds
+from control.controllers.batch import parallel, slow_start_batch
+from control.controllers.controller import Controller, by_namespace, split_key
+from control.controllers.expectations import Expectations
+from control.controllers.ownership import ChildEvents, Owners, RefManager, create_owned
+from control.controllers.status import write_status
+from control.objects import conditions, kinds, meta
 from control.objects.selectors import LabelSelector, SelectorError
 
 log = logging.getLogger(__name__)
 
-PODS = kinds.lookup("", "v1", "pods")
-JOBS = kinds.lookup("batch", "v1", "jobs")
 API_VERSION, KIND = "batch/v1", "Job"
 
 JOB_NAME_LABEL, LEGACY_JOB_NAME_LABEL = "batch.kubernetes.io/job-name", "job-name"
@@ -74,23 +66,13 @@ DEADLINE_EXCEEDED = ("DeadlineExceeded", "Job was active longer than specified d
 COMPLETIONS_REACHED = ("CompletionsReached", "Reached expected number of succeeded pods")
 
 
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def rfc3339(t):
-    return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # -- pure judgements ----------------------------------------------------------------------
 
 
 def condition(job, type_):
     """The Job's condition of ``type_`` with status True, or None."""
-    for cond in (job.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == type_ and cond.get("status") == "True":
-            return cond
-    return None
+    cond = conditions.find(job, type_)
+    return cond if cond is not None and cond.get("status") == "True" else None
 
 
 def finished(job):
@@ -114,12 +96,12 @@ def set_condition(conditions, type_, status, reason, message, now):
         if cond.get("status") == status:
             result.append({**cond, "reason": reason, "message": message})
         else:
-            result.append({"type": type_, "status": status, "lastProbeTime": rfc3339(now),
-                           "lastTransitionTime": rfc3339(now), "reason": reason,
+            result.append({"type": type_, "status": status, "lastProbeTime": meta.timestamp(now),
+                           "lastTransitionTime": meta.timestamp(now), "reason": reason,
                            "message": message})
     if not found:
-        result.append({"type": type_, "status": status, "lastProbeTime": rfc3339(now),
-                       "lastTransitionTime": rfc3339(now), "reason": reason, "message": message})
+        result.append({"type": type_, "status": status, "lastProbeTime": meta.timestamp(now),
+                       "lastTransitionTime": meta.timestamp(now), "reason": reason, "message": message})
     return result
 
 
@@ -166,7 +148,7 @@ def container_finish_time(pod):
     times = []
     for status in (pod.get("status") or {}).get("containerStatuses") or ():
         terminated = (status.get("state") or {}).get("terminated") or {}
-        when = podutil.parse_time(terminated.get("finishedAt"))
+        when = meta.parse_time(terminated.get("finishedAt"))
         if when is not None:
             times.append(when)
     return max(times) if times else None
@@ -211,13 +193,15 @@ def pod_for_index(job, index=None):
 
 
 # -- the controller -----------------------------------------------------------------------
+def _ignore(*args):
+    pass
 
 
 class JobController(Controller):
     """Converge Jobs through ``rest``, reading the Job and Pod informers' caches."""
 
     def __init__(self, rest, job_informer, pod_informer, queue=None, clock=time.monotonic,
-                 wall_clock=_utcnow, recorder=None, backoff_base=DEFAULT_BACKOFF,
+                 wall_clock=meta.utcnow, recorder=None, backoff_base=DEFAULT_BACKOFF,
                  backoff_max=MAX_BACKOFF, burst=BURST):
         super().__init__("job", [job_informer, pod_informer], queue)
         self.rest = rest
@@ -230,48 +214,18 @@ class JobController(Controller):
         self._lock = threading.Lock()
         job_informer.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
                                  self._job_deleted)
-        pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        ChildEvents(Owners(self.job_store, kinds.JOBS), self.enqueue,
+                    **self.expectations.hooks()).attach(pod_informer)
+        pod_informer.add_handler(_ignore, _ignore, self._forget_failed)
 
     # -- event handlers ------------------------------------------------------------------
     def _job_deleted(self, job):
         self.expectations.delete(object_key(job))
         self.enqueue(job)
 
-    def _resolve(self, pod):
-        """The cached Job that controls ``pod`` (matching uid), or None."""
-        ref = get_controller_of(pod)
-        if ref is None or ref.get("kind") != KIND or \
-                ref.get("apiVersion", "").split("/")[0] != "batch":
-            return None
-        job = self.job_store.get(f"{pod['metadata'].get('namespace')}/{ref['name']}")
-        return job if job is not None and job["metadata"].get("uid") == ref.get("uid") else None
-
-    def _pod_added(self, pod):
-        if pod["metadata"].get("deletionTimestamp"):
-            self._pod_deleted(pod)
-            return
-        job = self._resolve(pod)
-        if job is not None:
-            self.expectations.creation_observed(object_key(job))
-            self.enqueue(job)
-
-    def _pod_updated(self, old, new):
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        if new["metadata"].get("deletionTimestamp"):
-            self._pod_deleted(new)
-            return
-        job = self._resolve(new)
-        if job is not None:
-            self.enqueue(job)
-
-    def _pod_deleted(self, pod):
-        job = self._resolve(pod)
+    def _forget_failed(self, pod):
         with self._lock:
             self._failed_seen.pop(pod["metadata"].get("uid"), None)
-        if job is not None:
-            self.expectations.deletion_observed(object_key(job), object_key(pod))
-            self.enqueue(job)
 
     # -- the reconcile -------------------------------------------------------------------
     def sync(self, key):
@@ -284,15 +238,14 @@ class JobController(Controller):
         if finished(job)[0] is not None:
             return
         try:
-            LabelSelector.from_object(job["spec"].get("selector"))
+            selector = LabelSelector.from_object(job["spec"].get("selector"))
         except SelectorError as exc:
             log.error("job %s has an invalid selector: %s", key, exc)
             self.recorder.event(job, "Warning", "InvalidSelector", str(exc))
             return
         now = self.wall_clock()
-        uid = job["metadata"]["uid"]
-        pods = [p for p in by_namespace(self.pod_store, namespace)
-                if (get_controller_of(p) or {}).get("uid") == uid]
+        pods = RefManager(self.rest, kinds.JOBS, job, selector).claim(
+            kinds.PODS, by_namespace(self.pod_store, namespace))
         needs_sync = self.expectations.satisfied(key)
         sync = _Sync(self, key, job, pods, now)
         error = None
@@ -306,24 +259,10 @@ class JobController(Controller):
             self.queue.add_after(key, sync.requeue_after)
 
     def _write_status(self, job, status):
-        """Write ``status`` if it changed; on a Conflict retry once on a fresh read."""
-        for attempt in range(2):
-            if significant(status) == significant(job.get("status") or {}):
-                return
-            try:
-                self.rest.update_status(JOBS, job["metadata"]["namespace"],
-                                        {**job, "status": status})
-                return
-            except Conflict:
-                if attempt:
-                    raise
-                fresh = self.rest.get(JOBS, job["metadata"]["namespace"],
-                                      job["metadata"]["name"])
-                if fresh["metadata"].get("uid") != job["metadata"].get("uid") or \
-                        finished(fresh)[0] is not None:
-                    return      # replaced, or our own finishing write is already there
-                # Keep what we computed, on top of the newer object.
-                job = fresh
+        """Write ``status`` if it changed; on a Conflict once more onto a fresh read,
+        unless the fresh Job is already finished (our own finishing write got there)."""
+        write_status(self.rest, kinds.JOBS, job, status,
+                     merge=lambda fresh, status: None if finished(fresh)[0] else status)
 
     def failure_time(self, pod, now):
         """When ``pod`` failed: its containers' finishedAt, else when first seen failed."""
@@ -373,7 +312,7 @@ class _Sync:
         if len(self.failed) > limit or self._restarts_past_limit(limit):
             return BACKOFF_LIMIT_EXCEEDED
         deadline = self.spec.get("activeDeadlineSeconds")
-        start = podutil.parse_time(self.start_time)
+        start = meta.parse_time(self.start_time)
         if deadline is not None and start is not None and not self.suspended():
             elapsed = (self.now - start).total_seconds()
             if elapsed >= deadline:
@@ -403,7 +342,7 @@ class _Sync:
     def run(self):
         """Decide and act; return the first API error (the status is written anyway)."""
         if self.start_time is None and not self.suspended():
-            self.start_time = rfc3339(self.now)
+            self.start_time = meta.timestamp(self.now)
         # A verdict already written stands; otherwise failure is judged before success.
         failing = self._interim(FAILURE_TARGET)
         succeeding = self._interim(SUCCESS_CRITERIA_MET)
@@ -441,7 +380,7 @@ class _Sync:
         if not self.active and not self.terminating:
             self.conditions = set_condition(self.conditions, type_, "True", *verdict, self.now)
             if type_ == COMPLETE:
-                self.completion_time = rfc3339(self.now)
+                self.completion_time = meta.timestamp(self.now)
                 self.c.recorder.event(self.job, "Normal", "Completed", "Job completed")
         self.active = []
         return error
@@ -457,7 +396,7 @@ class _Sync:
             self.conditions = set_condition(self.conditions, SUSPENDED, "False", "JobResumed",
                                             "Job resumed", self.now)
             # The deadline counts from the resumption.
-            self.start_time = rfc3339(self.now)
+            self.start_time = meta.timestamp(self.now)
             self.c.recorder.event(self.job, "Normal", "Resumed", "Job resumed")
 
     def want_active(self):
@@ -543,7 +482,7 @@ class _Sync:
             with lock:
                 body = next(bodies)
             try:
-                pod = create_owned(self.c.rest, PODS, namespace, body, job, API_VERSION, KIND)
+                pod = create_owned(self.c.rest, kinds.PODS, namespace, body, job, API_VERSION, KIND)
             except Exception as exc:
                 self.c.recorder.event(job, "Warning", "FailedCreate",
                                       f"Error creating: {exc}")
@@ -567,7 +506,7 @@ class _Sync:
         def delete(pod):
             name = pod["metadata"]["name"]
             try:
-                self.c.rest.delete(PODS, namespace, name)
+                self.c.rest.delete(kinds.PODS, namespace, name)
             except Exception as exc:    # noqa: BLE001 - collected, the first is returned
                 self.c.expectations.deletion_observed(key, object_key(pod))
                 if not isinstance(exc, NotFound):

@@ -9,12 +9,16 @@ restarts it as a clean standby (no half-stopped controllers left behind).
 import argparse
 import logging
 import re
-import signal
 import sys
 import threading
 
-from control.client import Informer, LeaderElector, namespace_index
-from control.client.component import add_common_flags, configure_logging, rest_client
+from control.client import Informer, namespace_index
+from control.client.component import (
+    add_common_flags,
+    configure_logging,
+    rest_client,
+    run_leader_elected,
+)
 from control.client.events import EventRecorder
 from control.controllers import (
     endpoints,
@@ -25,16 +29,16 @@ from control.controllers import (
     podgc,
 )
 from control.controllers import job as jobctl
-from control.controllers.base import Controller
-from control.controllers.cronjob import CRONJOBS, CronJobController
-from control.controllers.daemonset import DAEMONSETS, DaemonSetController
-from control.controllers.deployment import DEPLOYMENTS, DeploymentController
-from control.controllers.history import CONTROLLER_REVISIONS
-from control.controllers.nodelifecycle import LEASES, NODES, NodeLifecycleController
-from control.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
-from control.controllers.statefulset import STATEFULSETS, StatefulSetController
+from control.controllers.controller import Controller
+from control.controllers.cronjob import CronJobController
+from control.controllers.daemonset import DaemonSetController
+from control.controllers.deployment import DeploymentController
+from control.controllers.nodelifecycle import NodeLifecycleController
+from control.controllers.replicaset import ReplicaSetController
+from control.controllers.statefulset import StatefulSetController
 from control.controllers.taintmanager import TaintEvictionController
 from control.controllers.ttlafterfinished import TTLAfterFinishedController
+from control.objects import kinds
 
 log = logging.getLogger("steer-controller-manager")
 
@@ -66,17 +70,20 @@ class SharedInformers:
 
 
 def _replicaset(rest, informers, options):
-    return ReplicaSetController(rest, informers.informer(REPLICASETS), informers.informer(PODS))
+    return ReplicaSetController(rest, informers.informer(kinds.REPLICASETS),
+                                informers.informer(kinds.PODS))
 
 
 def _daemonset(rest, informers, options):
-    return DaemonSetController(rest, informers.informer(DAEMONSETS), informers.informer(PODS),
-                               informers.informer(NODES), informers.informer(CONTROLLER_REVISIONS))
+    return DaemonSetController(rest, informers.informer(kinds.DAEMONSETS),
+                               informers.informer(kinds.PODS), informers.informer(kinds.NODES),
+                               informers.informer(kinds.CONTROLLERREVISIONS))
 
 
 def _statefulset(rest, informers, options):
-    return StatefulSetController(rest, informers.informer(STATEFULSETS), informers.informer(PODS),
-                                 informers.informer(CONTROLLER_REVISIONS))
+    return StatefulSetController(rest, informers.informer(kinds.STATEFULSETS),
+                                 informers.informer(kinds.PODS),
+                                 informers.informer(kinds.CONTROLLERREVISIONS))
 
 
 def _option(options, name, default):
@@ -86,14 +93,15 @@ def _option(options, name, default):
 
 def _pods_by_node(informers):
     """The pod informer, also indexed by spec.nodeName (for the node controllers)."""
-    pods = informers.informer(PODS)
+    pods = informers.informer(kinds.PODS)
     pods.add_index("nodeName", nodelifecycle.node_name_index)
     return pods
 
 
 def _nodelifecycle(rest, informers, options):
     return NodeLifecycleController(
-        rest, informers.informer(NODES), informers.informer(LEASES), _pods_by_node(informers),
+        rest, informers.informer(kinds.NODES), informers.informer(kinds.LEASES),
+        _pods_by_node(informers),
         recorder=EventRecorder(rest, "node-controller"),
         grace_period=_option(options, "node_monitor_grace_period", nodelifecycle.GRACE_PERIOD),
         startup_grace_period=_option(options, "node_startup_grace_period",
@@ -109,7 +117,7 @@ def _nodelifecycle(rest, informers, options):
 
 
 def _taint_eviction(rest, informers, options):
-    return TaintEvictionController(rest, informers.informer(NODES), _pods_by_node(informers),
+    return TaintEvictionController(rest, informers.informer(kinds.NODES), _pods_by_node(informers),
                                    recorder=EventRecorder(rest, "taint-eviction-controller"))
 
 
@@ -117,34 +125,36 @@ def _nodeipam(rest, informers, options):
     if not _option(options, "allocate_node_cidrs", True):
         return Controller("nodeipam")     # as kube-controller-manager: on, doing nothing
     return nodeipam.NodeIpamController(
-        rest, informers.informer(NODES),
+        rest, informers.informer(kinds.NODES),
         _option(options, "cluster_cidr", nodeipam.CLUSTER_CIDR),
         _option(options, "node_cidr_mask_size", nodeipam.NODE_CIDR_MASK_SIZE),
         recorder=EventRecorder(rest, "node-ipam-controller"))
 def _job(rest, informers, options):
     base = getattr(options, "job_pod_failure_backoff", None) or jobctl.DEFAULT_BACKOFF
-    return jobctl.JobController(rest, informers.informer(jobctl.JOBS), informers.informer(PODS),
+    return jobctl.JobController(rest, informers.informer(kinds.JOBS),
+                                informers.informer(kinds.PODS),
                                 recorder=EventRecorder(rest, "job-controller"),
                                 backoff_base=base)
 
 
 def _cronjob(rest, informers, options):
-    return CronJobController(rest, informers.informer(CRONJOBS), informers.informer(jobctl.JOBS),
+    return CronJobController(rest, informers.informer(kinds.CRONJOBS),
+                             informers.informer(kinds.JOBS),
                              recorder=EventRecorder(rest, "cronjob-controller"))
 
 
 def _ttl_after_finished(rest, informers, options):
-    return TTLAfterFinishedController(rest, informers.informer(jobctl.JOBS))
+    return TTLAfterFinishedController(rest, informers.informer(kinds.JOBS))
 
 
 def _endpoint(rest, informers, options):
-    return endpoints.EndpointsController(rest, informers.informer(endpoints.SERVICES),
-                                         informers.informer(PODS),
-                                         informers.informer(endpoints.ENDPOINTS))
+    return endpoints.EndpointsController(rest, informers.informer(kinds.SERVICES),
+                                         informers.informer(kinds.PODS),
+                                         informers.informer(kinds.ENDPOINTS))
 
 
 def _namespace(rest, informers, options):
-    return namespace.NamespaceController(rest, informers.informer(namespace.NAMESPACES))
+    return namespace.NamespaceController(rest, informers.informer(kinds.NAMESPACES))
 
 
 def _garbagecollector(rest, informers, options):
@@ -155,13 +165,14 @@ def _garbagecollector(rest, informers, options):
 
 def _podgc(rest, informers, options):
     return podgc.PodGCController(
-        rest, informers.informer(PODS), informers.informer(podgc.NODES),
+        rest, informers.informer(kinds.PODS), informers.informer(kinds.NODES),
         threshold=_option(options, "terminated_pod_gc_threshold", podgc.DEFAULT_THRESHOLD),
         period=_option(options, "podgc_check_period", podgc.CHECK_PERIOD),
         quarantine=_option(options, "podgc_quarantine", podgc.QUARANTINE))
 def _deployment(rest, informers, options):
-    return DeploymentController(rest, informers.informer(DEPLOYMENTS),
-                                informers.informer(REPLICASETS), informers.informer(PODS))
+    return DeploymentController(rest, informers.informer(kinds.DEPLOYMENTS),
+                                informers.informer(kinds.REPLICASETS),
+                                informers.informer(kinds.PODS))
 
 
 #: Every controller this manager can run, by its --controllers name: a factory
@@ -293,33 +304,9 @@ def main(argv=None):
     configure_logging(args.log_level)
     rest = rest_client(args)
     manager = Manager(rest, args.controllers, args.workers, args)
-    terminated = threading.Event()
-    elector = None
-
-    def terminate(signum, frame):
-        terminated.set()
-        if elector is not None:
-            elector.stop()
-
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGINT, terminate)
     try:
-        if not args.leader_elect:
-            manager.start()
-            terminated.wait()
-            return 0
-        elector = LeaderElector(rest, LEASE_NAMESPACE, LEASE_NAME, args.identity,
-                                args.lease_duration, args.renew_deadline, args.retry_period,
-                                on_started_leading=manager.start,
-                                on_stopped_leading=manager.stop_event.set)
-        if not terminated.is_set():     # a signal may have come before the elector existed
-            elector.run()
-        # run() returns when leadership ends; unless we were asked to stop, that is a loss.
-        if terminated.is_set():
-            return 0
-        log.error("%s lost the lease %s/%s; exiting", args.identity, LEASE_NAMESPACE,
-                  LEASE_NAME)
-        return 1
+        return run_leader_elected(rest, args, LEASE_NAME, manager.start,
+                                  manager.stop_event.set, lease_namespace=LEASE_NAMESPACE)
     finally:
         manager.stop()
 

@@ -11,16 +11,14 @@ namespace. Content is read live, not from caches, as in Kubernetes: the
 decision to finalize must not rest on a stale view.
 """
 
-import datetime
 import logging
 
 from control.client import ApiException, NotFound
-from control.controllers.base import Controller
-from control.objects import kinds
+from control.controllers.controller import Controller
+from control.objects import kinds, meta
 
 log = logging.getLogger(__name__)
 
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
 FINALIZER = "kubernetes"
 
 DISCOVERY_FAILURE = "NamespaceDeletionDiscoveryFailure"
@@ -31,10 +29,6 @@ FINALIZERS_REMAINING = "NamespaceFinalizersRemaining"
 #: The order Kubernetes keeps these conditions in.
 CONDITION_TYPES = (DISCOVERY_FAILURE, PARSING_FAILURE, CONTENT_FAILURE, CONTENT_REMAINING,
                    FINALIZERS_REMAINING)
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def namespaced_resources():
@@ -101,7 +95,7 @@ def resource_name(resource):
 class NamespaceController(Controller):
     """Delete the content of namespaces being deleted, then finalize them."""
 
-    def __init__(self, rest, namespace_informer, queue=None, wall_clock=_utcnow,
+    def __init__(self, rest, namespace_informer, queue=None, wall_clock=meta.utcnow,
                  resources=None):
         super().__init__("namespace", [namespace_informer], queue)
         self.rest = rest
@@ -120,7 +114,7 @@ class NamespaceController(Controller):
         if cached is None or not cached["metadata"].get("deletionTimestamp"):
             return
         try:
-            namespace = self.rest.get(NAMESPACES, None, key)
+            namespace = self.rest.get(kinds.NAMESPACES, None, key)
         except NotFound:
             return
         if FINALIZER not in ((namespace.get("spec") or {}).get("finalizers") or ()):
@@ -163,12 +157,12 @@ class NamespaceController(Controller):
                 continue
             remaining[resource_name(resource)] = len(items)
             for item in items:
-                meta = item.get("metadata") or {}
-                for finalizer in meta.get("finalizers") or ():
+                imeta = item.get("metadata") or {}
+                for finalizer in imeta.get("finalizers") or ():
                     finalizers[finalizer] = finalizers.get(finalizer, 0) + 1
-                due = meta.get("deletionTimestamp")
-                if due:
-                    left = (_parse(due) - now).total_seconds()
+                due = meta.parse_time(imeta.get("deletionTimestamp"))
+                if due is not None:
+                    left = (due - now).total_seconds()
                     estimate = max(estimate, left)
         return remaining, finalizers, estimate
 
@@ -180,7 +174,7 @@ class NamespaceController(Controller):
         if merged == status.get("conditions") and status.get("phase") == "Terminating":
             return namespace
         status.update(phase="Terminating", conditions=merged)
-        return self.rest.update_status(NAMESPACES, None, {**namespace, "status": status}) or \
+        return self.rest.update_status(kinds.NAMESPACES, None, {**namespace, "status": status}) or \
             namespace
 
     def finalize(self, namespace):
@@ -189,14 +183,10 @@ class NamespaceController(Controller):
         spec["finalizers"] = [f for f in spec.get("finalizers") or () if f != FINALIZER]
         log.info("namespace %s is empty; finalizing it", namespace["metadata"]["name"])
         try:
-            self.rest.update(NAMESPACES, None, {**namespace, "spec": spec},
+            self.rest.update(kinds.NAMESPACES, None, {**namespace, "spec": spec},
                              subresource="finalize")
         except NotFound:
             pass
-
-
-def _parse(text):
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _ignore(*args):

@@ -23,8 +23,8 @@ import threading
 
 from control.client import ApiException, NotFound
 from control.client.events import NullRecorder
-from control.controllers.base import Controller
-from control.controllers.nodelifecycle import NODES, condition, rfc3339, utcnow
+from control.controllers.controller import Controller
+from control.objects import conditions, kinds, meta
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class NodeIpamController(Controller):
     """Set spec.podCIDR(s) on nodes without one; reclaim subnets of deleted nodes."""
 
     def __init__(self, rest, node_informer, cluster_cidr=CLUSTER_CIDR,
-                 mask_size=NODE_CIDR_MASK_SIZE, queue=None, recorder=None, wall_clock=utcnow):
+                 mask_size=NODE_CIDR_MASK_SIZE, queue=None, recorder=None, wall_clock=meta.utcnow):
         super().__init__("nodeipam", [node_informer], queue)
         self.rest, self.wall_clock = rest, wall_clock
         self.recorder = recorder or NullRecorder()
@@ -164,7 +164,7 @@ class NodeIpamController(Controller):
                 return
             self.assigned[key] = [cidr]
         try:
-            self.rest.patch(NODES, None, key, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+            self.rest.patch(kinds.NODES, None, key, {"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
         except NotFound:
             with self._lock:
                 self._release(key)
@@ -190,7 +190,7 @@ class NodeIpamController(Controller):
         log.warning("node %s: %s", name, exc)
         self.recorder.event(node, "Warning", "CIDRNotAvailable",
                             f"Node {name} status is now: CIDRNotAvailable")
-        cond = condition(node, "NetworkUnavailable")
+        cond = conditions.find(node, "NetworkUnavailable")
         if cond is not None and cond.get("status") == "True":
             return
         self._set_network_unavailable(node, "True", NO_CIDR_REASON,
@@ -199,19 +199,19 @@ class NodeIpamController(Controller):
 
     def _clear_network_unavailable(self, node):
         """Clear NetworkUnavailable once the node has a subnet, if we set it."""
-        cond = condition(node, "NetworkUnavailable")
+        cond = conditions.find(node, "NetworkUnavailable")
         if cond is not None and cond.get("status") == "True" and \
                 cond.get("reason") == NO_CIDR_REASON:
             self._set_network_unavailable(node, "False", "RouteCreated",
                                           "NodeController create implicit route")
 
     def _set_network_unavailable(self, node, status, reason, message):
-        now = rfc3339(self.wall_clock())
+        now = meta.timestamp(self.wall_clock())
         patch = {"status": {"conditions": [{
             "type": "NetworkUnavailable", "status": status, "reason": reason,
             "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now}]}}
         try:
-            self.rest.patch(NODES, None, node["metadata"]["name"], patch, "strategic",
+            self.rest.patch(kinds.NODES, None, node["metadata"]["name"], patch, "strategic",
                             subresource="status")
         except ApiException as exc:
             log.warning("node %s: cannot set NetworkUnavailable: %s", node["metadata"]["name"],

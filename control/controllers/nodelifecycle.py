@@ -25,21 +25,18 @@ A node whose Ready condition comes back True loses its NoExecute taints at once.
 Pods on a node that is not Ready are marked Ready=False so endpoints drop them.
 """
 
-import datetime
 import logging
 import threading
 import time
 
 from control.client import ApiException, Conflict, NotFound
 from control.client.events import NullRecorder
-from control.controllers.base import Controller
-from control.objects import kinds
+from control.controllers.controller import Controller
+from control.controllers.status import write_status
+from control.objects import conditions, kinds, meta
 
 log = logging.getLogger(__name__)
 
-NODES = kinds.lookup("", "v1", "nodes")
-LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
-PODS = kinds.lookup("", "v1", "pods")
 LEASE_NAMESPACE = "kube-node-lease"
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -73,23 +70,7 @@ UNHEALTHY_ZONE_THRESHOLD, LARGE_CLUSTER_THRESHOLD = 0.55, 50
 TAINTING_PERIOD = 0.1
 
 
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def rfc3339(moment):
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # -- pure helpers over node dicts ---------------------------------------------------------
-def condition(node, kind):
-    """The node's condition of type ``kind``, or None."""
-    for cond in (node.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == kind:
-            return cond
-    return None
-
-
 def zone_key(node):
     """The zone a node counts in: region and zone labels ("" if neither is set)."""
     labels = node["metadata"].get("labels") or {}
@@ -124,7 +105,7 @@ def swap_taints(taints, add, remove, now):
         if (key, effect) not in present:
             taint = {"key": key, "effect": effect}
             if effect == "NoExecute":
-                taint["timeAdded"] = rfc3339(now)
+                taint["timeAdded"] = meta.timestamp(now)
             result.append(taint)
     return result
 
@@ -189,7 +170,7 @@ class NodeLifecycleController(Controller):
     """
 
     def __init__(self, rest, node_informer, lease_informer, pod_informer, queue=None,
-                 clock=time.monotonic, wall_clock=utcnow, recorder=None,
+                 clock=time.monotonic, wall_clock=meta.utcnow, recorder=None,
                  grace_period=GRACE_PERIOD, startup_grace_period=STARTUP_GRACE_PERIOD,
                  monitor_period=MONITOR_PERIOD, eviction_rate=EVICTION_RATE,
                  secondary_rate=SECONDARY_EVICTION_RATE,
@@ -242,11 +223,11 @@ class NodeLifecycleController(Controller):
             patch = {"metadata": {"resourceVersion": meta["resourceVersion"]},
                      "spec": {"taints": new or None}}
             try:
-                return self.rest.patch(NODES, None, meta["name"], patch) or node
+                return self.rest.patch(kinds.NODES, None, meta["name"], patch) or node
             except Conflict:
                 if attempt:
                     raise
-                node = self.rest.get(NODES, None, meta["name"])
+                node = self.rest.get(kinds.NODES, None, meta["name"])
         return node
 
     # -- health -------------------------------------------------------------------------
@@ -302,7 +283,7 @@ class NodeLifecycleController(Controller):
         Returns (Ready condition as observed, Ready condition now, node as now).
         """
         name = node["metadata"]["name"]
-        ready = condition(node, "Ready")
+        ready = conditions.find(node, "Ready")
         heartbeat = ready.get("lastHeartbeatTime") if ready else None
         lease = self.lease_store.get(f"{LEASE_NAMESPACE}/{name}")
         renew = (lease.get("spec") or {}).get("renewTime") if lease else None
@@ -319,14 +300,17 @@ class NodeLifecycleController(Controller):
         if now - health.probe <= grace:
             return ready, ready, node
         status = dict(node.get("status") or {})
-        conditions, changed = unknown_conditions(node, rfc3339(self.wall_clock()))
+        unknown, changed = unknown_conditions(node, meta.timestamp(self.wall_clock()))
         if not changed:
             return ready, ready, node
         log.info("node %s: no lease renewal or status for %.1fs; conditions Unknown", name,
                  now - health.probe)
-        status["conditions"] = conditions
-        updated = self.rest.update_status(NODES, None, {**node, "status": status}) or node
-        current = condition(updated, "Ready")
+        status["conditions"] = unknown
+        # On a Conflict the kubelet (or another copy) wrote meanwhile: the next pass judges
+        # the fresh node, so nothing is written over it now.
+        updated = write_status(self.rest, kinds.NODES, node, status,
+                               merge=lambda fresh, status: None) or node
+        current = conditions.find(updated, "Ready")
         health.heartbeat = current.get("lastHeartbeatTime") if current else None
         return ready, current, updated
 
@@ -362,24 +346,21 @@ class NodeLifecycleController(Controller):
         """Set Ready=False on the node's pods still marked Ready (MarkPodsNotReady)."""
         name = node["metadata"]["name"]
         for pod in pods_on_node(self.pod_store, name):
-            ready = None
-            for cond in (pod.get("status") or {}).get("conditions") or ():
-                if cond.get("type") == "Ready":
-                    ready = cond
+            ready = conditions.find(pod, "Ready")
             if ready is None or ready.get("status") == "False":
                 continue
-            meta = pod["metadata"]
+            pmeta = pod["metadata"]
             patch = {"status": {"conditions": [
                 {"type": "Ready", "status": "False",
-                 "lastTransitionTime": rfc3339(self.wall_clock())}]}}
+                 "lastTransitionTime": meta.timestamp(self.wall_clock())}]}}
             try:
-                self.rest.patch(PODS, meta["namespace"], meta["name"], patch, "strategic",
+                self.rest.patch(kinds.PODS, pmeta["namespace"], pmeta["name"], patch, "strategic",
                                 subresource="status")
             except NotFound:
                 continue
             except ApiException as exc:
-                log.warning("pod %s/%s: cannot mark not ready: %s", meta["namespace"],
-                            meta["name"], exc)
+                log.warning("pod %s/%s: cannot mark not ready: %s", pmeta["namespace"],
+                            pmeta["name"], exc)
                 continue
             self.recorder.event(pod, "Warning", "NodeNotReady", "Node is not ready")
 
@@ -460,7 +441,7 @@ class NodeLifecycleController(Controller):
     def _taint_one(self, name):
         """Give one node the NoExecute taint its Ready condition calls for; False to retry."""
         node = self.node_store.get(name)
-        ready = condition(node, "Ready") if node is not None else None
+        ready = conditions.find(node, "Ready") if node is not None else None
         if ready is None or ready.get("status") not in ("False", "Unknown"):
             return True     # gone or Ready again: nothing to do
         want, other = (NOT_READY, UNREACHABLE) if ready["status"] == "False" \

@@ -18,19 +18,17 @@ Every check period (20 s, as in Kubernetes) one sync:
 It is not keyed by object: the queue holds one key, requeued after each run.
 """
 
-import datetime
 import logging
 import time
 
 from control.client import Conflict, NotFound
 from control.controllers import pods as podutil
-from control.controllers.base import Controller, parallel
-from control.objects import kinds
+from control.controllers.batch import parallel
+from control.controllers.controller import Controller
+from control.objects import conditions, kinds, meta
 
 log = logging.getLogger(__name__)
 
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
 KEY = "podgc"
 #: kube-controller-manager's --terminated-pod-gc-threshold default.
 DEFAULT_THRESHOLD = 12500
@@ -38,10 +36,6 @@ DEFAULT_THRESHOLD = 12500
 CHECK_PERIOD = 20.0
 QUARANTINE = 40.0
 OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def terminated_to_delete(pods, threshold):
@@ -65,11 +59,6 @@ def unscheduled_terminating(pods):
             and not (p.get("spec") or {}).get("nodeName")]
 
 
-def _node_ready(node):
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or ())
-
-
 def terminating_out_of_service(pods, nodes):
     """Pods being deleted on a not-Ready node tainted out-of-service.
 
@@ -80,7 +69,7 @@ def terminating_out_of_service(pods, nodes):
         if not pod["metadata"].get("deletionTimestamp"):
             continue
         node = nodes((pod.get("spec") or {}).get("nodeName") or "")
-        if node is None or _node_ready(node):
+        if node is None or conditions.is_ready(node):
             continue
         if any(t.get("key") == OUT_OF_SERVICE for t in (node.get("spec") or {}).get("taints")
                or ()):
@@ -105,7 +94,7 @@ class PodGCController(Controller):
     """Run the three collections on a timer, over the pod and node caches."""
 
     def __init__(self, rest, pod_informer, node_informer, queue=None, clock=time.monotonic,
-                 wall_clock=_utcnow, threshold=DEFAULT_THRESHOLD, period=CHECK_PERIOD,
+                 wall_clock=meta.utcnow, threshold=DEFAULT_THRESHOLD, period=CHECK_PERIOD,
                  quarantine=QUARANTINE):
         super().__init__("podgc", [pod_informer, node_informer], queue)
         self.rest = rest
@@ -151,7 +140,7 @@ class PodGCController(Controller):
                 wait = left if wait is None else min(wait, left)
                 continue
             try:
-                self.rest.get(NODES, None, name)
+                self.rest.get(kinds.NODES, None, name)
             except NotFound:
                 gone.add(name)
                 continue
@@ -170,12 +159,12 @@ class PodGCController(Controller):
             try:
                 if mark:
                     try:
-                        self.rest.update_status(PODS, meta["namespace"], failed_by_gc(pod, now))
+                        self.rest.update_status(kinds.PODS, meta["namespace"], failed_by_gc(pod, now))
                     except Conflict:
                         pass        # changed meanwhile: it is deleted all the same
                 log.info("podgc: force-deleting %s pod %s/%s", why, meta["namespace"],
                          meta["name"])
-                self.rest.delete(PODS, meta["namespace"], meta["name"], grace_period_seconds=0,
+                self.rest.delete(kinds.PODS, meta["namespace"], meta["name"], grace_period_seconds=0,
                                  preconditions={"uid": meta["uid"]})
             except NotFound:
                 pass

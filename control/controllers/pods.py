@@ -7,7 +7,8 @@ controller and, later, the other workload controllers.
 import copy
 import datetime
 
-from control.controllers.base import controller_ref
+from control.objects import conditions, meta
+from control.objects.conditions import is_ready  # noqa: F401 - pod judgements live here too
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 #: ActivePods' phase order: a pod further from running is cheaper to delete.
@@ -20,31 +21,12 @@ def is_active(pod):
         not pod["metadata"].get("deletionTimestamp")
 
 
-def _ready_condition(pod):
-    for cond in (pod.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == "Ready":
-            return cond
-    return None
-
-
-def is_ready(pod):
-    cond = _ready_condition(pod)
-    return cond is not None and cond.get("status") == "True"
-
-
-def parse_time(text):
-    """Parse an RFC 3339 timestamp (Z or offset, optional fraction); None if absent."""
-    if not text:
-        return None
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def ready_since(pod):
     """When the pod last became Ready (its condition's lastTransitionTime), or None."""
-    cond = _ready_condition(pod)
+    cond = conditions.find(pod, "Ready")
     if cond is None or cond.get("status") != "True":
         return None
-    return parse_time(cond.get("lastTransitionTime"))
+    return meta.parse_time(cond.get("lastTransitionTime"))
 
 
 def is_available(pod, min_ready_seconds, now):
@@ -57,20 +39,16 @@ def is_available(pod, min_ready_seconds, now):
     return since is not None and since + datetime.timedelta(seconds=min_ready_seconds) <= now
 
 
-def owner_ref(rs):
-    return controller_ref(rs, "apps/v1", "ReplicaSet")
-
-
 def pod_from_template(rs):
     """A new pod for ``rs`` from spec.template: generateName "<rs>-", labels, annotations."""
     template = rs["spec"].get("template") or {}
     tmeta = template.get("metadata") or {}
-    meta = {"generateName": rs["metadata"]["name"] + "-",
-            "namespace": rs["metadata"]["namespace"]}
+    pmeta = {"generateName": rs["metadata"]["name"] + "-",
+             "namespace": rs["metadata"]["namespace"]}
     for field in ("labels", "annotations", "finalizers"):
         if tmeta.get(field):
-            meta[field] = copy.deepcopy(tmeta[field])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            pmeta[field] = copy.deepcopy(tmeta[field])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pmeta,
             "spec": copy.deepcopy(template.get("spec") or {})}
 
 
@@ -131,16 +109,16 @@ def replica_set_status(rs, pods, failed, now):
         readyReplicas=sum(is_ready(p) for p in pods),
         availableReplicas=sum(is_available(p, min_ready, now) for p in pods),
         observedGeneration=rs["metadata"].get("generation", 0))
-    conditions = [c for c in old.get("conditions") or () if c.get("type") != "ReplicaFailure"]
+    kept = [c for c in old.get("conditions") or () if c.get("type") != "ReplicaFailure"]
     if failed:
         previous = [c for c in old.get("conditions") or () if c.get("type") == "ReplicaFailure"]
         reason = "FailedCreate" if failed == "create" else "FailedDelete"
         if previous and previous[0].get("reason") == reason:
-            conditions.append(previous[0])       # keep its transition time: nothing changed
+            kept.append(previous[0])       # keep its transition time: nothing changed
         else:
-            conditions.append({"type": "ReplicaFailure", "status": "True", "reason": reason,
+            kept.append({"type": "ReplicaFailure", "status": "True", "reason": reason,
                                "message": f"pod {failed} failed",
-                               "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
-    if conditions:
-        status["conditions"] = conditions
+                               "lastTransitionTime": meta.timestamp(now)})
+    if kept:
+        status["conditions"] = kept
     return status

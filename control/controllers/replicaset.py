@@ -3,36 +3,32 @@
 ``sync`` claims the active pods of the ReplicaSet's namespace (adopting orphans
 that match its selector, releasing owned pods that stopped matching), creates
 the missing pods in slow-start batches or deletes the surplus ones that matter
-least, and writes status. Expectations (base.py) keep it from acting again on a
+least, and writes status. Expectations (expectations.py) keep it from acting again on a
 ReplicaSet until the informer has shown it the effects of its last action.
 """
 
-import datetime
 import logging
 import time
 
-from control.client import Conflict, NotFound, object_key
+from control.client import NotFound, object_key
 from control.controllers import pods as podutil
-from control.controllers.base import (
-    Controller,
-    Expectations,
-    by_namespace,
+from control.controllers.batch import parallel, slow_start_batch
+from control.controllers.controller import Controller, namespace_terminating, split_key
+from control.controllers.expectations import Expectations
+from control.controllers.ownership import (
+    ChildEvents,
+    Owners,
+    RefManager,
     create_owned,
     get_controller_of,
-    namespace_terminating,
-    parallel,
-    significant,
-    slow_start_batch,
-    split_key,
 )
-from control.objects import kinds
+from control.controllers.status import write_status
+from control.objects import kinds, meta
 from control.objects.selectors import LabelSelector, SelectorError
 
 log = logging.getLogger(__name__)
 
-PODS = kinds.lookup("", "v1", "pods")
-REPLICASETS = kinds.lookup("apps", "v1", "replicasets")
-API_VERSION, KIND = "apps/v1", "ReplicaSet"
+API_VERSION, KIND = kinds.REPLICASETS.api_version, kinds.REPLICASETS.kind
 #: Kubernetes' BurstReplicas: at most this many creates or deletes per sync.
 BURST_REPLICAS = 500
 
@@ -53,15 +49,11 @@ def controller_index(pod):
     return orphan_index_value(pod["metadata"].get("namespace", ""))
 
 
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
 class ReplicaSetController(Controller):
     """Converge ReplicaSets through ``rest``, reading the two informers' caches."""
 
     def __init__(self, rest, rs_informer, pod_informer, queue=None, clock=time.monotonic,
-                 wall_clock=_utcnow, burst_replicas=BURST_REPLICAS):
+                 wall_clock=meta.utcnow, burst_replicas=BURST_REPLICAS):
         super().__init__("replicaset", [rs_informer, pod_informer], queue)
         self.rest = rest
         self.rs_store, self.pod_store = rs_informer.store, pod_informer.store
@@ -70,87 +62,16 @@ class ReplicaSetController(Controller):
         self.expectations = Expectations(clock)
         self.wall_clock = wall_clock
         self.burst_replicas = burst_replicas
+        self.owners = Owners(self.rs_store, kinds.REPLICASETS)
         rs_informer.add_handler(self.enqueue, lambda old, new: self.enqueue(new),
                                 self._rs_deleted)
-        pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        ChildEvents(self.owners, self.enqueue, **self.expectations.hooks(),
+                    updated=self.enqueue_when_available).attach(pod_informer)
 
     # -- event handlers: note expectations, enqueue keys ------------------------------
     def _rs_deleted(self, rs):
         self.expectations.delete(object_key(rs))
         self.enqueue(rs)
-
-    def _resolve(self, namespace, ref):
-        """The cached ReplicaSet a controller ref points at (matching uid), or None."""
-        if ref is None or ref.get("kind") != KIND or \
-                ref.get("apiVersion", "").split("/")[0] != "apps":
-            return None
-        rs = self.rs_store.get(f"{namespace}/{ref['name']}")
-        return rs if rs is not None and rs["metadata"].get("uid") == ref.get("uid") else None
-
-    def _matching_replica_sets(self, pod):
-        """Cached ReplicaSets in the pod's namespace whose selector matches its labels."""
-        namespace = pod["metadata"].get("namespace")
-        labels = pod["metadata"].get("labels") or {}
-        found = []
-        for rs in by_namespace(self.rs_store, namespace):
-            try:
-                selector = LabelSelector.from_object(rs["spec"].get("selector"))
-            except SelectorError:
-                continue
-            if not selector.empty and selector.matches(labels):
-                found.append(rs)
-        return found
-
-    def _pod_added(self, pod):
-        if pod["metadata"].get("deletionTimestamp"):
-            # Restarted with a pod already being deleted: count it as a deletion.
-            self._pod_deleted(pod)
-            return
-        namespace = pod["metadata"].get("namespace")
-        ref = get_controller_of(pod)
-        if ref is not None:
-            rs = self._resolve(namespace, ref)
-            if rs is not None:
-                self.expectations.creation_observed(object_key(rs))
-                self.enqueue(rs)
-            return
-        for rs in self._matching_replica_sets(pod):     # an orphan: maybe someone adopts it
-            self.enqueue(rs)
-
-    def _pod_updated(self, old, new):
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return          # a resync: nothing changed
-        namespace = new["metadata"].get("namespace")
-        labels_changed = old["metadata"].get("labels") != new["metadata"].get("labels")
-        if new["metadata"].get("deletionTimestamp"):
-            # A graceful delete starts with an update; act on it now, not when it ends.
-            self._pod_deleted(new)
-            if labels_changed:
-                self._pod_deleted(old)
-            return
-        old_ref, new_ref = get_controller_of(old), get_controller_of(new)
-        if old_ref != new_ref and old_ref is not None:
-            rs = self._resolve(namespace, old_ref)
-            if rs is not None:
-                self.enqueue(rs)
-        if new_ref is not None:
-            rs = self._resolve(namespace, new_ref)
-            if rs is not None:
-                self.enqueue(rs)
-                min_ready = rs["spec"].get("minReadySeconds") or 0
-                if min_ready and not podutil.is_ready(old) and podutil.is_ready(new):
-                    # Available only minReadySeconds after Ready: look again then.
-                    self.enqueue_after(rs, min_ready + 1)
-            return
-        if labels_changed or old_ref != new_ref:
-            for rs in self._matching_replica_sets(new):
-                self.enqueue(rs)
-
-    def _pod_deleted(self, pod):
-        rs = self._resolve(pod["metadata"].get("namespace"), get_controller_of(pod))
-        if rs is not None:
-            self.expectations.deletion_observed(object_key(rs), object_key(pod))
-            self.enqueue(rs)
 
     # -- the reconcile ----------------------------------------------------------------
     def sync(self, key):
@@ -187,70 +108,11 @@ class ReplicaSetController(Controller):
             self.queue.add_after(key, min_ready)
 
     def _write_status(self, rs, status):
-        """Write ``status`` if it differs; on a Conflict (a stale cache), retry once on a fresh read."""
-        for attempt in range(2):
-            if significant(status) == significant(rs.get("status") or {}):
-                return
-            try:
-                self.rest.update_status(REPLICASETS, rs["metadata"]["namespace"],
-                                        {**rs, "status": status})
-                return
-            except Conflict:
-                if attempt:
-                    raise
-                # Often our own last status write, not yet in the cache.
-                rs = self.rest.get(REPLICASETS, rs["metadata"]["namespace"],
-                                   rs["metadata"]["name"])
+        write_status(self.rest, kinds.REPLICASETS, rs, status)
 
     def claim_pods(self, rs, selector, pods):
-        """The pods ``rs`` owns after adopting matching orphans and releasing strays.
-
-        A pod owned by another controller is never touched. Errors (other than the
-        pod being gone) are raised after every pod had its turn.
-        """
-        uid, deleting = rs["metadata"]["uid"], bool(rs["metadata"].get("deletionTimestamp"))
-        claimed, errors, fresh = [], [], None
-        for pod in pods:
-            ref = get_controller_of(pod)
-            labels = pod["metadata"].get("labels") or {}
-            try:
-                if ref is not None:
-                    if ref.get("uid") != uid:
-                        continue
-                    if selector.matches(labels) or deleting:
-                        claimed.append(pod)
-                    else:
-                        self._patch_owners(pod, [r for r in pod["metadata"]["ownerReferences"]
-                                                 if r.get("uid") != uid])
-                    continue
-                if deleting or not selector.matches(labels) or \
-                        pod["metadata"].get("deletionTimestamp"):
-                    continue
-                if fresh is None:
-                    # Adopt only if the ReplicaSet, read fresh, is still this one and alive.
-                    fresh = self.rest.get(REPLICASETS, rs["metadata"]["namespace"],
-                                          rs["metadata"]["name"])
-                    if fresh["metadata"].get("uid") != uid or \
-                            fresh["metadata"].get("deletionTimestamp"):
-                        raise RuntimeError(f"not adopting into {object_key(rs)}: it is "
-                                           "gone or being deleted")
-                refs = list(pod["metadata"].get("ownerReferences") or ())
-                refs.append(podutil.owner_ref(rs))
-                claimed.append(self._patch_owners(pod, refs))
-            except NotFound:
-                continue
-            except Exception as exc:    # noqa: BLE001 - try the other pods, then report
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-        return claimed
-
-    def _patch_owners(self, pod, refs):
-        """Set a pod's ownerReferences, failing (409) if the pod changed since we read it."""
-        meta = pod["metadata"]
-        patch = {"metadata": {"ownerReferences": refs, "uid": meta["uid"],
-                              "resourceVersion": meta["resourceVersion"]}}
-        return self.rest.patch(PODS, meta["namespace"], meta["name"], patch) or pod
+        """The pods ``rs`` owns after adopting matching orphans and releasing strays."""
+        return RefManager(self.rest, kinds.REPLICASETS, rs, selector).claim(kinds.PODS, pods)
 
     def manage_replicas(self, key, rs, pods):
         """Create or delete pods toward spec.replicas; return (first error, "create"|"delete")."""
@@ -263,7 +125,7 @@ class ReplicaSetController(Controller):
             body = podutil.pod_from_template(rs)
 
             def create():
-                create_owned(self.rest, PODS, namespace, body, rs, API_VERSION, KIND)
+                create_owned(self.rest, kinds.PODS, namespace, body, rs, API_VERSION, KIND)
 
             successes, error = slow_start_batch(count, 1, create)
             for _ in range(count - successes):
@@ -284,7 +146,7 @@ class ReplicaSetController(Controller):
 
             def delete(pod):
                 try:
-                    self.rest.delete(PODS, namespace, pod["metadata"]["name"])
+                    self.rest.delete(kinds.PODS, namespace, pod["metadata"]["name"])
                 except Exception as exc:    # noqa: BLE001 - collected, the first is returned
                     self.expectations.deletion_observed(key, object_key(pod))
                     if not isinstance(exc, NotFound):

@@ -17,7 +17,6 @@ the user. volumeClaimTemplates are ignored: Steersman has no PersistentVolumeCla
 delete now); ``sync`` feeds it from the caches and writes status.
 """
 
-import datetime
 import logging
 import re
 import time
@@ -27,29 +26,24 @@ from control.client import AlreadyExists, NotFound
 from control.client.events import EventRecorder
 from control.controllers import history
 from control.controllers import pods as podutil
-from control.controllers.base import (
-    Controller,
-    by_namespace,
+from control.controllers.batch import parallel
+from control.controllers.controller import Controller, by_namespace, split_key
+from control.controllers.ownership import (
+    ChildEvents,
+    Owners,
+    RefManager,
     controller_ref,
     get_controller_of,
-    parallel,
-    split_key,
 )
-from control.objects import kinds
+from control.objects import kinds, meta
 from control.objects.selectors import LabelSelector, SelectorError
 
 log = logging.getLogger(__name__)
 
-PODS = kinds.lookup("", "v1", "pods")
-STATEFULSETS = kinds.lookup("apps", "v1", "statefulsets")
 API_VERSION, KIND = "apps/v1", "StatefulSet"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 _ORDINAL = re.compile(r"^(.*)-([0-9]+)$")
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 # -- pure judgements -------------------------------------------------------------------------
@@ -81,9 +75,8 @@ def is_healthy(pod, min_ready, now):
 
 def new_pod(sts, ordinal, revision_name, template):
     """The pod ``<set>-<ordinal>`` from ``template`` (the spec.template of that revision)."""
-    meta = sts["metadata"]
-    name = f"{meta['name']}-{ordinal}"
-    pod = podutil.pod_from_template({"metadata": meta, "spec": {"template": template}})
+    name = f"{sts['metadata']['name']}-{ordinal}"
+    pod = podutil.pod_from_template({"metadata": sts["metadata"], "spec": {"template": template}})
     pmeta = pod["metadata"]
     del pmeta["generateName"]
     pmeta["name"] = name
@@ -201,7 +194,7 @@ class StatefulSetController(Controller):
     """Converge StatefulSets through ``rest`` from the set, pod and revision caches."""
 
     def __init__(self, rest, sts_informer, pod_informer, revision_informer, queue=None,
-                 wall_clock=_utcnow, recorder=None, clock=time.monotonic):
+                 wall_clock=meta.utcnow, recorder=None, clock=time.monotonic):
         super().__init__("statefulset", [sts_informer, pod_informer, revision_informer], queue)
         self.rest = rest
         self.sts_store, self.pod_store = sts_informer.store, pod_informer.store
@@ -210,38 +203,10 @@ class StatefulSetController(Controller):
         self.recorder = recorder or EventRecorder(rest, "statefulset-controller")
         self._warned_claims = set()         # uids told that volumeClaimTemplates are ignored
         sts_informer.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
-        pod_informer.add_handler(self._owned_changed, self._pod_updated, self._owned_changed)
-        revision_informer.add_handler(self._owned_changed,
-                                      lambda old, new: self._owned_changed(new),
-                                      self._owned_changed)
-
-    def _resolve(self, obj):
-        ref = get_controller_of(obj)
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        sts = self.sts_store.get(f"{obj['metadata'].get('namespace')}/{ref['name']}")
-        return sts if sts is not None and sts["metadata"].get("uid") == ref.get("uid") else None
-
-    def _owned_changed(self, obj):
-        sts = self._resolve(obj)
-        if sts is not None:
-            self.enqueue(sts)
-        elif obj.get("kind", "Pod") == "Pod" and get_controller_of(obj) is None:
-            match = _ORDINAL.match(obj["metadata"]["name"])
-            if match:       # an orphan named like a member: its set may adopt it
-                owner = self.sts_store.get(f"{obj['metadata'].get('namespace')}/"
-                                           f"{match.group(1)}")
-                if owner is not None:
-                    self.enqueue(owner)
-
-    def _pod_updated(self, old, new):
-        if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
-            return
-        self._owned_changed(new)
-        sts = self._resolve(new)
-        min_ready = (sts or {}).get("spec", {}).get("minReadySeconds") or 0
-        if min_ready and not podutil.is_ready(old) and podutil.is_ready(new):
-            self.enqueue_after(sts, min_ready + 1)
+        owners = Owners(self.sts_store, kinds.STATEFULSETS)
+        ChildEvents(owners, self.enqueue, updated=self.enqueue_when_available).attach(
+            pod_informer)
+        ChildEvents(owners, self.enqueue).attach(revision_informer)
 
     def sync(self, key):
         namespace, name = split_key(key)
@@ -260,22 +225,18 @@ class StatefulSetController(Controller):
                                 "is required.")
             return
         self._warn_claim_templates(sts)
-        ref = controller_ref(sts, API_VERSION, KIND)
-        revisions = history.claim(self.rest, history.CONTROLLER_REVISIONS, sts, ref, selector,
-                                  by_namespace(self.revision_store, namespace))
+        revisions = RefManager(self.rest, kinds.STATEFULSETS, sts, selector).claim(
+            kinds.CONTROLLERREVISIONS, by_namespace(self.revision_store, namespace))
         if sts["metadata"].get("deletionTimestamp"):
             return
-        try:
-            update, revisions = history.ensure_revision(self.rest, sts, API_VERSION, KIND,
-                                                        revisions)
-        except history.HashCollision as exc:
-            self._bump_collision_count(sts)
-            raise RuntimeError(f"revision name {exc} taken; collisionCount raised") from None
+        update, revisions = history.current_revision(self.rest, kinds.STATEFULSETS, sts,
+                                                     revisions)
         by_name = {r["metadata"]["name"]: r for r in revisions}
         current = by_name.get((sts.get("status") or {}).get("currentRevision")) or update
-        candidates = [p for p in by_namespace(self.pod_store, namespace)
-                      if ordinal_of(p, name) is not None]
-        members = history.claim(self.rest, PODS, sts, ref, selector, candidates)
+        # As isMemberOf: only pods named like members are claimed (or released).
+        members = RefManager(self.rest, kinds.STATEFULSETS, sts, selector,
+                             member=lambda p: ordinal_of(p, name) is not None).claim(
+            kinds.PODS, by_namespace(self.pod_store, namespace))
         pods = {ordinal_of(p, name): p for p in members}
         now = self.wall_clock()
         plan = next_actions(sts, pods, current["metadata"]["name"], update["metadata"]["name"],
@@ -305,7 +266,7 @@ class StatefulSetController(Controller):
             template = {k: v for k, v in template.items() if k != "$patch"}
             pod = new_pod(sts, ordinal, revision_name, template)
             try:
-                self.rest.create(PODS, namespace, pod)
+                self.rest.create(kinds.PODS, namespace, pod)
             except AlreadyExists:
                 self._name_taken(sts, pod["metadata"]["name"])
                 return
@@ -322,7 +283,7 @@ class StatefulSetController(Controller):
         def delete(pod):
             pod_name = pod["metadata"]["name"]
             try:
-                self.rest.delete(PODS, namespace, pod_name)
+                self.rest.delete(kinds.PODS, namespace, pod_name)
             except NotFound:
                 return
             except Exception as exc:    # noqa: BLE001 - reported below
@@ -338,7 +299,7 @@ class StatefulSetController(Controller):
     def _name_taken(self, sts, pod_name):
         """A create found the name taken: ours and not yet cached is fine; else say why."""
         try:
-            existing = self.rest.get(PODS, sts["metadata"]["namespace"], pod_name)
+            existing = self.rest.get(kinds.PODS, sts["metadata"]["namespace"], pod_name)
         except NotFound:
             return              # gone meanwhile: the next sync creates it
         if (get_controller_of(existing) or {}).get("uid") == sts["metadata"]["uid"]:
@@ -358,7 +319,4 @@ class StatefulSetController(Controller):
                                 "are ignored and pods get no claims")
 
     def _write_status(self, sts, status):
-        history.write_status(self.rest, STATEFULSETS, sts, status)
-
-    def _bump_collision_count(self, sts):
-        history.bump_collision_count(self.rest, STATEFULSETS, sts)
+        history.write_status(self.rest, kinds.STATEFULSETS, sts, status)

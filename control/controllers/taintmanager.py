@@ -24,10 +24,10 @@ import time
 
 from control.client import ApiException, NotFound, object_key
 from control.client.events import NullRecorder
-from control.controllers.base import Controller
-from control.controllers.nodelifecycle import PODS, pods_on_node, utcnow
-from control.controllers.pods import parse_time
-from control.scheduler.placement import tolerates
+from control.controllers.controller import Controller
+from control.controllers.nodelifecycle import pods_on_node
+from control.objects import kinds, meta
+from control.objects.taints import tolerates
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class TaintEvictionController(Controller):
     """Delete pods whose node's NoExecute taints they do not (or no longer) tolerate."""
 
     def __init__(self, rest, node_informer, pod_informer, queue=None, clock=time.monotonic,
-                 wall_clock=utcnow, recorder=None):
+                 wall_clock=meta.utcnow, recorder=None):
         super().__init__("taint-eviction-controller", [node_informer, pod_informer], queue)
         self.rest, self.clock, self.wall_clock = rest, clock, wall_clock
         self.recorder = recorder or NullRecorder()
@@ -152,7 +152,7 @@ class TaintEvictionController(Controller):
             first = self._first_seen.setdefault(ident, self.clock())
         ours = self.clock() - first
         try:
-            added = parse_time(taint.get("timeAdded"))
+            added = meta.parse_time(taint.get("timeAdded"))
         except ValueError:
             added = None
         if added is None:
@@ -186,7 +186,7 @@ class TaintEvictionController(Controller):
                      "message": "Taint manager: deleting due to NoExecute taint",
                      "lastTransitionTime": now}
         try:
-            self.rest.patch(PODS, meta["namespace"], meta["name"],
+            self.rest.patch(kinds.PODS, meta["namespace"], meta["name"],
                             {"status": {"conditions": [condition]}}, "strategic",
                             subresource="status")
         except NotFound:
@@ -194,7 +194,7 @@ class TaintEvictionController(Controller):
         except ApiException as exc:     # the condition is informative; delete anyway
             log.warning("pod %s: cannot add DisruptionTarget: %s", key, exc)
         try:
-            self.rest.delete(PODS, meta["namespace"], meta["name"])
+            self.rest.delete(kinds.PODS, meta["namespace"], meta["name"])
         except NotFound:
             return
         with self._lock:

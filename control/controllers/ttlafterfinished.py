@@ -12,15 +12,11 @@ import datetime
 import logging
 
 from control.client import NotFound, object_key
-from control.controllers import pods as podutil
-from control.controllers.base import Controller, split_key
-from control.controllers.job import JOBS, finished
+from control.controllers.controller import Controller, split_key
+from control.controllers.job import finished
+from control.objects import kinds, meta
 
 log = logging.getLogger(__name__)
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def expire_at(job):
@@ -31,7 +27,7 @@ def expire_at(job):
     _, cond = finished(job)
     if cond is None:
         return None
-    when = podutil.parse_time(cond.get("lastTransitionTime"))
+    when = meta.parse_time(cond.get("lastTransitionTime"))
     if when is None:
         return None
     return when + datetime.timedelta(seconds=ttl)
@@ -40,7 +36,7 @@ def expire_at(job):
 class TTLAfterFinishedController(Controller):
     """Delete finished Jobs whose TTL expired, reading the Job informer's cache."""
 
-    def __init__(self, rest, job_informer, queue=None, wall_clock=_utcnow):
+    def __init__(self, rest, job_informer, queue=None, wall_clock=meta.utcnow):
         super().__init__("ttl-after-finished", [job_informer], queue)
         self.rest, self.job_store, self.wall_clock = rest, job_informer.store, wall_clock
         job_informer.add_handler(self._maybe_enqueue, lambda old, new: self._maybe_enqueue(new))
@@ -66,7 +62,7 @@ class TTLAfterFinishedController(Controller):
             self.queue.add_after(key, remaining)
             return
         try:
-            fresh = self.rest.get(JOBS, namespace, name)
+            fresh = self.rest.get(kinds.JOBS, namespace, name)
         except NotFound:
             return
         remaining = self._remaining(fresh)
@@ -78,7 +74,7 @@ class TTLAfterFinishedController(Controller):
         log.info("deleting job %s: finished more than %ss ago", key,
                  fresh["spec"]["ttlSecondsAfterFinished"])
         try:
-            self.rest.delete(JOBS, namespace, name, propagation_policy="Foreground",
+            self.rest.delete(kinds.JOBS, namespace, name, propagation_policy="Foreground",
                              preconditions={"uid": fresh["metadata"]["uid"]})
         except NotFound:
             pass

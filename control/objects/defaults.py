@@ -20,6 +20,8 @@ ClientIP affinity).
 import copy
 import re
 
+from control.objects import taints
+
 #: Permissions of files projected from ConfigMaps, Secrets, ... (0644).
 DEFAULT_FILE_MODE = 0o644
 #: DefaultTolerationSeconds admission: how long pods stay on a failing node.
@@ -294,19 +296,15 @@ def _default_tolerations(spec, toleration_seconds):
     if not isinstance(tolerations, list):
         tolerations = []
     for taint in NODE_FAILURE_TAINTS:
-        if not any(_tolerates(toleration, taint) for toleration in tolerations):
+        # The plugin looks at key and effect only (never operator or value): the
+        # toleration counts as if its operator were Exists.
+        if not any(taints.tolerates({**toleration, "operator": "Exists"},
+                                    {"key": taint, "effect": "NoExecute"})
+                   for toleration in tolerations if isinstance(toleration, dict)):
             tolerations = tolerations + [{
                 "key": taint, "operator": "Exists", "effect": "NoExecute",
                 "tolerationSeconds": toleration_seconds[taint]}]
     spec["tolerations"] = tolerations
-
-
-def _tolerates(toleration, taint):
-    """Return whether a toleration covers the NoExecute ``taint`` (as the plugin checks)."""
-    if not isinstance(toleration, dict):
-        return False
-    return (toleration.get("key") in (None, "", taint)
-            and toleration.get("effect") in (None, "", "NoExecute"))
 
 
 # -- workloads ------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ in the next snapshot: otherwise two quick batches could overfill a node.
 
 import concurrent.futures
 import copy
-import datetime
 import logging
 import os
 import threading
@@ -23,22 +22,16 @@ from control.client import Conflict, Informer, NotFound, RateLimitingQueue, obje
 from control.client.errors import ApiException
 from control.client.events import EventRecorder
 from control.client.workqueue import ItemExponentialRateLimiter
-from control.objects import kinds
+from control.objects import conditions, kinds, meta
 from control.scheduler.placement import schedule_batch
 from control.scheduler.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
 DEFAULT_SCHEDULER = "default-scheduler"
 #: Bindings in flight at once: a store commits concurrent writes together, so more in
 #: flight means more binds per commit (kube-scheduler binds every pod asynchronously).
 BIND_THREADS = 32
-
-
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _pending(pod, scheduler_name):
@@ -56,8 +49,8 @@ class Scheduler:
                  identity=None):
         self.rest, self.scheduler_name, self.rng = rest, scheduler_name, rng
         self.identity = identity or f"{os.uname().nodename}_{os.getpid()}"
-        self.pods = Informer(rest, PODS)
-        self.nodes = Informer(rest, NODES)
+        self.pods = Informer(rest, kinds.PODS)
+        self.nodes = Informer(rest, kinds.NODES)
         self.queue = RateLimitingQueue(ItemExponentialRateLimiter(*backoff), name="scheduler")
         self._lock = threading.Lock()
         self._assumed = {}          # pod key -> the pod as bound (nodeName set)
@@ -220,13 +213,13 @@ class Scheduler:
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                      "message": message, "lastProbeTime": None,
                      "lastTransitionTime": (current or {}).get("lastTransitionTime")
-                     if current and current.get("status") == "False" else _now()}
+                     if current and current.get("status") == "False" else meta.timestamp(meta.utcnow())}
         status = updated.setdefault("status", {})
         status["conditions"] = [c for c in conditions if c.get("type") != "PodScheduled"]
         status["conditions"].append(condition)
         status.setdefault("phase", "Pending")
         try:
-            self.rest.update_status(PODS, pod["metadata"]["namespace"], updated)
+            self.rest.update_status(kinds.PODS, pod["metadata"]["namespace"], updated)
         except (Conflict, NotFound):
             pass                    # changed meanwhile; the next attempt writes it again
 
@@ -234,5 +227,5 @@ class Scheduler:
 def _placement_status(node):
     """The parts of a node's status that placement reads."""
     status = node.get("status") or {}
-    ready = [c.get("status") for c in status.get("conditions") or () if c.get("type") == "Ready"]
+    ready = (conditions.find(node, "Ready") or {}).get("status")
     return ready, status.get("allocatable"), status.get("capacity")

@@ -8,12 +8,15 @@ kube-scheduler does) so that its supervisor restarts it as a clean standby.
 import argparse
 import logging
 import random
-import signal
 import sys
 import threading
 
-from control.client import LeaderElector
-from control.client.component import add_common_flags, configure_logging, rest_client
+from control.client.component import (
+    add_common_flags,
+    configure_logging,
+    rest_client,
+    run_leader_elected,
+)
 from control.scheduler.loop import DEFAULT_SCHEDULER, Scheduler
 
 log = logging.getLogger("steer-scheduler")
@@ -38,39 +41,19 @@ def main(argv=None):
     # Ties between equally good nodes go to a random one, as kube-scheduler's selectHost.
     scheduler = Scheduler(rest, args.scheduler_name, rng=random.Random(),
                           identity=args.identity)
-    stop, terminated = threading.Event(), threading.Event()
-    elector = None
-
-    def terminate(signum, frame):
-        terminated.set()
-        stop.set()
-        if elector is not None:
-            elector.stop()
-
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGINT, terminate)
-    if not scheduler.start():
-        log.error("informers did not sync with %s", args.api_server)
-        scheduler.stop()
-        return 1
+    stop = threading.Event()
     worker = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler")
-    status = 0
+
+    def warm_caches():
+        # Every copy keeps its caches warm, leader or not.
+        if scheduler.start():
+            return True
+        log.error("informers did not sync with %s", args.api_server)
+        return False
+
     try:
-        if not args.leader_elect:
-            worker.start()
-            stop.wait()
-            return 0
-        elector = LeaderElector(rest, LEASE_NAMESPACE, LEASE_NAME, args.identity,
-                                args.lease_duration, args.renew_deadline, args.retry_period,
-                                on_started_leading=worker.start,
-                                on_stopped_leading=stop.set)
-        if not terminated.is_set():     # a signal may have come before the elector existed
-            elector.run()
-        # run() returns when leadership ends; unless we were asked to stop, that is a loss.
-        status = 0 if terminated.is_set() else 1
-        if status:
-            log.error("%s lost the lease; exiting", args.identity)
-        return status
+        return run_leader_elected(rest, args, LEASE_NAME, worker.start, stop.set,
+                                  prepare=warm_caches, lease_namespace=LEASE_NAMESPACE)
     finally:
         stop.set()
         if worker.is_alive():

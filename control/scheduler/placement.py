@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from control.objects import conditions, taints
 from control.objects.selectors import DOES_NOT_EXIST, EXISTS, GT, IN, LT, NOT_IN, Requirement
 from control.scheduler.snapshot import controller_uid, host_ports, pod_requests, shares_host_network
 
@@ -58,39 +59,21 @@ def failure_message(reasons):
 
 
 # -- filters: each returns a list of reasons, empty when the node fits -------------------
-def tolerates(toleration, taint):
-    """Return whether one toleration tolerates one taint (k8s ToleratesTaint)."""
-    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
-        return False
-    if toleration.get("key") and toleration["key"] != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True     # an empty key with Exists matched every key above
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
-def _tolerated(pod, taint):
-    return any(tolerates(t, taint) for t in (pod.get("spec") or {}).get("tolerations") or ())
-
-
 def filter_ready(info, pod, facts):
-    for condition in (info.node.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == "Ready":
-            return [] if condition.get("status") == "True" else [NOT_READY]
-    return [NOT_READY]
+    return [] if conditions.is_ready(info.node) else [NOT_READY]
 
 
 def filter_unschedulable(info, pod, facts):
     if (info.node.get("spec") or {}).get("unschedulable") and \
-            not _tolerated(pod, UNSCHEDULABLE_TAINT):
+            not taints.pod_tolerates(pod, UNSCHEDULABLE_TAINT):
         return [UNSCHEDULABLE]
     return []
 
 
 def filter_taints(info, pod, facts):
     for taint in (info.node.get("spec") or {}).get("taints") or ():
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(pod, taint):
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and \
+                not taints.pod_tolerates(pod, taint):
             return [f"node(s) had untolerated taint {{{taint.get('key')}: "
                     f"{taint.get('value') or ''}}}"]
     return []
@@ -218,7 +201,7 @@ def score_taint_toleration(infos, pod):
     """Fewer untolerated PreferNoSchedule taints score higher (TaintToleration)."""
     counts = {info.name: sum(1 for taint in (info.node.get("spec") or {}).get("taints") or ()
                              if taint.get("effect") == "PreferNoSchedule"
-                             and not _tolerated(pod, taint))
+                             and not taints.pod_tolerates(pod, taint))
               for info in infos}
     most = max(counts.values(), default=0)
     if most == 0:

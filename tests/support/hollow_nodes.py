@@ -9,7 +9,6 @@ renewals, no pod handling) until ``start_node``. Nothing runs for real: this
 is for controller and scheduler tests and benchmarks, not the agent's own.
 """
 
-import datetime
 import heapq
 import ipaddress
 import logging
@@ -18,19 +17,11 @@ import time
 
 from control.client import Conflict, Informer, NotFound, RestClient, object_key
 from control.client.errors import ApiException
-from control.objects import kinds
+from control.objects import conditions, kinds, meta
 
 log = logging.getLogger(__name__)
 
-NODES = kinds.lookup("", "v1", "nodes")
-PODS = kinds.lookup("", "v1", "pods")
-LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
 LEASE_NAMESPACE = "kube-node-lease"
-
-
-def _now(micro=False):
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
 
 
 class HollowNodes:
@@ -54,8 +45,8 @@ class HollowNodes:
         self._wake = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._threads = []
-        self.pods = Informer(self.rest, PODS)
-        self.nodes = Informer(self.rest, NODES)
+        self.pods = Informer(self.rest, kinds.PODS)
+        self.nodes = Informer(self.rest, kinds.NODES)
         # run_pods=False: nodes only (a scheduling benchmark that never runs its pods).
         self.run_pods = run_pods
         if run_pods:
@@ -114,7 +105,7 @@ class HollowNodes:
     # -- nodes ------------------------------------------------------------------------
     def _register(self, name):
         try:
-            self.rest.create(NODES, None, {
+            self.rest.create(kinds.NODES, None, {
                 "apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
                                                       "kubernetes.io/os": "linux",
@@ -128,8 +119,8 @@ class HollowNodes:
     def _report_ready(self, name):
         """Post node status as an agent would: capacity, addresses, Ready=True."""
         for _ in range(5):
-            node = self.rest.get(NODES, None, name)
-            now = _now()
+            node = self.rest.get(kinds.NODES, None, name)
+            now = meta.timestamp(meta.utcnow())
             index = self.names.index(name)
             node["status"] = {
                 "capacity": dict(self.capacity), "allocatable": dict(self.capacity),
@@ -141,18 +132,18 @@ class HollowNodes:
                                 "message": "hollow agent is posting ready status",
                                 "lastHeartbeatTime": now, "lastTransitionTime": now}]}
             try:
-                self.rest.update_status(NODES, None, node)
+                self.rest.update_status(kinds.NODES, None, node)
                 return
             except Conflict:
                 continue
 
     def _renew(self, name):
-        spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": _now(True)}
+        spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": meta.micro_timestamp(meta.utcnow())}
         try:
-            self.rest.patch(LEASES, LEASE_NAMESPACE, name, {"spec": spec})
+            self.rest.patch(kinds.LEASES, LEASE_NAMESPACE, name, {"spec": spec})
         except NotFound:
             try:
-                self.rest.create(LEASES, LEASE_NAMESPACE, {
+                self.rest.create(kinds.LEASES, LEASE_NAMESPACE, {
                     "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": name, "namespace": LEASE_NAMESPACE},
                     "spec": spec})
@@ -167,7 +158,7 @@ class HollowNodes:
                 try:
                     self._renew(name)
                     node = self.nodes.store.get(name)
-                    if node is not None and not _ready(node):
+                    if node is not None and not conditions.is_ready(node):
                         self._report_ready(name)    # as an agent overwrites Ready=Unknown
                 except ApiException as exc:
                     log.info("hollow node %s: renewal failed: %s", name, exc)
@@ -219,12 +210,12 @@ class HollowNodes:
             override = self._ready_override.get(key)
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):
-            self.rest.delete(PODS, meta["namespace"], meta["name"], grace_period_seconds=0)
+            self.rest.delete(kinds.PODS, meta["namespace"], meta["name"], grace_period_seconds=0)
             return
         status = self._status(pod, node, override)
         if _same_status(pod.get("status") or {}, status):
             return
-        self.rest.update_status(PODS, meta["namespace"], {**pod, "status": status})
+        self.rest.update_status(kinds.PODS, meta["namespace"], {**pod, "status": status})
 
     def _status(self, pod, node, ready_override):
         old = pod.get("status") or {}
@@ -232,7 +223,7 @@ class HollowNodes:
             else self.phase_for(pod)
         running = phase == "Running"
         ready = running and (ready_override if ready_override is not None else True)
-        now = _now()
+        now = meta.timestamp(meta.utcnow())
         started = old.get("startTime") or now
         containers = []
         for container in (pod.get("spec") or {}).get("containers") or ():
@@ -281,11 +272,6 @@ class HollowNodes:
             offset = self._next_ip.get(node, 2)
             self._next_ip[node] = offset + 1
         return str(network[offset % (network.num_addresses - 2) + 1])
-
-
-def _ready(node):
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or ())
 
 
 def _same_status(old, new):

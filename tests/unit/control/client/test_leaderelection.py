@@ -6,7 +6,8 @@ import datetime
 import pytest
 
 from control.client import errors
-from control.client.leaderelection import LeaderElector, micro_time
+from control.client.leaderelection import LeaderElector
+from control.objects.meta import micro_timestamp as micro_time
 
 
 class FakeClock:

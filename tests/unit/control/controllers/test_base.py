@@ -3,14 +3,9 @@
 import threading
 
 from control.client import RateLimitingQueue
-from control.controllers.base import (
-    Controller,
-    Expectations,
-    controller_ref,
-    create_owned,
-    get_controller_of,
-    split_key,
-)
+from control.controllers.controller import Controller, split_key
+from control.controllers.expectations import Expectations
+from control.controllers.ownership import controller_ref, create_owned, get_controller_of
 from control.objects import kinds
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 
@@ -48,7 +43,7 @@ def test_owner_references():
     rest = FakeRest()
     body = {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"generateName": "web-", "ownerReferences": [other]}}
-    created = create_owned(rest, kinds.lookup("", "v1", "pods"), "ns", body, OWNER,
+    created = create_owned(rest, kinds.PODS, "ns", body, OWNER,
                            "apps/v1", "ReplicaSet")
     assert created["metadata"]["ownerReferences"] == [other, ref]
     assert body["metadata"]["ownerReferences"] == [other]      # the input is untouched

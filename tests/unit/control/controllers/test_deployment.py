@@ -6,8 +6,9 @@ import datetime
 import pytest
 
 from control.client import AlreadyExists, Forbidden, RateLimitingQueue
-from control.controllers import deployment_util as du
 from control.controllers.deployment import DeploymentController
+from control.controllers.deployment import util as du
+from control.objects.meta import timestamp
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -16,7 +17,7 @@ D_UID = "d-uid"
 
 
 def ts(seconds_ago):
-    return du.rfc3339(NOW - datetime.timedelta(seconds=seconds_ago))
+    return timestamp(NOW - datetime.timedelta(seconds=seconds_ago))
 
 
 def template(image="nginx:1"):
@@ -54,7 +55,7 @@ def make_rs(name, replicas, available=None, image="nginx:1", revision=1, created
     meta = {"name": name, "namespace": "default", "uid": f"uid-{name}", "resourceVersion": "3",
             "generation": 1, "labels": labels if labels is not None else dict(t["metadata"]["labels"]),
             "annotations": annotations,
-            "creationTimestamp": du.rfc3339(NOW + datetime.timedelta(seconds=created))}
+            "creationTimestamp": timestamp(NOW + datetime.timedelta(seconds=created))}
     if owner:
         meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
                                     "uid": owner, "controller": True}]

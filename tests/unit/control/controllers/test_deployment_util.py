@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from control.controllers import deployment_util as du
+from control.controllers.deployment import util as du
+from control.objects.meta import timestamp
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 TEMPLATE = {"metadata": {"labels": {"app": "web"}},
@@ -45,7 +46,7 @@ def test_hash_is_stable_across_processes_and_key_order():
     here = du.compute_hash(TEMPLATE)
     reordered = json.loads(json.dumps({"spec": TEMPLATE["spec"], "metadata": TEMPLATE["metadata"]}))
     assert du.compute_hash(reordered) == here
-    code = ("import json,sys; from control.controllers import deployment_util as du; "
+    code = ("import json,sys; from control.controllers.deployment import util as du; "
             "print(du.compute_hash(json.loads(sys.argv[1])))")
     other = subprocess.run([sys.executable, "-c", code, json.dumps(TEMPLATE)],
                            capture_output=True, text=True, check=True,
@@ -225,8 +226,8 @@ def test_set_condition_keeps_transition_time_when_status_holds():
     assert status["conditions"][0]["message"] == "m"         # same reason: no change
     du.set_condition(status, du.new_condition("Progressing", "True", "B", "m3", later))
     (cond,) = status["conditions"]
-    assert cond["reason"] == "B" and cond["lastTransitionTime"] == du.rfc3339(NOW)
-    assert cond["lastUpdateTime"] == du.rfc3339(later)
+    assert cond["reason"] == "B" and cond["lastTransitionTime"] == timestamp(NOW)
+    assert cond["lastUpdateTime"] == timestamp(later)
 
 
 @pytest.mark.parametrize("reason, updated_ago, timed_out", [

@@ -1,10 +1,11 @@
-"""ControllerRevision helpers: data, hashing, naming, numbering, truncation, claiming."""
+"""ControllerRevision helpers: data, hashing, naming, numbering, truncation.
+
+Claiming revisions is ownership.RefManager's job (test_ownership.py)."""
 
 import pytest
 
 from control.client import AlreadyExists
 from control.controllers import history
-from control.objects.selectors import LabelSelector
 from tests.unit.control.controllers.fakes import FakeRest
 
 
@@ -126,39 +127,3 @@ def test_truncate_deletes_the_oldest_unused(count, live, limit, deleted):
     names = {r["metadata"]["name"] for r in revisions if r["revision"] in live}
     got = history.to_truncate(list(reversed(revisions)), names, limit)
     assert [r["revision"] for r in got] == deleted
-
-
-def test_claim_adopts_matching_orphans_and_skips_others():
-    ds, rest = owner(), Rest()
-    mine, orphan, stranger, other_owner = rev(ds, 1), rev(owner("b"), 2), rev(owner("c"), 3), \
-        rev(owner("d"), 4)
-    for r in (orphan, stranger):
-        r["metadata"].pop("ownerReferences")
-    stranger["metadata"]["labels"] = {"app": "db"}
-    other_owner["metadata"]["ownerReferences"][0]["uid"] = "someone"
-    ref = {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "web", "uid": "ds-uid",
-           "controller": True}
-    got = history.claim(rest, history.CONTROLLER_REVISIONS, ds, ref,
-                        LabelSelector.from_object({"matchLabels": {"app": "web"}}),
-                        [mine, orphan, stranger, other_owner])
-    assert [r["revision"] for r in got] == [1, 2]
-    (patch,) = rest.of("patch")
-    assert patch[4]["metadata"]["ownerReferences"] == [ref]
-
-
-def test_claim_releases_our_objects_that_stopped_matching():
-    ds, rest = owner(), Rest()
-    strayed = rev(ds, 1)
-    strayed["metadata"]["labels"] = {"app": "other"}
-    ref = strayed["metadata"]["ownerReferences"][0]
-    got = history.claim(rest, history.CONTROLLER_REVISIONS, ds, ref,
-                        LabelSelector.from_object({"matchLabels": {"app": "web"}}), [strayed])
-    assert got == []
-    (patch,) = rest.of("patch")
-    assert patch[4]["metadata"]["ownerReferences"] == []
-    # While the owner is being deleted, nothing is released or adopted.
-    ds["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    rest.actions.clear()
-    got = history.claim(rest, history.CONTROLLER_REVISIONS, ds, ref,
-                        LabelSelector.from_object({"matchLabels": {"app": "web"}}), [strayed])
-    assert got == [strayed] and rest.actions == []

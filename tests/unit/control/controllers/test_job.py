@@ -8,6 +8,7 @@ from control.client import RateLimitingQueue
 from control.controllers import job as jobctl
 from control.controllers.job import JobController, format_indexes, pod_for_index
 from control.controllers.ttlafterfinished import TTLAfterFinishedController
+from control.objects.meta import timestamp
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -18,7 +19,7 @@ LABELS = {"batch.kubernetes.io/controller-uid": UID, "controller-uid": UID,
 
 
 def ts(seconds_ago):
-    return jobctl.rfc3339(NOW - datetime.timedelta(seconds=seconds_ago))
+    return timestamp(NOW - datetime.timedelta(seconds=seconds_ago))
 
 
 def make_job(completions=1, parallelism=1, backoff_limit=6, mode="NonIndexed", suspend=False,

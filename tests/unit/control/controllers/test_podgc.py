@@ -7,6 +7,7 @@ import pytest
 from control.client import RateLimitingQueue
 from control.controllers import manager, podgc
 from control.controllers.podgc import PodGCController
+from control.objects import kinds
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -167,4 +168,4 @@ def test_manager_builds_the_cleanup_controllers_with_their_flags():
     defaults = manager.parse_args(["--api-server", "http://127.0.0.1:1"])
     assert defaults.terminated_pod_gc_threshold == 12500
     # One informer per resource, shared: the collector's pods are the endpoint controller's.
-    assert built.informers.informer(podgc.PODS) in by_name["garbagecollector"].informers
+    assert built.informers.informer(kinds.PODS) in by_name["garbagecollector"].informers

@@ -7,7 +7,7 @@ import pytest
 
 from control.client import Conflict, Forbidden, RateLimitingQueue, ServerError
 from control.controllers import pods as podutil
-from control.controllers.base import slow_start_batch
+from control.controllers.batch import slow_start_batch
 from control.controllers.replicaset import ReplicaSetController
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 

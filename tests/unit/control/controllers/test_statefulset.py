@@ -258,14 +258,15 @@ def test_pods_not_named_as_members_are_ignored():
     assert names == ["web-0"]
 
 
-def test_pod_events_enqueue_the_set_including_orphans_named_like_members():
+def test_pod_events_enqueue_the_set_including_orphans_its_selector_matches():
     h = Harness(make_sts(1))
     orphan = pod(3)
     orphan["metadata"].pop("ownerReferences")
     h.pod_inf.put(orphan)
     assert h.controller.queue.get(0) == "default/web"
     h.controller.queue.done("default/web")
+    # As Kubernetes' getStatefulSetsForPod: by selector (isMemberOf only limits the claim).
     stranger = pod(0)
-    stranger["metadata"].update(name="other-0", ownerReferences=[])
+    stranger["metadata"].update(name="other-0", ownerReferences=[], labels={"app": "db"})
     h.pod_inf.put(stranger)
     assert len(h.controller.queue) == 0

@@ -3,7 +3,8 @@
 
 import pytest
 
-from control.scheduler.placement import schedule, tolerates
+from control.objects.taints import tolerates
+from control.scheduler.placement import schedule
 from control.scheduler.snapshot import Snapshot, pod_requests
 
 

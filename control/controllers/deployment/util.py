@@ -4,7 +4,7 @@ Everything here works on plain dicts and never mutates them: the pod-template
 hash, maxSurge/maxUnavailable resolution, how many replicas a new ReplicaSet may
 have, proportional shares when a Deployment is resized mid-rollout, revision and
 replica annotations, conditions, and the Deployment status computed from its
-ReplicaSets. The controller (deployment.py) decides what to write; this module
+ReplicaSets. The controller (controller.py) decides what to write; this module
 says what the numbers are, so each rule can be tested by a table.
 """
 
@@ -12,6 +12,8 @@ import copy
 import datetime
 import json
 import math
+
+from control.objects import meta
 
 #: The label (and selector term) that ties a ReplicaSet and its pods to one template.
 HASH_LABEL = "pod-template-hash"
@@ -393,18 +395,8 @@ def new_rs_annotations(d, rs, new_revision, exists):
 
 
 # -- conditions ----------------------------------------------------------------------------
-def rfc3339(when):
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text):
-    if not text:
-        return None
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def new_condition(ctype, status, reason, message, now):
-    stamp = rfc3339(now)
+    stamp = meta.timestamp(now)
     return {"type": ctype, "status": status, "lastUpdateTime": stamp,
             "lastTransitionTime": stamp, "reason": reason, "message": message}
 
@@ -474,7 +466,7 @@ def deployment_timed_out(d, status, now):
         return False
     if cond.get("reason") == TIMED_OUT_REASON:
         return True
-    since = parse_time(cond.get("lastUpdateTime"))
+    since = meta.parse_time(cond.get("lastUpdateTime"))
     if since is None:
         return False
     deadline = since + datetime.timedelta(seconds=d["spec"]["progressDeadlineSeconds"])
@@ -520,8 +512,3 @@ def replica_failure(all_rss, new_rs):
                         "lastUpdateTime": stamp, "lastTransitionTime": stamp,
                         "reason": cond.get("reason"), "message": cond.get("message")}
     return None
-
-
-def significant(status):
-    """Status without zero or empty fields, which a server may omit when it stores them."""
-    return {k: v for k, v in (status or {}).items() if v not in (0, None, "", [], {})}

@@ -1,20 +1,18 @@
 """How a Deployment's ReplicaSets are resized: rolling.go, recreate.go and sync.go's scale.
 
-``Rollouts`` is mixed into DeploymentController (deployment.py), which provides
+``Rollouts`` is mixed into DeploymentController (controller.py), which provides
 ``rest``, ``_event``, ``get_new_replica_set``, ``sync_rollout_status`` and
 ``sync_deployment_status``. Each method here takes the Deployment and its
 ReplicaSets as the sync found them and writes ReplicaSet updates (with a
 ScalingReplicaSet Event for each resize) or deletions; the numbers come from
-deployment_util.py.
+util.py.
 """
 
 import copy
 
 from control.client import NotFound
-from control.controllers import deployment_util as du
+from control.controllers.deployment import util as du
 from control.objects import kinds
-
-REPLICASETS = kinds.lookup("apps", "v1", "replicasets")
 
 
 class Rollouts:
@@ -42,7 +40,7 @@ class Rollouts:
         body["metadata"]["annotations"] = {**(body["metadata"].get("annotations") or {}),
                                            du.DESIRED_REPLICAS: str(desired),
                                            du.MAX_REPLICAS: str(max_replicas)}
-        updated = self.rest.update(REPLICASETS, body["metadata"]["namespace"], body) or body
+        updated = self.rest.update(kinds.REPLICASETS, body["metadata"]["namespace"], body) or body
         if resize:
             self._event(d, "Normal", "ScalingReplicaSet",
                         f"Scaled {operation} replica set {rs['metadata']['name']} to "
@@ -199,6 +197,6 @@ class Rollouts:
                     (rs["metadata"].get("generation") or 0) > du.status_of(rs, "observedGeneration"):
                 continue
             try:
-                self.rest.delete(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
+                self.rest.delete(kinds.REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
             except NotFound:
                 pass
