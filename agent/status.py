@@ -9,11 +9,12 @@ initContainerStatuses. The phase rules are kubelet's getPhase.
 import dataclasses
 import datetime
 
+from control.objects import meta
 
-def rfc3339(seconds):
-    """Format wall-clock seconds as Kubernetes' RFC 3339 (second precision, UTC)."""
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc) \
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
+
+def _stamp(seconds):
+    """Format the agent's wall-clock epoch seconds as a Kubernetes timestamp."""
+    return meta.timestamp(datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc))
 
 
 @dataclasses.dataclass
@@ -33,8 +34,8 @@ class ContainerView:
 def _terminated(record, scheme):
     out = {"exitCode": record.exit_code, "reason": record.reason or
            ("Completed" if record.exit_code == 0 else "Error"),
-           "startedAt": rfc3339(record.started_at) if record.started_at else None,
-           "finishedAt": rfc3339(record.finished_at) if record.finished_at else None,
+           "startedAt": _stamp(record.started_at) if record.started_at else None,
+           "finishedAt": _stamp(record.finished_at) if record.finished_at else None,
            "containerID": f"{scheme}://{record.container_id}"}
     if record.exit_code and record.exit_code > 128:
         out["signal"] = record.exit_code - 128
@@ -49,7 +50,7 @@ def container_status(view, scheme):
         if view.waiting_message:
             state["waiting"]["message"] = view.waiting_message
     elif record.running:
-        state = {"running": {"startedAt": rfc3339(record.started_at)}}
+        state = {"running": {"startedAt": _stamp(record.started_at)}}
     else:
         state = {"terminated": _terminated(record, scheme)}
     last = {"terminated": _terminated(view.previous, scheme)} if view.previous else {}
@@ -119,7 +120,7 @@ def build(pod, init_views, views, now, host_ip, pod_ip, start_time, scheme, init
     default the pod's current one.
     """
     old = old if old is not None else (pod.get("status") or {})
-    stamp = rfc3339(now)
+    stamp = _stamp(now)
     restart_policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
     init_statuses = [container_status(v, scheme) for v in init_views]
     statuses = [container_status(v, scheme) for v in views]
@@ -148,7 +149,7 @@ def build(pod, init_views, views, now, host_ip, pod_ip, start_time, scheme, init
         _condition(old_conditions, "PodScheduled", True, stamp)]
     status = {"phase": pod_phase, "conditions": conditions, "hostIP": host_ip,
               "hostIPs": [{"ip": host_ip}], "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
-              "startTime": old.get("startTime") or rfc3339(start_time),
+              "startTime": old.get("startTime") or _stamp(start_time),
               "containerStatuses": statuses, "qosClass": old.get("qosClass") or qos_class(pod)}
     if init_statuses:
         status["initContainerStatuses"] = init_statuses

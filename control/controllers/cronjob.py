@@ -24,7 +24,7 @@ from control.client import AlreadyExists, NotFound
 from control.client.events import NullRecorder
 from control.controllers import cron
 from control.controllers.controller import Controller, by_namespace, split_key
-from control.controllers.job import finished
+from control.controllers.jobconditions import finished
 from control.controllers.ownership import Owners, controller_ref, get_controller_of
 from control.controllers.status import write_status
 from control.objects import kinds, meta

@@ -15,191 +15,35 @@ maxUnavailable, or with maxSurge: the new pod starts beside the old one; or
 OnDelete) and writes status.
 """
 
-import copy
 import logging
-import math
 import time
 
 from control.client import NotFound, object_key
 from control.client.events import EventRecorder
 from control.controllers import history
-from control.controllers import pods as podutil
 from control.controllers.batch import parallel, slow_start_batch
 from control.controllers.controller import Controller, by_namespace, split_key
+from control.controllers.daemonplan import (
+    daemon_set_status,
+    node_actions,
+    rolling_limits,
+    rolling_update_surge,
+    rolling_update_victims,
+)
+from control.controllers.daemonpods import (
+    new_pod,
+    node_should_run,
+    target_node,
+    with_daemon_tolerations,
+)
 from control.controllers.expectations import Expectations
-from control.controllers.ownership import ChildEvents, Owners, RefManager, controller_ref
-from control.objects import kinds, meta, taints
+from control.controllers.ownership import ChildEvents, Owners, RefManager
+from control.objects import kinds, meta
 from control.objects.selectors import LabelSelector, SelectorError
-from control.scheduler import placement
 
 log = logging.getLogger(__name__)
 
-API_VERSION, KIND = "apps/v1", "DaemonSet"
-TEMPLATE_GENERATION_LABEL = "pod-template-generation"
 BURST_REPLICAS = 250
-
-#: The tolerations Kubernetes' DaemonSet controller adds to every daemon pod.
-DAEMON_TOLERATIONS = (
-    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
-    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
-    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
-)
-NETWORK_UNAVAILABLE = {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists",
-                       "effect": "NoSchedule"}
-
-
-# -- pure judgements -------------------------------------------------------------------------
-def with_daemon_tolerations(pod_spec):
-    """A copy of ``pod_spec`` with the automatic daemon tolerations it lacks."""
-    spec = copy.deepcopy(pod_spec)
-    wanted = list(DAEMON_TOLERATIONS)
-    if spec.get("hostNetwork"):
-        wanted.append(NETWORK_UNAVAILABLE)
-    tolerations = list(spec.get("tolerations") or ())
-    for toleration in wanted:
-        # AddOrUpdateTolerationInPodSpec: one for the same key, operator, value and
-        # effect is replaced (a user's tolerationSeconds must not cut the pod's stay).
-        same = [i for i, t in enumerate(tolerations) if _same_toleration(t, toleration)]
-        if same:
-            tolerations[same[0]] = dict(toleration)
-        else:
-            tolerations.append(dict(toleration))
-    spec["tolerations"] = tolerations
-    return spec
-
-
-def _same_toleration(a, b):
-    return all((a.get(f) or "") == (b.get(f) or "") for f in ("key", "value", "effect")) and \
-        (a.get("operator") or "Equal") == (b.get("operator") or "Equal")
-
-
-class _NodeInfo:
-    """The one attribute placement's filters read."""
-
-    def __init__(self, node):
-        self.node = node
-
-
-def node_should_run(node, pod_spec):
-    """(should_run, should_continue_running) for a daemon pod with ``pod_spec`` on ``node``.
-
-    ``pod_spec`` must already carry the daemon tolerations. A pod keeps running
-    despite a NoSchedule taint it does not tolerate; only NoExecute ones evict.
-    """
-    pod = {"spec": pod_spec}
-    if placement.filter_node_affinity(_NodeInfo(node), pod, None):
-        return False, False
-    node_taints = (node.get("spec") or {}).get("taints") or ()
-    tolerations = pod_spec.get("tolerations") or ()
-
-    def untolerated(effects):
-        return any(t.get("effect") in effects and
-                   not any(taints.tolerates(tol, t) for tol in tolerations) for t in node_taints)
-
-    if untolerated(("NoExecute",)):
-        return False, False
-    return not untolerated(("NoSchedule",)), True
-
-
-def target_node(pod):
-    """The node a daemon pod is for: its nodeName, or the node its affinity names."""
-    spec = pod.get("spec") or {}
-    if spec.get("nodeName"):
-        return spec["nodeName"]
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    for term in required.get("nodeSelectorTerms") or ():
-        for field in term.get("matchFields") or ():
-            values = field.get("values") or ()
-            if field.get("key") == "metadata.name" and field.get("operator") == "In" and \
-                    len(values) == 1:
-                return values[0]
-    return None
-
-
-def with_node_affinity(pod_spec, node_name):
-    """``pod_spec`` requiring the node ``node_name`` (ReplaceDaemonSetPodNodeNameNodeAffinity)."""
-    spec = copy.deepcopy(pod_spec)
-    affinity = spec.setdefault("affinity", {})
-    node_affinity = affinity.setdefault("nodeAffinity", {})
-    node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": [
-        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}]}
-    return spec
-
-
-def new_pod(ds, node_name, hash_):
-    """A daemon pod for ``node_name``: template, revision labels, tolerations, node affinity."""
-    pod = podutil.pod_from_template(ds)
-    labels = pod["metadata"].setdefault("labels", {})
-    labels[history.HASH_LABEL] = hash_
-    labels[TEMPLATE_GENERATION_LABEL] = str(ds["metadata"].get("generation", 1))
-    pod["metadata"]["ownerReferences"] = [controller_ref(ds, API_VERSION, KIND)]
-    pod["spec"] = with_node_affinity(with_daemon_tolerations(pod["spec"]), node_name)
-    return pod
-
-
-def _created(pod):
-    return (pod["metadata"].get("creationTimestamp") or "", pod["metadata"]["name"])
-
-
-def _surge_extras(pods, hash_, min_ready, now):
-    """With surge, a node may hold one old and one new pod: the other duplicates go, and
-    the old pod goes once the new one is available (or at once if it is not Ready)."""
-    oldest_new = oldest_old = None
-    extras = []
-    for pod in sorted(pods, key=_created):
-        if _hash_of(pod) == hash_ and oldest_new is None:
-            oldest_new = pod
-        elif _hash_of(pod) != hash_ and oldest_old is None:
-            oldest_old = pod
-        else:
-            extras.append(pod)
-    if oldest_new is not None and oldest_old is not None and \
-            (not podutil.is_ready(oldest_old) or
-             podutil.is_available(oldest_new, min_ready, now)):
-        extras.append(oldest_old)
-    return extras
-
-
-def node_actions(nodes, pod_spec, pods_by_node, surge_hash=None, min_ready=0, now=None):
-    """Which nodes need a daemon pod created, and which pods to delete.
-
-    ``pods_by_node`` maps a node name to its daemon pods (any phase). Returns
-    (node names to create on, pods to delete, failed pods to delete once their
-    node's backoff allows), as podsShouldBeOnNode does without surge: failed pods
-    go (and are replaced on a later sync), duplicates go but the oldest (with
-    surge, given ``surge_hash``: see _surge_extras), pods on nodes no longer
-    eligible go.
-    """
-    create, delete, failed = [], [], []
-    names = set()
-    for node in nodes:
-        name = node["metadata"]["name"]
-        names.add(name)
-        should_run, should_continue = node_should_run(node, pod_spec)
-        pods = [p for p in pods_by_node.get(name, ()) if not p["metadata"].get("deletionTimestamp")]
-        if should_run and not pods_by_node.get(name):
-            create.append(name)
-        elif should_continue:
-            running = []
-            for pod in pods:
-                if (pod.get("status") or {}).get("phase") == "Failed":
-                    failed.append(pod)
-                else:
-                    running.append(pod)
-            if surge_hash is None:
-                delete.extend(sorted(running, key=_created)[1:])
-            else:
-                delete.extend(_surge_extras(running, surge_hash, min_ready, now))
-        else:
-            delete.extend(pods)
-    for name, pods in pods_by_node.items():
-        if name not in names:       # the node is gone
-            delete.extend(p for p in pods if not p["metadata"].get("deletionTimestamp"))
-    return create, delete, failed
 
 
 class FailedPodBackoff:
@@ -230,115 +74,6 @@ class FailedPodBackoff:
         else:
             delay = min(entry[0] * 2, self.maximum)
         self._entries[key] = (delay, now)
-
-
-def _scaled(value, desired):
-    """An int-or-percent as a count; percents of ``desired`` round up, as in Kubernetes."""
-    if isinstance(value, str) and value.endswith("%"):
-        return math.ceil(int(value[:-1]) * desired / 100)
-    return int(value or 0)
-
-
-def rolling_limits(ds, desired):
-    """(maxSurge, maxUnavailable) as counts; if both are 0, one pod may be unavailable."""
-    rolling = ((ds["spec"].get("updateStrategy") or {}).get("rollingUpdate") or {})
-    surge = _scaled(rolling.get("maxSurge", 0), desired)
-    unavailable = _scaled(rolling.get("maxUnavailable", 1), desired)
-    if surge <= 0 and unavailable <= 0:
-        unavailable = 1
-    return max(surge, 0), max(unavailable, 0)
-
-
-def _hash_of(pod):
-    return (pod["metadata"].get("labels") or {}).get(history.HASH_LABEL)
-
-
-def rolling_update_surge(nodes_to_pods, hash_, min_ready, now, max_surge):
-    """One rolling-update step with maxSurge: (nodes to start a new pod on, old pods to delete).
-
-    A new pod starts beside the old one (at most ``max_surge`` nodes at a time,
-    but at once where the old pod is not available anyway); the old pod goes
-    once the new one is available.
-    """
-    surging, allowed, candidates, old_to_delete = 0, [], [], []
-    for name in sorted(nodes_to_pods):
-        pods = nodes_to_pods[name]
-        new = [p for p in pods if _hash_of(p) == hash_]
-        old = [p for p in pods if _hash_of(p) != hash_]
-        if len(new) > 1 or len(old) > 1:
-            surging += 1                    # node_actions cleans this node up first
-        elif not old:
-            continue
-        elif not new:
-            if podutil.is_available(old[0], min_ready, now):
-                candidates.append(name)
-            else:
-                allowed.append(name)
-        elif not podutil.is_available(new[0], min_ready, now):
-            surging += 1                    # waiting for the new pod
-        else:
-            old_to_delete.append(old[0])
-    room = max(0, max_surge - surging)
-    return allowed + candidates[:room], old_to_delete
-
-
-def rolling_update_victims(nodes_to_pods, hash_, min_ready, now, limit):
-    """The old pods to delete in one rolling-update step (without surge).
-
-    ``nodes_to_pods`` maps each eligible node to its live daemon pods. Old pods
-    that are not available go at once (they cost no availability); available
-    ones only while fewer than ``limit`` nodes lack an available pod.
-    """
-    unavailable, replace_now, candidates = 0, [], []
-    for name in sorted(nodes_to_pods):
-        pods = nodes_to_pods[name]
-        if not any(podutil.is_available(p, min_ready, now) for p in pods):
-            unavailable += 1
-        if len(pods) != 1:
-            continue                        # none, or duplicates: node_actions handles them
-        pod = pods[0]
-        if (pod["metadata"].get("labels") or {}).get(history.HASH_LABEL) == hash_:
-            continue
-        if podutil.is_available(pod, min_ready, now):
-            candidates.append(pod)
-        else:
-            replace_now.append(pod)
-    budget = max(limit - unavailable, 0)
-    return replace_now + candidates[:budget]
-
-
-def daemon_set_status(ds, nodes, pod_spec, pods_by_node, hash_, now):
-    """The status ``ds`` should have, from eligible nodes and their pods."""
-    min_ready = ds["spec"].get("minReadySeconds") or 0
-    desired = current = misscheduled = ready = available = updated = 0
-    for node in nodes:
-        name = node["metadata"]["name"]
-        should_run = node_should_run(node, pod_spec)[0]
-        pods = sorted((p for p in pods_by_node.get(name, ())
-                       if not p["metadata"].get("deletionTimestamp")), key=_created)
-        if should_run:
-            desired += 1
-        if not pods:
-            continue
-        if not should_run:
-            # Including a pod left on a node tainted NoSchedule since (as Kubernetes counts).
-            misscheduled += 1
-            continue
-        current += 1
-        pod = pods[0]
-        if podutil.is_ready(pod):
-            ready += 1
-            if podutil.is_available(pod, min_ready, now):
-                available += 1
-        if (pod["metadata"].get("labels") or {}).get(history.HASH_LABEL) == hash_:
-            updated += 1
-    status = dict(ds.get("status") or {})
-    status.update(desiredNumberScheduled=desired, currentNumberScheduled=current,
-                  numberMisscheduled=misscheduled, numberReady=ready,
-                  numberAvailable=available, updatedNumberScheduled=updated,
-                  numberUnavailable=desired - available,
-                  observedGeneration=ds["metadata"].get("generation", 0))
-    return status
 
 
 # -- the controller ----------------------------------------------------------------------------

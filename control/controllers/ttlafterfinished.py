@@ -13,7 +13,7 @@ import logging
 
 from control.client import NotFound, object_key
 from control.controllers.controller import Controller, split_key
-from control.controllers.job import finished
+from control.controllers.jobconditions import finished
 from control.objects import kinds, meta
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import logging
 
 from control.client.events import EventRecorder
 from control.controllers.controller import Controller, by_namespace
-from control.controllers.deployment import util as du
+from control.controllers.deployment import sizing
 from control.controllers.deployment.progress import Progress
 from control.controllers.deployment.replicasets import NewReplicaSets
 from control.controllers.deployment.rollout import Rollouts
@@ -63,7 +63,7 @@ class DeploymentController(Rollouts, NewReplicaSets, Progress, Controller):
         """A Recreate rollout waits for the old pods to go: look again when the last one has."""
         rs = self.rs_owners.owner_of(pod)
         d = self.owners.owner_of(rs) if rs is not None else None
-        if d is None or du.strategy_type(d) != "Recreate":
+        if d is None or sizing.strategy_type(d) != "Recreate":
             return
         try:
             selector = selector_of(d)
@@ -101,7 +101,7 @@ class DeploymentController(Rollouts, NewReplicaSets, Progress, Controller):
         rs_list = self.claim_replica_sets(d, selector)
         try:
             self._reconcile(d, selector, rs_list)
-        except du.SpecError as exc:
+        except sizing.SpecError as exc:
             # Validation should have refused it; a retry cannot help.
             log.error("deployment %s: %s", key, exc)
             self._event(d, "Warning", "InvalidSpec", str(exc))
@@ -115,7 +115,7 @@ class DeploymentController(Rollouts, NewReplicaSets, Progress, Controller):
         new_rs, old_rss, d = self.get_all_replica_sets(d, rs_list, create=False)
         if (d.get("spec") or {}).get("paused") or self.is_scaling_event(d, new_rs, old_rss):
             self.sync_scale(d, new_rs, old_rss)
-        elif du.strategy_type(d) == "Recreate":
+        elif sizing.strategy_type(d) == "Recreate":
             self.rollout_recreate(d, new_rs, old_rss, rs_list,
                                   self.pod_map(d, selector, rs_list))
         else:

@@ -10,7 +10,7 @@ import copy
 import logging
 
 from control.client import AlreadyExists, ApiException, Conflict, NotFound, object_key
-from control.controllers.deployment import util as du
+from control.controllers.deployment import conditions, revisions, sizing, templatehash
 from control.controllers.ownership import controller_ref, get_controller_of
 from control.objects import kinds
 
@@ -24,7 +24,7 @@ class NewReplicaSets:
 
     def get_all_replica_sets(self, d, rs_list, create):
         """(new ReplicaSet or None, old ReplicaSets, Deployment) with revisions synced."""
-        new_rs = du.find_new_rs(d, rs_list)
+        new_rs = revisions.find_new_rs(d, rs_list)
         old_rss = [rs for rs in rs_list if new_rs is None or
                    rs["metadata"]["uid"] != new_rs["metadata"]["uid"]]
         new_rs, d = self.get_new_replica_set(d, new_rs, old_rss, create)
@@ -32,9 +32,9 @@ class NewReplicaSets:
 
     def get_new_replica_set(self, d, existing, old_rss, create):
         """Bring the existing new ReplicaSet's annotations up to date, or create it."""
-        new_revision = du.max_revision(old_rss) + 1
+        new_revision = revisions.max_revision(old_rss) + 1
         if existing is not None:
-            annotations = du.new_rs_annotations(d, existing, new_revision, exists=True)
+            annotations = revisions.new_rs_annotations(d, existing, new_revision, exists=True)
             min_ready = d["spec"].get("minReadySeconds") or 0
             if annotations != (existing["metadata"].get("annotations") or {}) or \
                     (existing["spec"].get("minReadySeconds") or 0) != min_ready:
@@ -42,12 +42,12 @@ class NewReplicaSets:
                 body["metadata"]["annotations"] = annotations
                 body["spec"]["minReadySeconds"] = min_ready
                 return self.rest.update(kinds.REPLICASETS, body["metadata"]["namespace"], body), d
-            d = self._set_revision(d, du.revision_of(existing))
-            if du.has_progress_deadline(d) and \
-                    du.get_condition(d.get("status"), "Progressing") is None:
+            d = self._set_revision(d, revisions.revision_of(existing))
+            if conditions.has_progress_deadline(d) and \
+                    conditions.get_condition(d.get("status"), "Progressing") is None:
                 status = copy.deepcopy(d.get("status") or {})
-                du.set_condition(status, du.new_condition(
-                    "Progressing", "True", du.FOUND_NEW_RS_REASON,
+                conditions.set_condition(status, conditions.new_condition(
+                    "Progressing", "True", conditions.FOUND_NEW_RS_REASON,
                     f'Found new replica set "{existing["metadata"]["name"]}"', self.wall_clock()))
                 d = self._write_status(d, status)
             return existing, d
@@ -59,9 +59,9 @@ class NewReplicaSets:
         namespace = d["metadata"]["namespace"]
         template = copy.deepcopy(d["spec"].get("template") or {})
         tmeta = template.setdefault("metadata", {})
-        tmeta["labels"] = {**(tmeta.get("labels") or {}), du.HASH_LABEL: pod_hash}
+        tmeta["labels"] = {**(tmeta.get("labels") or {}), templatehash.HASH_LABEL: pod_hash}
         selector = copy.deepcopy(d["spec"].get("selector") or {})
-        selector["matchLabels"] = {**(selector.get("matchLabels") or {}), du.HASH_LABEL: pod_hash}
+        selector["matchLabels"] = {**(selector.get("matchLabels") or {}), templatehash.HASH_LABEL: pod_hash}
         return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "metadata": {"name": f"{d['metadata']['name']}-{pod_hash}", "namespace": namespace,
                              "labels": dict(tmeta["labels"]),
@@ -71,11 +71,11 @@ class NewReplicaSets:
 
     def _create_new_replica_set(self, d, old_rss, new_revision):
         collisions = (d.get("status") or {}).get("collisionCount")
-        body = self._new_replica_set_body(d, du.compute_hash(d["spec"].get("template"),
+        body = self._new_replica_set_body(d, templatehash.compute_hash(d["spec"].get("template"),
                                                              collisions))
         name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-        body["spec"]["replicas"] = du.new_rs_new_replicas(d, old_rss + [body], body)
-        body["metadata"]["annotations"] = du.new_rs_annotations(d, body, new_revision,
+        body["spec"]["replicas"] = sizing.new_rs_new_replicas(d, old_rss + [body], body)
+        body["metadata"]["annotations"] = revisions.new_rs_annotations(d, body, new_revision,
                                                                 exists=False)
         already_exists = False
         try:
@@ -90,7 +90,7 @@ class NewReplicaSets:
                                "read yet") from None
             ref = get_controller_of(rs)
             if ref is not None and ref.get("uid") == d["metadata"]["uid"] and \
-                    du.equal_ignore_hash(d["spec"].get("template"), rs["spec"].get("template")):
+                    templatehash.equal_ignore_hash(d["spec"].get("template"), rs["spec"].get("template")):
                 created, already_exists = rs, True
             else:
                 status = copy.deepcopy(d.get("status") or {})
@@ -101,26 +101,26 @@ class NewReplicaSets:
                 raise
         except ApiException as exc:
             message = f'Failed to create new replica set "{name}": {exc}'
-            if du.has_progress_deadline(d):
+            if conditions.has_progress_deadline(d):
                 status = copy.deepcopy(d.get("status") or {})
-                du.set_condition(status, du.new_condition(
-                    "Progressing", "False", du.FAILED_RS_CREATE_REASON, message,
+                conditions.set_condition(status, conditions.new_condition(
+                    "Progressing", "False", conditions.FAILED_RS_CREATE_REASON, message,
                     self.wall_clock()))
                 try:
                     self._write_status(d, status)
                 except ApiException as status_exc:
                     log.info("deployment %s: cannot write status: %s", object_key(d), status_exc)
-            self._event(d, "Warning", du.FAILED_RS_CREATE_REASON, message)
+            self._event(d, "Warning", conditions.FAILED_RS_CREATE_REASON, message)
             raise
         replicas = body["spec"]["replicas"]
         if not already_exists and replicas > 0:
             self._event(d, "Normal", "ScalingReplicaSet",
                         f"Scaled up replica set {name} to {replicas}")
         d = self._set_revision(d, new_revision)
-        if not already_exists and du.has_progress_deadline(d):
+        if not already_exists and conditions.has_progress_deadline(d):
             status = copy.deepcopy(d.get("status") or {})
-            du.set_condition(status, du.new_condition(
-                "Progressing", "True", du.NEW_RS_REASON, f'Created new replica set "{name}"',
+            conditions.set_condition(status, conditions.new_condition(
+                "Progressing", "True", conditions.NEW_RS_REASON, f'Created new replica set "{name}"',
                 self.wall_clock()))
             d = self._write_status(d, status)
         return created, d
@@ -129,11 +129,11 @@ class NewReplicaSets:
         """Record the new ReplicaSet's revision on the Deployment (metadata, so a patch)."""
         revision = str(revision)
         annotations = d["metadata"].get("annotations") or {}
-        if annotations.get(du.REVISION) == revision:
+        if annotations.get(revisions.REVISION) == revision:
             return d
         meta = d["metadata"]
         result = self.rest.patch(kinds.DEPLOYMENTS, meta["namespace"], meta["name"],
-                                 {"metadata": {"annotations": {du.REVISION: revision}}})
+                                 {"metadata": {"annotations": {revisions.REVISION: revision}}})
         return result or {**d, "metadata": {**meta,
-                                            "annotations": {**annotations, du.REVISION: revision}}}
+                                            "annotations": {**annotations, revisions.REVISION: revision}}}
 

@@ -5,13 +5,13 @@
 ``sync_deployment_status``. Each method here takes the Deployment and its
 ReplicaSets as the sync found them and writes ReplicaSet updates (with a
 ScalingReplicaSet Event for each resize) or deletions; the numbers come from
-util.py.
+sizing.py, proportion.py and revisions.py.
 """
 
 import copy
 
 from control.client import NotFound
-from control.controllers.deployment import util as du
+from control.controllers.deployment import conditions, proportion, revisions, sizing
 from control.objects import kinds
 
 
@@ -21,25 +21,25 @@ class Rollouts:
     # -- scaling ------------------------------------------------------------------------
     def is_scaling_event(self, d, new_rs, old_rss):
         """True if an active ReplicaSet was sized for a different spec.replicas."""
-        for rs in [r for r in old_rss + [new_rs] if du.is_active(r)]:
-            desired = du.desired_replicas_annotation(rs)
-            if desired is not None and desired != du.replicas_of(d):
+        for rs in [r for r in old_rss + [new_rs] if revisions.is_active(r)]:
+            desired = revisions.desired_replicas_annotation(rs)
+            if desired is not None and desired != sizing.replicas_of(d):
                 return True
         return False
 
     def scale_replica_set(self, rs, new_scale, d, operation):
         """Set ``rs`` to ``new_scale`` with the Deployment's replica annotations; (scaled, rs)."""
-        desired = du.replicas_of(d)
-        max_replicas = desired + du.max_surge(d)
-        old_scale = du.replicas_of(rs)
+        desired = sizing.replicas_of(d)
+        max_replicas = desired + sizing.max_surge(d)
+        old_scale = sizing.replicas_of(rs)
         resize = old_scale != new_scale
-        if not resize and not du.replicas_annotations_need_update(rs, desired, max_replicas):
+        if not resize and not revisions.replicas_annotations_need_update(rs, desired, max_replicas):
             return False, rs
         body = copy.deepcopy(rs)
         body["spec"]["replicas"] = new_scale
         body["metadata"]["annotations"] = {**(body["metadata"].get("annotations") or {}),
-                                           du.DESIRED_REPLICAS: str(desired),
-                                           du.MAX_REPLICAS: str(max_replicas)}
+                                           revisions.DESIRED_REPLICAS: str(desired),
+                                           revisions.MAX_REPLICAS: str(max_replicas)}
         updated = self.rest.update(kinds.REPLICASETS, body["metadata"]["namespace"], body) or body
         if resize:
             self._event(d, "Normal", "ScalingReplicaSet",
@@ -48,26 +48,26 @@ class Rollouts:
         return resize, updated
 
     def scale_and_record(self, rs, new_scale, d):
-        if du.replicas_of(rs) == new_scale:
+        if sizing.replicas_of(rs) == new_scale:
             return False, rs
-        operation = "up" if du.replicas_of(rs) < new_scale else "down"
+        operation = "up" if sizing.replicas_of(rs) < new_scale else "down"
         return self.scale_replica_set(rs, new_scale, d, operation)
 
     def scale(self, d, new_rs, old_rss):
         """Resize without moving the rollout on: the one active ReplicaSet, or all in proportion."""
-        target = du.find_active_or_latest(new_rs, old_rss)
+        target = revisions.find_active_or_latest(new_rs, old_rss)
         if target is not None:
-            if du.replicas_of(target) != du.replicas_of(d):
-                self.scale_and_record(target, du.replicas_of(d), d)
+            if sizing.replicas_of(target) != sizing.replicas_of(d):
+                self.scale_and_record(target, sizing.replicas_of(d), d)
             return
-        if du.is_saturated(d, new_rs):
+        if revisions.is_saturated(d, new_rs):
             for rs in old_rss:
-                if du.is_active(rs):
+                if revisions.is_active(rs):
                     self.scale_and_record(rs, 0, d)
             return
-        if du.is_rolling_update(d):
-            active = [rs for rs in old_rss + [new_rs] if du.is_active(rs)]
-            sizes, operation = du.proportional_sizes(d, active)
+        if sizing.is_rolling_update(d):
+            active = [rs for rs in old_rss + [new_rs] if revisions.is_active(rs)]
+            sizes, operation = proportion.proportional_sizes(d, active)
             for rs, size in sizes:
                 self.scale_replica_set(rs, size, d, operation)
 
@@ -86,30 +86,30 @@ class Rollouts:
         if self.reconcile_new_replica_set(all_rss, new_rs, d):
             self.sync_rollout_status(all_rss, new_rs, d)
             return
-        if self.reconcile_old_replica_sets(all_rss, [r for r in old_rss if du.is_active(r)],
+        if self.reconcile_old_replica_sets(all_rss, [r for r in old_rss if revisions.is_active(r)],
                                            new_rs, d):
             self.sync_rollout_status(all_rss, new_rs, d)
             return
-        if du.deployment_complete(d, d.get("status") or {}):
+        if conditions.deployment_complete(d, d.get("status") or {}):
             self.cleanup_deployment(old_rss, d)
         self.sync_rollout_status(all_rss, new_rs, d)
 
     def reconcile_new_replica_set(self, all_rss, new_rs, d):
         """Scale the new ReplicaSet up as far as maxSurge allows (or down to replicas)."""
-        replicas = du.replicas_of(d)
-        if du.replicas_of(new_rs) == replicas:
+        replicas = sizing.replicas_of(d)
+        if sizing.replicas_of(new_rs) == replicas:
             return False
-        if du.replicas_of(new_rs) > replicas:
+        if sizing.replicas_of(new_rs) > replicas:
             return self.scale_and_record(new_rs, replicas, d)[0]
-        return self.scale_and_record(new_rs, du.new_rs_new_replicas(d, all_rss, new_rs), d)[0]
+        return self.scale_and_record(new_rs, sizing.new_rs_new_replicas(d, all_rss, new_rs), d)[0]
 
     def reconcile_old_replica_sets(self, all_rss, old_rss, new_rs, d):
         """Scale old ReplicaSets down: unhealthy replicas first, then within maxUnavailable."""
-        if du.total_replicas(old_rss) == 0:
+        if sizing.total_replicas(old_rss) == 0:
             return False
-        min_available = du.replicas_of(d) - du.max_unavailable(d)
-        new_unavailable = du.replicas_of(new_rs) - du.available_of(new_rs)
-        max_scaled_down = du.total_replicas(all_rss) - min_available - new_unavailable
+        min_available = sizing.replicas_of(d) - sizing.max_unavailable(d)
+        new_unavailable = sizing.replicas_of(new_rs) - sizing.available_of(new_rs)
+        max_scaled_down = sizing.total_replicas(all_rss) - min_available - new_unavailable
         if max_scaled_down <= 0:
             return False
         old_rss, cleaned = self.cleanup_unhealthy_replicas(old_rss, d, max_scaled_down)
@@ -118,12 +118,12 @@ class Rollouts:
 
     def cleanup_unhealthy_replicas(self, old_rss, d, max_cleanup):
         """Remove old replicas that are not available: that costs no availability."""
-        old_rss = sorted(old_rss, key=du.creation_key)
+        old_rss = sorted(old_rss, key=revisions.creation_key)
         total = 0
         for i, rs in enumerate(old_rss):
             if total >= max_cleanup:
                 break
-            replicas, available = du.replicas_of(rs), du.available_of(rs)
+            replicas, available = sizing.replicas_of(rs), sizing.available_of(rs)
             if replicas == 0 or replicas == available:
                 continue
             count = min(max_cleanup - total, replicas - available)
@@ -135,18 +135,18 @@ class Rollouts:
 
     def scale_down_old_for_rolling_update(self, all_rss, old_rss, d):
         """Scale old ReplicaSets down, oldest first, while more than minAvailable are available."""
-        min_available = du.replicas_of(d) - du.max_unavailable(d)
-        available = sum(du.available_of(rs) for rs in all_rss)
+        min_available = sizing.replicas_of(d) - sizing.max_unavailable(d)
+        available = sum(sizing.available_of(rs) for rs in all_rss)
         if available <= min_available:
             return 0
         to_remove, total = available - min_available, 0
-        for rs in sorted(old_rss, key=du.creation_key):
+        for rs in sorted(old_rss, key=revisions.creation_key):
             if total >= to_remove:
                 break
-            if du.replicas_of(rs) == 0:
+            if sizing.replicas_of(rs) == 0:
                 continue
-            count = min(du.replicas_of(rs), to_remove - total)
-            self.scale_and_record(rs, du.replicas_of(rs) - count, d)
+            count = min(sizing.replicas_of(rs), to_remove - total)
+            self.scale_and_record(rs, sizing.replicas_of(rs) - count, d)
             total += count
         return total
 
@@ -155,7 +155,7 @@ class Rollouts:
         all_rss = old_rss + [new_rs]
         scaled_down = False
         for rs in old_rss:
-            if du.is_active(rs) and self.scale_and_record(rs, 0, d)[0]:
+            if revisions.is_active(rs) and self.scale_and_record(rs, 0, d)[0]:
                 scaled_down = True
         if scaled_down or self._old_pods_running(new_rs, old_rss, pod_map):
             self.sync_rollout_status(all_rss, new_rs, d)
@@ -163,15 +163,15 @@ class Rollouts:
         if new_rs is None:
             new_rs, d = self.get_new_replica_set(d, None, old_rss, create=True)
             all_rss = old_rss + [new_rs]
-        self.scale_and_record(new_rs, du.replicas_of(d), d)
-        if du.deployment_complete(d, d.get("status") or {}):
+        self.scale_and_record(new_rs, sizing.replicas_of(d), d)
+        if conditions.deployment_complete(d, d.get("status") or {}):
             self.cleanup_deployment(old_rss, d)
         self.sync_rollout_status(all_rss, new_rs, d)
 
     @staticmethod
     def _old_pods_running(new_rs, old_rss, pod_map):
         """Old ReplicaSets still count pods, or some old pod (even terminating) is not finished."""
-        if du.total_status(old_rss, "replicas") > 0:
+        if sizing.total_status(old_rss, "replicas") > 0:
             return True
         new_uid = new_rs["metadata"]["uid"] if new_rs is not None else None
         for uid, pods in pod_map.items():
@@ -185,16 +185,16 @@ class Rollouts:
     # -- history ----------------------------------------------------------------------------
     def cleanup_deployment(self, old_rss, d):
         """Delete the oldest empty old ReplicaSets beyond revisionHistoryLimit."""
-        if not du.has_revision_history_limit(d):
+        if not revisions.has_revision_history_limit(d):
             return
         alive = [rs for rs in old_rss if not rs["metadata"].get("deletionTimestamp")]
         excess = len(alive) - d["spec"]["revisionHistoryLimit"]
         if excess <= 0:
             return
-        alive.sort(key=lambda rs: (du.revision_of(rs), du.creation_key(rs)))
+        alive.sort(key=lambda rs: (revisions.revision_of(rs), revisions.creation_key(rs)))
         for rs in alive[:excess]:
-            if du.status_of(rs, "replicas") or du.replicas_of(rs) or \
-                    (rs["metadata"].get("generation") or 0) > du.status_of(rs, "observedGeneration"):
+            if sizing.status_of(rs, "replicas") or sizing.replicas_of(rs) or \
+                    (rs["metadata"].get("generation") or 0) > sizing.status_of(rs, "observedGeneration"):
                 continue
             try:
                 self.rest.delete(kinds.REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])

@@ -6,8 +6,8 @@ import pytest
 
 from control.client import RateLimitingQueue
 from control.client.events import NullRecorder
+from control.controllers import daemonplan, daemonpods, history
 from control.controllers import daemonset as dsc
-from control.controllers import history
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -65,7 +65,7 @@ def make_pod(name, node_name, hash_="h1", ready_for=100, phase="Running", create
                                  "uid": "ds-uid", "controller": True}]}
     if deleting:
         meta["deletionTimestamp"] = ts(0)
-    spec = dsc.with_node_affinity({"containers": []}, node_name)
+    spec = daemonpods.with_node_affinity({"containers": []}, node_name)
     if bound:
         spec["nodeName"] = node_name
     conditions = [{"type": "Ready", "status": "True", "lastTransitionTime": ts(ready_for)}] \
@@ -75,7 +75,7 @@ def make_pod(name, node_name, hash_="h1", ready_for=100, phase="Running", create
 
 
 def daemon_spec(**kwargs):
-    return dsc.with_daemon_tolerations(make_ds(**kwargs)["spec"]["template"]["spec"])
+    return daemonpods.with_daemon_tolerations(make_ds(**kwargs)["spec"]["template"]["spec"])
 
 
 # -- eligibility ---------------------------------------------------------------------------
@@ -108,11 +108,11 @@ def daemon_spec(**kwargs):
      {"host_network": True}, (True, True)),
 ])
 def test_node_eligibility(the_node, ds_kwargs, want):
-    assert dsc.node_should_run(the_node, daemon_spec(**ds_kwargs)) == want
+    assert daemonpods.node_should_run(the_node, daemon_spec(**ds_kwargs)) == want
 
 
 def test_daemon_tolerations_replace_the_same_toleration_with_seconds():
-    spec = dsc.with_daemon_tolerations({"tolerations": [
+    spec = daemonpods.with_daemon_tolerations({"tolerations": [
         {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
          "tolerationSeconds": 10},
         {"key": "gpu", "operator": "Exists"}]})
@@ -129,13 +129,13 @@ def test_required_node_affinity_is_honoured():
     spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In",
                                                      "values": ["a"]}]}]}}}
-    assert dsc.node_should_run(node("n", {"zone": "a"}), spec) == (True, True)
-    assert dsc.node_should_run(node("n", {"zone": "b"}), spec) == (False, False)
+    assert daemonpods.node_should_run(node("n", {"zone": "a"}), spec) == (True, True)
+    assert daemonpods.node_should_run(node("n", {"zone": "b"}), spec) == (False, False)
 
 
 def test_new_pod_is_unbound_with_node_affinity_tolerations_and_revision_labels():
     ds = make_ds(node_selector={"role": "web"})
-    pod = dsc.new_pod(ds, "n7", "abc")
+    pod = daemonpods.new_pod(ds, "n7", "abc")
     assert "nodeName" not in pod["spec"]
     assert pod["metadata"]["generateName"] == "agent-"
     assert pod["metadata"]["labels"] == {"app": "agent", "controller-revision-hash": "abc",
@@ -148,7 +148,7 @@ def test_new_pod_is_unbound_with_node_affinity_tolerations_and_revision_labels()
     assert keys == {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable",
                     "node.kubernetes.io/disk-pressure", "node.kubernetes.io/memory-pressure",
                     "node.kubernetes.io/pid-pressure", "node.kubernetes.io/unschedulable"}
-    assert dsc.target_node(pod) == "n7"
+    assert daemonpods.target_node(pod) == "n7"
 
 
 # -- which nodes need a pod created or deleted ------------------------------------------------
@@ -176,8 +176,8 @@ NODES = [node("n1", {"role": "web"}), node("n2", {"role": "web"}), node("n3", {"
 def test_node_actions(pods, want_create, want_delete, want_failed):
     by_node = {}
     for pod in pods:
-        by_node.setdefault(dsc.target_node(pod), []).append(pod)
-    create, delete, failed = dsc.node_actions(NODES, daemon_spec(node_selector={"role": "web"}),
+        by_node.setdefault(daemonpods.target_node(pod), []).append(pod)
+    create, delete, failed = daemonplan.node_actions(NODES, daemon_spec(node_selector={"role": "web"}),
                                               by_node)
     assert (create, [p["metadata"]["name"] for p in delete],
             [p["metadata"]["name"] for p in failed]) == (want_create, want_delete, want_failed)
@@ -192,7 +192,7 @@ def test_node_actions(pods, want_create, want_delete, want_failed):
 ])
 def test_rolling_limits(unavailable, surge, desired, want):
     ds = make_ds(max_unavailable=unavailable, max_surge=surge)
-    assert dsc.rolling_limits(ds, desired) == want
+    assert daemonplan.rolling_limits(ds, desired) == want
 
 
 @pytest.mark.parametrize("pods, limit, want", [
@@ -212,14 +212,14 @@ def test_rolling_limits(unavailable, surge, desired, want):
     ({"n1": [], "n2": [make_pod("b", "n2", "old")]}, 1, []),
 ])
 def test_rolling_update_victims(pods, limit, want):
-    got = dsc.rolling_update_victims(pods, "new", 0, NOW, limit)
+    got = daemonplan.rolling_update_victims(pods, "new", 0, NOW, limit)
     assert [p["metadata"]["name"] for p in got] == want
 
 
 def test_rolling_update_respects_min_ready_seconds():
     pods = {"n1": [make_pod("a", "n1", "new", ready_for=5)], "n2": [make_pod("b", "n2", "old")]}
-    assert dsc.rolling_update_victims(pods, "new", 10, NOW, 1) == []     # a: not yet available
-    assert [p["metadata"]["name"] for p in dsc.rolling_update_victims(pods, "new", 3, NOW, 1)] \
+    assert daemonplan.rolling_update_victims(pods, "new", 10, NOW, 1) == []     # a: not yet available
+    assert [p["metadata"]["name"] for p in daemonplan.rolling_update_victims(pods, "new", 3, NOW, 1)] \
         == ["b"]
 
 
@@ -230,7 +230,7 @@ def test_status_counts():
     by_node = {"n1": [make_pod("a", "n1", h, ready_for=100)],
                "n2": [make_pod("b", "n2", "old", ready_for=10)],
                "n3": [make_pod("c", "n3", h)]}        # n3 is not eligible
-    status = dsc.daemon_set_status(ds, NODES + [node("n4", {"role": "web"})],
+    status = daemonplan.daemon_set_status(ds, NODES + [node("n4", {"role": "web"})],
                                    daemon_spec(node_selector={"role": "web"}), by_node, h, NOW)
     assert status == {"desiredNumberScheduled": 3, "currentNumberScheduled": 2,
                       "numberMisscheduled": 1, "numberReady": 2, "numberAvailable": 1,
@@ -274,7 +274,7 @@ def test_sync_creates_a_revision_and_one_pod_per_eligible_node():
     rest = h.sync()
     creates = rest.of("create")
     assert [c[1] for c in creates] == ["controllerrevisions", "pods", "pods"]
-    targets = sorted(dsc.target_node(c[3]) for c in creates[1:])
+    targets = sorted(daemonpods.target_node(c[3]) for c in creates[1:])
     assert targets == ["n1", "n2"]
     assert h.controller.expectations.pending("default/agent") == (2, 0)
     # Before the informer shows the pods, another sync creates nothing more.
@@ -397,7 +397,7 @@ def test_backoff_doubles_up_to_the_maximum_and_resets_after_calm():
       "n2": [make_pod("b", "n2", "old")]}, 1, ["n1", "n2"], []),
 ])
 def test_rolling_update_surge(pods, surge, want_nodes, want_deleted):
-    nodes, deleted = dsc.rolling_update_surge(pods, "new", 0, NOW, surge)
+    nodes, deleted = daemonplan.rolling_update_surge(pods, "new", 0, NOW, surge)
     assert (nodes, [p["metadata"]["name"] for p in deleted]) == (want_nodes, want_deleted)
 
 
@@ -409,7 +409,7 @@ def test_rolling_update_surge(pods, surge, want_nodes, want_deleted):
     ([make_pod("n", "n1", "new", created=50), make_pod("n2", "n1", "new", created=5)], ["n2"]),
 ])
 def test_surge_duplicates_on_a_node(pods, want_deleted):
-    _, delete, _ = dsc.node_actions(NODES[:1], daemon_spec(), {"n1": pods}, "new", 0, NOW)
+    _, delete, _ = daemonplan.node_actions(NODES[:1], daemon_spec(), {"n1": pods}, "new", 0, NOW)
     assert [p["metadata"]["name"] for p in delete] == want_deleted
 
 
@@ -422,7 +422,7 @@ def test_sync_with_surge_creates_beside_the_old_pod():
     rest = h.sync()
     assert rest.of("delete") == []
     (create,) = rest.of("create")
-    assert dsc.target_node(create[3]) == "n1"
+    assert daemonpods.target_node(create[3]) == "n1"
     assert create[3]["metadata"]["labels"][history.HASH_LABEL] == current_hash(ds)
 
 
@@ -430,11 +430,11 @@ def test_a_pod_kept_on_a_node_tainted_no_schedule_counts_as_misscheduled():
     ds = make_ds()
     h = current_hash(ds)
     tainted = node("n1", taints=[taint("gpu", "NoSchedule")])
-    status = dsc.daemon_set_status(ds, [tainted], daemon_spec(), {"n1": [make_pod("a", "n1", h)]},
+    status = daemonplan.daemon_set_status(ds, [tainted], daemon_spec(), {"n1": [make_pod("a", "n1", h)]},
                                    h, NOW)
     assert (status["desiredNumberScheduled"], status["numberMisscheduled"]) == (0, 1)
     # ...and it is not deleted.
-    assert dsc.node_actions([tainted], daemon_spec(), {"n1": [make_pod("a", "n1", h)]}) == \
+    assert daemonplan.node_actions([tainted], daemon_spec(), {"n1": [make_pod("a", "n1", h)]}) == \
         ([], [], [])
 
 

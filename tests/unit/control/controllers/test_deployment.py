@@ -6,8 +6,7 @@ import datetime
 import pytest
 
 from control.client import AlreadyExists, Forbidden, RateLimitingQueue
-from control.controllers.deployment import DeploymentController
-from control.controllers.deployment import util as du
+from control.controllers.deployment import DeploymentController, conditions, revisions, templatehash
 from control.objects.meta import timestamp
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 
@@ -46,12 +45,12 @@ def make_rs(name, replicas, available=None, image="nginx:1", revision=1, created
             owner=D_UID, desired=None, max_replicas=None, status_replicas=None, labels=None,
             conditions=None):
     t = template(image)
-    pod_hash = du.compute_hash(t)
-    t["metadata"]["labels"][du.HASH_LABEL] = pod_hash
-    annotations = {du.REVISION: str(revision)}
+    pod_hash = templatehash.compute_hash(t)
+    t["metadata"]["labels"][templatehash.HASH_LABEL] = pod_hash
+    annotations = {revisions.REVISION: str(revision)}
     if desired is not None:
-        annotations[du.DESIRED_REPLICAS] = str(desired)
-        annotations[du.MAX_REPLICAS] = str(max_replicas if max_replicas is not None else desired)
+        annotations[revisions.DESIRED_REPLICAS] = str(desired)
+        annotations[revisions.MAX_REPLICAS] = str(max_replicas if max_replicas is not None else desired)
     meta = {"name": name, "namespace": "default", "uid": f"uid-{name}", "resourceVersion": "3",
             "generation": 1, "labels": labels if labels is not None else dict(t["metadata"]["labels"]),
             "annotations": annotations,
@@ -67,7 +66,7 @@ def make_rs(name, replicas, available=None, image="nginx:1", revision=1, created
         status["conditions"] = conditions
     return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": meta,
             "spec": {"replicas": replicas, "minReadySeconds": 0,
-                     "selector": {"matchLabels": {"app": "web", du.HASH_LABEL: pod_hash}},
+                     "selector": {"matchLabels": {"app": "web", templatehash.HASH_LABEL: pod_hash}},
                      "template": t},
             "status": status}
 
@@ -134,7 +133,7 @@ class Harness:
         return writes[-1][3]["status"] if writes else None
 
     def condition(self, ctype):
-        return du.get_condition(self.status(), ctype)
+        return conditions.get_condition(self.status(), ctype)
 
 
 # -- a new Deployment ------------------------------------------------------------------
@@ -142,24 +141,24 @@ def test_a_new_deployment_gets_a_replica_set_named_by_its_template_hash():
     h = Harness(make_d(replicas=10))
     rest = h.sync()
     (rs,) = h.created_rs()
-    pod_hash = du.compute_hash(template())
+    pod_hash = templatehash.compute_hash(template())
     meta = rs["metadata"]
     assert meta["name"] == f"web-{pod_hash}"
-    assert meta["labels"] == {"app": "web", du.HASH_LABEL: pod_hash}
+    assert meta["labels"] == {"app": "web", templatehash.HASH_LABEL: pod_hash}
     assert meta["ownerReferences"][0]["uid"] == D_UID
     assert meta["ownerReferences"][0]["kind"] == "Deployment"
-    assert meta["annotations"] == {du.REVISION: "1", du.DESIRED_REPLICAS: "10",
-                                   du.MAX_REPLICAS: "13"}
-    assert rs["spec"]["selector"] == {"matchLabels": {"app": "web", du.HASH_LABEL: pod_hash}}
-    assert rs["spec"]["template"]["metadata"]["labels"][du.HASH_LABEL] == pod_hash
+    assert meta["annotations"] == {revisions.REVISION: "1", revisions.DESIRED_REPLICAS: "10",
+                                   revisions.MAX_REPLICAS: "13"}
+    assert rs["spec"]["selector"] == {"matchLabels": {"app": "web", templatehash.HASH_LABEL: pod_hash}}
+    assert rs["spec"]["template"]["metadata"]["labels"][templatehash.HASH_LABEL] == pod_hash
     assert rs["spec"]["replicas"] == 10
     assert ("Normal", "ScalingReplicaSet", f"Scaled up replica set web-{pod_hash} to 10") in \
         h.recorder.events
     # The Deployment records the revision (a metadata patch) and the new ReplicaSet.
     (patch,) = rest.of("patch")
-    assert patch[4] == {"metadata": {"annotations": {du.REVISION: "1"}}}
-    cond = du.get_condition(rest.of("update_status")[0][3]["status"], "Progressing")
-    assert (cond["status"], cond["reason"]) == ("True", du.NEW_RS_REASON)
+    assert patch[4] == {"metadata": {"annotations": {revisions.REVISION: "1"}}}
+    cond = conditions.get_condition(rest.of("update_status")[0][3]["status"], "Progressing")
+    assert (cond["status"], cond["reason"]) == ("True", conditions.NEW_RS_REASON)
     assert cond["message"] == f'Created new replica set "web-{pod_hash}"'
 
 
@@ -203,7 +202,7 @@ def test_rolling_update_steps(old_sets, new, want):
     if new is None:
         (rs,) = created
         got["new"] = rs["spec"]["replicas"]
-        assert rs["metadata"]["annotations"][du.REVISION] == str(len(rss) + 1)
+        assert rs["metadata"]["annotations"][revisions.REVISION] == str(len(rss) + 1)
     else:
         assert created == []
     assert got == want
@@ -220,7 +219,7 @@ def test_rolling_update_events_use_kubernetes_wording():
 
 
 def test_progressing_when_rollout_moves_and_complete_when_done():
-    progressing = du.new_condition("Progressing", "True", du.NEW_RS_REASON, "", NOW -
+    progressing = conditions.new_condition("Progressing", "True", conditions.NEW_RS_REASON, "", NOW -
                                    datetime.timedelta(seconds=60))
     old_status = {"observedGeneration": 1, "replicas": 13, "updatedReplicas": 3,
                   "readyReplicas": 10, "availableReplicas": 10, "conditions": [progressing]}
@@ -230,7 +229,7 @@ def test_progressing_when_rollout_moves_and_complete_when_done():
     h = Harness(make_d(image="nginx:2", status=old_status), rss)
     h.sync()          # new grows 5 -> ... no: already 13 in total; updated 3 -> 5
     cond = h.condition("Progressing")
-    assert (cond["reason"], cond["lastUpdateTime"]) == (du.RS_UPDATED_REASON, ts(0))
+    assert (cond["reason"], cond["lastUpdateTime"]) == (conditions.RS_UPDATED_REASON, ts(0))
     assert cond["lastTransitionTime"] == progressing["lastTransitionTime"]
     assert cond["message"] == 'ReplicaSet "new" is progressing.'
 
@@ -246,19 +245,19 @@ def test_progressing_when_rollout_moves_and_complete_when_done():
         "replicas": 10, "updatedReplicas": 10, "availableReplicas": 10, "readyReplicas": 10,
         "unavailableReplicas": 0, "observedGeneration": 1}
     cond = h.condition("Progressing")
-    assert (cond["status"], cond["reason"]) == ("True", du.NEW_RS_AVAILABLE_REASON)
+    assert (cond["status"], cond["reason"]) == ("True", conditions.NEW_RS_AVAILABLE_REASON)
     assert cond["message"] == 'ReplicaSet "new" has successfully progressed.'
-    assert h.condition("Available")["reason"] == du.MIN_AVAILABLE_REASON
+    assert h.condition("Available")["reason"] == conditions.MIN_AVAILABLE_REASON
 
 
 # -- progress deadline -------------------------------------------------------------------------
 def stuck_harness(updated_ago):
-    cond = du.new_condition("Progressing", "True", du.RS_UPDATED_REASON, "x",
+    cond = conditions.new_condition("Progressing", "True", conditions.RS_UPDATED_REASON, "x",
                             NOW - datetime.timedelta(seconds=updated_ago))
     status = {"observedGeneration": 1, "replicas": 13, "updatedReplicas": 5,
               "readyReplicas": 8, "availableReplicas": 8, "unavailableReplicas": 5,
-              "conditions": [cond, du.new_condition("Available", "True",
-                                                    du.MIN_AVAILABLE_REASON,
+              "conditions": [cond, conditions.new_condition("Available", "True",
+                                                    conditions.MIN_AVAILABLE_REASON,
                                                     "Deployment has minimum availability.",
                                                     NOW)]}
     rss = [make_rs("old", 8, 8, desired=10, max_replicas=13),
@@ -271,7 +270,7 @@ def test_no_progress_past_the_deadline_is_progress_deadline_exceeded():
     h = stuck_harness(601)
     h.sync()
     cond = h.condition("Progressing")
-    assert (cond["status"], cond["reason"]) == ("False", du.TIMED_OUT_REASON)
+    assert (cond["status"], cond["reason"]) == ("False", conditions.TIMED_OUT_REASON)
     assert cond["message"] == 'ReplicaSet "new" has timed out progressing.'
 
 
@@ -324,8 +323,8 @@ def test_scaling_a_settled_deployment_resizes_its_one_replica_set():
     h.sync()
     (update,) = h.rest.of("update")
     assert update[3]["spec"]["replicas"] == 15
-    assert update[3]["metadata"]["annotations"][du.DESIRED_REPLICAS] == "15"
-    assert update[3]["metadata"]["annotations"][du.MAX_REPLICAS] == "19"
+    assert update[3]["metadata"]["annotations"][revisions.DESIRED_REPLICAS] == "15"
+    assert update[3]["metadata"]["annotations"][revisions.MAX_REPLICAS] == "19"
     assert ("Normal", "ScalingReplicaSet", "Scaled up replica set new to 15 from 10") in \
         h.recorder.events
 
@@ -338,8 +337,8 @@ def test_resizing_mid_rollout_scales_proportionally():
     h.sync()
     assert h.scaled() == {"old": 15, "new": 10}
     for _, _, _, body in h.rest.of("update"):
-        assert body["metadata"]["annotations"][du.DESIRED_REPLICAS] == "20"
-        assert body["metadata"]["annotations"][du.MAX_REPLICAS] == "25"
+        assert body["metadata"]["annotations"][revisions.DESIRED_REPLICAS] == "20"
+        assert body["metadata"]["annotations"][revisions.MAX_REPLICAS] == "25"
 
 
 # -- history and rollback --------------------------------------------------------------------
@@ -372,22 +371,22 @@ def test_rollback_reuses_the_old_replica_set_and_bumps_its_revision():
     old = make_rs("v1", 0, 0, image="nginx:1", revision=1, desired=3, max_replicas=4)
     current = make_rs("v2", 3, 3, image="nginx:2", revision=2, created=10, desired=3,
                       max_replicas=4)
-    h = Harness(make_d(replicas=3, image="nginx:1", annotations={du.REVISION: "2"}),
+    h = Harness(make_d(replicas=3, image="nginx:1", annotations={revisions.REVISION: "2"}),
                 [old, current])
     h.sync()
     assert h.created_rs() == []
     first, *rest = [a[3] for a in h.rest.of("update")]
     assert first["metadata"]["name"] == "v1"
     assert first["spec"]["replicas"] == 0
-    assert first["metadata"]["annotations"][du.REVISION] == "3"
-    assert first["metadata"]["annotations"][du.REVISION_HISTORY] == "1"
+    assert first["metadata"]["annotations"][revisions.REVISION] == "3"
+    assert first["metadata"]["annotations"][revisions.REVISION_HISTORY] == "1"
     # Then, in the same sync, the rollout scales it up (surge 1 of 3).
     assert h.scaled() == {"v1": 1}
     # The informer shows the updated ReplicaSet: the Deployment takes revision 3.
     h.rs_informer.put(rest[-1])
     h.sync()
     assert ("patch", "deployments", "default", "web",
-            {"metadata": {"annotations": {du.REVISION: "3"}}}) in h.rest.actions
+            {"metadata": {"annotations": {revisions.REVISION: "3"}}}) in h.rest.actions
     assert h.created_rs() == []
 
 
@@ -399,18 +398,18 @@ def test_paused_deployment_makes_no_rollout_progress_but_scales():
     assert h.created_rs() == []
     assert h.scaled() == {"v1": 5}
     statuses = [a[3]["status"] for a in h.rest.of("update_status")]
-    cond = du.get_condition(statuses[0], "Progressing")
+    cond = conditions.get_condition(statuses[0], "Progressing")
     assert (cond["status"], cond["reason"], cond["message"]) == \
-        ("Unknown", du.PAUSED_REASON, "Deployment is paused")
+        ("Unknown", conditions.PAUSED_REASON, "Deployment is paused")
 
 
 def test_resuming_sets_deployment_resumed():
-    paused = du.new_condition("Progressing", "Unknown", du.PAUSED_REASON, "", NOW)
+    paused = conditions.new_condition("Progressing", "Unknown", conditions.PAUSED_REASON, "", NOW)
     rs = make_rs("v1", 3, 3, desired=3, max_replicas=4)
     h = Harness(make_d(replicas=3, image="nginx:2", status={"conditions": [paused]}), [rs])
     h.sync()
     first = h.rest.of("update_status")[0][3]["status"]
-    assert du.get_condition(first, "Progressing")["reason"] == du.RESUMED_REASON
+    assert conditions.get_condition(first, "Progressing")["reason"] == conditions.RESUMED_REASON
     assert len(h.created_rs()) == 1         # and the rollout goes on
 
 
@@ -437,7 +436,7 @@ def test_an_owned_replica_set_that_stops_matching_is_released():
 
 def test_a_hash_collision_bumps_collision_count():
     d = make_d(replicas=3)
-    pod_hash = du.compute_hash(d["spec"]["template"])
+    pod_hash = templatehash.compute_hash(d["spec"]["template"])
     squatter = make_rs(f"web-{pod_hash}", 1, 1, image="busybox", owner="someone-else",
                        labels={"app": "db"})
     h = Harness(d, [squatter],
@@ -446,7 +445,7 @@ def test_a_hash_collision_bumps_collision_count():
         h.sync()
     assert h.status()["collisionCount"] == 1
     # With the count, the next name differs.
-    assert du.compute_hash(d["spec"]["template"], 1) != pod_hash
+    assert templatehash.compute_hash(d["spec"]["template"], 1) != pod_hash
 
 
 def test_replica_failure_is_surfaced_from_the_replica_set():
@@ -461,7 +460,7 @@ def test_replica_failure_is_surfaced_from_the_replica_set():
 
 def test_status_is_not_rewritten_when_unchanged():
     rs = make_rs("v1", 3, 3, desired=3, max_replicas=4)
-    h = Harness(make_d(replicas=3, annotations={du.REVISION: "1"}), [rs])
+    h = Harness(make_d(replicas=3, annotations={revisions.REVISION: "1"}), [rs])
     h.sync()
     written = h.status()
     d = copy.deepcopy(h.d_informer.store.get(KEY))
@@ -496,7 +495,7 @@ def test_replica_set_events_enqueue_the_owner():
 
 
 def test_min_ready_seconds_is_carried_to_the_new_replica_set():
-    d = make_d(replicas=3, annotations={du.REVISION: "1"})
+    d = make_d(replicas=3, annotations={revisions.REVISION: "1"})
     d["spec"]["minReadySeconds"] = 5
     h = Harness(d, [make_rs("v1", 3, 3, desired=3, max_replicas=4)])
     h.sync()
@@ -510,6 +509,6 @@ def test_a_failed_replica_set_create_is_reported():
     with pytest.raises(Forbidden):
         h.sync()
     cond = h.condition("Progressing")
-    assert (cond["status"], cond["reason"]) == ("False", du.FAILED_RS_CREATE_REASON)
+    assert (cond["status"], cond["reason"]) == ("False", conditions.FAILED_RS_CREATE_REASON)
     assert cond["message"].startswith('Failed to create new replica set "web-')
-    assert [e[:2] for e in h.recorder.events] == [("Warning", du.FAILED_RS_CREATE_REASON)]
+    assert [e[:2] for e in h.recorder.events] == [("Warning", conditions.FAILED_RS_CREATE_REASON)]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from control.controllers.deployment import util as du
+from control.controllers.deployment import conditions, proportion, revisions, sizing, templatehash
 from control.objects.meta import timestamp
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
@@ -30,9 +30,9 @@ def rs(name, replicas, available=None, created="2026-01-01T00:00:00Z", max_repli
        desired=None, status_replicas=None):
     annotations = {}
     if max_replicas is not None:
-        annotations[du.MAX_REPLICAS] = str(max_replicas)
+        annotations[revisions.MAX_REPLICAS] = str(max_replicas)
     if desired is not None:
-        annotations[du.DESIRED_REPLICAS] = str(desired)
+        annotations[revisions.DESIRED_REPLICAS] = str(desired)
     return {"metadata": {"name": name, "creationTimestamp": created, "uid": f"uid-{name}",
                          "annotations": annotations},
             "spec": {"replicas": replicas, "template": TEMPLATE},
@@ -43,11 +43,11 @@ def rs(name, replicas, available=None, created="2026-01-01T00:00:00Z", max_repli
 
 # -- the hash ---------------------------------------------------------------------------
 def test_hash_is_stable_across_processes_and_key_order():
-    here = du.compute_hash(TEMPLATE)
+    here = templatehash.compute_hash(TEMPLATE)
     reordered = json.loads(json.dumps({"spec": TEMPLATE["spec"], "metadata": TEMPLATE["metadata"]}))
-    assert du.compute_hash(reordered) == here
-    code = ("import json,sys; from control.controllers.deployment import util as du; "
-            "print(du.compute_hash(json.loads(sys.argv[1])))")
+    assert templatehash.compute_hash(reordered) == here
+    code = ("import json,sys; from control.controllers.deployment import templatehash; "
+            "print(templatehash.compute_hash(json.loads(sys.argv[1])))")
     other = subprocess.run([sys.executable, "-c", code, json.dumps(TEMPLATE)],
                            capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": "12345", "PATH": ""}, cwd=".")
@@ -55,33 +55,33 @@ def test_hash_is_stable_across_processes_and_key_order():
 
 
 def test_hash_uses_the_safe_alphabet_and_changes_with_template_and_collisions():
-    h = du.compute_hash(TEMPLATE)
-    assert h and set(h) <= set(du.SAFE_ALPHABET)
+    h = templatehash.compute_hash(TEMPLATE)
+    assert h and set(h) <= set(templatehash.SAFE_ALPHABET)
     changed = {**TEMPLATE, "spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}
-    assert du.compute_hash(changed) != h
-    assert du.compute_hash(TEMPLATE, 1) != h
-    assert du.compute_hash(TEMPLATE, 1) != du.compute_hash(TEMPLATE, 2)
-    assert du.compute_hash(TEMPLATE, None) == h
+    assert templatehash.compute_hash(changed) != h
+    assert templatehash.compute_hash(TEMPLATE, 1) != h
+    assert templatehash.compute_hash(TEMPLATE, 1) != templatehash.compute_hash(TEMPLATE, 2)
+    assert templatehash.compute_hash(TEMPLATE, None) == h
 
 
 def test_hash_ignores_nulls_and_empties_as_kubectl_sends_them():
     noisy = {"metadata": {"labels": {"app": "web"}, "creationTimestamp": None},
              "spec": {"containers": [{"name": "c", "image": "nginx:1", "resources": {}}]}}
-    assert du.compute_hash(noisy) == du.compute_hash(TEMPLATE)
+    assert templatehash.compute_hash(noisy) == templatehash.compute_hash(TEMPLATE)
 
 
 def test_fnv32a_known_values():
-    assert du.fnv32a(b"") == 0x811C9DC5
-    assert du.fnv32a(b"a") == 0xE40C292C
-    assert du.fnv32a(b"foobar") == 0xBF9CF968
+    assert templatehash.fnv32a(b"") == 0x811C9DC5
+    assert templatehash.fnv32a(b"a") == 0xE40C292C
+    assert templatehash.fnv32a(b"foobar") == 0xBF9CF968
 
 
 def test_equal_ignore_hash():
-    with_hash = {"metadata": {"labels": {"app": "web", du.HASH_LABEL: "abc"}},
+    with_hash = {"metadata": {"labels": {"app": "web", templatehash.HASH_LABEL: "abc"}},
                  "spec": TEMPLATE["spec"]}
-    assert du.equal_ignore_hash(with_hash, TEMPLATE)
+    assert templatehash.equal_ignore_hash(with_hash, TEMPLATE)
     other = {"metadata": {"labels": {"app": "db"}}, "spec": TEMPLATE["spec"]}
-    assert not du.equal_ignore_hash(with_hash, other)
+    assert not templatehash.equal_ignore_hash(with_hash, other)
 
 
 # -- fenceposts ---------------------------------------------------------------------------
@@ -97,13 +97,13 @@ def test_equal_ignore_hash():
     (None, None, 10, (0, 1)),
 ])
 def test_resolve_fenceposts(surge, unavailable, desired, want):
-    assert du.resolve_fenceposts(surge, unavailable, desired) == want
+    assert sizing.resolve_fenceposts(surge, unavailable, desired) == want
 
 
 @pytest.mark.parametrize("bad", ["25", "x%", "abc", True])
 def test_bad_int_or_percent(bad):
-    with pytest.raises(du.SpecError):
-        du.scaled_value(bad, 10, True)
+    with pytest.raises(sizing.SpecError):
+        sizing.scaled_value(bad, 10, True)
 
 
 @pytest.mark.parametrize("d, surge, unavailable", [
@@ -113,7 +113,7 @@ def test_bad_int_or_percent(bad):
     (deployment(10, strategy="Recreate"), 0, 0),
 ])
 def test_max_surge_and_unavailable(d, surge, unavailable):
-    assert (du.max_surge(d), du.max_unavailable(d)) == (surge, unavailable)
+    assert (sizing.max_surge(d), sizing.max_unavailable(d)) == (surge, unavailable)
 
 
 @pytest.mark.parametrize("replicas, new, old, want", [
@@ -126,21 +126,21 @@ def test_max_surge_and_unavailable(d, surge, unavailable):
 def test_new_rs_new_replicas(replicas, new, old, want):
     d = deployment(replicas)
     new_rs, old_rs = rs("new", new), rs("old", old)
-    assert du.new_rs_new_replicas(d, [old_rs, new_rs], new_rs) == want
+    assert sizing.new_rs_new_replicas(d, [old_rs, new_rs], new_rs) == want
 
 
 def test_new_rs_new_replicas_counts_pods_an_old_replica_set_still_runs():
     d = deployment(10)
     # Old scaled to 8 but its controller has not removed 2 pods yet: no room yet.
     old, new = rs("old", 8, status_replicas=10), rs("new", 3)
-    assert du.new_rs_new_replicas(d, [old, new], new) == 3
+    assert sizing.new_rs_new_replicas(d, [old, new], new) == 3
     old = rs("old", 8, status_replicas=8)
-    assert du.new_rs_new_replicas(d, [old, new], new) == 5
+    assert sizing.new_rs_new_replicas(d, [old, new], new) == 5
 
 
 def test_new_rs_new_replicas_recreate_is_all_at_once():
     d = deployment(5, strategy="Recreate")
-    assert du.new_rs_new_replicas(d, [rs("new", 0)], rs("new", 0)) == 5
+    assert sizing.new_rs_new_replicas(d, [rs("new", 0)], rs("new", 0)) == 5
 
 
 # -- proportional scaling --------------------------------------------------------------------
@@ -165,15 +165,15 @@ def test_proportional_sizes(replicas, annotated, sets, want):
     d = deployment(replicas, status={"replicas": 13})
     rss = [rs(name, size, created=created, max_replicas=annotated)
            for name, size, created in sets]
-    sizes, _ = du.proportional_sizes(d, rss)
+    sizes, _ = proportion.proportional_sizes(d, rss)
     got = {r["metadata"]["name"]: size for r, size in sizes}
     assert got == want
-    assert sum(got.values()) == (replicas + du.max_surge(d) if replicas else 0)
+    assert sum(got.values()) == (replicas + sizing.max_surge(d) if replicas else 0)
 
 
 @pytest.mark.parametrize("x, want", [(2.5, 3), (3.5, 4), (-2.5, -3), (1.49, 1), (0.5, 1)])
 def test_round_half_away_from_zero(x, want):
-    assert du.round_half_away(x) == want
+    assert proportion.round_half_away(x) == want
 
 
 # -- finding ReplicaSets ------------------------------------------------------------------------
@@ -181,63 +181,63 @@ def test_find_active_or_latest():
     old1 = rs("old1", 0, created="2026-01-01T00:00:00Z")
     old2 = rs("old2", 0, created="2026-01-01T00:01:00Z")
     new = rs("new", 0, created="2026-01-01T00:02:00Z")
-    assert du.find_active_or_latest(new, [old1, old2]) is new
-    assert du.find_active_or_latest(None, [old1, old2]) is old2
+    assert revisions.find_active_or_latest(new, [old1, old2]) is new
+    assert revisions.find_active_or_latest(None, [old1, old2]) is old2
     active = rs("old1", 3)
-    assert du.find_active_or_latest(new, [active, old2]) is active
-    assert du.find_active_or_latest(rs("new", 1), [active]) is None
+    assert revisions.find_active_or_latest(new, [active, old2]) is active
+    assert revisions.find_active_or_latest(rs("new", 1), [active]) is None
 
 
 def test_new_rs_annotations_bump_revision_and_keep_history():
     d = deployment(3)
-    d["metadata"]["annotations"] = {"team": "a", du.REVISION: "4",
+    d["metadata"]["annotations"] = {"team": "a", revisions.REVISION: "4",
                                     "kubectl.kubernetes.io/last-applied-configuration": "{}"}
     old = rs("x", 0)
-    old["metadata"]["annotations"] = {du.REVISION: "2", du.REVISION_HISTORY: "1"}
-    got = du.new_rs_annotations(d, old, 5, exists=True)
-    assert got == {du.REVISION: "5", du.REVISION_HISTORY: "1,2", "team": "a"}
-    fresh = du.new_rs_annotations(d, rs("y", 0), 5, exists=False)
-    assert fresh == {du.REVISION: "5", "team": "a", du.DESIRED_REPLICAS: "3",
-                     du.MAX_REPLICAS: "4"}
+    old["metadata"]["annotations"] = {revisions.REVISION: "2", revisions.REVISION_HISTORY: "1"}
+    got = revisions.new_rs_annotations(d, old, 5, exists=True)
+    assert got == {revisions.REVISION: "5", revisions.REVISION_HISTORY: "1,2", "team": "a"}
+    fresh = revisions.new_rs_annotations(d, rs("y", 0), 5, exists=False)
+    assert fresh == {revisions.REVISION: "5", "team": "a", revisions.DESIRED_REPLICAS: "3",
+                     revisions.MAX_REPLICAS: "4"}
     # A higher revision is never lowered.
-    assert du.new_rs_annotations(d, old, 1, exists=True)[du.REVISION] == "2"
+    assert revisions.new_rs_annotations(d, old, 1, exists=True)[revisions.REVISION] == "2"
 
 
 # -- status and conditions ----------------------------------------------------------------
 def test_calculate_status():
     d = deployment(10, generation=4, status={"collisionCount": 1})
     old, new = rs("old", 8, available=7), rs("new", 5, available=2, status_replicas=4)
-    status = du.calculate_status([old, new], new, d, NOW)
+    status = conditions.calculate_status([old, new], new, d, NOW)
     assert {k: v for k, v in status.items() if k != "conditions"} == {
         "observedGeneration": 4, "replicas": 12, "updatedReplicas": 4, "readyReplicas": 9,
         "availableReplicas": 9, "unavailableReplicas": 4, "collisionCount": 1}
     (cond,) = status["conditions"]
     assert (cond["type"], cond["status"], cond["reason"]) == \
-        ("Available", "True", du.MIN_AVAILABLE_REASON)          # 9 >= 10 - 2
-    low = du.calculate_status([rs("old", 10, available=7)], None, d, NOW)
-    assert low["conditions"][0]["reason"] == du.MIN_UNAVAILABLE_REASON
+        ("Available", "True", conditions.MIN_AVAILABLE_REASON)          # 9 >= 10 - 2
+    low = conditions.calculate_status([rs("old", 10, available=7)], None, d, NOW)
+    assert low["conditions"][0]["reason"] == conditions.MIN_UNAVAILABLE_REASON
 
 
 def test_set_condition_keeps_transition_time_when_status_holds():
     status = {}
-    du.set_condition(status, du.new_condition("Progressing", "True", "A", "m", NOW))
+    conditions.set_condition(status, conditions.new_condition("Progressing", "True", "A", "m", NOW))
     later = NOW + datetime.timedelta(seconds=30)
-    du.set_condition(status, du.new_condition("Progressing", "True", "A", "m2", later))
+    conditions.set_condition(status, conditions.new_condition("Progressing", "True", "A", "m2", later))
     assert status["conditions"][0]["message"] == "m"         # same reason: no change
-    du.set_condition(status, du.new_condition("Progressing", "True", "B", "m3", later))
+    conditions.set_condition(status, conditions.new_condition("Progressing", "True", "B", "m3", later))
     (cond,) = status["conditions"]
     assert cond["reason"] == "B" and cond["lastTransitionTime"] == timestamp(NOW)
     assert cond["lastUpdateTime"] == timestamp(later)
 
 
 @pytest.mark.parametrize("reason, updated_ago, timed_out", [
-    (du.RS_UPDATED_REASON, 601, True),
-    (du.RS_UPDATED_REASON, 599, False),
-    (du.NEW_RS_AVAILABLE_REASON, 10_000, False),    # a finished rollout never times out
-    (du.TIMED_OUT_REASON, 0, True),
+    (conditions.RS_UPDATED_REASON, 601, True),
+    (conditions.RS_UPDATED_REASON, 599, False),
+    (conditions.NEW_RS_AVAILABLE_REASON, 10_000, False),    # a finished rollout never times out
+    (conditions.TIMED_OUT_REASON, 0, True),
 ])
 def test_deployment_timed_out(reason, updated_ago, timed_out):
-    cond = du.new_condition("Progressing", "True", reason, "",
+    cond = conditions.new_condition("Progressing", "True", reason, "",
                             NOW - datetime.timedelta(seconds=updated_ago))
     d = deployment(3)
-    assert du.deployment_timed_out(d, {"conditions": [cond]}, NOW) is timed_out
+    assert conditions.deployment_timed_out(d, {"conditions": [cond]}, NOW) is timed_out

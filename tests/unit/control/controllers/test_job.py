@@ -5,8 +5,8 @@ import datetime
 import pytest
 
 from control.client import RateLimitingQueue
-from control.controllers import job as jobctl
-from control.controllers.job import JobController, format_indexes, pod_for_index
+from control.controllers.job import JobController
+from control.controllers.jobpods import COMPLETION_INDEX, format_indexes, pod_for_index
 from control.controllers.ttlafterfinished import TTLAfterFinishedController
 from control.objects.meta import timestamp
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
@@ -50,8 +50,8 @@ def make_pod(name, phase="Running", index=None, finished_ago=None, ready=True, c
         meta["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": "pi",
                                     "uid": owner, "controller": True}]
     if index is not None:
-        meta["annotations"] = {jobctl.COMPLETION_INDEX: str(index)}
-        meta["labels"][jobctl.COMPLETION_INDEX] = str(index)
+        meta["annotations"] = {COMPLETION_INDEX: str(index)}
+        meta["labels"][COMPLETION_INDEX] = str(index)
     if deleting:
         meta["deletionTimestamp"] = ts(0)
     container = {"name": "pi", "restartCount": restarts}
@@ -329,8 +329,8 @@ def test_indexed_job_creates_the_lowest_missing_indexes():
     created = sorted(h.created(), key=lambda p: p["metadata"]["generateName"])
     assert [p["metadata"]["generateName"] for p in created] == ["pi-2-", "pi-3-"]
     pod = created[0]
-    assert pod["metadata"]["annotations"][jobctl.COMPLETION_INDEX] == "2"
-    assert pod["metadata"]["labels"][jobctl.COMPLETION_INDEX] == "2"
+    assert pod["metadata"]["annotations"][COMPLETION_INDEX] == "2"
+    assert pod["metadata"]["labels"][COMPLETION_INDEX] == "2"
     assert pod["spec"]["hostname"] == "pi-2"
     assert pod["spec"]["containers"][0]["env"] == [{
         "name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {

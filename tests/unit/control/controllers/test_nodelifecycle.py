@@ -4,18 +4,22 @@ import datetime
 
 import pytest
 
-from control.controllers import nodelifecycle as nl
-from control.controllers.nodelifecycle import (
+from control.controllers.nodelifecycle import NodeLifecycleController
+from control.controllers.nodetaints import (
     NOT_READY,
+    UNREACHABLE,
+    UNSCHEDULABLE,
+    no_schedule_taints,
+    swap_taints,
+)
+from control.controllers.zoneeviction import (
+    EXCLUDE_DISRUPTION_LABEL,
     STATE_FULL,
     STATE_NORMAL,
     STATE_PARTIAL,
-    UNREACHABLE,
-    NodeLifecycleController,
+    ZONE_LABEL,
     TokenBucket,
     compute_zone_state,
-    no_schedule_taints,
-    swap_taints,
 )
 from tests.unit.control.controllers.fakes import FakeClock, FakeInformer, FakeRest
 
@@ -38,7 +42,7 @@ def node(name, ready="True", heartbeat=T0, taints=None, zone=None, labels=None,
          conditions=None, unschedulable=False):
     labels = dict(labels or {})
     if zone is not None:
-        labels[nl.ZONE_LABEL] = zone
+        labels[ZONE_LABEL] = zone
     if conditions is None:
         conditions = [] if ready is None else [
             {"type": kind, "status": ready if kind == "Ready" else "False",
@@ -193,7 +197,7 @@ NO_SCHEDULE_CASES = {
     "network unavailable": (node("n", conditions=[
         {"type": "Ready", "status": "True"}, {"type": "NetworkUnavailable", "status": "True"}]),
         {"node.kubernetes.io/network-unavailable"}),
-    "cordoned": (node("n", unschedulable=True), {nl.UNSCHEDULABLE}),
+    "cordoned": (node("n", unschedulable=True), {UNSCHEDULABLE}),
 }
 
 
@@ -393,7 +397,7 @@ def test_entering_full_disruption_untaints_everyone_and_leaving_resumes():
 
 def test_nodes_excluded_from_disruption_do_not_count():
     nodes = [node("a", "Unknown"), node("b", "True",
-                                        labels={nl.EXCLUDE_DISRUPTION_LABEL: ""})]
+                                        labels={EXCLUDE_DISRUPTION_LABEL: ""})]
     controller, *_ = make(nodes)
     controller.monitor()
     assert controller.zone_states[""] == STATE_FULL
