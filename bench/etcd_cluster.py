@@ -3,7 +3,7 @@
 Both mirror the Steersman API the store benchmark uses, so ``bench/store.py``
 can drive either system with the same code:
 
-* :class:`EtcdCluster` has the shape of ``store.local.LocalStoreCluster``
+* :class:`EtcdCluster` has the shape of ``cli.local_store.LocalStoreCluster``
   (``start_all``, ``wait_ready``, ``endpoints``, ``leader_index``, ``kill``,
   ``start``, ``stop_all``, context manager);
 * :class:`EtcdClient` has the shape of ``store.client.StoreClient``
@@ -33,7 +33,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from store.local import free_ports
+from cli.local_store import free_ports
 
 ETCD_BINARY = "etcd"
 # Members' raft timing: etcd's defaults, stated so the figures are reproducible.

@@ -70,7 +70,7 @@ def make_cluster(system: str, base_dir: str):
     """A 3-member local cluster of ``system`` (not started)."""
     if system == "etcd":
         return EtcdCluster(size=3, base_dir=base_dir)
-    from store.local import LocalStoreCluster
+    from cli.local_store import LocalStoreCluster
 
     return LocalStoreCluster(size=3, base_dir=base_dir)
 
@@ -78,8 +78,8 @@ def make_cluster(system: str, base_dir: str):
 def steersman_available() -> str | None:
     """None if Steersman's client and launcher import, else why not."""
     try:
+        import cli.local_store  # noqa: F401
         import store.client  # noqa: F401
-        import store.local  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - any failure means "cannot run"
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -125,7 +125,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def server_pids(cluster) -> list[int]:
     """Pids of the running members of either kind of cluster."""
-    if hasattr(cluster, "nodes"):  # store.local.LocalStoreCluster
+    if hasattr(cluster, "nodes"):  # cli.local_store.LocalStoreCluster
         return [node.pid for node in cluster.nodes if node.pid]
     return [pid for pid in cluster.pids if pid]
 
@@ -708,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         if system == "steersman":
             missing = steersman_available()
             if missing:
-                print(f"\n== steersman skipped: store.client / store.local unavailable ({missing})")
+                print(f"\n== steersman skipped: store.client / cli.local_store unavailable ({missing})")
                 continue
         if system == "etcd" and shutil.which("etcd") is None:
             print("\n== etcd skipped: not installed (apt-get install -y etcd-server)")

@@ -12,8 +12,10 @@ NodePort on this machine. It waits for each part with a deadline, then writes
 import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
+import subprocess
 import sys
 import time
 import urllib.error
@@ -21,9 +23,10 @@ import urllib.request
 
 import yaml
 
-from cli.local_cluster import LocalCluster, python_module
+from cli.local_cluster import LocalCluster, child_environment, python_module
+from cli.local_store import LocalStoreCluster, free_ports
 from cli.store_cmd import CommandError
-from store.local import LocalStoreCluster, free_ports
+from control.objects import conditions
 
 SERVICE_CIDR = "127.64.0.0/16"
 NODE_IP_PREFIX = "127.0.1"
@@ -92,20 +95,15 @@ def http_get_json(url, timeout=2.0):
         return body.decode("utf-8", "replace")
 
 
-def node_ready(node):
-    for cond in (node or {}).get("status", {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond.get("status") == "True"
-    return False
-
-
 def apiserver_flags():
     """Option strings the installed steer-apiserver accepts (some arrive with issue 5).
 
-    Read from its own parser, so `steer up` never passes a flag it would refuse.
+    Read from its own ``--help``, so `steer up` never passes a flag it would refuse;
+    run as a child process because the CLI imports nothing of the API server.
     """
-    from control.api import server
-    return {s for a in server.build_parser()._actions for s in a.option_strings}
+    done = subprocess.run(python_module("control.api.server", "--help"), capture_output=True,
+                          text=True, env=child_environment(), timeout=60)
+    return set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", done.stdout))
 
 
 def proxy_available():
@@ -212,7 +210,7 @@ def start_all(cluster, args, started):
     state = cluster.state
 
     # The store: members on free loopback ports, described (and later recorded) by
-    # store.local so `steer store --dir <cluster>/store ...` can talk to it too.
+    # cli/local_store.py so `steer store --dir <cluster>/store ...` can talk to it too.
     store_dir = os.path.join(cluster.dir, "store")
     store = LocalStoreCluster(args.store_nodes, base_dir=store_dir, extra_args=STORE_ARGS,
                               detach=True)
@@ -319,7 +317,7 @@ def start_all(cluster, args, started):
 
     def nodes_ready():
         for name in agents:
-            if name not in ready and node_ready(
+            if name not in ready and conditions.is_ready(
                     http_get_json(f"{url}/api/v1/nodes/{name}")):
                 ready.add(name)
                 say(f"{name} Ready")
@@ -337,7 +335,7 @@ def wait_up(cluster, timeout):
     say(f"api server ready at {url}")
     agents = cluster.state.get("nodes", [])
     wait_for(cluster, agents, lambda: all(
-        node_ready(http_get_json(f"{url}/api/v1/nodes/{n}")) for n in agents),
+        conditions.is_ready(http_get_json(f"{url}/api/v1/nodes/{n}")) for n in agents),
         "every node to be Ready", timeout)
     say(f"{len(agents)} nodes Ready")
 
@@ -444,7 +442,7 @@ def cmd_status(args):
     rows = [("NODE", "STATUS", "ADDRESS")]
     for node in nodes.get("items", []):
         addresses = node.get("status", {}).get("addresses") or [{}]
-        rows.append((node["metadata"]["name"], "Ready" if node_ready(node) else "NotReady",
+        rows.append((node["metadata"]["name"], "Ready" if conditions.is_ready(node) else "NotReady",
                      addresses[0].get("address", "")))
     say("")
     table(rows)

@@ -105,6 +105,14 @@ def project_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def child_environment():
+    """The environment of a child process: this checkout first on its path, unbuffered."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [project_root()] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
 class LocalCluster:
     """The record of one local cluster's processes under ``<home>/cluster``."""
 
@@ -152,12 +160,10 @@ class LocalCluster:
         """Start ``argv`` detached, logging to logs/<name>.log; record and return its pid."""
         os.makedirs(self.logs_dir, exist_ok=True)
         os.makedirs(self.pids_dir, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(
-            [project_root()] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         with open(self.log_path(name), "ab") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, env=env, cwd=self.dir,
+                                    stderr=subprocess.STDOUT, env=child_environment(),
+                                    cwd=self.dir,
                                     start_new_session=True)
         start = None
         deadline = time.monotonic() + 2.0

@@ -6,11 +6,12 @@ local cluster that `steer store up` recorded in ``--dir`` (~/.steer/store).
 
 import json
 import os
+import subprocess
 import sys
 
+from cli.local_cluster import child_environment
+from cli.local_store import STATE_FILE, LocalStoreCluster
 from store.client import StoreClient, StoreError, prefix_end
-from store.local import STATE_FILE, LocalStoreCluster
-from store.restore import restore_snapshot
 
 DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".steer", "store")
 
@@ -281,3 +282,19 @@ def cmd_snapshot_restore(args):
     cluster.start_all()
     cluster.wait_ready(timeout=60)
     print(f"restored revision {revision} into a new {args.nodes}-node cluster in {args.dir}")
+
+
+def restore_snapshot(snapshot_file, cluster):
+    """Seed the (not started) members' data dirs from a snapshot; return its revision.
+
+    Writing Raft data dirs is the store's business, so the store's own command does
+    it (`python -m store.restore`) and the CLI imports none of its internals.
+    """
+    argv = [sys.executable, "-m", "store.restore", snapshot_file]
+    for node in cluster.nodes:
+        argv += ["--member", node.name, node.peer_addr, node.client_addr, node.data_dir]
+    done = subprocess.run(argv, capture_output=True, text=True, env=child_environment())
+    if done.returncode != 0:
+        raise CommandError(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
+                           else f"store.restore exited with {done.returncode}")
+    return int(done.stdout.split()[-1])

@@ -3,9 +3,17 @@
 As ``etcdutl snapshot restore``: the snapshot becomes every new member's starting
 state, and the new cluster's own members replace the member table of the cluster
 the snapshot was taken from. Run it before the new members ever start.
+
+It is also a command, so that `steer store snapshot restore` can seed data dirs
+without importing store internals::
+
+    python -m store.restore SNAPSHOT --member NAME PEER_ADDR CLIENT_ADDR DATA_DIR ...
 """
 
+import argparse
 import os
+import sys
+from types import SimpleNamespace
 
 import msgpack
 
@@ -38,3 +46,33 @@ def restore_snapshot(snapshot_path, cluster):
     for node in cluster.nodes:
         write_restored_dump(node.data_dir, machine_snapshot, peers)
     return machine_snapshot["revision"]
+
+
+def build_parser():
+    """Describe the command line of `python -m store.restore`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m store.restore",
+        description="Seed the data dirs of a new store cluster from a snapshot file.")
+    parser.add_argument("snapshot", help="a file written by `steer store snapshot save`")
+    parser.add_argument("--member", action="append", nargs=4, required=True,
+                        metavar=("NAME", "PEER_ADDR", "CLIENT_ADDR", "DATA_DIR"),
+                        help="one member of the new cluster (repeat for each)")
+    return parser
+
+
+def main(argv=None):
+    """Restore, print the restored revision on stdout; exit 1 with one line on stderr."""
+    args = build_parser().parse_args(argv)
+    nodes = [SimpleNamespace(name=name, peer_addr=peer, client_addr=client, data_dir=data_dir)
+             for name, peer, client, data_dir in args.member]
+    try:
+        revision = restore_snapshot(args.snapshot, SimpleNamespace(nodes=nodes))
+    except (OSError, ValueError) as exc:
+        print(f"restore failed: {exc}", file=sys.stderr)
+        return 1
+    print(revision)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,8 @@
 """Start and stop a store cluster of real `steer-store` processes on this machine.
 
-Used by `steer store up`, the integration and fault tests and the benchmark. Ports
+Used by `steer store up`, `steer up`, the integration and fault tests and the
+benchmarks. It lives in cli/ (DESIGN §2: the local cluster is the CLI's) and reaches
+the store only by running `python -m store.server` and through store.client. Ports
 are picked free on loopback at creation, each node logs to ``<base>/<name>.log``,
 and every process is ended by its own pid, never by name.
 """
@@ -15,6 +17,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from cli.local_cluster import alive, child_environment
 from store.client import StoreClient, StoreError
 
 STATE_FILE = "cluster.json"
@@ -136,11 +139,8 @@ class LocalStoreCluster:
         node = self.nodes[i]
         os.makedirs(node.data_dir, exist_ok=True)
         log = open(os.path.join(self.base_dir, f"{node.name}.log"), "ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(
-            [_project_root()] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         proc = subprocess.Popen(self.command(i, initial_cluster), stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, env=env,
+                                stdin=subprocess.DEVNULL, env=child_environment(),
                                 start_new_session=self.detach)
         log.close()
         self._procs[i] = proc
@@ -186,7 +186,7 @@ class LocalStoreCluster:
         if proc is not None:
             return proc.poll() is None
         pid = self.nodes[i].pid
-        return bool(pid) and _pid_alive(pid)
+        return bool(pid) and alive(pid)
 
     def __enter__(self):
         return self
@@ -243,25 +243,7 @@ class LocalStoreCluster:
         return "\n".join(out)
 
 
-def _project_root():
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _wait_gone(pid, timeout):
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
