@@ -15,7 +15,6 @@ whole file, in order, with one cluster.
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,16 +23,13 @@ import pytest
 import yaml
 
 from cli.local_cluster import LocalCluster, alive
-from control.client import RestClient
-from control.objects import kinds
+from control.client import ApiException, RestClient
+from control.objects import conditions, kinds
 from tests.support.apiproc import eventually
+from tests.support.kubectl import run_kubectl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELLO = os.path.join(ROOT, "examples", "hello.yaml")
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
-SERVICES = kinds.lookup("", "v1", "services")
-DEPLOYMENTS = kinds.lookup("apps", "v1", "deployments")
 SHORT_TIMINGS = ["--heartbeat-interval", "1", "--node-monitor-grace-period", "5",
                  "--pod-eviction-timeout", "2", "--backoff-base", "1"]
 
@@ -52,10 +48,11 @@ class E2ECluster:
         self.rest = None
 
     # -- the CLI ----------------------------------------------------------------------
-    def steer(self, *args, timeout=180, check=True):
+    def steer(self, *args, timeout=180, check=True, input=None):
+        """Run `steer ARGS` (``input`` on its stdin); the CompletedProcess, text."""
         result = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT,
                                 env=self.env, capture_output=True, text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL)
+                                input=input, stdin=None if input is not None else subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise AssertionError(f"steer {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}\n{self.logs()}")
@@ -70,14 +67,8 @@ class E2ECluster:
         return self
 
     def kubectl(self, *args, timeout=60, check=True, input=None):
-        if shutil.which("kubectl") is None:
-            pytest.skip("kubectl is not installed")
-        result = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args],
-                                capture_output=True, text=True, timeout=timeout, input=input)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
-        return result
+        """Run the real kubectl against the cluster (kubectl-marked tests only)."""
+        return run_kubectl(self.kubeconfig, *args, input=input, timeout=timeout, check=check)
 
     # -- what runs --------------------------------------------------------------------
     @property
@@ -126,21 +117,41 @@ class E2ECluster:
 
     # -- the API ----------------------------------------------------------------------
     def pods(self, selector="app=hello", live=True):
-        items = self.rest.list(PODS, "default", label_selector=selector)["items"]
+        items = self.rest.list(kinds.PODS, "default", label_selector=selector)["items"]
         if live:
             items = [p for p in items if not p["metadata"].get("deletionTimestamp")]
         return items
 
     def pod(self, name):
-        return self.rest.get(PODS, "default", name)
+        return self.rest.get(kinds.PODS, "default", name)
 
     def ready_pods(self, selector="app=hello"):
-        return [p for p in self.pods(selector) if any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in p.get("status", {}).get("conditions") or [])]
+        return [p for p in self.pods(selector) if conditions.is_ready(p)]
 
     def deployment(self, name="hello"):
-        return self.rest.get(DEPLOYMENTS, "default", name)
+        return self.rest.get(kinds.DEPLOYMENTS, "default", name)
+
+    def set_env(self, name="hello", **env):
+        """Set environment variables in every container of a Deployment's pod template.
+
+        What `kubectl set env deployment/NAME K=V` does, through the API: the
+        template changes, so the Deployment rolls out.
+        """
+        for _ in range(10):
+            deployment = self.deployment(name)
+            for container in deployment["spec"]["template"]["spec"]["containers"]:
+                kept = [e for e in container.get("env") or [] if e["name"] not in env]
+                container["env"] = kept + [{"name": k, "value": v} for k, v in env.items()]
+            try:
+                return self.rest.update(kinds.DEPLOYMENTS, "default", deployment)
+            except ApiException as exc:
+                if exc.status != 409:       # a controller wrote it meanwhile: read again
+                    raise
+        raise AssertionError(f"deployment/{name} kept changing under set_env")
+
+    def service_cluster_ip(self, name):
+        """A Service's ClusterIP: every ClusterIP Service gets one; "None" is headless."""
+        return self.rest.get(kinds.SERVICES, "default", name)["spec"].get("clusterIP")
 
     def rolled_out(self, name="hello", replicas=None):
         """The Deployment's rollout is complete (as `kubectl rollout status` judges)."""
@@ -153,9 +164,7 @@ class E2ECluster:
                 and s.get("availableReplicas", 0) == want)
 
     def node_ready(self, name):
-        node = self.rest.get(NODES, None, name)
-        return any(c["type"] == "Ready" and c["status"] == "True"
-                   for c in node.get("status", {}).get("conditions") or [])
+        return conditions.is_ready(self.rest.get(kinds.NODES, None, name))
 
     def logs(self):
         out = []
@@ -189,7 +198,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hello(cluster):
     """examples/hello.yaml applied and rolled out (3 replicas on the 3 nodes)."""
-    cluster.kubectl("apply", "-f", HELLO)
+    cluster.steer("apply", "-f", HELLO)
     eventually(lambda: cluster.rolled_out(replicas=3), timeout=90,
                message="the hello Deployment to roll out", logs=cluster.logs)
     return cluster

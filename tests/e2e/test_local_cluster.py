@@ -16,16 +16,12 @@ import yaml
 
 from cli.cluster_cmd import proxy_available
 from cli.local_cluster import alive
+from cli.local_store import LocalStoreCluster
 from control.client import ApiException
-from control.objects import kinds
-from store.local import LocalStoreCluster
+from control.objects import conditions, kinds
 from tests.support.apiproc import eventually
 
 pytestmark = pytest.mark.e2e
-ENDPOINTS = kinds.lookup("", "v1", "endpoints")
-
-SERVICES_NEED = ("needs the service proxy (agent/proxy.py, `steer-proxy`, and the API "
-                 "server's --service-cluster-ip-range) from the proxy helper's work")
 
 
 def fetch(url, timeout=2.0):
@@ -34,13 +30,11 @@ def fetch(url, timeout=2.0):
 
 
 def cluster_ip(cluster):
-    """The hello Service's ClusterIP, or skip when nothing serves ClusterIPs here."""
-    if not proxy_available():
-        pytest.skip(SERVICES_NEED)
-    ip = cluster.kubectl("get", "service", "hello", "-o", "jsonpath={.spec.clusterIP}").stdout
-    if not ip or ip == "None":
-        pytest.skip(SERVICES_NEED)
-    return ip.strip()
+    """The hello Service's ClusterIP; a missing proxy or ClusterIP is a failure."""
+    assert proxy_available(), "the service proxy (agent/proxy.py) is part of `steer up`"
+    ip = cluster.service_cluster_ip("hello")
+    assert ip and ip != "None", f"the hello Service got no ClusterIP: {ip!r}"
+    return ip
 
 
 def restart_count(pod):
@@ -104,16 +98,25 @@ def test_hello_serves_through_its_cluster_ip(hello):
     eventually(every_pod_answered, timeout=30, message="every pod to answer through the Service")
 
 
-def test_kubectl_works_against_the_same_cluster(hello):
-    nodes = hello.kubectl("get", "nodes").stdout
+def nodes_pods_and_logs_shown_by(run, hello):
+    """``run`` (steer or kubectl) lists the Ready nodes, the running pods, their logs."""
+    nodes = run("get", "nodes").stdout
     assert all(f"node-{n}" in nodes for n in (1, 2, 3)) and "NotReady" not in nodes
-    pods = hello.kubectl("get", "pods", "-o", "wide", "-l", "app=hello").stdout
+    pods = run("get", "pods", "-o", "wide", "-l", "app=hello").stdout
     for pod in hello.pods():
         line = next(line for line in pods.splitlines() if pod["metadata"]["name"] in line)
         assert "Running" in line and pod["status"]["podIP"] in line
     name = hello.pods()[0]["metadata"]["name"]
-    logs = hello.kubectl("logs", name).stdout
-    assert f"{name} listening on" in logs
+    assert f"{name} listening on" in run("logs", name).stdout
+
+
+def test_steer_shows_the_nodes_the_pods_and_their_logs(hello):
+    nodes_pods_and_logs_shown_by(hello.steer, hello)
+
+
+@pytest.mark.kubectl
+def test_kubectl_works_against_the_same_cluster(hello):
+    nodes_pods_and_logs_shown_by(hello.kubectl, hello)
 
 
 PROBES = """
@@ -145,13 +148,13 @@ spec:
 
 
 def test_probes_gate_endpoints_and_restart_a_live_container(hello):
-    hello.kubectl("apply", "-f", "-", input=PROBES)
+    hello.steer("apply", "-f", "-", input=PROBES)
     pod = eventually(lambda: _running(hello.pod("probes")), timeout=60,
                      message="the probes pod to run", logs=hello.logs)
     ip = pod["status"]["podIP"]
 
     def endpoints(kind):
-        ep = hello.rest.get(ENDPOINTS, "default", "probes")
+        ep = hello.rest.get(kinds.ENDPOINTS, "default", "probes")
         return {a["ip"] for subset in ep.get("subsets") or [] for a in subset.get(kind) or []}
 
     eventually(lambda: endpoints("notReadyAddresses") == {ip}, timeout=30,
@@ -162,20 +165,15 @@ def test_probes_gate_endpoints_and_restart_a_live_container(hello):
                message="the ready pod among the Service's addresses")
 
     open(os.path.join(workdir, "broken"), "w").close()
-    p = eventually(lambda: (lambda p: restart_count(p) == 1 and _ready(p) and p)(
+    p = eventually(lambda: (lambda p: restart_count(p) == 1 and conditions.is_ready(p) and p)(
         hello.pod("probes")), timeout=60, message="a liveness restart", logs=hello.logs)
     assert p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] != 0
-    hello.kubectl("delete", "-f", "-", "--wait=false", input=PROBES)
+    hello.steer("delete", "-f", "-", "--wait=false", input=PROBES)
 
 
 def _running(pod):
     return pod.get("status", {}).get("phase") == "Running" and pod["status"].get("podIP") \
         and pod
-
-
-def _ready(pod):
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in pod.get("status", {}).get("conditions") or [])
 
 
 def test_a_killed_container_is_restarted(hello):
@@ -190,9 +188,7 @@ def test_a_killed_container_is_restarted(hello):
 
     def restarted_and_ready():
         p = hello.pod(name)
-        ready = any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in p["status"].get("conditions") or [])
-        return restart_count(p) == before + 1 and ready and p
+        return restart_count(p) == before + 1 and conditions.is_ready(p) and p
 
     p = eventually(restarted_and_ready, timeout=60, message=f"{name} to restart",
                    logs=hello.logs)
@@ -234,7 +230,7 @@ def rolled_out_to(cluster, greeting):
 
 def test_a_rolling_update_replaces_every_pod(hello):
     old = {p["metadata"]["name"] for p in hello.pods()}
-    hello.kubectl("set", "env", "deployment/hello", "GREETING=hi")
+    hello.set_env(GREETING="hi")
     eventually(lambda: rolled_out_to(hello, "hi"), timeout=120,
                message="the rollout to finish", logs=hello.logs)
     assert not old & {p["metadata"]["name"] for p in hello.pods()}
@@ -259,7 +255,7 @@ def test_a_rolling_update_fails_no_request_through_the_service(hello):
     poller.start()
     try:
         eventually(lambda: results["ok"] >= 5, timeout=30, message="the poller to get answers")
-        hello.kubectl("set", "env", "deployment/hello", "GREETING=howdy")
+        hello.set_env(GREETING="howdy")
         eventually(lambda: rolled_out_to(hello, "howdy"), timeout=120,
                    message="the rollout to finish", logs=hello.logs)
         eventually(lambda: "howdy" in results["bodies"], timeout=10,
@@ -274,7 +270,7 @@ def test_a_rolling_update_fails_no_request_through_the_service(hello):
 def test_the_store_leader_killed_during_a_rollout_does_not_stop_it(hello):
     store = LocalStoreCluster.load(os.path.join(hello.home, "cluster", "store"))
     leader = store.nodes[store.leader_index(timeout=30)].name
-    hello.kubectl("set", "env", "deployment/hello", "GREETING=bonjour")
+    hello.set_env(GREETING="bonjour")
     os.kill(hello.pid(f"store-{leader}"), signal.SIGKILL)
     eventually(lambda: _quietly(lambda: rolled_out_to(hello, "bonjour")), timeout=120,
                message="the rollout to finish without the old leader", logs=hello.logs)
@@ -294,7 +290,7 @@ def _quietly(check):
 
 def test_a_killed_agent_makes_its_node_not_ready_and_its_pods_move(hello):
     # Three replicas fill the three nodes (one port 8080 each): keep a node free.
-    hello.kubectl("scale", "deployment/hello", "--replicas=2")
+    hello.steer("scale", "deployment/hello", "--replicas=2")
     eventually(lambda: hello.rolled_out(replicas=2) and len(hello.pods(live=False)) == 2,
                timeout=60, message="two hello pods", logs=hello.logs)
     victim = hello.ready_pods()[0]

@@ -12,7 +12,8 @@ import sys
 import time
 import urllib.request
 
-from store.local import LocalStoreCluster, free_ports
+from cli.local_store import LocalStoreCluster, free_ports
+from tests.support.kubectl import run_kubectl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RAFT_ARGS = ["--election-min", "1.0", "--election-max", "2.0"]
@@ -79,14 +80,23 @@ current-context: steersman
         if self.owns_store:
             self.store.stop_all()
 
-    def kubectl(self, *args, input=None, timeout=60, check=True):
-        """Run the real kubectl against this server; return the CompletedProcess."""
-        result = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args],
-                                input=input, capture_output=True, text=True, timeout=timeout)
+    def steer_argv(self, *args):
+        """The command line of `steer ARGS` against this server (for Popen)."""
+        return [sys.executable, "-m", "cli.main", "--server", self.url, *args]
+
+    def steer(self, *args, input=None, timeout=60, check=True):
+        """Run `steer ARGS` against this server; return the CompletedProcess (text)."""
+        result = subprocess.run(self.steer_argv(*args), input=input, capture_output=True,
+                                text=True, timeout=timeout, cwd=ROOT,
+                                env={**os.environ, "PYTHONPATH": ROOT})
         if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n"
+            raise AssertionError(f"steer {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
         return result
+
+    def kubectl(self, *args, input=None, timeout=60, check=True):
+        """Run the real kubectl against this server (kubectl-marked tests only)."""
+        return run_kubectl(self.kubeconfig, *args, input=input, timeout=timeout, check=check)
 
     def logs(self):
         text = ""

@@ -11,9 +11,9 @@ import time
 
 import msgpack
 
+from cli.local_store import LocalStoreCluster
 from store import protocol
 from store.client import StoreClient, StoreError
-from store.local import LocalStoreCluster
 
 #: Election timeouts with headroom for a loaded CI machine.
 RAFT_ARGS = ["--election-min", "1.0", "--election-max", "2.0"]

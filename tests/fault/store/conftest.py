@@ -7,7 +7,7 @@ the log of every node is attached to the report of a test that failed. Helpers
 
 import pytest
 
-from store.local import LocalStoreCluster
+from cli.local_store import LocalStoreCluster
 from tests.fault.store.harness import FAULT_ARGS
 
 

@@ -1,6 +1,6 @@
 """Helpers for the store's fault-injection tests (fixtures live in conftest.py).
 
-Every test runs real `steer-store` processes (``store.local.LocalStoreCluster``) on
+Every test runs real `steer-store` processes (``cli.local_store.LocalStoreCluster``) on
 free loopback ports, kills them with SIGKILL by pid, and always stops them at the
 end. Nothing here sleeps for a fixed time to wait for something: ``wait_for`` polls
 a condition until a deadline. The suite shares 2 cores with other tests in CI, so

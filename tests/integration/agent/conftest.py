@@ -9,24 +9,28 @@ import sys
 
 import pytest
 
-from control.client import RestClient
-from tests.support.apiproc import ROOT, LocalApiServer, eventually
+from control.client import NotFound, RestClient
+from control.objects import kinds
+from tests.support.apiproc import ROOT, eventually
 
 AGENT_TOKEN = "agent-secret-token"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A 3-node store and steer-apiserver that presents AGENT_TOKEN to node agents."""
-    base = tmp_path_factory.mktemp("api")
-    token_file = base / "agent-token"
+def server_args(request, tmp_path_factory):
+    """The module's SERVER_ARGS, and its steer-apiserver presents AGENT_TOKEN to agents."""
+    token_file = tmp_path_factory.mktemp("token") / "agent-token"
     token_file.write_text(AGENT_TOKEN + "\n")
-    api = LocalApiServer(base / "cluster", extra_args=["--agent-token-file", str(token_file)])
+    return [*getattr(request.module, "SERVER_ARGS", ()), "--agent-token-file", str(token_file)]
+
+
+def pod_gone(rest, name):
+    """Whether the pod ``name`` of the default namespace no longer exists."""
     try:
-        api.start()
-        yield api
-    finally:
-        api.stop()
+        rest.get(kinds.PODS, "default", name)
+        return False
+    except NotFound:
+        return True
 
 
 class AgentProcess:
@@ -100,12 +104,10 @@ def agent(server, tmp_path_factory):
     try:
         proc.start()
         rest = RestClient(server.url)
-        from control.objects import kinds
-        nodes = kinds.lookup("", "v1", "nodes")
 
         def registered():
             try:
-                node = rest.get(nodes, None, proc.node_name)
+                node = rest.get(kinds.NODES, None, proc.node_name)
             except Exception:
                 return None
             port = ((node.get("status") or {}).get("daemonEndpoints") or {}) \

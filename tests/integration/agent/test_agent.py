@@ -7,20 +7,10 @@ import urllib.request
 
 import pytest
 
-from control.client import NotFound, RestClient
-from control.objects import kinds
-from tests.integration.agent.conftest import AGENT_TOKEN
+from control.client import NotFound
+from control.objects.kinds import EVENTS, LEASES, NODES, PODS
+from tests.integration.agent.conftest import AGENT_TOKEN, pod_gone
 from tests.support.apiproc import eventually
-
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
-LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
-EVENTS = kinds.lookup("", "v1", "events")
-
-
-@pytest.fixture(scope="module")
-def rest(server):
-    return RestClient(server.url)
 
 
 def _pod(name, node, command, **container_extra):
@@ -108,9 +98,9 @@ def test_pod_runs_is_ready_and_logs_show(server, agent, rest):
     assert status["containerID"].startswith("process://") and status["restartCount"] == 0
     conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
     assert conditions["Ready"] == "True" and conditions["ContainersReady"] == "True"
-    eventually(lambda: "hello" in server.kubectl("logs", "hello", check=False).stdout,
-               timeout=30, message="kubectl logs shows hello", logs=agent.logs)
-    stamped = server.kubectl("logs", "hello", "--timestamps").stdout
+    eventually(lambda: "hello" in server.steer("logs", "hello", check=False).stdout,
+               timeout=30, message="steer logs shows hello", logs=agent.logs)
+    stamped = server.steer("logs", "hello", "--timestamps").stdout
     assert stamped.split()[0].endswith("Z") and stamped.split()[1] == "hello"
     reasons = {e["reason"] for e in rest.list(EVENTS, "default")["items"]
                if e["involvedObject"]["name"] == "hello"}
@@ -131,9 +121,9 @@ def test_killed_process_is_restarted(agent, rest):
 
 
 def test_previous_logs(server, agent):
-    eventually(lambda: "hello" in server.kubectl("logs", "hello", "--previous",
-                                                 check=False).stdout,
-               timeout=30, message="kubectl logs --previous", logs=agent.logs)
+    eventually(lambda: "hello" in server.steer("logs", "hello", "--previous",
+                                               check=False).stdout,
+               timeout=30, message="steer logs --previous", logs=agent.logs)
 
 
 def test_failing_liveness_probe_restarts(agent, rest):
@@ -152,18 +142,10 @@ def test_delete_stops_the_process_group_and_removes_the_pod(agent, rest):
     uid = rest.get(PODS, "default", "sick")["metadata"]["uid"]
     pids = [pid["pid"] for _, pid in agent.containers(uid)]
     rest.delete(PODS, "default", "sick")
-    eventually(lambda: _gone(rest, "sick"), timeout=60, message="pod deleted",
+    eventually(lambda: pod_gone(rest, "sick"), timeout=60, message="pod deleted",
                logs=agent.logs)
     eventually(lambda: not any(_group_alive(pid) for pid in pids), timeout=30,
                message="process groups gone")
-
-
-def _gone(rest, name):
-    try:
-        rest.get(PODS, "default", name)
-        return False
-    except NotFound:
-        return True
 
 
 def _group_alive(pgid):

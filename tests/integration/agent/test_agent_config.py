@@ -5,20 +5,18 @@ import os
 import signal
 import subprocess
 
-from control.client import NotFound, RestClient
+from control.client import RestClient
 from control.objects import kinds
-from tests.support.apiproc import eventually
-
-PODS = kinds.lookup("", "v1", "pods")
-CONFIGMAPS = kinds.lookup("", "v1", "configmaps")
-SECRETS = kinds.lookup("", "v1", "secrets")
+from control.objects.kinds import CONFIGMAPS, PODS, SECRETS
+from tests.integration.agent.conftest import pod_gone
+from tests.support.apiproc import ROOT, eventually
 
 SCRIPT = ('echo "$GREETING $PW $POD_NAME $NODE $POD_IP"; cat etc/cfg/app.conf; '
           'cat $STEER_ROOT/work/marker; sleep 1000')
 
 
 def _logs(server, name):
-    return server.kubectl("logs", name, check=False).stdout
+    return server.steer("logs", name, check=False).stdout
 
 
 def test_init_containers_env_and_volumes(server, agent):
@@ -56,16 +54,17 @@ def test_init_containers_env_and_volumes(server, agent):
     [init] = pod["status"]["initContainerStatuses"]
     assert init["state"]["terminated"]["reason"] == "Completed"
     assert pod["status"]["phase"] == "Running"
-    # kubectl logs -f follows through the API server.
-    follower = subprocess.Popen(["kubectl", "--kubeconfig", server.kubeconfig, "logs", "-f",
-                                 "config"], stdout=subprocess.PIPE, text=True)
+    # steer logs -f follows through the API server.
+    follower = subprocess.Popen(server.steer_argv("logs", "-f", "config"),
+                                stdout=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": ROOT})
     try:
         assert follower.stdout.readline().startswith("hi pw1")
     finally:
         os.kill(follower.pid, signal.SIGTERM)
         follower.wait(10)
     rest.delete(PODS, "default", "config")
-    eventually(lambda: _gone(rest, "config"), timeout=60, message="config deleted")
+    eventually(lambda: pod_gone(rest, "config"), timeout=60, message="config deleted")
 
 
 def test_deletion_sends_sigterm_first(server, agent, tmp_path):
@@ -82,18 +81,10 @@ def test_deletion_sends_sigterm_first(server, agent, tmp_path):
     eventually(lambda: "up" in _logs(server, "graceful"), timeout=60, message="graceful up",
                logs=agent.logs)
     rest.delete(PODS, "default", "graceful")
-    eventually(lambda: _gone(rest, "graceful"), timeout=60, message="graceful deleted",
+    eventually(lambda: pod_gone(rest, "graceful"), timeout=60, message="graceful deleted",
                logs=agent.logs)
     with open(tmp_path / "term") as f:
         assert f.read().strip() == "got-term"
-
-
-def _gone(rest, name):
-    try:
-        rest.get(PODS, "default", name)
-        return False
-    except NotFound:
-        return True
 
 
 def test_run_to_completion_and_a_bad_command(server, agent):

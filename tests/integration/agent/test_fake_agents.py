@@ -4,11 +4,8 @@ import pytest
 
 from agent.main import Agent, parse_args
 from control.client import NotFound, RestClient
-from control.objects import kinds
+from control.objects.kinds import NODES, PODS
 from tests.support.apiproc import eventually
-
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
 
 
 @pytest.fixture(scope="module")

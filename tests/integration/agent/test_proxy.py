@@ -15,27 +15,15 @@ import sys
 import threading
 import urllib.request
 
-import pytest
-
+from cli.local_store import free_ports
 from control.client import RestClient
-from control.objects import kinds
-from store.local import free_ports
-from tests.support.apiproc import ROOT, LocalApiServer, eventually
+from control.objects.kinds import ENDPOINTS, SERVICES
+from tests.support.apiproc import ROOT, eventually
 
-SERVICES = kinds.lookup("", "v1", "services")
-ENDPOINTS = kinds.lookup("", "v1", "endpoints")
 NODE_IP = "127.0.1.1"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    api = LocalApiServer(tmp_path_factory.mktemp("api"),
-                         extra_args=["--service-cluster-ip-range", "127.64.0.0/16"])
-    try:
-        api.start()
-        yield api
-    finally:
-        api.stop()
+SERVER_ARGS = ["--service-cluster-ip-range", "127.64.0.0/16"]
 
 
 class Backend:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from store.local import LocalStoreCluster
+from cli.local_store import LocalStoreCluster
 
 
 def steer(store_dir, *args, stdin=None, timeout=90):

@@ -9,16 +9,17 @@ own objects so the order does not matter.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from tests.support.apiproc import ROOT, ComponentProcesses, LocalApiServer, eventually
+from control.client import RestClient
+from control.objects import kinds
+from tests.support.apiproc import ROOT, eventually
+from tests.support.controlplane import ControlPlane
 from tests.support.fake_agent import FakeAgent
-from tests.support.hollow_nodes import HollowNodes
 
 
 class Cluster:
@@ -49,27 +50,15 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("cli-verbs")
-    api = LocalApiServer(base)
-    manager = ComponentProcesses(api, base, "control.controllers.manager",
-                                 extra_args=["--controllers",
-                                             "deployment,replicaset,daemonset,statefulset"])
-    scheduler = ComponentProcesses(api, base, "control.scheduler.main")
-    nodes = HollowNodes(api.url, ["n1", "n2"], renew_interval=1.0)
+def cluster(server, tmp_path_factory):
     agent = FakeAgent()
     try:
-        api.start()
-        manager.start("cm")
-        scheduler.start("sched")
-        nodes.start()
-        yield Cluster(api, manager), agent
+        with ControlPlane(server, tmp_path_factory.mktemp("cli-verbs"),
+                          "deployment,replicaset,daemonset,statefulset",
+                          nodes=["n1", "n2"], renew_interval=1.0) as plane:
+            yield Cluster(server, plane.manager), agent
     finally:
-        nodes.stop()
         agent.stop()
-        scheduler.stop_all()
-        manager.stop_all()
-        api.stop()
 
 
 @pytest.fixture
@@ -109,17 +98,30 @@ def test_apply_created_configured_unchanged_and_field_removal(c, tmp_path):
     assert "configmap/settings configured" in c.ok("apply", "-f", str(path))
     live = c.json("get", "configmap", "settings")
     assert live["data"] == {"a": "1"} and live["metadata"]["labels"] == {"team": "a"}
-    if shutil.which("kubectl"):
-        # steer writes last-applied exactly as kubectl does: they can take turns.
-        out = c.api.kubectl("apply", "--validate=false", "-f", str(path)).stdout
-        assert out.splitlines() == ["configmap/settings unchanged",
-                                    "deployment.apps/applied unchanged"]
     # A directory and stdin work too; create refuses an existing object.
     assert "configmap/settings unchanged" in c.ok("apply", "-f", str(tmp_path))
     assert "configmap/settings unchanged" in c.ok("apply", "-f", "-", stdin=dump(cm))
     result = c.steer("create", "-f", str(path), check=1)
     assert (f'Error from server (AlreadyExists): error when creating "{path}": configmaps '
             '"settings" already exists') in result.stderr
+
+
+@pytest.mark.kubectl
+def test_steer_and_kubectl_take_turns_at_apply(c, tmp_path):
+    """steer writes last-applied exactly as kubectl does: they can take turns."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "turns", "labels": {"team": "a", "extra": "yes"}},
+          "data": {"a": "1", "b": "2"}}
+    path = tmp_path / "turns.yaml"
+    path.write_text(dump(cm, deployment("turns", replicas=1)))
+    c.ok("apply", "-f", str(path))
+    del cm["data"]["b"]
+    del cm["metadata"]["labels"]["extra"]
+    path.write_text(dump(cm, deployment("turns", replicas=1)))
+    assert "configmap/turns configured" in c.ok("apply", "-f", str(path))
+    out = c.api.kubectl("apply", "--validate=false", "-f", str(path)).stdout
+    assert out.splitlines() == ["configmap/turns unchanged", "deployment.apps/turns unchanged"]
+    assert "configmap/turns unchanged" in c.ok("apply", "-f", str(path))
 
 
 def test_delete_waits_until_gone(c, tmp_path):
@@ -386,8 +388,7 @@ def test_logs_of_a_pod_and_of_a_deployment(cluster):
     c.ok("create", "-f", "-", stdin=dump(nodes))
     status = {"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
                          "daemonEndpoints": {"kubeletEndpoint": {"Port": agent.port}}}}
-    c.api.kubectl("patch", "node", "logger", "--subresource=status", "--type=merge",
-                  "-p", json.dumps(status))
+    RestClient(c.api.url).patch(kinds.NODES, None, "logger", status, subresource="status")
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "talker", "labels": {"app": "talker"}},
            "spec": {"nodeName": "logger", "containers": [{"name": "main", "image": "x"},

@@ -1,17 +1,16 @@
-"""A real steer-apiserver: binding, kubectl logs (-f) through a fake node agent,
-graceful pod deletion with kubectl, and /metrics."""
+"""A real steer-apiserver: binding, logs (-f) through a fake node agent with steer
+(and kubectl, where installed), graceful pod deletion, and /metrics."""
 
 import json
-import shutil
+import os
 import subprocess
 import urllib.request
 
 import pytest
 
-from tests.support.apiproc import LocalApiServer
+from tests.support.apiproc import ROOT
 from tests.support.fake_agent import FakeAgent
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 TOKEN = "agent-token-123"
 
 
@@ -23,19 +22,16 @@ def agent():
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    base = tmp_path_factory.mktemp("api-sub")
-    token_file = base / "agent-token"
+def server_args(tmp_path_factory):
+    """The module's steer-apiserver presents TOKEN to node agents (the fake one)."""
+    token_file = tmp_path_factory.mktemp("token") / "agent-token"
     token_file.write_text(TOKEN + "\n")
-    server = LocalApiServer(base, extra_args=["--agent-token-file", str(token_file)])
-    try:
-        server.start()
-        yield server
-    except Exception:
-        print(server.logs())
-        raise
-    finally:
-        server.stop()
+    return ["--agent-token-file", str(token_file)]
+
+
+@pytest.fixture(scope="module")
+def api(server):
+    return server
 
 
 def call(api, method, path, body=None):
@@ -47,6 +43,14 @@ def call(api, method, path, body=None):
         return response.status, (json.loads(raw) if raw.startswith(b"{") else raw.decode())
 
 
+def create_pod(api, name):
+    """What `kubectl run NAME --image=busybox --restart=Never` creates."""
+    call(api, "POST", "/api/v1/namespaces/default/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"run": name}},
+        "spec": {"restartPolicy": "Never",
+                 "containers": [{"name": name, "image": "busybox"}]}})
+
+
 @pytest.fixture(scope="module")
 def bound_pod(api, agent):
     """A node whose agent is the fake one, and a pod bound to it by a Binding."""
@@ -55,7 +59,7 @@ def bound_pod(api, agent):
     node["status"] = {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
                       "daemonEndpoints": {"kubeletEndpoint": {"Port": agent.port}}}
     call(api, "PUT", "/api/v1/nodes/n1/status", node)
-    api.kubectl("run", "web", "--image=busybox", "--restart=Never")
+    create_pod(api, "web")
     status, body = call(api, "POST", "/api/v1/namespaces/default/pods/web/binding",
                         {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"},
                          "target": {"kind": "Node", "name": "n1"}})
@@ -64,16 +68,22 @@ def bound_pod(api, agent):
     return "web"
 
 
-def test_kubectl_logs_and_tail(api, agent, bound_pod):
-    assert api.kubectl("logs", bound_pod).stdout == "hello\nworld\n"
-    assert api.kubectl("logs", bound_pod, "--tail=1").stdout == "world\n"
+def test_logs_and_tail(api, agent, bound_pod):
+    assert api.steer("logs", bound_pod).stdout == "hello\nworld\n"
+    assert api.steer("logs", bound_pod, "--tail=1").stdout == "world\n"
     assert agent.requests[-1]["authorization"] == f"Bearer {TOKEN}"
 
 
-def test_kubectl_logs_follow_streams(api, agent, bound_pod):
-    proc = subprocess.Popen(["kubectl", "--kubeconfig", api.kubeconfig, "logs", "-f",
-                             bound_pod], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+@pytest.mark.kubectl
+def test_kubectl_logs_and_tail(api, agent, bound_pod):
+    assert api.kubectl("logs", bound_pod).stdout == "hello\nworld\n"
+    assert api.kubectl("logs", bound_pod, "--tail=1").stdout == "world\n"
+
+
+def test_logs_follow_streams(api, agent, bound_pod):
+    proc = subprocess.Popen(api.steer_argv("logs", "-f", bound_pod), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": ROOT})
     try:
         assert proc.stdout.readline() == "hello\n"
         assert proc.stdout.readline() == "world\n"
@@ -88,20 +98,20 @@ def test_kubectl_logs_follow_streams(api, agent, bound_pod):
 
 
 def test_unbound_pod_logs_error(api):
-    api.kubectl("run", "pending", "--image=busybox", "--restart=Never")
-    result = api.kubectl("logs", "pending", check=False)
+    create_pod(api, "pending")
+    result = api.steer("logs", "pending", check=False)
     assert result.returncode != 0
     assert "pod pending is not scheduled to a node yet" in result.stderr
 
 
-def test_graceful_pod_deletion_with_kubectl(api, bound_pod):
-    api.kubectl("delete", "pod", bound_pod, "--wait=false", "--grace-period=45")
-    pod = json.loads(api.kubectl("get", "pod", bound_pod, "-o", "json").stdout)
+def test_graceful_pod_deletion(api, bound_pod):
+    api.steer("delete", "pod", bound_pod, "--wait=false", "--grace-period=45")
+    pod = json.loads(api.steer("get", "pod", bound_pod, "-o", "json").stdout)
     assert pod["metadata"]["deletionGracePeriodSeconds"] == 45
     assert pod["metadata"]["deletionTimestamp"]
     # What the node agent does once the containers stopped.
-    api.kubectl("delete", "pod", bound_pod, "--grace-period=0", "--force")
-    gone = api.kubectl("get", "pod", bound_pod, check=False)
+    api.steer("delete", "pod", bound_pod, "--grace-period=0", "--force")
+    gone = api.steer("get", "pod", bound_pod, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 

@@ -5,52 +5,34 @@ replicaset,endpoint,namespace,garbagecollector,podgc, one scheduler and two
 hollow nodes serve every test; each test works in its own namespace.
 """
 
+import os
 import subprocess
 
 import pytest
 
-from control.client import Forbidden, NotFound, RestClient
-from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, eventually
-from tests.support.hollow_nodes import HollowNodes
+from control.client import Forbidden, NotFound
+from control.objects.kinds import (
+    CONFIGMAPS,
+    ENDPOINTS,
+    NAMESPACES,
+    NODES,
+    PODS,
+    REPLICASETS,
+    SERVICES,
+)
+from tests.support.apiproc import ROOT, eventually
+from tests.support.controlplane import ControlPlane, create_namespace
 
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
-SERVICES = kinds.lookup("", "v1", "services")
-ENDPOINTS = kinds.lookup("", "v1", "endpoints")
-CONFIGMAPS = kinds.lookup("", "v1", "configmaps")
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
-REPLICASETS = kinds.lookup("apps", "v1", "replicasets")
 CONTROLLERS = "replicaset,endpoint,namespace,garbagecollector,podgc"
 
 
 @pytest.fixture(scope="module")
-def cluster(server, tmp_path_factory):
+def cluster(server, rest, tmp_path_factory):
     """The manager, a scheduler and hollow nodes n1, n2; yields (rest, nodes, logs)."""
-    base = tmp_path_factory.mktemp("cleanup")
-    manager = ComponentProcesses(server, base, "control.controllers.manager",
-                                 extra_args=["--controllers", CONTROLLERS,
-                                             "--podgc-check-period", "1",
-                                             "--podgc-quarantine", "1"])
-    scheduler = ComponentProcesses(server, base, "control.scheduler.main")
-    nodes = HollowNodes(server.url, ["n1", "n2"], renew_interval=1.0)
-    rest = RestClient(server.url, timeout=10)
-    try:
-        nodes.start()
-        manager.start("cm")
-        scheduler.start("sched")
-        yield rest, nodes, lambda: manager.logs() + scheduler.logs()
-    finally:
-        nodes.stop()
-        manager.stop_all()
-        scheduler.stop_all()
-        rest.close()
-
-
-def make_namespace(rest, name):
-    rest.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
-                                   "metadata": {"name": name}})
-    return name
+    with ControlPlane(server, tmp_path_factory.mktemp("cleanup"), CONTROLLERS,
+                      manager_args=["--podgc-check-period", "1", "--podgc-quarantine", "1"],
+                      nodes=["n1", "n2"], renew_interval=1.0) as plane:
+        yield rest, plane.nodes, plane.logs
 
 
 def make_rs(rest, ns, name, replicas=2, finalizers=()):
@@ -91,7 +73,7 @@ def gone(rest, resource, ns, name):
 
 def test_endpoints_list_ready_pods_and_move_unready_ones(cluster):
     rest, nodes, logs = cluster
-    ns = make_namespace(rest, "ep")
+    ns = create_namespace(rest, "ep")
     make_rs(rest, ns, "web", replicas=2)
     rest.create(SERVICES, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
                                "spec": {"selector": {"app": "web"}, "ports": [
@@ -139,7 +121,7 @@ def test_endpoints_list_ready_pods_and_move_unready_ones(cluster):
 
 def test_deleting_a_namespace_removes_its_content_then_itself(cluster, server):
     rest, _, logs = cluster
-    ns = make_namespace(rest, "doomed")
+    ns = create_namespace(rest, "doomed")
     make_rs(rest, ns, "app", replicas=2)
     # A finalizer of ours holds one object, so the namespace's progress can be seen.
     rest.create(CONFIGMAPS, ns, {"apiVersion": "v1", "kind": "ConfigMap",
@@ -152,9 +134,9 @@ def test_deleting_a_namespace_removes_its_content_then_itself(cluster, server):
     eventually(lambda: rest.list(ENDPOINTS, ns)["items"], timeout=60, message="endpoints",
                logs=logs)
 
-    kubectl = subprocess.Popen(["kubectl", "--kubeconfig", server.kubeconfig, "delete",
-                                "namespace", ns, "--timeout=60s"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deleter = subprocess.Popen(server.steer_argv("delete", "namespace", ns, "--timeout", "60"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
     try:
         def held_by_finalizer():
             conditions = {c["type"]: c for c in
@@ -175,14 +157,14 @@ def test_deleting_a_namespace_removes_its_content_then_itself(cluster, server):
                    == ["held"] and not live_pods(rest, ns), timeout=60,
                    message="everything else deleted", logs=logs)
         rest.patch(CONFIGMAPS, ns, "held", {"metadata": {"finalizers": None}})
-        out, err = kubectl.communicate(timeout=90)
+        out, err = deleter.communicate(timeout=90)
     finally:
-        if kubectl.poll() is None:
-            kubectl.kill()
-            kubectl.wait()
-    assert kubectl.returncode == 0, err
+        if deleter.poll() is None:
+            deleter.kill()
+            deleter.wait()
+    assert deleter.returncode == 0, err
     assert 'namespace "doomed" deleted' in out
-    missing = server.kubectl("get", "ns", ns, check=False)
+    missing = server.steer("get", "ns", ns, check=False)
     assert missing.returncode != 0 and "NotFound" in missing.stderr
     for resource in (PODS, REPLICASETS, CONFIGMAPS, SERVICES, ENDPOINTS):
         assert rest.list(resource, ns)["items"] == []
@@ -190,21 +172,21 @@ def test_deleting_a_namespace_removes_its_content_then_itself(cluster, server):
 
 def test_background_deletion_removes_the_pods(cluster, server):
     rest, _, logs = cluster
-    ns = make_namespace(rest, "bg")
+    ns = create_namespace(rest, "bg")
     make_rs(rest, ns, "app", replicas=2)
     eventually(running_pods(rest, ns, 2), timeout=60, message="2 running pods", logs=logs)
-    server.kubectl("delete", "rs", "app", "-n", ns)
+    server.steer("delete", "rs", "app", "-n", ns)
     eventually(lambda: live_pods(rest, ns) == [], timeout=60, message="pods collected",
                logs=logs)
 
 
 def test_foreground_deletion_waits_for_the_pods(cluster, server):
     rest, _, logs = cluster
-    ns = make_namespace(rest, "fg")
+    ns = create_namespace(rest, "fg")
     # The pods hold a finalizer of ours, so the test decides when they are gone.
     make_rs(rest, ns, "app", replicas=2, finalizers=["example.com/hold"])
     eventually(running_pods(rest, ns, 2), timeout=60, message="2 running pods", logs=logs)
-    server.kubectl("delete", "rs", "app", "-n", ns, "--cascade=foreground", "--wait=false")
+    server.steer("delete", "rs", "app", "-n", ns, "--cascade=foreground", "--wait=false")
     eventually(lambda: all(p["metadata"].get("deletionTimestamp") for p in live_pods(rest, ns)),
                timeout=60, message="the collector deletes the pods", logs=logs)
     rs = rest.get(REPLICASETS, ns, "app")
@@ -220,11 +202,11 @@ def test_foreground_deletion_waits_for_the_pods(cluster, server):
 
 def test_orphan_deletion_keeps_the_pods_without_owner(cluster, server):
     rest, _, logs = cluster
-    ns = make_namespace(rest, "orphans")
+    ns = create_namespace(rest, "orphans")
     make_rs(rest, ns, "app", replicas=2)
     pods = eventually(running_pods(rest, ns, 2), timeout=60, message="2 running pods",
                       logs=logs)
-    server.kubectl("delete", "rs", "app", "-n", ns, "--cascade=orphan")
+    server.steer("delete", "rs", "app", "-n", ns, "--cascade=orphan")
     eventually(gone(rest, REPLICASETS, ns, "app"), timeout=60, message="the ReplicaSet goes",
                logs=logs)
     left = live_pods(rest, ns)
@@ -236,7 +218,7 @@ def test_orphan_deletion_keeps_the_pods_without_owner(cluster, server):
 
 def test_pod_of_a_deleted_node_is_force_deleted(cluster):
     rest, _, logs = cluster
-    ns = make_namespace(rest, "ghosts")
+    ns = create_namespace(rest, "ghosts")
     rest.create(NODES, None, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "ghost"}})
     rest.create(PODS, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stranded"},
                            "spec": {"nodeName": "ghost",

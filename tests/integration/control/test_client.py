@@ -25,13 +25,8 @@ from control.client import (
     RestClient,
     namespace_index,
 )
-from control.objects import kinds
+from control.objects.kinds import CONFIGMAPS, DEPLOYMENTS, LEASES, NAMESPACES
 from tests.support.fake_store import FakeStore
-
-CONFIGMAPS = kinds.lookup("", "v1", "configmaps")
-DEPLOYMENTS = kinds.lookup("apps", "v1", "deployments")
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
-LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
 
 
 class _Server(socketserver.ThreadingMixIn, wsgiref.simple_server.WSGIServer):

@@ -4,53 +4,32 @@ import threading
 
 import pytest
 
-from control.client import Informer, RestClient
+from control.client import Informer
 from control.controllers import pods as podutil
 from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, LocalApiServer, eventually
+from control.objects.kinds import DAEMONSETS, NAMESPACES, NODES, PODS
+from tests.support.apiproc import eventually
+from tests.support.controlplane import ControlPlane
 from tests.support.hollow_nodes import HollowNodes
 
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
-DAEMONSETS = kinds.lookup("apps", "v1", "daemonsets")
-REVISIONS = kinds.lookup("apps", "v1", "controllerrevisions")
+REVISIONS = kinds.CONTROLLERREVISIONS
+
+
+#: Pods get a 2 s unreachable toleration by default.
+SERVER_ARGS = ["--default-unreachable-toleration-seconds", "2"]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """This module's API server: pods get a 2 s unreachable toleration by default."""
-    api = LocalApiServer(tmp_path_factory.mktemp("api"),
-                         extra_args=["--default-unreachable-toleration-seconds", "2"])
-    try:
-        api.start()
-        yield api
-    finally:
-        api.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(server, tmp_path_factory):
+def cluster(server, rest, tmp_path_factory):
     """3 hollow nodes labelled role=worker, a scheduler, the daemonset controller and the
     node controllers (a node silent for 4 s is tainted unreachable)."""
-    base = tmp_path_factory.mktemp("ds")
-    rest = RestClient(server.url, timeout=10)
-    nodes = HollowNodes(server.url, ["n1", "n2", "n3"], labels={"role": "worker"},
-                        renew_interval=0.5)
-    sched = ComponentProcesses(server, base, "control.scheduler.main")
-    managers = ComponentProcesses(server, base, "control.controllers.manager", extra_args=[
-        "--controllers", "daemonset,nodelifecycle,taint-eviction-controller",
-        "--node-monitor-grace-period", "4s", "--node-monitor-period", "1s"])
-    try:
-        nodes.start()
-        sched.start("sched")
-        managers.start("cm")
-        yield rest, nodes, lambda: managers.logs() + sched.logs() + server.logs()
-    finally:
-        managers.stop_all()
-        sched.stop_all()
-        nodes.stop()
-        rest.close()
+    with ControlPlane(server, tmp_path_factory.mktemp("ds"),
+                      "daemonset,nodelifecycle,taint-eviction-controller",
+                      manager_args=["--node-monitor-grace-period", "4s",
+                                    "--node-monitor-period", "1s"],
+                      nodes=["n1", "n2", "n3"], labels={"role": "worker"},
+                      renew_interval=0.5) as plane:
+        yield rest, plane.nodes, lambda: plane.logs() + server.logs()
 
 
 def make_ds(rest, ns, name, image="busybox:1"):
@@ -148,6 +127,7 @@ def test_one_pod_per_node_follows_nodes_and_rolls_an_update(cluster, server):
         rest.delete(NODES, None, "n4")
 
 
+@pytest.mark.kubectl
 def test_rollout_history_and_undo_with_kubectl(cluster, server):
     rest, nodes, logs = cluster
     ns = "ds-history"

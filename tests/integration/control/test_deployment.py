@@ -13,51 +13,21 @@ import pytest
 from control.client import Informer, RestClient
 from control.controllers import pods as podutil
 from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, eventually
-from tests.support.hollow_nodes import HollowNodes
+from control.objects.kinds import DEPLOYMENTS, PODS, REPLICASETS
+from tests.support.apiproc import eventually
+from tests.support.controlplane import ControlPlane, create_namespace
 
-PODS = kinds.lookup("", "v1", "pods")
-REPLICASETS = kinds.lookup("apps", "v1", "replicasets")
-DEPLOYMENTS = kinds.lookup("apps", "v1", "deployments")
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
 REVISION = "deployment.kubernetes.io/revision"
 TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
-def rest(server):
-    client = RestClient(server.url, timeout=10)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def cluster(server, tmp_path_factory):
     """Controller manager, scheduler and three hollow nodes for the whole module."""
-    base = tmp_path_factory.mktemp("deployment")
-    managers = ComponentProcesses(server, base, "control.controllers.manager",
-                                  extra_args=["--controllers", "deployment,replicaset"])
-    scheduler = ComponentProcesses(server, base, "control.scheduler.main")
-    nodes = HollowNodes(server.url, ["n1", "n2", "n3"], cpu="4", memory="8Gi",
-                        renew_interval=1.0, ready_after=0.3)
-    try:
-        nodes.start()
-        managers.start("cm")
-        scheduler.start("sched")
-
-        def logs():
-            return managers.logs() + "\n" + scheduler.logs()
-        yield logs
-    finally:
-        managers.stop_all()
-        scheduler.stop_all()
-        nodes.stop()
-
-
-def namespace(rest, name):
-    rest.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
-                                   "metadata": {"name": name}})
-    return name
+    with ControlPlane(server, tmp_path_factory.mktemp("deployment"), "deployment,replicaset",
+                      nodes=["n1", "n2", "n3"], cpu="4", memory="8Gi", renew_interval=1.0,
+                      ready_after=0.3) as plane:
+        yield plane.logs
 
 
 def make_deployment(rest, ns, name, replicas, image="busybox:1", strategy=None):
@@ -131,7 +101,7 @@ class PodRecorder:
 
 
 def test_a_deployment_of_ten_runs_ten_ready_pods_and_scales(rest, server, cluster):
-    ns = namespace(rest, "scale")
+    ns = create_namespace(rest, "scale")
     make_deployment(rest, ns, "web", 10)
     eventually(lambda: settled(rest, ns, "web", 10), timeout=TIMEOUT,
                message="10 bound, ready pods", logs=cluster)
@@ -145,7 +115,7 @@ def test_a_deployment_of_ten_runs_ten_ready_pods_and_scales(rest, server, cluste
     assert rs["metadata"]["name"] == f"web-{pod_hash}"
     assert all(p["metadata"]["labels"]["pod-template-hash"] == pod_hash
                for p in live_pods(rest, ns))
-    server.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    server.steer("rollout", "status", "deployment/web", "-n", ns, "--timeout", "60")
 
     for replicas in (15, 5):
         rest.patch(DEPLOYMENTS, ns, "web", {"spec": {"replicas": replicas}})
@@ -160,7 +130,7 @@ def test_a_deployment_of_ten_runs_ten_ready_pods_and_scales(rest, server, cluste
 
 
 def test_a_rolling_update_stays_within_surge_and_unavailability(rest, server, cluster):
-    ns = namespace(rest, "rolling")
+    ns = create_namespace(rest, "rolling")
     replicas, max_surge, max_unavailable = 10, 3, 2       # 25% of 10: up 3, down 2
     make_deployment(rest, ns, "web", replicas)
     eventually(lambda: settled(rest, ns, "web", replicas), timeout=TIMEOUT,
@@ -181,8 +151,9 @@ def test_a_rolling_update_stays_within_surge_and_unavailability(rest, server, cl
     assert len(replica_sets(rest, ns)) == 2
 
 
+@pytest.mark.kubectl
 def test_rollout_status_history_undo_and_restart_with_kubectl(rest, server, cluster):
-    ns = namespace(rest, "rollout")
+    ns = create_namespace(rest, "rollout")
     make_deployment(rest, ns, "web", 3)
     server.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
     first = next(iter(replica_sets(rest, ns).values()))
@@ -225,7 +196,7 @@ def test_rollout_status_history_undo_and_restart_with_kubectl(rest, server, clus
 
 
 def test_recreate_never_runs_old_and_new_pods_together(rest, server, cluster):
-    ns = namespace(rest, "recreate")
+    ns = create_namespace(rest, "recreate")
     make_deployment(rest, ns, "web", 4, strategy={"type": "Recreate"})
     eventually(lambda: settled(rest, ns, "web", 4), timeout=TIMEOUT,
                message="4 ready pods", logs=cluster)
@@ -237,16 +208,17 @@ def test_recreate_never_runs_old_and_new_pods_together(rest, server, cluster):
     samples = recorder.samples
     assert all(len(images) <= 1 for _, _, images in samples), samples
     assert any(total == 0 for total, _, _ in samples), samples      # all gone in between
-    server.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    server.steer("rollout", "status", "deployment/web", "-n", ns, "--timeout", "60")
 
 
 def test_pause_holds_the_rollout_but_not_scaling(rest, server, cluster):
-    ns = namespace(rest, "paused")
+    ns = create_namespace(rest, "paused")
     make_deployment(rest, ns, "web", 2)
-    server.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
-    server.kubectl("rollout", "pause", "deployment/web", "-n", ns)
-    server.kubectl("set", "image", "deployment/web", "c=busybox:2", "-n", ns)
-    server.kubectl("scale", "deployment/web", "--replicas=4", "-n", ns)
+    server.steer("rollout", "status", "deployment/web", "-n", ns, "--timeout", "60")
+    server.steer("rollout", "pause", "deployment/web", "-n", ns)
+    rest.patch(DEPLOYMENTS, ns, "web", {"spec": {"template": {"spec": {
+        "containers": [{"name": "c", "image": "busybox:2"}]}}}}, patch_type="strategic")
+    server.steer("scale", "deployment/web", "--replicas=4", "-n", ns)
 
     def progressing_reason():
         d = rest.get(DEPLOYMENTS, ns, "web")
@@ -269,15 +241,15 @@ def test_pause_holds_the_rollout_but_not_scaling(rest, server, cluster):
     eventually(scaled_while_paused, timeout=TIMEOUT, message="scaled to 4 while paused",
                logs=cluster)
     assert len(replica_sets(rest, ns)) == 1             # no rollout while paused
-    server.kubectl("rollout", "resume", "deployment/web", "-n", ns)
-    server.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=60s")
+    server.steer("rollout", "resume", "deployment/web", "-n", ns)
+    server.steer("rollout", "status", "deployment/web", "-n", ns, "--timeout", "60")
     eventually(lambda: settled(rest, ns, "web", 4, image="busybox:2"), timeout=TIMEOUT,
                message="rolled out after resume", logs=cluster)
     assert len(replica_sets(rest, ns)) == 2
 
 
 def test_a_rollout_without_progress_exceeds_its_deadline(rest, server, cluster):
-    ns = namespace(rest, "deadline")
+    ns = create_namespace(rest, "deadline")
     d = make_deployment(rest, ns, "stuck", 2)
     d["spec"]["progressDeadlineSeconds"] = 2
     # No node has this label: the pods stay Pending and the rollout cannot progress.
@@ -294,7 +266,7 @@ def test_a_rollout_without_progress_exceeds_its_deadline(rest, server, cluster):
                       logs=cluster)
     assert cond["status"] == "False"
     assert "has timed out progressing" in cond["message"]
-    result = server.kubectl("rollout", "status", "deployment/stuck", "-n", ns,
-                            "--timeout=30s", check=False)
+    result = server.steer("rollout", "status", "deployment/stuck", "-n", ns,
+                          "--timeout", "30", check=False)
     assert result.returncode != 0
     assert "exceeded its progress deadline" in result.stderr

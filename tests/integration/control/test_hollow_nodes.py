@@ -2,21 +2,10 @@
 
 import pytest
 
-from control.client import NotFound, RestClient
-from control.objects import kinds
+from control.client import NotFound
+from control.objects.kinds import LEASES, NODES, PODS
 from tests.support.apiproc import eventually
 from tests.support.hollow_nodes import HollowNodes
-
-NODES = kinds.lookup("", "v1", "nodes")
-PODS = kinds.lookup("", "v1", "pods")
-LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
-
-
-@pytest.fixture(scope="module")
-def rest(server):
-    client = RestClient(server.url, timeout=10)
-    yield client
-    client.close()
 
 
 @pytest.fixture

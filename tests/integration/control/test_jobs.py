@@ -18,15 +18,10 @@ import threading
 import pytest
 
 from control.client import Informer, NotFound, RestClient
-from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, eventually
-from tests.support.hollow_nodes import HollowNodes
+from control.objects.kinds import CRONJOBS, EVENTS, JOBS, NAMESPACES, PODS
+from tests.support.apiproc import eventually
+from tests.support.controlplane import ControlPlane
 
-PODS = kinds.lookup("", "v1", "pods")
-JOBS = kinds.lookup("batch", "v1", "jobs")
-CRONJOBS = kinds.lookup("batch", "v1", "cronjobs")
-EVENTS = kinds.lookup("", "v1", "events")
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
 NS = "jobs-e2e"
 
 
@@ -42,36 +37,20 @@ def pod_template(outcome_label="ok"):
 
 
 @pytest.fixture(scope="module")
-def rest(server):
-    client = RestClient(server.url, timeout=10)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def cluster(server, rest, tmp_path_factory):
     """Scheduler, controller manager and three hollow nodes; the CronJob starts its wait."""
     rest.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
                                    "metadata": {"name": NS}})
-    base = tmp_path_factory.mktemp("jobs")
-    scheduler = ComponentProcesses(server, base, "control.scheduler.main")
-    manager = ComponentProcesses(server, base, "control.controllers.manager", extra_args=[
-        "--controllers", "job,cronjob,ttl-after-finished", "--job-pod-failure-backoff", "0.2"])
-    nodes = HollowNodes(server.url, ["j1", "j2", "j3"], ready_after=0.5, phase_for=outcome)
-    try:
-        nodes.start()
-        scheduler.start("sched")
-        manager.start("kcm")
+    with ControlPlane(server, tmp_path_factory.mktemp("jobs"), "job,cronjob,ttl-after-finished",
+                      manager_args=["--job-pod-failure-backoff", "0.2"],
+                      manager_identity="kcm", nodes=["j1", "j2", "j3"], ready_after=0.5,
+                      phase_for=outcome) as plane:
         rest.create(CRONJOBS, NS, {
             "apiVersion": "batch/v1", "kind": "CronJob",
             "metadata": {"name": "tick", "namespace": NS},
             "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Forbid",
                      "jobTemplate": {"spec": {"template": pod_template()}}}})
-        yield manager
-    finally:
-        manager.stop_all()
-        scheduler.stop_all()
-        nodes.stop()
+        yield plane.manager
 
 
 def conditions(job):

@@ -1,15 +1,14 @@
 """The real kubectl (/usr/bin/kubectl, v1.32) against a real API server and store."""
 
-import shutil
 import subprocess
 import threading
 import time
 
 import pytest
 
-from tests.support.apiproc import LocalApiServer
+from tests.support.kubectl import kubectl_argv
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+pytestmark = pytest.mark.kubectl
 
 MANIFEST = """\
 apiVersion: apps/v1
@@ -44,16 +43,8 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    server = LocalApiServer(tmp_path_factory.mktemp("api"))
-    try:
-        server.start()
-        yield server
-    except Exception:
-        print(server.logs())
-        raise
-    finally:
-        server.stop()
+def api(server):
+    return server
 
 
 def test_apply_get_and_yaml(api):
@@ -89,8 +80,8 @@ def test_scale_label_describe(api):
 
 def test_get_watch_sees_a_change(api):
     api.kubectl("apply", "-f", "-", input=MANIFEST)
-    watcher = subprocess.Popen(["kubectl", "--kubeconfig", api.kubeconfig, "get", "cm", "-w",
-                                "-o", "name"], stdout=subprocess.PIPE, text=True)
+    watcher = subprocess.Popen(kubectl_argv(api.kubeconfig, "get", "cm", "-w", "-o", "name"),
+                               stdout=subprocess.PIPE, text=True)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(iter(watcher.stdout.readline, "")),
                               daemon=True)

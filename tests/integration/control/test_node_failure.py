@@ -10,57 +10,27 @@ import time
 
 import pytest
 
-from control.client import RestClient
-from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, LocalApiServer, eventually
-from tests.support.hollow_nodes import HollowNodes
+from control.objects.kinds import EVENTS, NAMESPACES, NODES, PODS, REPLICASETS
+from tests.support.apiproc import eventually
+from tests.support.controlplane import ControlPlane
 
-PODS = kinds.lookup("", "v1", "pods")
-NODES = kinds.lookup("", "v1", "nodes")
-EVENTS = kinds.lookup("", "v1", "events")
-REPLICASETS = kinds.lookup("apps", "v1", "replicasets")
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NAMES = ["node-a", "node-b", "node-c"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """This module's own API server: pods get a 2 s unreachable toleration by default."""
-    api = LocalApiServer(tmp_path_factory.mktemp("api"),
-                         extra_args=["--default-unreachable-toleration-seconds", "2"])
-    try:
-        api.start()
-        yield api
-    finally:
-        api.stop()
-
-
-@pytest.fixture(scope="module")
-def rest(server):
-    client = RestClient(server.url, timeout=10)
-    yield client
-    client.close()
+#: Pods get a 2 s unreachable toleration by default.
+SERVER_ARGS = ["--default-unreachable-toleration-seconds", "2"]
 
 
 @pytest.fixture(scope="module")
 def cluster(server, tmp_path_factory):
     """Controller manager and scheduler processes, and three hollow nodes."""
-    base = tmp_path_factory.mktemp("components")
-    manager = ComponentProcesses(server, base, "control.controllers.manager", extra_args=[
-        "--controllers", "replicaset,nodelifecycle,taint-eviction-controller,nodeipam",
-        "--node-monitor-grace-period", "4s", "--node-monitor-period", "1s"])
-    scheduler = ComponentProcesses(server, base, "control.scheduler.main")
-    nodes = HollowNodes(server.url, NAMES, renew_interval=0.5)
-    try:
-        manager.start("cm")
-        scheduler.start("sched")
-        nodes.start()
-        yield nodes, lambda: manager.logs() + "\n" + scheduler.logs()
-    finally:
-        nodes.stop()
-        scheduler.stop_all()
-        manager.stop_all()
+    with ControlPlane(server, tmp_path_factory.mktemp("components"),
+                      "replicaset,nodelifecycle,taint-eviction-controller,nodeipam",
+                      manager_args=["--node-monitor-grace-period", "4s",
+                                    "--node-monitor-period", "1s"],
+                      nodes=NAMES, renew_interval=0.5) as plane:
+        yield plane.nodes, plane.logs
 
 
 class Steps:

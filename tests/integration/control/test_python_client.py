@@ -3,25 +3,13 @@
 import threading
 
 import pytest
-
-from tests.support.apiproc import LocalApiServer
-
-kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client as k8s  # noqa: E402
-from kubernetes import config, watch  # noqa: E402
+from kubernetes import client as k8s  # a test dependency (setup.cfg's [test] extra)
+from kubernetes import config, watch
 
 
 @pytest.fixture(scope="module")
-def api_client(tmp_path_factory):
-    server = LocalApiServer(tmp_path_factory.mktemp("pyclient"))
-    try:
-        server.start()
-        yield config.new_client_from_config(config_file=server.kubeconfig)
-    except Exception:
-        print(server.logs())
-        raise
-    finally:
-        server.stop()
+def api_client(server):
+    return config.new_client_from_config(config_file=server.kubeconfig)
 
 
 def test_create_list_patch_delete_configmap(api_client):

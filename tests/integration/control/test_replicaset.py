@@ -3,36 +3,10 @@
 
 import pytest
 
-from control.client import Conflict, NotFound, RestClient
-from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, eventually
-
-PODS = kinds.lookup("", "v1", "pods")
-REPLICASETS = kinds.lookup("apps", "v1", "replicasets")
-LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
-
-
-@pytest.fixture(scope="module")
-def rest(server):
-    client = RestClient(server.url, timeout=10)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def managers(server, tmp_path):
-    procs = ComponentProcesses(server, tmp_path, "control.controllers.manager")
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
-
-
-def namespace(rest, name):
-    rest.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
-                                   "metadata": {"name": name}})
-    return name
+from control.client import Conflict, NotFound
+from control.objects.kinds import LEASES, PODS, REPLICASETS
+from tests.support.apiproc import eventually
+from tests.support.controlplane import create_namespace
 
 
 def make_rs(rest, ns, name, replicas, app):
@@ -92,7 +66,7 @@ def set_holder(rest, holder, duration):
 
 
 def test_replicaset_scales_and_replaces_pods(rest, managers):
-    ns = namespace(rest, "scaling")
+    ns = create_namespace(rest, "scaling")
     managers.start("cm")
     rs = make_rs(rest, ns, "web", 5, "web")
     five = eventually(lambda: len(owned(rest, ns, rs)) == 5 and owned(rest, ns, rs),
@@ -120,7 +94,7 @@ def test_replicaset_scales_and_replaces_pods(rest, managers):
 
 
 def test_matching_orphans_are_adopted_strays_released_others_left_alone(rest, managers):
-    ns = namespace(rest, "adoption")
+    ns = create_namespace(rest, "adoption")
     make_pod(rest, ns, "orphan", {"app": "api"})
     make_pod(rest, ns, "stranger", {"app": "db"})
     managers.start("cm-adopt")
@@ -142,7 +116,7 @@ def test_matching_orphans_are_adopted_strays_released_others_left_alone(rest, ma
 
 @pytest.mark.fault
 def test_killing_the_leader_hands_over(rest, managers):
-    ns = namespace(rest, "handover")
+    ns = create_namespace(rest, "handover")
     managers.start("first")
     eventually(lambda: lease_holder(rest) == "first", message="first leads",
                logs=managers.logs)

@@ -4,14 +4,10 @@
 import pytest
 
 from control.client import NotFound, RestClient
-from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, eventually
+from control.objects.kinds import EVENTS, LEASES, NODES, PODS
+from tests.support.apiproc import eventually
+from tests.support.controlplane import create_namespace
 
-NODES = kinds.lookup("", "v1", "nodes")
-PODS = kinds.lookup("", "v1", "pods")
-EVENTS = kinds.lookup("", "v1", "events")
-LEASES = kinds.lookup("coordination.k8s.io", "v1", "leases")
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
 TAINT = {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}
 
 
@@ -38,21 +34,6 @@ def make_node(rest, name, cpu="2", taints=None):
     rest.update_status(NODES, None, node)
 
 
-@pytest.fixture
-def schedulers(server, tmp_path):
-    procs = ComponentProcesses(server, tmp_path, "control.scheduler.main")
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
-
-
-def namespace(rest, name):
-    rest.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
-                                   "metadata": {"name": name}})
-    return name
-
-
 def make_pod(rest, ns, name, cpu="100m"):
     return rest.create(PODS, ns, {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
@@ -73,7 +54,7 @@ def lease_holder(rest):
 
 
 def test_pods_are_bound_spread_and_kept_off_tainted_nodes(rest, schedulers):
-    ns = namespace(rest, "spread")
+    ns = create_namespace(rest, "spread")
     schedulers.start("only")
     for i in range(10):
         make_pod(rest, ns, f"web-{i}")
@@ -88,7 +69,7 @@ def test_pods_are_bound_spread_and_kept_off_tainted_nodes(rest, schedulers):
 
 
 def test_a_pod_that_fits_nowhere_gets_failed_scheduling(rest, schedulers):
-    ns = namespace(rest, "toobig")
+    ns = create_namespace(rest, "toobig")
     schedulers.start("only")
     make_pod(rest, ns, "huge", cpu="100")
 
@@ -129,7 +110,7 @@ def test_a_pod_that_fits_nowhere_gets_failed_scheduling(rest, schedulers):
 
 @pytest.mark.fault
 def test_killing_the_leader_hands_over(rest, schedulers):
-    ns = namespace(rest, "handover")
+    ns = create_namespace(rest, "handover")
     schedulers.start("first")
     eventually(lambda: lease_holder(rest) == "first", message="first leads",
                logs=schedulers.logs)

@@ -1,49 +1,30 @@
-"""Service clusterIPs and nodePorts from two API servers on one store; kubectl's view."""
+"""Service clusterIPs and nodePorts from two API servers on one store; steer's and
+kubectl's view."""
 
 import concurrent.futures
 import json
-import shutil
 import urllib.error
 import urllib.request
 
 import pytest
 
 from store.client import StoreClient, prefix_end
-from tests.support.apiproc import LocalApiServer
 
-RANGES = ["--service-cluster-ip-range", "10.100.0.0/24", "--service-node-port-range",
-          "30000-30099"]
+SERVER_ARGS = ["--service-cluster-ip-range", "10.100.0.0/24", "--service-node-port-range",
+               "30000-30099"]
 SVCS = "/api/v1/namespaces/default/services"
 IPS, PORTS = b"/registry/ipallocations/", b"/registry/nodeportallocations/"
 
 
-def call(server, method, path, body=None):
+def call(server, method, path, body=None, content_type="application/json"):
     request = urllib.request.Request(server.url + path, method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    base = tmp_path_factory.mktemp("alloc")
-    first = LocalApiServer(base / "a", extra_args=RANGES)
-    second = None
-    try:
-        first.start()
-        second = LocalApiServer(base / "b", store=first.store, extra_args=RANGES).start()
-        yield first, second
-    except Exception:
-        print(first.logs())
-        raise
-    finally:
-        if second is not None:
-            second.stop()
-        first.stop()
 
 
 def claimed(server, prefix):
@@ -103,7 +84,26 @@ spec:
 """
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_steer_shows_cluster_ip_and_node_port(servers):
+    api = servers[0]
+    assert "created" in api.steer("apply", "-f", "-", input=NODEPORT_MANIFEST).stdout
+    # Applying again keeps the allocated values (the patch carries no clusterIP).
+    assert "unchanged" in api.steer("apply", "-f", "-", input=NODEPORT_MANIFEST).stdout
+    table = api.steer("get", "svc", "web").stdout.splitlines()
+    assert table[0].split()[:5] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]
+    web = table[1].split()
+    assert web[:2] == ["web", "NodePort"] and web[2].startswith("10.100.0.")
+    assert web[3] == "<none>" and web[4] == "80:30080/TCP"
+    assert api.steer("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}").stdout == web[2]
+    # Changing the clusterIP is refused with Kubernetes' words.
+    status, body = call(api, "PATCH", f"{SVCS}/web", {"spec": {"clusterIP": "10.100.0.250"}},
+                        content_type="application/merge-patch+json")
+    assert status == 422 and "field is immutable" in body["message"]
+    api.steer("delete", "svc", "web")
+    assert "30080" not in claimed(api, PORTS)
+
+
+@pytest.mark.kubectl
 def test_kubectl_shows_cluster_ip_and_node_port(servers):
     api = servers[0]
     api.kubectl("apply", "-f", "-", input=NODEPORT_MANIFEST)
@@ -131,7 +131,7 @@ def test_kubectl_shows_cluster_ip_and_node_port(servers):
     assert "30080" not in claimed(api, PORTS)
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+@pytest.mark.kubectl
 def test_kubectl_expose(servers):
     api = servers[1]
     deployment = api.kubectl("create", "deployment", "shop", "--image=nginx", "--port=8080",

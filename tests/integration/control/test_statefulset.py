@@ -1,5 +1,6 @@
 """The StatefulSet controller with a real store, API server, scheduler and hollow nodes."""
 
+import json
 import threading
 
 import pytest
@@ -7,34 +8,19 @@ import pytest
 from control.client import Informer, RestClient
 from control.controllers import pods as podutil
 from control.objects import kinds
-from tests.support.apiproc import ComponentProcesses, eventually
-from tests.support.hollow_nodes import HollowNodes
+from control.objects.kinds import NAMESPACES, PODS, STATEFULSETS
+from tests.support.apiproc import eventually
+from tests.support.controlplane import ControlPlane
 
-PODS = kinds.lookup("", "v1", "pods")
-NAMESPACES = kinds.lookup("", "v1", "namespaces")
-STATEFULSETS = kinds.lookup("apps", "v1", "statefulsets")
-REVISIONS = kinds.lookup("apps", "v1", "controllerrevisions")
+REVISIONS = kinds.CONTROLLERREVISIONS
 
 
 @pytest.fixture(scope="module")
-def cluster(server, tmp_path_factory):
+def cluster(server, rest, tmp_path_factory):
     """3 hollow nodes (pods Ready 0.3 s after they run), a scheduler, the controller."""
-    base = tmp_path_factory.mktemp("sts")
-    rest = RestClient(server.url, timeout=10)
-    nodes = HollowNodes(server.url, ["n1", "n2", "n3"], ready_after=0.3, renew_interval=1.0)
-    sched = ComponentProcesses(server, base, "control.scheduler.main")
-    managers = ComponentProcesses(server, base, "control.controllers.manager",
-                                  extra_args=["--controllers", "statefulset"])
-    try:
-        nodes.start()
-        sched.start("sched")
-        managers.start("cm")
-        yield rest, lambda: managers.logs() + sched.logs() + server.logs()
-    finally:
-        managers.stop_all()
-        sched.stop_all()
-        nodes.stop()
-        rest.close()
+    with ControlPlane(server, tmp_path_factory.mktemp("sts"), "statefulset",
+                      nodes=["n1", "n2", "n3"], ready_after=0.3, renew_interval=1.0) as plane:
+        yield rest, lambda: plane.logs() + server.logs()
 
 
 def make_sts(rest, ns, name, replicas, image="busybox:1"):
@@ -144,9 +130,8 @@ def test_ordered_creation_recreation_and_scale_down(cluster, server):
         assert seen == [("web-0", "web-1", "web-2"), ("web-0", "web-1"), ("web-0",)], seen
 
 
-def test_rolling_update_and_rollout_history(cluster, server):
-    rest, logs = cluster
-    ns = "sts-roll"
+def roll_to_busybox_2(rest, logs, ns):
+    """A 2-replica StatefulSet ``db`` in ``ns``, rolled from busybox:1 to busybox:2."""
     make_sts(rest, ns, "db", 2)
     eventually(lambda: (rest.get(STATEFULSETS, ns, "db").get("status") or {})
                .get("readyReplicas") == 2, timeout=60, message="2 ready", logs=logs)
@@ -162,11 +147,27 @@ def test_rolling_update_and_rollout_history(cluster, server):
             status.get("currentRevision") == status.get("updateRevision")
     eventually(rolled, timeout=60, message="both pods on busybox:2", logs=logs)
 
-    out = server.kubectl("-n", ns, "rollout", "history", "statefulset/db").stdout
+
+def test_rolling_update_and_rollout_history(cluster, server):
+    rest, logs = cluster
+    ns = "sts-roll"
+    roll_to_busybox_2(rest, logs, ns)
+    out = server.steer("-n", ns, "rollout", "history", "statefulset/db").stdout
     assert "REVISION" in out and "2" in out, out
+    # Revision 1's template is kept, in the ControllerRevision that `rollout undo` reads.
+    first = [r for r in rest.list(REVISIONS, ns)["items"] if r.get("revision") == 1]
+    assert len(first) == 1 and "busybox:1" in json.dumps(first[0]["data"]), first
+
+
+@pytest.mark.kubectl
+def test_kubectl_rollout_history_and_undo(cluster, server):
+    rest, logs = cluster
+    ns = "sts-undo"
+    roll_to_busybox_2(rest, logs, ns)
     detail = server.kubectl("-n", ns, "rollout", "history", "statefulset/db",
                             "--revision=1").stdout
     assert "busybox:1" in detail, detail
+    # kubectl rolls a StatefulSet back client-side, from its ControllerRevisions.
     server.kubectl("-n", ns, "rollout", "undo", "statefulset/db")
     eventually(lambda: {p["spec"]["containers"][0]["image"]
                         for p in rest.list(PODS, ns)["items"]} == {"busybox:1"} and

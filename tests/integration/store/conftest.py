@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
+from cli.local_store import LocalStoreCluster
 from store.client import StoreClient
-from store.local import LocalStoreCluster
 from tests.support.storeproc import READY_TIMEOUT, Clusters, RawConnection
 
 

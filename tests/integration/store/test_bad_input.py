@@ -15,9 +15,9 @@ import time
 import msgpack
 import pytest
 
+from cli.local_store import free_ports
 from store import protocol
 from store.client import StoreClient, StoreError, Unavailable, ValueTooLarge
-from store.local import free_ports
 from tests.support.storeproc import node_client, wait_for
 
 

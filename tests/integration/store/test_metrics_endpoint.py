@@ -2,7 +2,7 @@
 
 import urllib.request
 
-from store.local import LocalStoreCluster
+from cli.local_store import LocalStoreCluster
 
 
 def test_store_node_serves_metrics(tmp_path):

@@ -1,7 +1,5 @@
 """The generated Kubernetes schema file and the queries over it."""
 
-import importlib.util
-
 import pytest
 
 from control.objects import schema
@@ -87,8 +85,6 @@ def test_schema_file_is_small():
     assert size < 1_500_000
 
 
-@pytest.mark.skipif(importlib.util.find_spec("kubernetes") is None,
-                    reason="the kubernetes client (test extra) is not installed")
 def test_committed_schema_is_what_the_generator_produces():
     from control.objects import schema_gen
 
@@ -114,8 +110,6 @@ def test_generator_normalizes_both_client_spellings():
     assert normalize("float") == "number"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("kubernetes") is None,
-                    reason="the kubernetes client (test extra) is not installed")
 def test_generator_check_mode_reports_a_stale_file(tmp_path, capsys):
     from control.objects import schema_gen
 
