@@ -24,7 +24,7 @@ from agent.node import NodeAgent, default_node_ip, machine_pressure, parse_label
 from agent.probes import Prober
 from agent.server import AgentServer
 from control.client import ApiException, RestClient
-from control.client.component import configure_logging
+from control.client.component import configure_logging, read_token
 from control.client.events import EventRecorder
 
 log = logging.getLogger("agent")
@@ -64,13 +64,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _read_token(path):
-    if not path:
-        return None
-    with open(path) as f:
-        return f.read().strip() or None
-
-
 def build_runtime(args):
     if args.runtime == "process":
         from agent.runtime.process import ProcessRuntime
@@ -86,7 +79,7 @@ class Agent:
         self.args = args
         self.node_ip = args.node_ip or default_node_ip()
         os.makedirs(args.data_dir, exist_ok=True)
-        self.rest = rest or RestClient(args.api_server, token=_read_token(args.token_file),
+        self.rest = rest or RestClient(args.api_server, token=read_token(args.token_file),
                                        timeout=30)
         self.runtime = runtime or build_runtime(args)
         self.ctx = Context(runtime=self.runtime, api=ApiAdapter(self.rest),
@@ -98,7 +91,7 @@ class Agent:
                            node_name=args.node_name, poll=args.sync_period)
         self.pods = PodManager(self.rest, self.ctx, max_pods=args.max_pods)
         self.server = AgentServer(args.address or self.node_ip, args.port, self.pods.find_logs,
-                                  token=_read_token(args.agent_token_file),
+                                  token=read_token(args.agent_token_file),
                                   metrics=self.pods.metrics)
         self.node = NodeAgent(self.rest, args.node_name, self.node_ip, self.server.port,
                               max_pods=args.max_pods, labels=parse_labels(args.node_labels),

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 
 from control.client import Informer, RestClient
-from control.client.component import configure_logging
+from control.client.component import configure_logging, read_token
 from control.objects import kinds
 
 log = logging.getLogger("steer.proxy")
@@ -401,15 +401,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _read_token(path):
-    if not path:
-        return None
-    with open(path) as f:
-        return f.read().strip() or None
-
-
 async def _main(args):
-    rest = RestClient(args.api_server, token=_read_token(args.token_file))
+    rest = RestClient(args.api_server, token=read_token(args.token_file))
     node_ips = [ip.strip() for ip in args.node_ips.split(",") if ip.strip()]
     proxy = Proxy(rest, node_ips, connect_timeout=args.connect_timeout)
     stop = asyncio.Event()

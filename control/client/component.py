@@ -37,12 +37,17 @@ def configure_logging(level):
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def read_token(path):
+    """Return the bearer token kept in ``path`` (None without a path or in an empty file)."""
+    if not path:
+        return None
+    with open(path) as f:
+        return f.read().strip() or None
+
+
 def rest_client(args):
     """Build the process's REST client from its flags."""
-    token = None
-    if args.token_file:
-        with open(args.token_file) as f:
-            token = f.read().strip()
+    token = read_token(args.token_file)
     # Requests must time out well within the renew deadline (see LeaderElector.run).
     timeout = max(1.0, args.renew_deadline / 2) if args.leader_elect else 30.0
     return RestClient(args.api_server, token=token, timeout=timeout)
