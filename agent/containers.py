@@ -68,6 +68,7 @@ class Context:
     host_ip: str
     node_name: str = ""
     poll: float = POLL
+    secret_dir: str = None  # tmpfs directory for secret and projected volumes (None: on disk)
 
 
 _MEMORY_SUFFIXES = {"Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4,

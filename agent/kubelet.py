@@ -12,8 +12,10 @@ import logging
 import signal
 import threading
 
+from agent.env import ConfigError
 from agent.podworker import PodWorker
-from control.client import Conflict, Informer, NotFound, object_key
+from agent.projected import token_request_body
+from control.client import ApiException, Conflict, Informer, NotFound, object_key
 from control.objects import kinds
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,20 @@ class ApiAdapter:
             return self.rest.get(resource, namespace, name)
         except NotFound:
             return None
+
+    def request_token(self, pod, source):
+        """Ask the TokenRequest API for a token of the pod's ServiceAccount, bound to the pod."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        account = spec.get("serviceAccountName") or "default"
+        path = self.rest.path(kinds.SERVICEACCOUNTS, meta["namespace"], account, "token")
+        try:
+            answer = self.rest.request("POST", path, body=token_request_body(pod, source))
+        except ApiException as exc:
+            raise ConfigError(f"failed to fetch token: {exc}") from None
+        token = ((answer or {}).get("status") or {}).get("token")
+        if not token:
+            raise ConfigError(f"TokenRequest for serviceaccount {account} returned no token")
+        return token
 
     def patch_status(self, pod, status):
         meta = pod["metadata"]

@@ -34,6 +34,11 @@ def parse_timestamp(text):
     return base.timestamp() + (float("0." + fraction) if fraction else 0.0)
 
 
+def _open_private(path):
+    """Open ``path`` to append, created 0600: what a container prints may be a secret."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+
+
 class LogWriter:
     """Append CRI-format lines to ``path``, rotating by size; safe across threads."""
 
@@ -41,8 +46,8 @@ class LogWriter:
                  clock_ns=time.time_ns):
         self.path, self.max_bytes, self.max_files = path, max_bytes, max(1, max_files)
         self.clock_ns = clock_ns
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._file = open(path, "ab")
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        self._file = _open_private(path)
         self._lock = threading.Lock()
 
     def write(self, stream, line):
@@ -67,7 +72,7 @@ class LogWriter:
                 if os.path.exists(f"{self.path}.{index}"):
                     os.replace(f"{self.path}.{index}", f"{self.path}.{index + 1}")
             os.replace(self.path, f"{self.path}.1")
-        self._file = open(self.path, "ab")
+        self._file = _open_private(self.path)
 
     def close(self):
         with self._lock:

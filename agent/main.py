@@ -1,6 +1,6 @@
 """``steer-agent``: the node agent (kubelet) of one machine.
 
-    steer-agent --api-server http://10.0.0.1:6443 --node-name n1 --runtime process
+    steer-agent --kubeconfig /etc/steer/agent.kubeconfig --node-name n1 --runtime process
 
 Registers the Node, renews its Lease, runs the pods bound to it through the
 chosen runtime, reports their status and serves their logs on --port. Stopping
@@ -16,15 +16,20 @@ import threading
 import time
 
 from agent import backoff as backoffmod
-from agent import logs
+from agent import logs, paths
 from agent import runtime as runtimes
 from agent.containers import POLL, Context
 from agent.kubelet import ApiAdapter, PodManager
 from agent.node import NodeAgent, default_node_ip, machine_pressure, parse_labels, parse_taints
 from agent.probes import Prober
-from agent.server import AgentServer
-from control.client import ApiException, RestClient
-from control.client.component import configure_logging, read_token
+from agent.server import AgentServer, server_context
+from control.client import ApiException
+from control.client.component import (
+    add_connection_flags,
+    configure_logging,
+    connect,
+    read_token,
+)
 from control.client.events import EventRecorder
 
 log = logging.getLogger("agent")
@@ -32,8 +37,7 @@ log = logging.getLogger("agent")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="steer-agent", description=__doc__.split("\n")[0])
-    p.add_argument("--api-server", required=True, help="API server URL, http(s)://host:port")
-    p.add_argument("--token-file", help="file holding the bearer token for the API server")
+    add_connection_flags(p)     # --kubeconfig, or --api-server and --token-file
     p.add_argument("--node-name", default=socket.gethostname().lower())
     p.add_argument("--node-ip", help="this node's InternalIP (default: the outgoing address)")
     p.add_argument("--runtime", choices=("process", "fake"), default="process")
@@ -49,7 +53,13 @@ def parse_args(argv=None):
     p.add_argument("--address", help="address the agent's HTTP port binds (default: node IP)")
     p.add_argument("--port", type=int, default=10250, help="agent HTTP port (0: pick a free one)")
     p.add_argument("--agent-token-file",
-                   help="bearer token the API server must present to read logs")
+                   help="bearer token the API server may present to read logs (deprecated: "
+                        "use --client-ca-file; with it, still accepted if given)")
+    p.add_argument("--tls-cert-file", help="serving certificate of the agent's port "
+                   "(CN system:node:<node>, SANs the node name and IP): the port speaks TLS")
+    p.add_argument("--tls-private-key-file", help="key of --tls-cert-file")
+    p.add_argument("--client-ca-file", help="cluster CA: clients of the agent's port must "
+                   "present a certificate it signed (the API server's kubelet client)")
     p.add_argument("--backoff-base", type=float, default=backoffmod.DEFAULT_BASE,
                    help="first crash-loop restart delay (kubelet: 10 s)")
     p.add_argument("--backoff-max", type=float, default=backoffmod.DEFAULT_MAX,
@@ -72,15 +82,30 @@ def build_runtime(args):
     return runtimes.create(args.runtime, args.data_dir)
 
 
+def agent_port_tls(args, token):
+    """The agent port's TLS context from the flags, or None (plain HTTP, as before)."""
+    if not args.tls_cert_file:
+        if args.tls_private_key_file or args.client_ca_file:
+            raise SystemExit("steer-agent: --tls-private-key-file and --client-ca-file need "
+                             "--tls-cert-file")
+        return None
+    if not args.tls_private_key_file:
+        raise SystemExit("steer-agent: --tls-cert-file needs --tls-private-key-file")
+    if not args.client_ca_file and not token:
+        raise SystemExit("steer-agent: --tls-cert-file needs --client-ca-file, so that only "
+                         "the API server can read the node's logs")
+    return server_context(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file,
+                          require_client_cert=not token)
+
+
 class Agent:
     """One node agent, wired from parsed flags; several can share a process (fake runtime)."""
 
     def __init__(self, args, rest=None, runtime=None):
         self.args = args
         self.node_ip = args.node_ip or default_node_ip()
-        os.makedirs(args.data_dir, exist_ok=True)
-        self.rest = rest or RestClient(args.api_server, token=read_token(args.token_file),
-                                       timeout=30)
+        paths.make_private_dir(args.data_dir)      # pods' files, logs, container state: 0700
+        self.rest = rest or connect(args, timeout=30)
         self.runtime = runtime or build_runtime(args)
         self.ctx = Context(runtime=self.runtime, api=ApiAdapter(self.rest),
                            recorder=EventRecorder(self.rest, "kubelet", instance=args.node_name),
@@ -88,11 +113,15 @@ class Agent:
                                                       args.backoff_reset),
                            prober=Prober(self.runtime), clock=time.time,
                            data_dir=args.data_dir, host_ip=self.node_ip,
-                           node_name=args.node_name, poll=args.sync_period)
+                           node_name=args.node_name, poll=args.sync_period,
+                           # Secret volumes on tmpfs (/dev/shm) where it is writable.
+                           secret_dir=paths.tmpfs_dir(args.data_dir)
+                           if args.runtime == "process" else None)
         self.pods = PodManager(self.rest, self.ctx, max_pods=args.max_pods)
+        token = read_token(args.agent_token_file)
         self.server = AgentServer(args.address or self.node_ip, args.port, self.pods.find_logs,
-                                  token=read_token(args.agent_token_file),
-                                  metrics=self.pods.metrics)
+                                  token=token, metrics=self.pods.metrics,
+                                  ssl_context=agent_port_tls(args, token))
         self.node = NodeAgent(self.rest, args.node_name, self.node_ip, self.server.port,
                               max_pods=args.max_pods, labels=parse_labels(args.node_labels),
                               taints=parse_taints(args.register_with_taints),

@@ -15,13 +15,12 @@ unit tests drive it without threads or sleeps; ``start`` runs it on a thread.
 
 import logging
 import os
-import shutil
 import signal
 import threading
 
 from agent import env as envmod
+from agent import paths, volumes
 from agent import status as statusmod
-from agent import volumes
 from agent.containers import ContainerState, cpu_millis, memory_bytes
 from agent.probes import ProbeState
 from agent.runtime.base import ContainerConfig, Record, RuntimeError_
@@ -42,7 +41,16 @@ class PodWorker:
         self.ctx, self.pod = ctx, pod
         meta = pod["metadata"]
         self.uid, self.key = meta["uid"], f"{meta['namespace']}/{meta['name']}"
-        self.pod_dir = os.path.join(ctx.data_dir, "pods", self.uid)
+        #: Why the agent refuses to touch this pod's files at all (a hostile uid), or None.
+        self.refused = None
+        try:
+            self.pod_dir = paths.pod_dir(ctx.data_dir, self.uid)
+        except paths.UnsafePath as exc:
+            self.pod_dir, self.refused = None, str(exc)
+        # Secrets and tokens go to the agent's tmpfs directory when it has one.
+        secret_base = getattr(ctx, "secret_dir", None)
+        self.secret_dir = os.path.join(secret_base, self.uid) \
+            if secret_base and self.pod_dir else None
         spec = pod.get("spec") or {}
         self.init = [ContainerState(c, init=True) for c in spec.get("initContainers") or ()]
         self.main = [ContainerState(c) for c in spec.get("containers") or ()]
@@ -101,10 +109,11 @@ class PodWorker:
         wake = [now + self.ctx.poll]
         if self._terminal():
             return wake[0] + 9 * self.ctx.poll      # nothing restarts; keep a slow eye
+        if self.refused:
+            return self._refuse(now)
         if self.volume_paths is None:
             try:
-                os.makedirs(self.pod_dir, exist_ok=True)
-                self.volume_paths = volumes.materialise(self.pod, self.pod_dir, self.ctx.api.lookup)
+                self.volume_paths = self._materialise()
                 self.volumes_refresh_at = now + VOLUME_REFRESH
             except envmod.ConfigError as exc:
                 self._event("Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
@@ -124,11 +133,30 @@ class PodWorker:
         self._post(now)
         return min(wake)
 
+    def _materialise(self):
+        """Create the pod's directory (0700) and its volumes; return name -> host path."""
+        paths.make_private_dir(os.path.join(self.ctx.data_dir, "pods"))
+        paths.make_private_dir(self.pod_dir)
+        return volumes.materialise(self.pod, self.pod_dir, self.ctx.api.lookup,
+                                   secret_dir=self.secret_dir,
+                                   token=getattr(self.ctx.api, "request_token", None),
+                                   host_ip=self.ctx.host_ip)
+
+    def _refuse(self, now):
+        """Run nothing of a pod whose files could not be kept in its directory; say why."""
+        for state in self.init + self.main:
+            state.waiting_reason, state.waiting_message = "CreateContainerConfigError", \
+                self.refused
+        if self.last_status is None:
+            self._event("Warning", "Failed", f"Error: {self.refused}")
+        self._post(now)
+        return now + 10 * self.ctx.poll
+
     def _refresh_volumes(self, now):
-        """Rewrite configMap and secret volumes, so running containers see updates."""
+        """Rewrite configMap, secret and projected volumes, so containers see updates."""
         self.volumes_refresh_at = now + VOLUME_REFRESH
         try:
-            volumes.materialise(self.pod, self.pod_dir, self.ctx.api.lookup)
+            self._materialise()
         except envmod.ConfigError as exc:
             log.info("pod=%s msg=volume refresh failed, keeping the old files error=%s",
                      self.key, exc)
@@ -192,10 +220,12 @@ class PodWorker:
             return
         attempt = state.current.attempt + 1 if state.current else 0
         try:
+            paths.check_name(state.name, "container")
             container_env = envmod.resolve_env(self.pod, state.spec, self.ctx.api.lookup,
                                                self.ctx.host_ip,
                                                extra={"HOSTNAME": self.pod["metadata"]["name"]})
-            root, workdir = volumes.container_root(self.pod_dir, state.spec, self.volume_paths)
+            root, workdir = volumes.container_root(self.pod_dir, state.spec, self.volume_paths,
+                                                   self.secret_dir)
             container_env["STEER_ROOT"] = root
             argv = envmod.command_line(state.spec, container_env)
         except envmod.ConfigError as exc:
@@ -314,7 +344,15 @@ class PodWorker:
             for record in (state.current, state.previous):
                 if record is not None and record.container_id:
                     self.ctx.runtime.remove(record.container_id)
-        shutil.rmtree(self.pod_dir, ignore_errors=True)
+        if self.pod_dir is not None:
+            # Only <data dir>/pods/<uid> (and its tmpfs twin); a hostPath is never removed.
+            try:
+                paths.remove_pod_dir(self.ctx.data_dir, self.uid)
+                if self.secret_dir:
+                    paths.remove_entry(self.secret_dir, os.path.dirname(self.secret_dir))
+            except OSError as exc:
+                log.warning("pod=%s msg=cannot remove the pod's directory error=%s", self.key,
+                            exc)
         self.ctx.runtime.release_pod(self.uid)
         for state in self.init + self.main:
             self.ctx.backoff.forget(f"{self.uid}/{state.name}")
@@ -325,8 +363,12 @@ class PodWorker:
             return
         if record.container_id:
             self.ctx.runtime.remove(record.container_id)
+        if not record.log_path or self.pod_dir is None:
+            return
+        logs_dir = os.path.join(self.pod_dir, "logs")
         for path in [record.log_path] + [f"{record.log_path}.{i}" for i in range(1, 10)]:
-            if path and os.path.exists(path):
+            # The record's path comes from disk: remove it only inside this pod's logs.
+            if os.path.lexists(path) and paths.is_within(os.path.dirname(path), logs_dir):
                 os.remove(path)
 
     def _refresh(self):

@@ -30,8 +30,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from control.client import Informer, RestClient
-from control.client.component import configure_logging, read_token
+from control.client import Informer
+from control.client.component import add_connection_flags, configure_logging, connect
 from control.objects import kinds
 
 log = logging.getLogger("steer.proxy")
@@ -389,8 +389,7 @@ async def serve_metrics(proxy, host, port):
 # -- the command -------------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="steer-proxy", description=__doc__.split("\n")[0])
-    p.add_argument("--api-server", required=True, help="API server URL, http(s)://host:port")
-    p.add_argument("--token-file", help="file holding the bearer token for the API server")
+    add_connection_flags(p)     # --kubeconfig, or --api-server and --token-file
     p.add_argument("--node-ips", default="",
                    help="comma-separated node IPs of this machine; NodePorts are served on each")
     p.add_argument("--metrics-addr", default="",
@@ -402,7 +401,7 @@ def parse_args(argv=None):
 
 
 async def _main(args):
-    rest = RestClient(args.api_server, token=read_token(args.token_file))
+    rest = connect(args)
     node_ips = [ip.strip() for ip in args.node_ips.split(",") if ip.strip()]
     proxy = Proxy(rest, node_ips, connect_timeout=args.connect_timeout)
     stop = asyncio.Event()
@@ -414,8 +413,8 @@ async def _main(args):
         host, _, port = args.metrics_addr.rpartition(":")
         metrics = await serve_metrics(proxy, host or "127.0.0.1", int(port))
         log.info("metrics=%s msg=serving /healthz and /metrics", args.metrics_addr)
-    log.info("api_server=%s node_ips=%s msg=steer-proxy starting", args.api_server,
-             ",".join(node_ips) or "-")
+    log.info("api_server=%s://%s:%d node_ips=%s msg=steer-proxy starting", rest.scheme,
+             rest.host, rest.port, ",".join(node_ips) or "-")
     await proxy.run(stop)
     if metrics is not None:
         metrics.close()

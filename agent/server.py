@@ -4,15 +4,22 @@
 restarts. GET /containerLogs/{namespace}/{pod}/{container} takes the query parameters the
 API server passes on from ``kubectl logs`` (follow, previous, timestamps,
 tailLines, sinceSeconds, sinceTime, limitBytes). A following response is sent
-chunked, line by line, until the container exits or the client goes away. When
-a token is configured every request but /healthz must carry
-``Authorization: Bearer <token>`` (401 otherwise), as the API server does with
-its --agent-token-file.
+chunked, line by line, until the container exits or the client goes away.
+
+With a serving certificate (``ssl_context``, from --tls-cert-file and
+--tls-private-key-file) the port speaks TLS and, as kubelet's does, asks for a client
+certificate signed by the cluster CA (--client-ca-file); every request but /healthz
+is then allowed only to the API server's kubelet client (CN
+kube-apiserver-kubelet-client) or a member of system:masters (403 otherwise): another
+node's certificate reads nothing here. The shared bearer token (--agent-token-file,
+deprecated) is still accepted when it is configured explicitly; without TLS it is
+the only check (401 without it).
 """
 
 import hmac
 import http.server
 import logging
+import ssl
 import threading
 import time
 import urllib.parse
@@ -20,6 +27,38 @@ import urllib.parse
 from agent import logs
 
 log = logging.getLogger(__name__)
+
+#: Who may use the agent's API over mutual TLS (kube-apiserver's kubelet client, admins).
+ALLOWED_USERS = frozenset({"kube-apiserver-kubelet-client"})
+ALLOWED_GROUPS = frozenset({"system:masters"})
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def server_context(cert_file, key_file, client_ca_file=None, require_client_cert=True):
+    """Return the agent port's TLS context; with a client CA, ask for client certificates.
+
+    A certificate is optional in the handshake only when a bearer token may stand
+    in for it (``require_client_cert=False``); requests are then checked one by one.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    if client_ca_file:
+        context.load_verify_locations(cafile=client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    return context
+
+
+def identity(cert):
+    """Return (user, groups) of a peer certificate as ``getpeercert()`` gives it."""
+    user, groups = "", []
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                user = value
+            elif key == "organizationName":
+                groups.append(value)
+    return user, groups
 
 
 class AgentServer:
@@ -29,9 +68,11 @@ class AgentServer:
     callable) or raises LookupError (a 404) or ValueError (a 400) with the message.
     """
 
-    def __init__(self, address, port, find, token=None, clock=time.time, metrics=None):
+    def __init__(self, address, port, find, token=None, clock=time.time, metrics=None,
+                 ssl_context=None):
         self.find, self.token, self.clock = find, token, clock
         self.metrics = metrics or (lambda: "")
+        self.ssl_context = ssl_context
         agent = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -43,7 +84,10 @@ class AgentServer:
             def do_GET(self):
                 agent._handle(self)
 
-        self.httpd = http.server.ThreadingHTTPServer((address, port), Handler)
+        server_class = _TlsHTTPServer if ssl_context is not None else \
+            http.server.ThreadingHTTPServer
+        self.httpd = server_class((address, port), Handler)
+        self.httpd.ssl_context = ssl_context
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self._thread = None
@@ -65,8 +109,9 @@ class AgentServer:
         url = urllib.parse.urlsplit(req.path)
         if url.path == "/healthz":
             return _reply(req, 200, "ok")
-        if self.token and not _authorized(req.headers.get("Authorization"), self.token):
-            return _reply(req, 401, "Unauthorized")
+        refusal = self._refusal(req)
+        if refusal:
+            return _reply(req, *refusal)
         if url.path == "/metrics":
             return _reply(req, 200, self.metrics().rstrip("\n"),
                           "text/plain; version=0.0.4; charset=utf-8")
@@ -105,6 +150,22 @@ class AgentServer:
             pass            # the client stopped following
         req.close_connection = True
 
+    def _refusal(self, req):
+        """Return (code, message) if the caller may not use the agent's API, else None."""
+        if self.token and _authorized(req.headers.get("Authorization"), self.token):
+            return None
+        if self.ssl_context is None:
+            return (401, "Unauthorized") if self.token else None
+        cert = req.connection.getpeercert()
+        if not cert:
+            return 401, "Unauthorized: a client certificate is required"
+        user, groups = identity(cert)
+        if user in ALLOWED_USERS or ALLOWED_GROUPS.intersection(groups):
+            return None
+        log.warning("event=agent_api_forbidden user=%s groups=%s path=%s", user,
+                    ",".join(groups), req.path.split("?")[0])
+        return 403, f'Forbidden: user "{user}" may not use the node agent\'s API'
+
     def _options(self, query):
         def number(name):
             value = query.get(name)
@@ -124,6 +185,28 @@ class AgentServer:
             since = logs.parse_timestamp(query["sinceTime"])
         return {"tail_lines": number("tailLines"), "limit_bytes": number("limitBytes"),
                 "timestamps": query.get("timestamps") == "true", "since": since}
+
+
+class _TlsHTTPServer(http.server.ThreadingHTTPServer):
+    """Serve HTTPS: each connection's handshake runs in its own thread, not in accept."""
+
+    ssl_context = None
+
+    def finish_request(self, request, client_address):
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            request = self.ssl_context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError) as exc:
+            log.info("event=tls_handshake_failed client=%s error=%s", client_address[0], exc)
+            request.close()
+            return
+        request.settimeout(None)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            # The wrapped socket owns the connection now: shutdown_request only sees
+            # the detached plain one.
+            super().shutdown_request(request)
 
 
 def _authorized(header, token):

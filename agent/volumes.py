@@ -8,111 +8,161 @@ runs with that root as its working directory (or workingDir inside it) and finds
 it in ``$STEER_ROOT``. So ``cat $STEER_ROOT/etc/config/key`` (or ``cat
 etc/config/key`` from the working directory) reads a ConfigMap mounted at
 /etc/config. The runc runtime will bind-mount the same directories for real.
+
+Every name and path of the pod goes through agent/paths.py: nothing is written
+or removed outside the pod's directory (or its tmpfs directory for secrets),
+whatever the object says. Secret volumes, and projected volumes (which may hold
+a token), are written under ``secret_dir`` (a tmpfs, see paths.tmpfs_dir) when
+the agent has one. A hostPath is handed to the container as it is and never
+removed.
 """
 
-import base64
 import logging
 import os
-import shutil
 
+from agent import paths
 from agent.env import ConfigError
+from agent.projected import downward_files, object_files, project_sources
 
 log = logging.getLogger(__name__)
 
+#: Volume files' mode when the source names none (Kubernetes' 0644, in a 0700 directory).
+DEFAULT_MODE = 0o644
 
-def _write_atomically(path, data):
+
+def write_private(path, data, mode=0o600):
+    """Write ``data`` to ``path`` through a temporary file created 0600, then set ``mode``."""
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    if os.path.islink(tmp):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
+    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
-def _project(target, data, items, mode):
-    """Write key files of a ConfigMap/Secret (only ``items`` when given) into ``target``."""
-    os.makedirs(target, exist_ok=True)
-    wanted = {item["key"]: item.get("path") or item["key"] for item in items or ()} or \
-        {key: key for key in data}
-    for key, rel in wanted.items():
-        if key not in data:
-            raise ConfigError(f"configured key {key} not found in the volume source")
-        path = os.path.join(target, os.path.normpath(rel).lstrip("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        _write_atomically(path, data[key])
-        os.chmod(path, mode)
+def write_files(target, files, default_mode):
+    """Write {relative path: (bytes, mode or None)} into ``target``, each kept inside it."""
+    paths.make_private_dir(target)
+    # The directory is only the pod's: files keep their (often 0644) mode, as kubelet's.
+    for rel, (data, mode) in files.items():
+        path = paths.join_under(target, rel, "volume item path")
+        parent = os.path.dirname(path)
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+        if not paths.is_within(parent, target):
+            raise paths.UnsafePath(f"volume item path {rel!r} resolves outside its volume")
+        write_private(path, data, default_mode if mode is None else mode)
 
 
 def has_projected(pod):
-    """True if the pod has configMap or secret volumes (which change with their source)."""
-    return any("configMap" in v or "secret" in v
+    """True if the pod has volumes whose files change with their source (or expire)."""
+    return any("configMap" in v or "secret" in v or "projected" in v
                for v in (pod.get("spec") or {}).get("volumes") or ())
 
 
-def materialise(pod, pod_dir, get):
-    """Create every volume of ``pod`` under ``pod_dir``/volumes; return name -> host path."""
+def _host_path(volume):
+    host = volume["hostPath"].get("path")
+    kind = volume["hostPath"].get("type") or ""
+    if not host or not os.path.isabs(host) or ".." in host.split("/"):
+        raise paths.UnsafePath(f"hostPath {host!r} must be an absolute path without '..'")
+    # The process runtime mounts nothing: the container is given the host path as it is.
+    if kind == "DirectoryOrCreate" and not os.path.exists(host):
+        os.makedirs(host, exist_ok=True)
+    elif kind == "FileOrCreate" and not os.path.exists(host):
+        open(host, "a").close()
+    elif kind in ("Directory", "File") and not os.path.exists(host):
+        raise ConfigError(f"hostPath type check failed: {host} does not exist")
+    return host
+
+
+def _mode(source):
+    """Return a source's defaultMode (Kubernetes' 0644 when unset)."""
+    mode = source.get("defaultMode")
+    return DEFAULT_MODE if mode is None else mode
+
+
+def materialise(pod, pod_dir, get, secret_dir=None, token=None, host_ip=""):
+    """Create every volume of ``pod``; return volume name -> host path.
+
+    ``get(kind, namespace, name)`` reads ConfigMaps and Secrets; ``token(pod,
+    source)`` answers a projected serviceAccountToken (see agent/projected.py);
+    ``secret_dir`` is the pod's tmpfs directory for secrets (None: the pod's own).
+    """
     namespace = pod["metadata"].get("namespace")
-    paths = {}
+    volumes_dir = paths.make_private_dir(os.path.join(pod_dir, "volumes"))
+    private_dir = secret_dir or volumes_dir
+    result = {}
     for volume in (pod.get("spec") or {}).get("volumes") or ():
-        name = volume["name"]
-        target = os.path.join(pod_dir, "volumes", name)
+        name = paths.check_name(volume.get("name"), "volume")
         if "hostPath" in volume:
-            host = volume["hostPath"].get("path")
-            kind = volume["hostPath"].get("type") or ""
-            if kind in ("DirectoryOrCreate",) and not os.path.exists(host):
-                os.makedirs(host, exist_ok=True)
-            elif kind == "FileOrCreate" and not os.path.exists(host):
-                open(host, "a").close()
-            elif kind in ("Directory", "File") and not os.path.exists(host):
-                raise ConfigError(f"hostPath type check failed: {host} does not exist")
-            paths[name] = host
+            result[name] = _host_path(volume)
             continue
+        if "secret" in volume or "projected" in volume:
+            # Made only for a pod that has secrets: nothing else of it goes to tmpfs.
+            target = paths.join_under(paths.make_private_dir(private_dir), name, "volume name")
+        else:
+            target = paths.join_under(volumes_dir, name, "volume name")
         if "configMap" in volume or "secret" in volume:
             kind = "ConfigMap" if "configMap" in volume else "Secret"
             source = volume["configMap" if kind == "ConfigMap" else "secret"] or {}
-            obj_name = source.get("name") or source.get("secretName")
-            obj = get(kind, namespace, obj_name)
-            if obj is None:
-                if source.get("optional"):
-                    os.makedirs(target, exist_ok=True)
-                    paths[name] = target
-                    continue
-                raise ConfigError(f'{kind.lower()} "{obj_name}" not found')
-            if kind == "Secret":
-                data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
-            else:
-                data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
-                data.update({k: base64.b64decode(v)
-                             for k, v in (obj.get("binaryData") or {}).items()})
-            _project(target, data, source.get("items"), source.get("defaultMode") or 0o644)
-            paths[name] = target
-            continue
-        if "emptyDir" not in volume:
-            log.info("volume=%s pod=%s msg=unsupported volume type, given an empty directory",
-                     name, pod["metadata"].get("name"))
-        os.makedirs(target, exist_ok=True)
-        paths[name] = target
-    return paths
+            ref = {**source, "name": source.get("name") or source.get("secretName")}
+            files = object_files(kind, ref, get, namespace)
+            write_files(target, files, _mode(source))
+        elif "downwardAPI" in volume:
+            source = volume["downwardAPI"] or {}
+            write_files(target, downward_files(pod, source.get("items"), host_ip), _mode(source))
+        elif "projected" in volume:
+            source = volume["projected"] or {}
+            files = project_sources(pod, source.get("sources") or (), get, token, host_ip)
+            write_files(target, files, _mode(source))
+        else:
+            if "emptyDir" not in volume:
+                log.info("volume=%s pod=%s msg=unsupported volume type, given an empty "
+                         "directory", name, pod["metadata"].get("name"))
+            paths.make_private_dir(target)
+        result[name] = target
+    return result
 
 
-def container_root(pod_dir, container, volume_paths):
-    """Lay out the container's root (mountPaths as symlinks); return (root, workdir)."""
-    root = os.path.join(pod_dir, "roots", container["name"])
-    os.makedirs(root, exist_ok=True)
+def container_root(pod_dir, container, volume_paths, secret_dir=None):
+    """Lay out the container's root (mountPaths as symlinks); return (root, workdir).
+
+    A mountPath nested in another mount puts its link inside that volume, and a
+    workingDir may lie in a volume: both must stay inside the pod's directories
+    (``pod_dir``, ``secret_dir``); a workingDir in a hostPath must already exist.
+    """
+    name = paths.check_name(container.get("name"), "container")
+    pod_dirs = (pod_dir,) + ((secret_dir,) if secret_dir else ())
+    roots = paths.make_private_dir(os.path.join(pod_dir, "roots"))
+    root = paths.join_under(roots, name, "container name")
+    os.makedirs(root, mode=0o700, exist_ok=True)
     for mount in container.get("volumeMounts") or ():
         source = volume_paths.get(mount.get("name"))
         if source is None:
             raise ConfigError(f"volumeMount {mount.get('name')} names no volume of the pod")
         if mount.get("subPath"):
-            source = os.path.join(source, mount["subPath"])
-        link = os.path.join(root, os.path.normpath(mount["mountPath"]).lstrip("/"))
-        os.makedirs(os.path.dirname(link), exist_ok=True)
+            # Resolved inside the volume: a link in it must not lead the mount elsewhere.
+            source = paths.join_under(source, mount["subPath"], "subPath")
+        link = paths.entry_under(root, mount.get("mountPath"), "mountPath", also=pod_dirs)
+        parent = os.path.dirname(link)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+            if not paths.is_within(parent, *pod_dirs):
+                raise paths.UnsafePath(f"mountPath {mount.get('mountPath')!r} resolves "
+                                       "outside the pod's directory")
         if os.path.islink(link) and os.readlink(link) == source:
             continue
-        if os.path.lexists(link):
-            os.remove(link) if os.path.islink(link) or os.path.isfile(link) \
-                else shutil.rmtree(link)
+        paths.remove_entry(link, *pod_dirs)
         os.symlink(source, link)
     workdir = root
     if container.get("workingDir"):
-        workdir = os.path.join(root, os.path.normpath(container["workingDir"]).lstrip("/"))
-        os.makedirs(workdir, exist_ok=True)
+        workdir = paths.lexical_join(root, container["workingDir"], "workingDir")
+        if paths.is_within(workdir, *pod_dirs):
+            os.makedirs(workdir, mode=0o700, exist_ok=True)
+            return root, workdir
+        hosts = [p for p in volume_paths.values() if not paths.is_within(p, *pod_dirs)]
+        if not (hosts and paths.is_within(workdir, *hosts) and os.path.isdir(workdir)):
+            raise paths.UnsafePath(f"workingDir {container['workingDir']!r} resolves outside "
+                                   "the pod's directory")
     return root, workdir

@@ -17,6 +17,7 @@ import os
 import resource
 import selectors
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -34,8 +35,23 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else float("nan")
 
 
-def _client_loop(port, verb, client_id, duration, results, names):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+def _tls_context(tls):
+    """A client context from (CA, certificate, key) files, or None for plain HTTP."""
+    if not tls:
+        return None
+    context = ssl.create_default_context(cafile=tls[0])
+    context.load_cert_chain(tls[1], tls[2])
+    return context
+
+
+def _connection(port, tls):
+    if not tls:
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    return http.client.HTTPSConnection("127.0.0.1", port, timeout=60, context=_tls_context(tls))
+
+
+def _client_loop(port, verb, client_id, duration, results, names, tls):
+    conn = _connection(port, tls)
     latencies, errors, n = [], 0, 0
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:
@@ -57,10 +73,10 @@ def _client_loop(port, verb, client_id, duration, results, names):
     results.extend([(lat, errors if i == 0 else 0) for i, lat in enumerate(latencies)])
 
 
-def _process(port, verb, clients, first_id, duration, queue, names):
+def _process(port, verb, clients, first_id, duration, queue, names, tls):
     results = []
     threads = [threading.Thread(target=_client_loop,
-                                args=(port, verb, first_id + i, duration, results, names))
+                                args=(port, verb, first_id + i, duration, results, names, tls))
                for i in range(clients)]
     for t in threads:
         t.start()
@@ -69,7 +85,7 @@ def _process(port, verb, clients, first_id, duration, queue, names):
     queue.put(results)
 
 
-def run_level(port, verb, clients, duration, procs, names):
+def run_level(port, verb, clients, duration, procs, names, tls=None):
     """Drive ``verb`` with ``clients`` concurrent clients; return (rate, p50, p99, errors)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
@@ -78,7 +94,7 @@ def run_level(port, verb, clients, duration, procs, names):
     for count in per_proc:
         if count:
             workers.append(ctx.Process(target=_process, args=(port, verb, count, first, duration,
-                                                              queue, names)))
+                                                              queue, names, tls)))
             first += count
     started = time.monotonic()
     for w in workers:
@@ -92,17 +108,20 @@ def run_level(port, verb, clients, duration, procs, names):
             percentile(latencies, 0.99), sum(e for _, e in results))
 
 
-def watch_fanout(server, watchers, writes):
+def watch_fanout(server, watchers, writes, tls=None):
     """Open ``watchers`` watches, write ``writes`` times; return delivery latencies."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, watchers + 512), hard), hard))
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn = _connection(server.port, tls)
+    context = _tls_context(tls)
     conn.request("POST", CMS, body=json.dumps({"metadata": {"name": "fanout"}, "data": {"n": "0"}}),
                  headers={"Content-Type": "application/json"})
     conn.getresponse().read()
     selector = selectors.DefaultSelector()
     for _ in range(watchers):
         s = socket.create_connection(("127.0.0.1", server.port))
+        if context is not None:
+            s = context.wrap_socket(s, server_hostname="127.0.0.1")
         s.sendall(f"GET {CMS}?watch=true&fieldSelector=metadata.name%3Dfanout&timeoutSeconds=600 "
                   "HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
         s.setblocking(False)
@@ -122,7 +141,13 @@ def watch_fanout(server, watchers, writes):
         deadline = time.monotonic() + 60
         while pending and time.monotonic() < deadline:
             for key, _ in selector.select(timeout=1):
-                data = key.fileobj.recv(65536)
+                try:
+                    data = key.fileobj.recv(65536)
+                    # TLS may hold decrypted bytes that select() cannot see.
+                    while isinstance(key.fileobj, ssl.SSLSocket) and key.fileobj.pending():
+                        data += key.fileobj.recv(65536)
+                except ssl.SSLWantReadError:
+                    continue
                 key.data["buffer"] += data
                 if marker in key.data["buffer"]:
                     if n > 1:
@@ -143,26 +168,30 @@ def main(argv=None):
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--writes", type=int, default=20, help="writes for the fan-out test")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
+    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
+                        help="HTTPS with the admin's client certificate (default), or "
+                             "--no-tls for plain HTTP: run both to see what TLS costs")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-api-") as base:
-        server = LocalApiServer(base, workers=args.workers)
+        server = LocalApiServer(base, workers=args.workers, tls=args.tls)
         server.start()
+        tls = (server.ca_file, server.cert_file, server.key_file) if args.tls else None
         try:
             rows = []
             for verb in ("create", "get", "list"):
                 names = []
                 if verb == "get":
-                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+                    conn = _connection(server.port, tls)
                     conn.request("GET", f"{CMS}?limit=500")
                     names = [i["metadata"]["name"] for i in json.loads(conn.getresponse().read())["items"]]
                 for clients in levels:
                     rate, p50, p99, errors = run_level(server.port, verb, clients, args.duration,
-                                                       min(args.procs, clients), names)
+                                                       min(args.procs, clients), names, tls)
                     rows.append((verb, clients, rate, p50, p99, errors))
                     print(f"  {verb:6s} {clients:3d} clients: {rate:8.1f} req/s  p50 {p50 * 1000:7.2f} ms"
                           f"  p99 {p99 * 1000:7.2f} ms  errors {errors}", flush=True)
-            latencies, expected = watch_fanout(server, args.watchers, args.writes)
+            latencies, expected = watch_fanout(server, args.watchers, args.writes, tls)
         finally:
             server.stop()
     print("\n| figure | clients | req/s | p50 (ms) | p99 (ms) | Kubernetes SLO (p99) |")

@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from control.client import Informer, RestClient  # noqa: E402
+from control.client import Informer  # noqa: E402
 from control.objects import kinds  # noqa: E402
 from tests.support.apiproc import ROOT, LocalApiServer  # noqa: E402
 from tests.support.hollow_nodes import HollowNodes  # noqa: E402
@@ -74,10 +74,10 @@ class BindClock:
 class Component:
     """One control-plane process (scheduler or controller manager), stopped by pid."""
 
-    def __init__(self, module, api_url, log_path, extra=()):
+    def __init__(self, module, kubeconfig, log_path, extra=()):
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--api-server", api_url, "--log-level", "WARNING",
+            [sys.executable, "-m", module, "--kubeconfig", kubeconfig, "--log-level", "WARNING",
              "--no-leader-elect", *extra],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": ROOT})
@@ -199,7 +199,7 @@ def bench_scheduler(rest, server, workdir, pods):
     create_pods(rest, "bench-sched", pods)
     created = time.monotonic() - started
     print(f"  created {pods} pending pods in {created:.1f} s ({pods / created:.0f} pods/s)")
-    scheduler = Component("control.scheduler.main", server.url,
+    scheduler = Component("control.scheduler.main", server.kubeconfig,
                           os.path.join(workdir, "scheduler.log"))
     try:
         launched = time.monotonic()
@@ -266,10 +266,10 @@ def main(argv=None):
         print(f"starting a 3-node store, an API server ({args.api_workers} workers) and "
               f"{args.nodes} hollow nodes (logs in {workdir})")
         server.start()
-        rest = RestClient(server.url, timeout=60)
+        rest = server.rest_client(timeout=60)
         nodes = HollowNodes(server.url, [f"node-{i:03d}" for i in range(args.nodes)],
                             cpu="32", memory="128Gi", max_pods=110, renew_interval=10.0,
-                            run_pods=False).start()
+                            run_pods=False, client_kwargs=server.client_kwargs).start()
         print(f"\n1. scheduler throughput: {args.pods} pending pods, then the scheduler")
         result = bench_scheduler(rest, server, workdir, args.pods)
         sched_rate = None
@@ -277,7 +277,7 @@ def main(argv=None):
             scheduler, sched_rate = result
             components.append(scheduler)
         print(f"\n2. Deployments totalling {args.pods} pods, controllers and scheduler running")
-        manager = Component("control.controllers.manager", server.url,
+        manager = Component("control.controllers.manager", server.kubeconfig,
                             os.path.join(workdir, "controller-manager.log"),
                             ["--controllers", "deployment,replicaset"])
         components.append(manager)

@@ -1,6 +1,6 @@
 """Run several fake-runtime node agents in one process (kubemark's hollow nodes).
 
-Used by bench/pods.py: ``python -m bench.hollow_agents --api-server URL --first 0
+Used by bench/pods.py: ``python -m bench.hollow_agents --kubeconfig FILE --first 0
 --count 25 --data-dir DIR`` registers nodes ``hollow-000`` ... and runs until
 SIGTERM. Each agent is the real `steer-agent` code with the `fake` runtime.
 """
@@ -18,7 +18,7 @@ from agent.main import Agent, parse_args  # noqa: E402
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--api-server", required=True)
+    parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, default=25)
     parser.add_argument("--data-dir", required=True)
@@ -29,7 +29,7 @@ def main(argv=None):
     for index in range(args.first, args.first + args.count):
         name = f"hollow-{index:03d}"
         agent_args = parse_args([
-            "--api-server", args.api_server, "--node-name", name,
+            "--kubeconfig", args.kubeconfig, "--node-name", name,
             "--node-ip", f"127.0.2.{index % 250 + 1}", "--port", "0", "--runtime", "fake",
             "--data-dir", os.path.join(args.data_dir, name), "--log-level", "WARNING",
             "--max-pods", "110"])

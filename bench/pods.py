@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from control.client import Informer, NotFound, RestClient  # noqa: E402
+from control.client import Informer, NotFound  # noqa: E402
 from control.objects import kinds  # noqa: E402
 from tests.support.apiproc import ROOT, LocalApiServer  # noqa: E402
 
@@ -156,7 +156,7 @@ def bench_process_runtime(rest, server, workdir, agents, pods):
     try:
         for i in range(agents):
             data = os.path.join(workdir, f"agent-{i + 1}")
-            procs.append(Process(["-m", "agent.main", "--api-server", server.url,
+            procs.append(Process(["-m", "agent.main", "--kubeconfig", server.kubeconfig,
                                   "--node-name", f"node-{i + 1}", "--node-ip", f"127.0.1.{i + 1}",
                                   "--port", "0", "--runtime", "process", "--data-dir", data,
                                   "--log-level", "WARNING"],
@@ -199,7 +199,7 @@ def bench_hollow(rest, server, workdir, nodes, pods, per_process=25):
     try:
         for first in range(0, nodes, per_process):
             count = min(per_process, nodes - first)
-            procs.append(Process(["-m", "bench.hollow_agents", "--api-server", server.url,
+            procs.append(Process(["-m", "bench.hollow_agents", "--kubeconfig", server.kubeconfig,
                                   "--first", str(first), "--count", str(count),
                                   "--data-dir", os.path.join(workdir, f"hollow-{first}")],
                                  os.path.join(workdir, f"hollow-{first}.log")))
@@ -243,10 +243,10 @@ def main(argv=None):
         print(f"starting a 3-node store, an API server, the scheduler and the controller "
               f"manager (logs in {workdir})")
         server.start()
-        rest = RestClient(server.url, timeout=60)
+        rest = server.rest_client(timeout=60)
         for module, name in (("control.scheduler.main", "scheduler"),
                              ("control.controllers.manager", "controller-manager")):
-            components.append(Process(["-m", module, "--api-server", server.url,
+            components.append(Process(["-m", module, "--kubeconfig", server.kubeconfig,
                                        "--no-leader-elect", "--log-level", "WARNING"],
                                       os.path.join(workdir, f"{name}.log")))
         process = bench_process_runtime(rest, server, workdir, args.agents, args.pods)

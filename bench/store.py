@@ -17,6 +17,9 @@ the clients are spread over up to ``--procs`` worker processes so the load
 generator is not one GIL, and client ``c`` is given the endpoint list rotated
 by ``c``, so clients start on every member.  The arrangement is identical for
 both systems.  The load generator runs on the same cores as the servers.
+Steersman's client port speaks mutual TLS, as it does by default (the store CA's
+admin certificate reaches the spawned workers through ``STEER_BENCH_STORE_TLS``);
+etcd's gateway is plain HTTP, so Steersman carries the TLS cost in the comparison.
 
 Run:  .venv/bin/python -m bench.store   (or: python bench/store.py --help)
 """
@@ -57,13 +60,17 @@ REFERENCE = {
 # ----------------------------------------------------------------------------
 # Systems
 # ----------------------------------------------------------------------------
+TLS_ENV = "STEER_BENCH_STORE_TLS"
+
+
 def make_client(system: str, endpoints: list[str], timeout: float):
     """A network client of ``system`` talking to ``endpoints``."""
     if system == "etcd":
         return EtcdClient(endpoints, timeout=timeout)
     from store.client import StoreClient
 
-    return StoreClient(endpoints, timeout=timeout)
+    tls = json.loads(os.environ.get(TLS_ENV) or "{}")
+    return StoreClient(endpoints, timeout=timeout, **tls)
 
 
 def make_cluster(system: str, base_dir: str):
@@ -72,7 +79,10 @@ def make_cluster(system: str, base_dir: str):
         return EtcdCluster(size=3, base_dir=base_dir)
     from cli.local_store import LocalStoreCluster
 
-    return LocalStoreCluster(size=3, base_dir=base_dir)
+    cluster = LocalStoreCluster(size=3, base_dir=base_dir)
+    # Spawned workers inherit the environment, not this process's objects.
+    os.environ[TLS_ENV] = json.dumps(cluster.client_tls["admin"])
+    return cluster
 
 
 def steersman_available() -> str | None:

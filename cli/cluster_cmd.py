@@ -4,9 +4,13 @@
 the store nodes, one API server, the scheduler, the controller manager, N node
 agents with the process runtime (node-N on its own loopback address 127.0.1.N)
 and, when the module is present, one service proxy serving every ClusterIP and
-NodePort on this machine. It waits for each part with a deadline, then writes
-``$STEER_HOME/config`` (read by every `steer` verb) and ``$STEER_HOME/kubeconfig``
-(for kubectl). `steer down` stops it all by pid, the agents' containers included.
+NodePort on this machine. First it makes the cluster CA and every certificate and
+kubeconfig (cli/local_pki.py: the API server serves TLS, each component presents
+its own client certificate through a kubeconfig, no secret is on a command line).
+It waits for each part with a deadline, then writes ``$STEER_HOME/config`` (read by
+every `steer` verb) and ``$STEER_HOME/kubeconfig`` (for kubectl: the admin's client
+certificate embedded), both 0600. `steer down` stops it all by pid, the agents'
+containers included.
 """
 
 import importlib.util
@@ -23,7 +27,9 @@ import urllib.request
 
 import yaml
 
+from cli import encryption_config, pki, supervisor
 from cli.local_cluster import LocalCluster, child_environment, python_module
+from cli.local_pki import LocalCredentials, kubeconfig_document
 from cli.local_store import LocalStoreCluster, free_ports
 from cli.store_cmd import CommandError
 from control.objects import conditions
@@ -64,6 +70,10 @@ def register(groups):
                               "they are evicted (the API server's default tolerations)")
     timings.add_argument("--backoff-base", metavar="SECONDS", type=float, default=10.0,
                          help="first crash-loop restart delay of a container")
+    up.add_argument("--supervise", default=",".join(supervisor.DEFAULT_KINDS), metavar="KINDS",
+                    help="kinds of processes a supervisor restarts when they exit (default "
+                         f"{','.join(supervisor.DEFAULT_KINDS)}; add agent for the agents; "
+                         "'' for none)")
     up.set_defaults(func=cmd_up)
 
     down = groups.add_parser("down", help="stop the local cluster (and its containers)")
@@ -82,10 +92,10 @@ def say(text):
     print(text, flush=True)
 
 
-def http_get_json(url, timeout=2.0):
-    """GET ``url``; the decoded JSON body, or None if it does not answer 200."""
+def http_get_json(url, timeout=2.0, context=None):
+    """GET ``url`` (TLS with ``context``); the decoded JSON body, or None if it does not answer 200."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
             body = resp.read()
     except (OSError, urllib.error.URLError):
         return None
@@ -95,15 +105,25 @@ def http_get_json(url, timeout=2.0):
         return body.decode("utf-8", "replace")
 
 
-def apiserver_flags():
-    """Option strings the installed steer-apiserver accepts (some arrive with issue 5).
+def apiserver_flags(module="control.api.server"):
+    """Option strings the installed steer-apiserver (or ``module``) accepts.
 
-    Read from its own ``--help``, so `steer up` never passes a flag it would refuse;
-    run as a child process because the CLI imports nothing of the API server.
+    Read from its own ``--help``, so `steer up` never passes a flag it would refuse
+    (some arrive with later issues); run as a child process because the CLI imports
+    nothing of the API server.
     """
-    done = subprocess.run(python_module("control.api.server", "--help"), capture_output=True,
+    done = subprocess.run(python_module(module, "--help"), capture_output=True,
                           text=True, env=child_environment(), timeout=60)
     return set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", done.stdout))
+
+
+def credentials(home, state):
+    """Issue (or renew) the local cluster's certificates and kubeconfigs for its record."""
+    creds = LocalCredentials(home)
+    creds.ensure(state["apiServer"], list(zip(state.get("nodes", []), state.get("nodeIPs", []))))
+    if creds.issued:
+        say(f"issued {len(creds.issued)} certificates in {creds.dir}")
+    return creds
 
 
 def proxy_available():
@@ -142,6 +162,7 @@ def cmd_up(args):
         if not stopped:
             say(f"the local cluster in {cluster.dir} is already up ({len(cluster.processes)} "
                 "processes); `steer status` shows it, `steer down` stops it")
+            supervise(cluster, args)
             return 0
         say(f"restarting the local cluster recorded in {cluster.dir} "
             f"({len(stopped)} of {len(cluster.processes)} processes stopped)")
@@ -151,18 +172,23 @@ def cmd_up(args):
                 "`steer down --purge` first to start a new one")
         started = []
         try:
-            for name in stopped:
+            credentials(home, cluster.state)
+            handled = supervisor.supervised(cluster, stopped)   # it restarts those itself
+            for name in [n for n in stopped if n not in handled]:
                 cluster.restart(name)
                 started.append(name)
-            wait_up(cluster, args.timeout)
+            wait_up(cluster, args.timeout, LocalCredentials(home).admin_context())
         except Failure as exc:
             fail(cluster, started, exc)
         finish(cluster, home)
+        supervise(cluster, args)
         return 0
     args.nodes = 2 if args.nodes is None else args.nodes
     if args.nodes < 1:
         raise CommandError("--nodes must be at least 1")
     started = []
+    os.makedirs(home, mode=0o700, exist_ok=True)
+    os.chmod(home, 0o700)
     try:
         start_all(cluster, args, started)
     except Failure as exc:
@@ -172,6 +198,7 @@ def cmd_up(args):
         forget(cluster)
         raise
     finish(cluster, home)
+    supervise(cluster, args)
     return 0
 
 
@@ -246,15 +273,32 @@ def start_all(cluster, args, started):
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_urlsafe(32) + "\n")
     port = free_ports(1)[0]
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
+    node_names = [f"node-{n}" for n in range(1, args.nodes + 1)]
+    node_ips = [f"{args.node_ip_prefix}.{n}" for n in range(1, args.nodes + 1)]
+    state.update(apiServer=url, nodes=node_names, nodeIPs=node_ips)
+    creds = credentials(cluster.home, state)
+    context = creds.admin_context()
     flags = apiserver_flags()
+    serving_cert, serving_key = creds.cert("apiserver")
     argv = python_module("control.api.server", "--bind", f"127.0.0.1:{port}",
                          "--store-endpoints", ",".join(store.endpoints), "--workers", "1",
+                         "--tls-cert-file", serving_cert, "--tls-private-key-file", serving_key,
+                         "--client-ca-file", creds.ca_file,
+                         *store.apiserver_tls_flags(),
                          "--agent-token-file", token_file,
                          "--default-not-ready-toleration-seconds",
                          str(args.pod_eviction_timeout),
                          "--default-unreachable-toleration-seconds",
                          str(args.pod_eviction_timeout))
+    if "--kubelet-client-certificate" in flags:
+        # The API server's own identity towards the agents' ports (logs, exec).
+        kubelet_cert, kubelet_key = creds.cert("apiserver-kubelet-client")
+        argv += ["--kubelet-client-certificate", kubelet_cert, "--kubelet-client-key",
+                 kubelet_key, "--kubelet-certificate-authority", creds.ca_file]
+    if "--encryption-provider-config" in flags:
+        # Secrets encrypted at rest with a key of this cluster's own (cli/encryption_config.py).
+        argv += ["--encryption-provider-config", encryption_config.ensure(cluster.dir)]
     if "--service-cluster-ip-range" in flags:
         argv += ["--service-cluster-ip-range", args.service_cluster_ip_range]
     else:
@@ -264,35 +308,42 @@ def start_all(cluster, args, started):
     started.append("apiserver")
     state.update(apiServer=url, agentTokenFile=token_file)
     cluster.save()
-    wait_for(cluster, ["apiserver"], lambda: http_get_json(url + "/readyz") is not None,
+    wait_for(cluster, ["apiserver"],
+             lambda: http_get_json(url + "/readyz", context=context) is not None,
              "the API server's /readyz", timeout)
     say(f"api server ready at {url}")
 
-    # The control plane.
+    # The control plane, each with its own kubeconfig (no credential on argv).
     for name, module, extra in (
             ("scheduler", "control.scheduler.main", []),
             ("controller-manager", "control.controllers.manager",
              ["--node-monitor-grace-period", f"{args.node_monitor_grace_period:g}s",
               "--node-monitor-period",
               f"{max(1.0, min(5.0, args.node_monitor_grace_period / 4)):g}s"])):
-        cluster.start(name, python_module(module, "--api-server", url, "--identity",
-                                          f"local-{name}", *extra), name)
+        cluster.start(name, python_module(module, "--kubeconfig", creds.kubeconfig(name),
+                                          "--identity", f"local-{name}", *extra), name)
         started.append(name)
     say("scheduler and controller manager started")
 
     # The node agents, each on its own loopback address.
-    node_ips = [f"{args.node_ip_prefix}.{n}" for n in range(1, args.nodes + 1)]
+    agent_flags = apiserver_flags("agent.main")
     agents = []
-    for n, ip in enumerate(node_ips, start=1):
-        name = f"node-{n}"
+    for name, ip in zip(node_names, node_ips):
         data_dir = os.path.join(cluster.dir, "agents", name)
         try:
             agent_port = free_ports(1, ip)[0]
         except OSError as exc:
             raise Failure(f"cannot listen on {ip} for {name}: {exc} (a loopback address "
                           "such as 127.0.1.N is needed)") from None
+        serving = []
+        if "--tls-cert-file" in agent_flags:
+            # The agent's port serves TLS with its node's certificate and verifies callers.
+            serving_cert, serving_key = creds.cert(f"nodes/{name}-serving")
+            serving = ["--tls-cert-file", serving_cert, "--tls-private-key-file", serving_key,
+                       "--client-ca-file", creds.ca_file]
         cluster.start(name, python_module(
-            "agent.main", "--api-server", url, "--node-name", name, "--node-ip", ip,
+            "agent.main", "--kubeconfig", creds.agent_kubeconfig(name), *serving,
+            "--node-name", name, "--node-ip", ip,
             "--port", str(agent_port), "--runtime", args.runtime, "--data-dir", data_dir,
             "--agent-token-file", token_file,
             "--heartbeat-interval", f"{args.heartbeat_interval:g}",
@@ -305,7 +356,8 @@ def start_all(cluster, args, started):
 
     # The service proxy, once its module is there (it arrives with issue 5's proxy work).
     if proxy_available():
-        cluster.start("proxy", python_module("agent.proxy", "--api-server", url,
+        cluster.start("proxy", python_module("agent.proxy", "--kubeconfig",
+                                             creds.kubeconfig("proxy"),
                                              "--node-ips", ",".join(node_ips)), "proxy")
         started.append("proxy")
         say("service proxy started")
@@ -318,7 +370,7 @@ def start_all(cluster, args, started):
     def nodes_ready():
         for name in agents:
             if name not in ready and conditions.is_ready(
-                    http_get_json(f"{url}/api/v1/nodes/{name}")):
+                    http_get_json(f"{url}/api/v1/nodes/{name}", context=context)):
                 ready.add(name)
                 say(f"{name} Ready")
         return len(ready) == len(agents)
@@ -327,15 +379,17 @@ def start_all(cluster, args, started):
              "every node to be Ready", timeout)
 
 
-def wait_up(cluster, timeout):
+def wait_up(cluster, timeout, context=None):
     """After a restart: the API server answers and every node is Ready again."""
     url = cluster.state["apiServer"]
-    wait_for(cluster, ["apiserver"], lambda: http_get_json(url + "/readyz") is not None,
+    wait_for(cluster, ["apiserver"],
+             lambda: http_get_json(url + "/readyz", context=context) is not None,
              "the API server's /readyz", timeout)
     say(f"api server ready at {url}")
     agents = cluster.state.get("nodes", [])
     wait_for(cluster, agents, lambda: all(
-        conditions.is_ready(http_get_json(f"{url}/api/v1/nodes/{n}")) for n in agents),
+        conditions.is_ready(http_get_json(f"{url}/api/v1/nodes/{n}", context=context))
+        for n in agents),
         "every node to be Ready", timeout)
     say(f"{len(agents)} nodes Ready")
 
@@ -344,7 +398,7 @@ def finish(cluster, home):
     """Write $STEER_HOME/config and kubeconfig and tell the user what to do next."""
     url = cluster.state["apiServer"]
     kubeconfig = os.path.join(home, "kubeconfig")
-    write_config(home, url, kubeconfig, cluster.dir)
+    write_config(home, url, kubeconfig, cluster.dir, LocalCredentials(home))
     say("")
     say(f"Steersman is up: {len(cluster.state.get('nodes', []))} nodes, API server {url}")
     say("  steer get nodes                     # the `steer` verbs find it through "
@@ -354,23 +408,27 @@ def finish(cluster, home):
     say(f"  steer down                          # stop it (logs in {cluster.logs_dir})")
 
 
-def write_config(home, url, kubeconfig, cluster_dir):
-    os.makedirs(home, exist_ok=True)
+def supervise(cluster, args):
+    """Start the supervisor (cli/supervisor.py) of the kinds ``--supervise`` names."""
+    kinds = [k for k in args.supervise.split(",") if k]
+    if kinds and not supervisor.running_pid(cluster):
+        pid = supervisor.start(cluster, kinds)
+        say(f"supervisor (pid {pid}) restarts {', '.join(kinds)} processes that exit")
+
+
+def write_config(home, url, kubeconfig, cluster_dir, creds=None):
+    """Write $STEER_HOME/config and the admin's kubeconfig, both 0600 in a 0700 directory.
+
+    With ``creds`` (a LocalCredentials) the kubeconfig carries the cluster CA and the
+    admin's client certificate and key, embedded, so kubectl works unchanged.
+    """
     config = {"apiServer": url, "token": "", "kubeconfig": kubeconfig, "clusterDir": cluster_dir}
-    with open(os.path.join(home, "config"), "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
-    kube = {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": "steersman", "cluster": {"server": url}}],
-        "users": [{"name": "steersman", "user": {}}],
-        "contexts": [{"name": "steersman",
-                      "context": {"cluster": "steersman", "user": "steersman",
-                                  "namespace": "default"}}],
-        "current-context": "steersman",
-    }
-    fd = os.open(kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(kube, f, sort_keys=False)
+    pki.write_private(os.path.join(home, "config"), yaml.safe_dump(config, sort_keys=False))
+    if creds is not None:
+        creds.write_admin_kubeconfig(kubeconfig, url)
+        return
+    kube = kubeconfig_document(url, "steersman", {}, {}, namespace="default")
+    pki.write_private(kubeconfig, yaml.safe_dump(kube, sort_keys=False))
 
 
 # -- steer down -----------------------------------------------------------------------
@@ -382,6 +440,11 @@ def cmd_down(args):
         if args.purge:
             purge(cluster, home)
         return 0
+    # The supervisor first, or it would restart what is stopped; it stops what it
+    # supervises itself (the loop below then finds those stopped).
+    pid = supervisor.stop(cluster, timeout=args.timeout)
+    if pid:
+        say(f"stopped the supervisor (pid {pid}) and the processes it supervised")
     kinds = {}
     for name, proc in cluster.processes.items():
         kinds.setdefault(proc["kind"], []).append(name)
@@ -413,6 +476,7 @@ def cmd_down(args):
 
 def purge(cluster, home):
     shutil.rmtree(cluster.dir, ignore_errors=True)
+    shutil.rmtree(LocalCredentials(home).dir, ignore_errors=True)     # its CA and certificates
     for name in ("config", "kubeconfig"):
         try:
             os.remove(os.path.join(home, name))
@@ -426,19 +490,25 @@ def cmd_status(args):
     cluster = LocalCluster(steer_home())
     if not cluster.exists:
         raise CommandError(f"no local cluster in {cluster.dir}: run `steer up`")
-    rows = [("PROCESS", "PID", "STATUS")]
+    rows = [("PROCESS", "PID", "STATUS", "RESTARTS", "LAST EXIT")]
+    supervised = supervisor.read_state(cluster).get("programs", {})
     for name, proc in cluster.processes.items():
         running = cluster.is_running(name)
-        rows.append((name, proc["pid"] if running else "-", "running" if running else "down"))
+        seen = supervised.get(name, {})
+        rows.append((name, proc["pid"] if running else "-", "running" if running else "down",
+                     seen.get("restarts", "-"), seen.get("last_exit", "")))
     table(rows)
+    pid = supervisor.running_pid(cluster)
+    say(f"supervisor: {f'pid {pid}' if pid else 'not running (`steer up` starts it)'}")
     containers = len(cluster.running_containers())
     say(f"\ncontainers running: {containers}")
     url = cluster.state.get("apiServer")
-    ready = http_get_json(f"{url}/readyz") if url else None
+    context = _admin_context(steer_home()) if url and url.startswith("https:") else None
+    ready = http_get_json(f"{url}/readyz", context=context) if url else None
     say(f"api server {url}: {'ready' if ready is not None else 'not answering'}")
     if ready is None:
         return 1
-    nodes = http_get_json(f"{url}/api/v1/nodes") or {}
+    nodes = http_get_json(f"{url}/api/v1/nodes", context=context) or {}
     rows = [("NODE", "STATUS", "ADDRESS")]
     for node in nodes.get("items", []):
         addresses = node.get("status", {}).get("addresses") or [{}]
@@ -447,6 +517,13 @@ def cmd_status(args):
     say("")
     table(rows)
     return 0 if all(cluster.is_running(n) for n in cluster.processes) else 1
+
+
+def _admin_context(home):
+    try:
+        return LocalCredentials(home).admin_context()
+    except (OSError, ValueError):       # credentials gone: report "not answering"
+        return None
 
 
 def table(rows):

@@ -8,6 +8,7 @@ once per run as kubectl caches them.
 """
 
 import argparse
+import ssl
 import sys
 import threading
 
@@ -157,11 +158,16 @@ class Session:
     """Everything a verb needs: client, namespace, discovery."""
 
     def __init__(self, args):
-        self.server, token = config.load_connection(args)
+        client_config = config.load_client_config(args)
+        self.server = client_config.server
         args.resolved_server = self.server      # for the "cannot reach" message
         try:
-            self.rest = CliClient(self.server, token=token, timeout=30.0, retries=2,
-                                  backoff_base=0.1, backoff_max=0.5)
+            self.rest = CliClient.from_config(client_config, timeout=30.0, retries=2,
+                                              backoff_base=0.1, backoff_max=0.5)
+        except ssl.SSLError as exc:
+            raise CommandError(f"cannot use the TLS files of the kubeconfig: {exc}") from exc
+        except OSError as exc:
+            raise CommandError(f"cannot read a TLS file of the kubeconfig: {exc}") from exc
         except ValueError as exc:
             raise CommandError(f"invalid server address {self.server!r}: {exc}") from exc
         self.namespace = config.default_namespace(args)
@@ -219,7 +225,7 @@ def display_name(resource, name):
 
 
 def add_connection_flags(parser, all_namespaces=False, top_level=False):
-    """--server, --token, -n (and -A): accepted before or after the verb.
+    """--server, --token(-file), --kubeconfig, -n (and -A): accepted before or after the verb.
 
     On verb parsers the defaults are SUPPRESS, so a flag given before the verb is
     not overwritten by the verb parser's default.
@@ -227,7 +233,13 @@ def add_connection_flags(parser, all_namespaces=False, top_level=False):
     default = None if top_level else argparse.SUPPRESS
     parser.add_argument("--server", "-s", default=default, metavar="URL",
                         help="the API server (default: $STEER_SERVER, ~/.steer/config, kubeconfig)")
-    parser.add_argument("--token", default=default, help="bearer token for the API server")
+    parser.add_argument("--token", default=default,
+                        help="bearer token for the API server (visible in /proc: "
+                             "prefer --token-file)")
+    parser.add_argument("--token-file", default=default, metavar="PATH",
+                        help="file holding the bearer token for the API server")
+    parser.add_argument("--certificate-authority", default=default, metavar="PATH",
+                        help="CA file to verify the API server's certificate with")
     parser.add_argument("--kubeconfig", default=default, metavar="PATH",
                         help="read the server from this kubeconfig instead")
     parser.add_argument("--context", default=default, help="the kubeconfig context to use")

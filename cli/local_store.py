@@ -5,8 +5,17 @@ benchmarks. It lives in cli/ (DESIGN §2: the local cluster is the CLI's) and re
 the store only by running `python -m store.server` and through store.client. Ports
 are picked free on loopback at creation, each node logs to ``<base>/<name>.log``,
 and every process is ended by its own pid, never by name.
+
+The client port speaks mutual TLS (as kubeadm sets etcd up). The cluster has its
+own CA in ``<base>/pki`` (or ``pki_dir``), apart from the cluster CA, so no agent
+or component certificate can reach the store: it issues each member's serving
+certificate (its client address as IP SAN) and two client certificates, one for
+the API servers (CN kube-apiserver-etcd-client) and one for the admin's `steer
+store ...` (CN admin). ``client_tls`` names their files; ``tls=False`` runs the
+client port as plain TCP, explicitly (--insecure-plain-client).
 """
 
+import ipaddress
 import json
 import os
 import secrets
@@ -17,10 +26,16 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from cli import pki
 from cli.local_cluster import alive, child_environment
 from store.client import StoreClient, StoreError
 
 STATE_FILE = "cluster.json"
+#: Client certificates of the store CA, by role: (file name, common name, groups).
+CLIENT_CERTS = {
+    "apiserver": ("apiserver-etcd-client", "kube-apiserver-etcd-client", ()),
+    "admin": ("admin", "admin", ("system:masters",)),
+}
 
 
 def free_port(host="127.0.0.1"):
@@ -62,7 +77,7 @@ class LocalStoreCluster:
     """A 3- or 5-node store cluster run as child processes of this one."""
 
     def __init__(self, size=3, base_dir=None, host="127.0.0.1", extra_args=(),
-                 token=None, detach=False):
+                 token=None, detach=False, tls=True, pki_dir=None):
         if size < 1:
             raise ValueError("a cluster needs at least one node")
         self.base_dir = os.path.abspath(base_dir or os.path.join(os.getcwd(), "data", "store"))
@@ -83,12 +98,67 @@ class LocalStoreCluster:
             for i in range(size)
         ]
         self._procs = {}
+        self.tls = tls
+        self.pki_dir = os.path.abspath(pki_dir or os.path.join(self.base_dir, "pki"))
+        if tls:
+            self.ensure_certificates()
+
+    # -- certificates ------------------------------------------------------------------
+    def ensure_certificates(self):
+        """Make the store CA if missing; issue missing or expiring member and client certs."""
+        ca = pki.CertificateAuthority.load_or_create(self.pki_dir,
+                                                     common_name="steersman-store-ca")
+        for node in self.nodes:
+            self._issue_member(ca, node)
+        for file_name, common_name, groups in CLIENT_CERTS.values():
+            if pki.needs_rotation(os.path.join(self.pki_dir, f"{file_name}.crt")):
+                ca.issue(self.pki_dir, file_name, common_name, organizations=groups,
+                         client=True)
+
+    def _issue_member(self, ca, node):
+        if not pki.needs_rotation(self._member_files(node)[0]):
+            return
+        host = node.client_addr.rsplit(":", 1)[0].strip("[]")
+        ips, names = ([host], []) if _is_ip(host) else ([], [host])
+        ca.issue(self.pki_dir, f"{node.name}-server", node.name,
+                 dns_names=["localhost", node.name, *names],
+                 ip_addresses=sorted({*ips, "127.0.0.1"}), server=True)
+
+    def _member_files(self, node):
+        base = os.path.join(self.pki_dir, f"{node.name}-server")
+        return base + ".crt", base + ".key"
+
+    @property
+    def ca_file(self):
+        return os.path.join(self.pki_dir, pki.CA_CERT)
+
+    @property
+    def client_tls(self):
+        """Client certificate files by role ("apiserver", "admin"): StoreClient keywords.
+
+        ``StoreClient(cluster.endpoints, **cluster.client_tls["apiserver"])``; empty
+        dicts when the client port is plain TCP.
+        """
+        if not self.tls:
+            return {role: {} for role in CLIENT_CERTS}
+        return {role: {"ca_file": self.ca_file,
+                       "cert_file": os.path.join(self.pki_dir, f"{file_name}.crt"),
+                       "key_file": os.path.join(self.pki_dir, f"{file_name}.key")}
+                for role, (file_name, _, _) in CLIENT_CERTS.items()}
+
+    def apiserver_tls_flags(self):
+        """The steer-apiserver flags (--store-cafile/certfile/keyfile) for this store's TLS."""
+        files = self.client_tls["apiserver"]
+        if not files:
+            return []
+        return ["--store-cafile", files["ca_file"], "--store-certfile", files["cert_file"],
+                "--store-keyfile", files["key_file"]]
 
     # -- state for `steer store up/down` ------------------------------------------------
     def save(self):
         """Record the cluster so a later `steer store down` can find it."""
         state = {"token": self.token, "nodes": [asdict(n) for n in self.nodes],
-                 "extra_args": self.extra_args}
+                 "extra_args": self.extra_args, "tls": self.tls, "pki_dir": self.pki_dir}
         with open(os.path.join(self.base_dir, STATE_FILE), "w") as f:
             json.dump(state, f, indent=2)
 
@@ -105,6 +175,9 @@ class LocalStoreCluster:
         cluster.secret_file = os.path.join(cluster.base_dir, "secret")
         cluster.nodes = [LocalNode(**n) for n in state["nodes"]]
         cluster._procs = {}
+        # A state written before TLS existed describes a plain client port.
+        cluster.tls = state.get("tls", False)
+        cluster.pki_dir = state.get("pki_dir") or os.path.join(cluster.base_dir, "pki")
         return cluster
 
     def add_node(self, name, host="127.0.0.1"):
@@ -113,6 +186,8 @@ class LocalStoreCluster:
         self.nodes.append(LocalNode(name, f"{host}:{peer}", f"{host}:{client}",
                                     os.path.join(self.base_dir, name),
                                     metrics_addr=f"{host}:{metrics}"))
+        if self.tls:
+            self.ensure_certificates()
         return len(self.nodes) - 1
 
     # -- processes -------------------------------------------------------------------
@@ -132,12 +207,21 @@ class LocalStoreCluster:
                 "--initial-cluster", initial_cluster or self.initial_cluster,
                 "--secret-file", self.secret_file, "--cluster-token", self.token,
                 *(["--metrics-addr", node.metrics_addr] if node.metrics_addr else []),
-                *self.extra_args]
+                *self._tls_flags(node), *self.extra_args]
+
+    def _tls_flags(self, node):
+        if not self.tls:
+            return ["--insecure-plain-client"]
+        cert, key = self._member_files(node)
+        return ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", self.ca_file,
+                "--client-cert-auth"]
 
     def start(self, i, initial_cluster=None):
         """Start (or restart) node ``i`` with its data dir."""
         node = self.nodes[i]
         os.makedirs(node.data_dir, exist_ok=True)
+        if self.tls:
+            self.ensure_certificates()      # renews what is near its expiry
         log = open(os.path.join(self.base_dir, f"{node.name}.log"), "ab")
         proc = subprocess.Popen(self.command(i, initial_cluster), stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, env=child_environment(),
@@ -195,12 +279,17 @@ class LocalStoreCluster:
         self.stop_all()
 
     # -- observing -------------------------------------------------------------------
-    def client(self, **kwargs):
-        return StoreClient(self.endpoints, **kwargs)
+    def client(self, role="admin", **kwargs):
+        """A client of every member, with the ``role``'s certificate ("admin", "apiserver")."""
+        return StoreClient(self.endpoints, **{**self.client_tls[role], **kwargs})
+
+    def node_client(self, i, role="admin", **kwargs):
+        """A client of member ``i`` alone."""
+        return StoreClient([self.nodes[i].client_addr], **{**self.client_tls[role], **kwargs})
 
     def node_status(self, i, timeout=1.0):
         """Status of node ``i`` alone, or None if it does not answer."""
-        with StoreClient([self.nodes[i].client_addr], timeout=timeout) as c:
+        with self.node_client(i, timeout=timeout) as c:
             try:
                 return c.status(timeout=timeout)
             except StoreError:
@@ -225,10 +314,10 @@ class LocalStoreCluster:
         """Wait until a leader is agreed and a linearizable read succeeds on every node."""
         deadline = time.monotonic() + timeout
         leader = self.leader_index(timeout)
-        for i, node in enumerate(self.nodes):
+        for i in range(len(self.nodes)):
             if not self.is_running(i):
                 continue
-            with StoreClient([node.client_addr], timeout=max(0.1, deadline - time.monotonic())) as c:
+            with self.node_client(i, timeout=max(0.1, deadline - time.monotonic())) as c:
                 c.get(b"\0")
         return leader
 
@@ -241,6 +330,14 @@ class LocalStoreCluster:
                 with open(path, errors="replace") as f:
                     out.append(f"--- {node.name} ---\n{f.read()[-20000:]}")
         return "\n".join(out)
+
+
+def _is_ip(host):
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def _wait_gone(pid, timeout):

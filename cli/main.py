@@ -57,8 +57,12 @@ def main(argv=None):
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except api_errors.ConnectionFailed:
+    except api_errors.ConnectionFailed as exc:
         server = getattr(args, "resolved_server", None) or "the configured address"
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            print(f"error: the API server at {server} has a certificate the configured CA "
+                  f"does not vouch for: {exc}", file=sys.stderr)
+            return 1
         print(f"error: cannot reach the API server at {server}: is the cluster up? "
               "run `steer up`", file=sys.stderr)
         return 1

@@ -1,7 +1,10 @@
 """`steer store ...`: run a local store cluster and read, write and watch it.
 
 Endpoints come from ``--endpoints``, else ``$STEER_STORE_ENDPOINTS``, else the
-local cluster that `steer store up` recorded in ``--dir`` (~/.steer/store).
+local cluster that `steer store up` recorded in ``--dir`` (~/.steer/store). The
+client port speaks mutual TLS: the store CA and the admin's client certificate come
+from ``--cacert``/``--cert``/``--key`` (etcdctl's names; or $STEER_STORE_CACERT,
+$STEER_STORE_CERT, $STEER_STORE_KEY), else from the recorded local cluster.
 """
 
 import json
@@ -32,6 +35,12 @@ def register(groups):
     store.add_argument("--dir", default=os.environ.get("STEER_STORE_DIR", DEFAULT_DIR),
                        help="local cluster directory (default ~/.steer/store)")
     store.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    store.add_argument("--cacert", dest="ca_file", default=os.environ.get("STEER_STORE_CACERT"),
+                       help="the store CA, to verify members (default: the local cluster's)")
+    store.add_argument("--cert", dest="cert_file", default=os.environ.get("STEER_STORE_CERT"),
+                       help="client certificate (default: the local cluster's admin cert)")
+    store.add_argument("--key", dest="key_file", default=os.environ.get("STEER_STORE_KEY"),
+                       help="key of --cert")
     verbs = store.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
 
@@ -98,15 +107,40 @@ def register(groups):
     restore.set_defaults(func=cmd_snapshot_restore)
 
 
-def _client(args):
-    endpoints = args.endpoints
+def _client(args, endpoints=None, timeout=None):
+    """A client of ``endpoints`` (default: the command's), with the admin's credentials."""
+    recorded = None
+    if os.path.exists(os.path.join(args.dir, STATE_FILE)):
+        recorded = LocalStoreCluster.load(args.dir)
+    endpoints = endpoints or args.endpoints
     if not endpoints:
-        state = os.path.join(args.dir, STATE_FILE)
-        if not os.path.exists(state):
+        if recorded is None:
             raise CommandError("no store endpoints: start one with `steer store up` or pass "
                                "--endpoints host:port,...")
-        endpoints = ",".join(LocalStoreCluster.load(args.dir).endpoints)
-    return StoreClient(endpoints, timeout=args.timeout)
+        endpoints = ",".join(recorded.endpoints)
+    try:
+        return StoreClient(endpoints, timeout=timeout or args.timeout,
+                           **_credentials(args, recorded))
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot load the store credentials: {exc}") from None
+
+
+def _credentials(args, recorded):
+    """TLS files from the flags, else the recorded local cluster's admin certificate."""
+    if args.ca_file or args.cert_file:
+        if not args.ca_file or bool(args.cert_file) != bool(args.key_file):
+            raise CommandError("--cacert is needed with --cert, and --cert and --key go "
+                               "together")
+        return {"ca_file": args.ca_file, "cert_file": args.cert_file,
+                "key_file": args.key_file}
+    if recorded is not None:
+        files = recorded.client_tls["admin"]
+        missing = [path for path in files.values() if not os.path.exists(path)]
+        if missing:
+            raise CommandError(f"the admin's store certificate is missing ({missing[0]}); "
+                               "`steer store up` issues it again")
+        return files
+    return {}
 
 
 def _run(call):
@@ -180,7 +214,7 @@ def cmd_status(args):
     rows = [("NAME", "ENDPOINT", "LEADER", "TERM", "REVISION", "RAFT-INDEX", "APPLIED")]
     down = 0
     for endpoint in endpoints:
-        with StoreClient([endpoint], timeout=min(args.timeout, 2.0)) as client:
+        with _client(args, [endpoint], min(args.timeout, 2.0)) as client:
             try:
                 s = client.status()
             except StoreError:

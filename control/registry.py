@@ -6,16 +6,24 @@ The only module of control/ that talks to the store, and only through
 JSON without its resourceVersion: ``metadata.resourceVersion`` is the key's
 mod_revision, so it can never disagree with the store. Every write is a txn that
 compares the revision the caller read, which is how a stale update becomes a 409.
+
+Values turn into store bytes only here, so encryption at rest hooks in here too:
+given an ``encryption`` config (control/api/encryption.py; anything with
+``transformer_for(group, plural)``), the resources it lists are encrypted on
+every write and decrypted on every read, watches included.
 """
 
 import base64
 import binascii
 import json
+import logging
 
 from control import errors
 from store.client import Compacted, StoreError, Unavailable, prefix_end
 
 PREFIX = b"/registry/"
+
+log = logging.getLogger("steer.registry")
 
 
 def resource_prefix(resource, namespace=None):
@@ -85,11 +93,66 @@ class CheckedStore:
         return _store_call(self.store.txn, *args, **kwargs)
 
 
+class _DecryptedWatch:
+    """A store watch whose events carry decrypted values (what watch_event reads)."""
+
+    def __init__(self, watch, transformer):
+        self._watch, self._transformer = watch, transformer
+
+    def next_event(self, timeout=None):
+        """The next event, decrypted; None on timeout or for an event no key decrypts.
+
+        An undecryptable event is logged and skipped rather than ending the watch
+        (and with it the watch cache every client shares); reading that object
+        reports the same error.
+        """
+        event = self._watch.next_event(timeout=timeout)
+        if event is None:
+            return None
+        event = dict(event)
+        for field in ("kv", "prev_kv"):
+            kv = event.get(field)
+            if kv and kv.get("value"):
+                try:
+                    value = self._transformer.decrypt(kv["value"], kv["key"])
+                except errors.ApiError as exc:
+                    log.error("event=watch_decrypt_failed revision=%s error=%r",
+                              kv.get("mod_revision"), exc.message)
+                    return None
+                event[field] = {**kv, "value": value}
+        return event
+
+    def __iter__(self):
+        while True:
+            yield self.next_event()
+
+    def __getattr__(self, name):
+        return getattr(self._watch, name)      # revision, cancel, ...
+
+
 class Registry:
     """Create, read, update, delete, list and watch objects of any resource."""
 
-    def __init__(self, store):
+    def __init__(self, store, encryption=None):
         self.store = store
+        self.encryption = encryption
+
+    def _transformer(self, resource):
+        if self.encryption is None:
+            return None
+        return self.encryption.transformer_for(resource.group, resource.plural)
+
+    def _encode(self, resource, key, obj):
+        """The bytes stored for ``obj`` at ``key`` (encrypted if its resource is)."""
+        data = _encode(obj)
+        transformer = self._transformer(resource)
+        return transformer.encrypt(data, key) if transformer else data
+
+    def _decode(self, resource, kv):
+        transformer = self._transformer(resource)
+        if transformer:
+            kv = {**kv, "value": transformer.decrypt(kv["value"], kv["key"])}
+        return _decode(kv)
 
     def checked_store(self):
         """Return the store itself, for keys that are not objects (with API errors)."""
@@ -99,7 +162,7 @@ class Registry:
         result = _store_call(self.store.get, object_key(resource, namespace, name))
         if not result["kvs"]:
             raise errors.not_found(resource, name)
-        return _decode(result["kvs"][0])
+        return self._decode(resource, result["kvs"][0])
 
     def create(self, resource, obj):
         """Store a new object; AlreadyExists if the name is taken."""
@@ -107,7 +170,8 @@ class Registry:
         key = object_key(resource, meta.get("namespace"), meta["name"])
         result = _store_call(self.store.txn,
                              compare=[{"key": key, "target": "create", "result": "==", "value": 0}],
-                             success=[{"op": "put", "key": key, "value": _encode(obj)}])
+                             success=[{"op": "put", "key": key,
+                                       "value": self._encode(resource, key, obj)}])
         if not result["succeeded"]:
             raise errors.AlreadyExists(f'{resource.qualified} "{meta["name"]}" already exists',
                                        name=meta["name"], kind=resource.plural, group=resource.group)
@@ -121,7 +185,7 @@ class Registry:
         result = _store_call(
             self.store.txn,
             compare=[{"key": key, "target": "mod", "result": "==", "value": expected}],
-            success=[{"op": "put", "key": key, "value": _encode(obj)}],
+            success=[{"op": "put", "key": key, "value": self._encode(resource, key, obj)}],
             failure=[{"op": "range", "key": key}])
         if not result["succeeded"]:
             current = result["responses"][0]["kvs"]
@@ -146,7 +210,7 @@ class Registry:
         previous = result["responses"][0]["prev_kvs"]
         if not previous:
             raise errors.not_found(resource, name)
-        return _decode(previous[0])
+        return self._decode(resource, previous[0])
 
     def list(self, resource, namespace=None, limit=0, continue_token=None, revision=0):
         """List objects; return (items, list revision, continue token or None)."""
@@ -162,7 +226,7 @@ class Registry:
         if limit and len(kvs) > limit:
             kvs = kvs[:limit]
             token = self._make_continue(list_revision, kvs[-1]["key"] + b"\0")
-        return [_decode(kv) for kv in kvs], list_revision, token
+        return [self._decode(resource, kv) for kv in kvs], list_revision, token
 
     def ready(self, timeout):
         """Raise unless the store answers a status request within ``timeout`` seconds."""
@@ -171,8 +235,10 @@ class Registry:
     def watch(self, resource, namespace=None, since=0):
         """Open a store watch on a resource; see ``watch_events`` to read it."""
         start = resource_prefix(resource, namespace)
-        return _store_call(self.store.watch, start, range_end=prefix_end(start),
-                           start_revision=since + 1 if since else 0, prev_kv=True)
+        watch = _store_call(self.store.watch, start, range_end=prefix_end(start),
+                            start_revision=since + 1 if since else 0, prev_kv=True)
+        transformer = self._transformer(resource)
+        return _DecryptedWatch(watch, transformer) if transformer else watch
 
     # -- helpers --------------------------------------------------------------------
     @staticmethod

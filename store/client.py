@@ -7,6 +7,11 @@ answers ``unavailable`` the request is retried on the next endpoint until the
 client's deadline; a write is retried with the same (client id, request id), so
 the state machine applies it once however often it is sent.
 
+With ``ca_file`` (or an ``ssl_context``) every connection is TLS: the member's
+certificate must be signed by the store CA and name the address dialled (members'
+serving certificates carry their client address as an IP SAN); ``cert_file`` and
+``key_file`` are the client certificate members require (store/tls.py).
+
 A ``Watch`` survives node failures: it reconnects elsewhere and resumes from the
 revision after the last one it delivered, so its caller sees every revision once,
 in order. A ``Compacted`` error means the resume point is gone: list again.
@@ -19,7 +24,7 @@ import socket
 import threading
 import time
 
-from store import protocol
+from store import protocol, tls
 from store.mvcc import prefix_end  # noqa: F401  (re-exported: clients build prefix ranges)
 
 DEFAULT_TIMEOUT = 10.0
@@ -87,13 +92,21 @@ class _Disconnected(Exception):
 class _Connection:
     """A socket to one endpoint with a reader thread routing frames by id."""
 
-    def __init__(self, endpoint, connect_timeout):
+    def __init__(self, endpoint, connect_timeout, ssl_context=None):
         host, port = endpoint.rsplit(":", 1)
         self.endpoint = endpoint
-        self.sock = socket.create_connection((host, int(port)), timeout=connect_timeout)
-        self.sock.settimeout(None)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((host, int(port)), timeout=connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:
+            try:
+                sock = tls.TlsSocket(sock, ssl_context, server_hostname=host.strip("[]"))
+            except BaseException:
+                sock.close()
+                raise
+        sock.settimeout(None)
+        self.sock = sock
         self.alive = True
+        self.failure = ""           # why the connection died, for the caller's error
         self._send_lock = threading.Lock()
         self._waiters = {}          # request id -> queue.Queue
         self._lock = threading.Lock()
@@ -108,7 +121,8 @@ class _Connection:
         inbox = queue.Queue()
         with self._lock:
             if not self.alive:
-                raise _Disconnected(self.endpoint)
+                raise _Disconnected(f"{self.endpoint} closed the connection"
+                                    + (f": {self.failure}" if self.failure else ""))
             self._waiters[request_id] = inbox
         return request_id, inbox
 
@@ -123,7 +137,7 @@ class _Connection:
                 self.sock.sendall(frame)
         except OSError as exc:
             self._fail()
-            raise _Disconnected(str(exc)) from None
+            raise _Disconnected(f"{self.endpoint}: {self.failure or exc}") from None
 
     def _read_loop(self):
         try:
@@ -135,8 +149,9 @@ class _Connection:
                     inbox = self._waiters.get(message.get("id"))
                 if inbox is not None:
                     inbox.put(message)
-        except (OSError, EOFError, protocol.ProtocolError):
-            pass
+        except (OSError, EOFError, protocol.ProtocolError) as exc:
+            # A refused client certificate shows up here, as a TLS alert on the first read.
+            self.failure = str(exc)
         finally:
             self._fail()
 
@@ -176,7 +191,8 @@ class StoreClient:
     """Talk to a store cluster through any of its endpoints."""
 
     def __init__(self, endpoints, timeout=DEFAULT_TIMEOUT, connect_timeout=1.0,
-                 client_id=None):
+                 client_id=None, ca_file=None, cert_file=None, key_file=None,
+                 ssl_context=None):
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
         if not endpoints:
@@ -185,6 +201,9 @@ class StoreClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.client_id = client_id if client_id is not None else random.getrandbits(62)
+        if ssl_context is None and (ca_file or cert_file):
+            ssl_context = tls.client_context(ca_file, cert_file, key_file)
+        self.ssl_context = ssl_context
         self._request_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._conn = None
@@ -202,7 +221,8 @@ class StoreClient:
                 self._next_endpoint = (self._next_endpoint + 1) % len(self.endpoints)
                 try:
                     self._conn = _Connection(endpoint, min(self.connect_timeout,
-                                                           max(0.05, deadline - time.monotonic())))
+                                                           max(0.05, deadline - time.monotonic())),
+                                             self.ssl_context)
                     return self._conn
                 except OSError as exc:
                     last_error = f"{endpoint}: {exc}"
@@ -225,8 +245,11 @@ class StoreClient:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                hint = "" if self.ssl_context is not None else (
+                    "; if the store's client port speaks TLS, give the client the store CA "
+                    "and a client certificate")
                 raise Unavailable(f"store unavailable after {timeout or self.timeout:g}s "
-                                  f"(last error: {last}); check `steer store status`")
+                                  f"(last error: {last}); check `steer store status`{hint}")
             conn = None
             try:
                 conn = self._connection(deadline)
@@ -237,7 +260,8 @@ class StoreClient:
                 finally:
                     conn.close_stream(request_id)
                 if response is None:
-                    raise _Disconnected(f"{conn.endpoint} closed the connection")
+                    reason = f": {conn.failure}" if conn.failure else ""
+                    raise _Disconnected(f"{conn.endpoint} closed the connection{reason}")
                 if "error" not in response:
                     return {**response["result"], "header": response.get("header", {})}
                 err = error_from(response["error"])

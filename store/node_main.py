@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 
+from store import tls
 from store.server import StoreServer
 
 
@@ -47,7 +48,37 @@ def build_parser():
     p.add_argument("--metrics-addr", default="",
                    help="host:port to serve Prometheus /metrics and /healthz (off if empty)")
     p.add_argument("--heartbeat", type=float, default=0.1, help="leader heartbeat period, s")
+    # The client port's TLS, with etcd's flag names.
+    p.add_argument("--cert-file", help="serving certificate of the client port (PEM)")
+    p.add_argument("--key-file", help="key of --cert-file (PEM)")
+    p.add_argument("--trusted-ca-file",
+                   help="CA whose client certificates the client port accepts (the store CA)")
+    p.add_argument("--client-cert-auth", action="store_true",
+                   help="require a client certificate signed by --trusted-ca-file")
+    p.add_argument("--insecure-plain-client", action="store_true",
+                   help="serve the client port as plain TCP: anyone who reaches it can read "
+                        "and write everything (tests and benchmarks only)")
     return p
+
+
+def client_tls(args):
+    """Return the client port's SSL context from the flags, None for plain TCP, or exit."""
+    if args.insecure_plain_client:
+        if args.cert_file or args.key_file or args.client_cert_auth:
+            sys.exit("steer-store: --insecure-plain-client cannot be combined with "
+                     "--cert-file, --key-file or --client-cert-auth")
+        return None
+    if not args.cert_file or not args.key_file:
+        sys.exit("steer-store: the client port needs TLS: pass --cert-file and --key-file "
+                 "(with --trusted-ca-file and --client-cert-auth to require client "
+                 "certificates), or --insecure-plain-client to serve it unencrypted")
+    if args.client_cert_auth and not args.trusted_ca_file:
+        sys.exit("steer-store: --client-cert-auth needs --trusted-ca-file (the store CA)")
+    try:
+        return tls.server_context(args.cert_file, args.key_file, args.trusted_ca_file,
+                                  args.client_cert_auth)
+    except (OSError, ValueError) as exc:
+        sys.exit(f"steer-store: cannot load the client port's certificates: {exc}")
 
 
 def configure_logging():
@@ -56,7 +87,25 @@ def configure_logging():
     logging.getLogger("pysyncobj").setLevel(logging.WARNING)
 
 
+#: The store's umask: the journal, dumps and snapshots are the member's alone (0600/0700).
+PRIVATE_UMASK = 0o077
+
+
+def private_data_dir(path):
+    """Create the data dir 0700 and tighten what an older member left readable in it."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o700)
+        for name in filenames:
+            file = os.path.join(dirpath, name)
+            if not os.path.islink(file):
+                os.chmod(file, 0o600)
+
+
 def main(argv=None):
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     configure_logging()
     if args.name not in args.initial_cluster or args.initial_cluster[args.name] != args.peer_addr:
@@ -74,6 +123,14 @@ def main(argv=None):
         sys.exit(f"steer-store: cannot read --secret-file: {exc}")
     if len(secret) < 16:
         sys.exit("steer-store: the cluster secret must be at least 16 bytes")
-    os.makedirs(args.data_dir, exist_ok=True)
-    asyncio.run(StoreServer(args, secret).serve())
+    context = client_tls(args)
+    if context is None:
+        logging.getLogger("steer.store").warning(
+            "event=insecure_plain_client msg=the client port serves plain TCP without "
+            "authentication")
+    elif not args.client_cert_auth:
+        logging.getLogger("steer.store").warning(
+            "event=client_cert_auth_off msg=any client that trusts the member may connect")
+    private_data_dir(args.data_dir)
+    asyncio.run(StoreServer(args, secret, context).serve())
 

@@ -8,6 +8,14 @@ every read that arrives while a confirmation is in flight joins the next one);
 serializable reads answer from local state at once. Watches replay history from
 their start revision and then follow the commits this node applies.
 
+The client port speaks mutual TLS when the node has a serving certificate
+(store/tls.py): with client certificate authentication on, only clients holding a
+certificate from the store's own CA (API servers and admins) get past the
+handshake; which identity connected is logged. Plain TCP is only an explicit
+choice (--insecure-plain-client). The metrics endpoint stays plain HTTP: it
+serves counters and health, no keys or values. The Raft peer port keeps its
+shared secret (PySyncObj's encryption) until its transport is rewritten.
+
 Raft, the client port and the metrics endpoint share the asyncio loop's one thread,
 so requests read the state machine without a lock.
 """
@@ -16,11 +24,12 @@ import asyncio
 import hashlib
 import logging
 import signal
+import ssl
 import time
 
 import msgpack
 
-from store import protocol
+from store import protocol, tls
 from store.leases import LeaseClock
 from store.metrics import StoreMetrics
 from store.protocol import error
@@ -57,9 +66,10 @@ class StoreServer:
     MAINTENANCE_PERIOD = 0.25
     COMPACTION_PERIOD = 5.0
 
-    def __init__(self, args, secret):
+    def __init__(self, args, secret, ssl_context=None):
         self.args = args
         self.secret = secret
+        self.ssl_context = ssl_context
         self.member_id = stable_id(args.peer_addr)
         self.cluster_id = stable_id(args.cluster_token)
         self.hub = WatchHub()
@@ -84,10 +94,14 @@ class StoreServer:
             log_compact_entries=self.args.raft_log_compact_entries,
             read_timeout=self.args.request_timeout)
         host, port = self.args.client_addr.rsplit(":", 1)
+        tls_args = {"ssl": self.ssl_context, "ssl_handshake_timeout": 10.0} \
+            if self.ssl_context is not None else {}
         server = await asyncio.start_server(self._serve_connection, host, int(port),
-                                            limit=protocol.MAX_REQUEST_BYTES)
-        log.info("event=serving name=%s client=%s peer=%s", self.args.name,
-                 self.args.client_addr, self.args.peer_addr)
+                                            limit=protocol.MAX_REQUEST_BYTES, **tls_args)
+        log.info("event=serving name=%s client=%s peer=%s client_tls=%s client_cert_auth=%s",
+                 self.args.name, self.args.client_addr, self.args.peer_addr,
+                 self.ssl_context is not None,
+                 getattr(self.ssl_context, "verify_mode", None) == ssl.CERT_REQUIRED)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, stop.set)
@@ -120,6 +134,10 @@ class StoreServer:
     async def _serve_connection(self, reader, writer):
         self._next_conn_id += 1
         conn_id = self._next_conn_id
+        if self.ssl_context is not None:
+            log.debug("event=client_connected conn=%d peer=%s identity=%s", conn_id,
+                      writer.get_extra_info("peername"),
+                      tls.peer_name(writer.get_extra_info("peercert")) or "-")
 
         def send(message):
             if writer.is_closing():

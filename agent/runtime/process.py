@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 
-from agent import logs
+from agent import logs, paths
 from agent.runtime import cgroups
 from agent.runtime.base import Record, Runtime, RuntimeError_
 from agent.runtime.shim import proc_start_time, write_atomically
@@ -43,7 +43,8 @@ class ProcessRuntime(Runtime):
         self._shims = {}        # container id -> Popen of its shim (to reap it)
 
     def _state(self, container_id, name=""):
-        return os.path.join(self.dir, container_id, name)
+        # Ids come back from disk and from callers: each must name one entry of our dir.
+        return os.path.join(self.dir, paths.check_container_id(container_id), name)
 
     def start(self, config):
         argv = list(config.command)
@@ -66,9 +67,10 @@ class ProcessRuntime(Runtime):
                 "init": config.init, "log_path": config.log_path, "command": argv,
                 "env": env, "workdir": config.workdir, "cgroup": cgroup,
                 "created_at": time.time()}
+        # Created 0600 (write_atomically): the environment may hold secrets.
         write_atomically(self._state(container_id, "config.json"), json.dumps(meta))
-        os.chmod(self._state(container_id, "config.json"), 0o600)
-        shim_log = open(self._state(container_id, "shim.log"), "ab")
+        shim_log = os.fdopen(os.open(self._state(container_id, "shim.log"),
+                                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
         command = [sys.executable, "-m", "agent.runtime.shim", "--state", state,
                    "--log", config.log_path, "--max-bytes", str(self.log_max_bytes),
                    "--max-files", str(self.log_max_files)]
@@ -156,6 +158,8 @@ class ProcessRuntime(Runtime):
     def list(self):
         records = []
         for container_id in sorted(os.listdir(self.dir)):
+            if os.path.islink(os.path.join(self.dir, container_id)):
+                continue
             record = self.inspect(container_id)
             if record is not None:
                 records.append(record)
@@ -190,7 +194,11 @@ class ProcessRuntime(Runtime):
         if meta.get("cgroup"):
             cgroups.remove(meta["cgroup"])
         self._shims.pop(container_id, None)
-        shutil.rmtree(self._state(container_id), ignore_errors=True)
+        state = self._state(container_id)
+        if os.path.islink(state.rstrip("/")):
+            os.unlink(state.rstrip("/"))
+        else:
+            shutil.rmtree(state, ignore_errors=True)
 
     def close(self):
         """Reap shims that already ended; running ones are left to run."""

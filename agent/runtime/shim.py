@@ -20,6 +20,9 @@ import time
 
 from agent.logs import LogWriter
 
+#: The umask a container starts with, as container runtimes give it.
+CONTAINER_UMASK = 0o022
+
 
 def proc_start_time(pid):
     """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22)."""
@@ -33,8 +36,9 @@ def proc_start_time(pid):
 
 
 def write_atomically(path, text):
+    """Replace ``path`` with ``text`` through a temporary file created 0600."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(text)
     os.replace(tmp, path)
 
@@ -64,6 +68,8 @@ def main(argv=None):
         # Ignored signals stay ignored across exec: give the container the defaults back.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # The agent's private umask is not the container's: a runtime gives it 022.
+        os.umask(CONTAINER_UMASK)
         if args.cgroup:
             with open(os.path.join(args.cgroup, "cgroup.procs"), "w") as f:
                 f.write(str(os.getpid()))

@@ -5,14 +5,31 @@ Routes mirror kube-apiserver's: the core group under /api/v1, named groups under
 items and subresources; discovery and health alongside.
 """
 
+import logging
+
 import falcon
 
 from control import errors
-from control.api import bodies, discovery, limits, metrics, openapi, subresources
+from control.api import (
+    audit,
+    bodies,
+    discovery,
+    encryption,
+    guard,
+    limits,
+    metrics,
+    openapi,
+    subresources,
+    systemnamespaces,
+)
 from control.api.allocators import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE
+from control.api.auth import bootstrap as auth_bootstrap
+from control.api.auth import setup as auth_setup
 from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
 from control.api.service import for_store
 from control.objects import defaults
+
+log = logging.getLogger("steer.apiserver")
 
 
 class Static:
@@ -71,6 +88,16 @@ def _api_error(req, resp, exc, params):
     bodies.write_json(resp, exc.status(), falcon.code_to_http_status(exc.code))
     if exc.retry_after is not None:
         resp.set_header("Retry-After", str(exc.retry_after))
+    if getattr(exc, "allowed", None):
+        resp.set_header("Allow", ", ".join(exc.allowed))
+
+
+def _internal_error(req, resp, exc, params):
+    """Any other exception: log it, answer a 500 Status (never a traceback)."""
+    log.exception("event=internal_error method=%s path=%s", req.method, req.path[:200])
+    body = errors.ApiError("an internal error occurred; the server log has the "
+                           f"details ({type(exc).__name__})").status()
+    bodies.write_json(resp, body, falcon.HTTP_500)
 
 
 def _http_error(req, resp, exc, params):
@@ -81,6 +108,9 @@ def _http_error(req, resp, exc, params):
             "message": exc.title if code != 404 else "the server could not find the requested resource",
             "reason": reason, "code": code}
     bodies.write_json(resp, body, falcon.code_to_http_status(code))
+    for name, value in (exc.headers or {}).items():
+        if name.lower() == "allow":     # 405: the methods the resource does answer
+            resp.set_header(name, value)
 
 
 def create_app(store_client, service=None, bootstrap=True, agent_token=None,
@@ -89,27 +119,60 @@ def create_app(store_client, service=None, bootstrap=True, agent_token=None,
                default_not_ready_toleration_seconds=defaults.DEFAULT_TOLERATION_SECONDS,
                default_unreachable_toleration_seconds=defaults.DEFAULT_TOLERATION_SECONDS,
                service_cluster_ip_range=DEFAULT_CLUSTER_IP_RANGE,
-               service_node_port_range=DEFAULT_NODE_PORT_RANGE):
+               service_node_port_range=DEFAULT_NODE_PORT_RANGE,
+               max_watches=limits.DEFAULT_MAX_WATCHES,
+               max_long_running=limits.DEFAULT_MAX_LONG_RUNNING,
+               body_timeout=bodies.BODY_READ_TIMEOUT, allowed_origins=(), allowed_hosts=None,
+               system_namespaces_interval=0,
+               encryption_provider_config=None, audit_policy_file=None, audit_log_path=None,
+               audit_log_maxsize=100, audit_log_maxbackup=0, kubelet_tls=None,
+               auth_options=None, admission_plugins=None):
     """Return the WSGI app serving the Kubernetes API over ``store_client``.
 
-    ``agent_token`` is the bearer token sent to node agents (pods/log); the
-    in-flight limits are per worker process, 0 for none. The toleration seconds
+    ``agent_token`` is the bearer token sent to node agents (pods/log, deprecated);
+    ``kubelet_tls`` (subresources.kubelet_client_context) reaches them over mutual TLS
+    instead. The in-flight limits are per worker process, 0 for none. The toleration seconds
     are what pods get for the not-ready and unreachable NoExecute taints
     (kube-apiserver's DefaultTolerationSeconds plugin; used when no ``service``
     is given), and Services get their clusterIPs and nodePorts from the two ranges.
+    Watches and long-running streams have limits of their own; a body must arrive
+    within ``body_timeout`` seconds; ``allowed_origins`` and ``allowed_hosts`` are
+    guard.py's; the system namespaces are re-created every
+    ``system_namespaces_interval`` seconds (0: only at start).
+    ``encryption_provider_config`` (an EncryptionConfiguration file) encrypts the
+    resources it lists at rest; with ``audit_policy_file`` and ``audit_log_path``
+    requests are audited (control/api/audit.py). ``auth_options``
+    (control/api/auth/setup.py AuthOptions) configures authentication and authorization.
     """
     if service is None:
         service = for_store(store_client, toleration_seconds={
             "node.kubernetes.io/not-ready": default_not_ready_toleration_seconds,
             "node.kubernetes.io/unreachable": default_unreachable_toleration_seconds},
-            cluster_ip_range=service_cluster_ip_range, node_port_range=service_node_port_range)
+            cluster_ip_range=service_cluster_ip_range, node_port_range=service_node_port_range,
+            encryption=(encryption.load(encryption_provider_config)
+                        if encryption_provider_config else None))
+    if admission_plugins is not None:
+        # --enable-admission-plugins (control/api/admission/); None keeps the defaults.
+        service.use_admission(admission_plugins)
     if bootstrap:
         service.bootstrap()
-    inflight = limits.InflightLimits(max_requests_inflight, max_mutating_requests_inflight)
+        auth_bootstrap.ensure_policy(service)
+        if system_namespaces_interval:
+            systemnamespaces.start(service, system_namespaces_interval)
+    inflight = limits.InflightLimits(max_requests_inflight, max_mutating_requests_inflight,
+                                     max_watches, max_long_running, body_timeout)
     api_metrics = metrics.ApiMetrics(inflight.inflight)
-    # Metrics first: it also sees (and counts) the 429s the limits raise.
+    # Metrics first: it also sees (and counts) the 429s the limits raise; the audit
+    # before it, to see every request (a 401, a 429) with its final code.
+    auth = auth_setup.build(auth_options or auth_setup.AuthOptions(), service)
+    auditing = audit.middleware(audit_policy_file, audit_log_path, audit_log_maxsize,
+                                audit_log_maxbackup)
     app = falcon.App(media_type="application/json",
-                     middleware=[api_metrics, inflight, RefuseDryRunWrites()])
+                     middleware=auditing + [api_metrics, auth.protobuf_reviews,
+                                               guard.RequestGuard(allowed_origins, allowed_hosts),
+                                               auth.middleware,
+                                               inflight, RefuseDryRunWrites()])
+    app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(errors.ApiError, _api_error)
 
@@ -128,10 +191,11 @@ def create_app(store_client, service=None, bootstrap=True, agent_token=None,
     app.add_route("/readyz", Health(service.store_ready))
     app.add_route("/metrics", api_metrics)
 
-    sub = SubresourceResource(service, subresources.PodLogs(service, agent_token))
+    sub = SubresourceResource(service, subresources.PodLogs(service, agent_token, kubelet_tls))
     watches = metrics.CountedWatches(service.watch_source(), api_metrics.watchers)
     collection = CollectionResource(service, watches, sub)
     item = ItemResource(service)
+    auth_setup.add_routes(app, auth, service)
     for base in ("/api/{version}", "/apis/{group}/{version}"):
         app.add_route(base + "/{plural}", collection)
         app.add_route(base + "/{plural}/{name}", item)

@@ -83,8 +83,10 @@ def check_preconditions(resource, obj, preconditions):
 def plan(strategy, obj, options, now):
     """Decide what a delete does to ``obj``; return (DELETE | UPDATE | PENDING, obj).
 
-    ``strategy`` holds the rules of the object's kind (control/api/strategies/).
+    ``strategy`` holds the rules of the object's kind (control/api/strategies/),
+    which may refuse the delete (403).
     """
+    strategy.check_delete(obj)
     obj_meta = obj["metadata"]
     grace, shortened = 0, False
     if obj_meta.get("deletionTimestamp"):

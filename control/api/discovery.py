@@ -47,7 +47,7 @@ def resource_list(group, version):
     entries = []
     for r in resources:
         entries.append({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                        "kind": r.kind, "verbs": list(kinds.VERBS),
+                        "kind": r.kind, "verbs": list(r.verbs),
                         **({"shortNames": list(r.short_names)} if r.short_names else {}),
                         **({"categories": list(r.categories)} if r.categories else {})})
         for sub in r.subresources:
@@ -72,5 +72,9 @@ def _subresource_entry(resource, sub):
         kind, verbs = "Pod", ["get"]
     elif sub == "finalize":
         verbs = ["update"]
+    elif sub == "token":
+        return {"name": f"{resource.plural}/token", "singularName": "",
+                "group": "authentication.k8s.io", "version": "v1",
+                "namespaced": resource.namespaced, "kind": "TokenRequest", "verbs": ["create"]}
     return {"name": f"{resource.plural}/{sub}", "singularName": "",
             "namespaced": resource.namespaced, "kind": kind, "verbs": verbs}

@@ -6,7 +6,7 @@ wrong type is a 400. The schema (control/objects/schema.py) stands in for the ty
 """
 
 import copy
-import re
+import json
 
 from control import errors
 from control.objects import schema, validation
@@ -14,11 +14,13 @@ from control.objects import schema, validation
 #: kube-apiserver's default when the client does not say (fieldValidation=...).
 DEFAULT_FIELD_VALIDATION = "Warn"
 FIELD_VALIDATIONS = ("Strict", "Warn", "Ignore")
-_PATH_TOKEN = re.compile(r"\.?([^.\[\]]+)|\[([^\]]*)\]")
+#: The largest object accepted: the store's 1 MiB value cap, less room for what the
+#: server adds (metadata, defaults, status) after this check.
+MAX_OBJECT_BYTES = 1024 * 1024 - 16 * 1024
 
 
 def check_kind(resource, body):
-    """Refuse (400) a body whose kind or apiVersion is not the resource's."""
+    """Refuse (400) a body whose kind, apiVersion or metadata is not the resource's."""
     kind, api_version = body.get("kind"), body.get("apiVersion")
     if kind and kind != resource.kind:
         raise errors.BadRequest(f"the kind of the object ({kind}) does not match the "
@@ -27,6 +29,26 @@ def check_kind(resource, body):
     if api_version and api_version != resource.api_version:
         raise errors.BadRequest(f"the apiVersion of the object ({api_version}) does not "
                                 f"match the request ({resource.api_version})")
+    if not isinstance(body.get("metadata", {}), dict):
+        raise errors.BadRequest(f"{resource.kind}.metadata must be an object, not "
+                                f"{_json_type(body['metadata'])}")
+    check_size(resource, body)
+
+
+def check_size(resource, body):
+    """Refuse (413) an object too large for the store to keep (its 1 MiB value cap)."""
+    size = len(json.dumps(body, separators=(",", ":")).encode())
+    if size > MAX_OBJECT_BYTES:
+        name = body.get("metadata", {}).get("name") or ""
+        raise errors.RequestEntityTooLarge(
+            f"the {resource.kind} {name!r} is {size} bytes once encoded; an object may be "
+            f"at most {MAX_OBJECT_BYTES} bytes (the store keeps values of up to 1 MiB): keep "
+            "large data outside the object", name=name or None, kind=resource.plural)
+
+
+def _json_type(value):
+    return {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
+            list: "array"}.get(type(value), type(value).__name__)
 
 
 def check_fields(resource, body, mode, warnings):
@@ -53,22 +75,28 @@ def check_fields(resource, body, mode, warnings):
             f'unknown field "{path}"' for path in unknown))
     if mode == "Warn" and warnings is not None:
         warnings.extend(f'unknown field "{path}"' for path in unknown)
-    return without_paths(body, unknown)
+    return without_unknown(body, type_name)
 
 
-def without_paths(obj, paths):
-    """Return a copy of ``obj`` without the fields at ``paths`` (spec.x[0].y form)."""
-    obj = copy.deepcopy(obj)
-    for path in paths:
-        tokens = [name if name else (int(index) if index.isdigit() else index)
-                  for name, index in _PATH_TOKEN.findall(path)]
-        node = obj
-        for token in tokens[:-1]:
-            try:
-                node = node[token]
-            except (KeyError, IndexError, TypeError):
-                node = None
-                break
-        if isinstance(node, dict):
-            node.pop(tokens[-1], None)
-    return obj
+def without_unknown(value, type_name):
+    """Return a copy of ``value`` holding only the fields its schema type knows.
+
+    Walks the value by the schema, as the checks do, instead of re-reading their
+    paths: a field name may hold ".", "[" or nothing at all.
+    """
+    if value is None:
+        return None
+    if schema.is_list(type_name):
+        if not isinstance(value, list):
+            return copy.deepcopy(value)
+        return [without_unknown(item, schema.element_type(type_name)) for item in value]
+    if schema.is_map(type_name):
+        if not isinstance(value, dict):
+            return copy.deepcopy(value)
+        return {key: without_unknown(item, schema.element_type(type_name))
+                for key, item in value.items()}
+    if schema.is_scalar(type_name) or not isinstance(value, dict):
+        return copy.deepcopy(value)     # free-form objects included: never looked into
+    known = schema.fields(type_name)
+    return {key: without_unknown(item, known[key]) for key, item in value.items()
+            if key in known}

@@ -14,6 +14,12 @@ from control import errors
 from control.api import bodies, deletion, subresources, table, watch
 from control.objects import kinds
 
+COLLECTION_METHODS = ("GET", "POST", "DELETE")
+#: Integers in query parameters are Go int64s in Kubernetes.
+MAX_INT64 = 2**63 - 1
+#: Warnings sent with one response, and characters per warning (kube-apiserver truncates too).
+MAX_WARNINGS, MAX_WARNING_CHARS = 50, 512
+
 
 def resolve(params):
     """Find the resource named by the URL parameters, or 404."""
@@ -47,21 +53,27 @@ def namespace_subresource(params):
 
 def _delete_options(req):
     """Read DeleteOptions from the body or, without one, the query."""
-    body = bodies.read_object(req) if req.content_length else None
+    body = bodies.read_object(req) if bodies.has_body(req) else None
     return deletion.parse(body, {name: req.get_param(name) for name in (
         "gracePeriodSeconds", "propagationPolicy", "orphanDependents", "dryRun")})
 
 
 def _int_param(req, name, default=0):
+    """Read a non-negative integer query parameter that fits in an int64 (400 if not)."""
     value = req.get_param(name)
     if value in (None, ""):
         return default
+    if len(value) > 20:
+        raise errors.BadRequest(f"query parameter {name} is too long to be an integer")
     try:
         number = int(value)
     except ValueError:
         raise errors.BadRequest(f"query parameter {name}={value!r} must be an integer") from None
     if number < 0:
         raise errors.BadRequest(f"query parameter {name} must not be negative")
+    if number > MAX_INT64:
+        raise errors.BadRequest(f"query parameter {name}={value} is out of range: at most "
+                                f"{MAX_INT64}")
     return number
 
 
@@ -79,13 +91,42 @@ def _write_warned(req, resp, write, status=None):
     """
     warnings = []
     result = write(field_validation=req.get_param("fieldValidation"), warnings=warnings)
-    for text in warnings:
-        resp.append_header("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+    for text in warnings[:MAX_WARNINGS]:
+        resp.append_header("Warning", warning_header(text))
+    if len(warnings) > MAX_WARNINGS:
+        resp.append_header("Warning", warning_header(
+            f"{len(warnings) - MAX_WARNINGS} more warnings not shown"))
     bodies.write_json(resp, result, status)
 
 
+def warning_header(text):
+    """Return ``299 - "text"`` with the text escaped to printable ASCII (a valid header).
+
+    A field name may hold a quote, a line break or any Unicode: a header with those
+    is refused by the server after the write has happened.
+    """
+    if len(text) > MAX_WARNING_CHARS:
+        text = text[:MAX_WARNING_CHARS] + "..."
+    escaped = []
+    for char in text:
+        if char in '"\\':
+            escaped.append("\\" + char)
+        elif " " <= char <= "~":
+            escaped.append(char)
+        else:
+            escaped.append(char.encode("unicode_escape").decode("ascii"))
+    return '299 - "' + "".join(escaped) + '"'
+
+
 def _media_type(req):
-    return (req.content_type or "").split(";")[0].strip()
+    return bodies.media_type(req)
+
+
+def not_allowed(message, allowed):
+    """Return a 405 whose response carries ``Allow: <allowed methods>``."""
+    exc = errors.MethodNotAllowed(message)
+    exc.allowed = tuple(allowed)
+    return exc
 
 
 def _table_version(req):
@@ -138,11 +179,11 @@ class CollectionResource:
 
     def on_put(self, req, resp, **params):
         if not self._forward("on_put", req, resp, params):
-            raise errors.MethodNotAllowed("PUT is not allowed on a collection")
+            raise not_allowed("PUT is not allowed on a collection", COLLECTION_METHODS)
 
     def on_patch(self, req, resp, **params):
         if not self._forward("on_patch", req, resp, params):
-            raise errors.MethodNotAllowed("PATCH is not allowed on a collection")
+            raise not_allowed("PATCH is not allowed on a collection", COLLECTION_METHODS)
 
     def on_get(self, req, resp, **params):
         if self._forward("on_get", req, resp, params):
@@ -153,11 +194,13 @@ class CollectionResource:
             matches = self.service.selector(resource, **selectors)
             since = _int_param(req, "resourceVersion")
             transform = _watch_transform(req, resource)
+            timeout = _int_param(req, "timeoutSeconds")
+            # Opened before the response starts: a refusal is then its status (504).
+            opened = watch.open_watch(self.watches, resource, namespace, since)
             resp.content_type = "application/json"
-            resp.stream = watch.stream(self.watches, resource, namespace, since,
-                                       _int_param(req, "timeoutSeconds"),
+            resp.stream = watch.stream(self.watches, resource, namespace, since, timeout,
                                        req.get_param_as_bool("allowWatchBookmarks"), matches,
-                                       transform=transform)
+                                       transform=transform, opened=opened)
             return
         items, revision, token = self.service.list(
             resource, namespace, **selectors, limit=_int_param(req, "limit"),
@@ -233,8 +276,8 @@ class SubresourceResource:
         if sub not in self.SERVED:
             raise errors.NotFound(f"the {sub} subresource is not served yet")
         if req.method not in self.SERVED[sub]:
-            raise errors.MethodNotAllowed(f"{req.method} is not supported on "
-                                          f"{resource.plural}/{sub}")
+            raise not_allowed(f"{req.method} is not supported on {resource.plural}/{sub}",
+                              self.SERVED[sub])
         return resource, namespace, sub
 
     def on_get(self, req, resp, **params):

@@ -92,9 +92,13 @@ def _paths(group, version, ref_prefix):
         type_name = schema.kind_type(r.api_version, r.kind)
         ref = {"$ref": ref_prefix + type_name} if type_name else {"type": "object"}
         ns = "/namespaces/{namespace}" if r.namespaced else ""
+        collection = {"post": _operation("post", f"create{r.kind}", gvk, ref, body=True)}
+        if not r.stored:
+            # Reviews are only created: they have no list, no items.
+            paths[f"{prefix}{ns}/{r.plural}"] = collection
+            continue
         paths[f"{prefix}{ns}/{r.plural}"] = {
-            "get": _operation("list", f"list{r.kind}", gvk, ref),
-            "post": _operation("post", f"create{r.kind}", gvk, ref, body=True)}
+            "get": _operation("list", f"list{r.kind}", gvk, ref), **collection}
         paths[f"{prefix}{ns}/{r.plural}/{{name}}"] = {
             "get": _operation("get", f"read{r.kind}", gvk, ref),
             "put": _operation("put", f"replace{r.kind}", gvk, ref, body=True),

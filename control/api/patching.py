@@ -7,6 +7,7 @@ and ``update``.
 """
 
 from control import errors
+from control.api import decoding
 from control.objects import patch, schema, selectors
 
 PATCH_TYPES = ("application/merge-patch+json", "application/json-patch+json",
@@ -91,7 +92,11 @@ def _check_patch_type(content_type):
 
 
 def apply_patch(resource, current, content_type, body):
-    """Return ``current`` with a merge, JSON or strategic merge patch applied (422 if not)."""
+    """Return ``current`` with a merge, JSON or strategic merge patch applied (422 if not).
+
+    The result is checked as a request body would be (nesting depth, JSON values);
+    its size is checked by the update it goes on to (fields.check_size).
+    """
     try:
         if content_type == "application/json-patch+json":
             result = patch.json_patch(current, body)
@@ -102,8 +107,16 @@ def apply_patch(resource, current, content_type, body):
             result = patch.strategic_merge_patch(current, body, type_name)
     except patch.PatchError as exc:
         raise errors.UnprocessablePatch(f"the patch cannot be applied: {exc}") from None
+    except RecursionError:
+        raise errors.UnprocessablePatch("the patch cannot be applied: the patched object "
+                                        f"would be nested more than {decoding.MAX_DEPTH} "
+                                        "levels deep") from None
     if not isinstance(result, dict):
         raise errors.BadRequest("the patch must leave an object")
+    try:
+        decoding.check_value(result, what="the patched object")
+    except errors.BadRequest as exc:
+        raise errors.UnprocessablePatch(f"the patch cannot be applied: {exc.message}") from None
     return result
 
 

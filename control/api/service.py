@@ -11,7 +11,7 @@ import random
 import uuid
 
 from control import errors
-from control.api import deletion, fields, filters, patching, watch
+from control.api import admission, deletion, fields, filters, patching, watch
 from control.api.allocators import (
     DEFAULT_CLUSTER_IP_RANGE,
     DEFAULT_NODE_PORT_RANGE,
@@ -30,9 +30,12 @@ READY_TIMEOUT = 2
 
 
 def for_store(store_client, toleration_seconds=None, cluster_ip_range=DEFAULT_CLUSTER_IP_RANGE,
-              node_port_range=DEFAULT_NODE_PORT_RANGE):
-    """Return the object service over a store client, allocating Services' addresses."""
-    registry = Registry(store_client)
+              node_port_range=DEFAULT_NODE_PORT_RANGE, encryption=None):
+    """Return the object service over a store client, allocating Services' addresses.
+
+    ``encryption`` (control/api/encryption.py) encrypts the resources it lists at rest.
+    """
+    registry = Registry(store_client, encryption=encryption)
     return ObjectService(registry, toleration_seconds=toleration_seconds,
                          allocator=ServiceAllocator(registry, cluster_ip_range, node_port_range))
 
@@ -50,6 +53,12 @@ class ObjectService(patching.PatchVerbs):
         self.clock = clock
         self.new_uid = new_uid
         self.random = random_source or random.Random()
+        #: Admission plugins (control/api/admission/): mutate, then validate, every write.
+        self.admission = admission.Chain.build(admission.DEFAULT_PLUGINS, self)
+
+    def use_admission(self, names):
+        """Enable the named admission plugins (--enable-admission-plugins) instead."""
+        self.admission = admission.Chain.build(names, self)
 
     # -- the server's life ------------------------------------------------------------
     def bootstrap(self):
@@ -113,7 +122,10 @@ class ObjectService(patching.PatchVerbs):
         obj = meta.prepare_create(body, resource, namespace, self.clock(), self.new_uid,
                                   self.random)
         obj = strategy.prepare_for_create(defaults.apply_defaults(obj, self.toleration_seconds))
+        attrs = admission.Attributes("CREATE", resource, namespace, obj)
+        obj = self.admission.admit(attrs)
         strategy.validate(obj)
+        self.admission.validate(attrs)
         if warnings is not None:
             warnings.extend(strategy.warnings(obj))
         undo = strategy.begin_create(obj, self.allocator)
@@ -144,7 +156,10 @@ class ObjectService(patching.PatchVerbs):
                                         "metadata": {"name": name, **body_meta}},
                                        self.toleration_seconds)
         obj = strategy.prepare_for_update(old, body)
+        attrs = admission.Attributes("UPDATE", resource, namespace, obj, old, subresource)
+        obj = self.admission.admit(attrs)
         strategy.validate(obj)
+        self.admission.validate(attrs)
         if deletion.should_delete_during_update(strategy, old, obj):
             self.registry.delete(resource, namespace, name,
                                  int(obj["metadata"]["resourceVersion"]))

@@ -4,18 +4,31 @@ A binding assigns a pod to a node, as the scheduler does: it sets spec.nodeName
 once and marks the pod PodScheduled. A log request is proxied to the node agent
 of the pod's node, at the path kubelet serves (/containerLogs/{ns}/{pod}/{container}),
 and streamed back as it arrives, so ``kubectl logs -f`` follows the container.
+
+With a kubelet client context (--kubelet-client-certificate, --kubelet-client-key,
+--kubelet-certificate-authority) the agent is reached as kube-apiserver reaches
+kubelet: over TLS at the node's InternalIP and daemon endpoint port, its serving
+certificate verified against the CA for the node's name (a certificate naming
+another node is refused), the API server presenting its own client certificate.
+Only a text/plain 200 is streamed on; an agent's error body is never echoed beyond
+one short line. Without the context the old plain path remains, with the shared
+bearer token if one is configured (deprecated).
 """
 
 import http.client
+import re
+import ssl
 import urllib.parse
 
 from control import errors
 from control.objects import kinds, meta
 
 BIND_RETRIES = 5
-#: Node address types tried in order for the agent's host (kubelet's default order
-#: puts Hostname first; an InternalIP needs no name resolution, so it goes first here).
-ADDRESS_TYPES = ("InternalIP", "Hostname", "InternalDNS", "ExternalIP", "ExternalDNS")
+#: The only node address the agent is dialled at: an InternalIP needs no name
+#: resolution, and a name the node reports would let it point the proxy elsewhere.
+ADDRESS_TYPES = ("InternalIP",)
+#: Longest agent error message passed on to the client, in characters.
+AGENT_MESSAGE_CHARS = 200
 #: Query parameters of a log request the agent understands, passed on as given.
 LOG_PARAMS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
               "limitBytes")
@@ -95,9 +108,10 @@ def _set_condition(status, kind, value, now):
 class PodLogs:
     """Open a pod's container log on its node agent, as a stream of bytes."""
 
-    def __init__(self, service, agent_token=None):
+    def __init__(self, service, agent_token=None, kubelet_tls=None):
         self.service = service
         self.agent_token = agent_token
+        self.kubelet_tls = kubelet_tls      # ssl.SSLContext, see kubelet_client_context
 
     def open(self, namespace, name, params):
         """Return an iterator of log bytes; ``params`` are the request's query parameters."""
@@ -112,7 +126,8 @@ class PodLogs:
         path = "/containerLogs/" + "/".join(urllib.parse.quote(part, safe="") for part in
                                             (namespace, name, container))
         return self._stream(host, port, path + ("?" + query if query else ""),
-                            follow=params.get("follow") == "true")
+                            follow=params.get("follow") == "true", node_name=node_name,
+                            limit=_limit_bytes(params.get("limitBytes")))
 
     def _agent_address(self, node_name):
         try:
@@ -128,43 +143,90 @@ class PodLogs:
         port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
         if not host or not port:
             raise errors.ServiceUnavailable(
-                f'node "{node_name}" reports no agent endpoint (status.addresses and '
-                "status.daemonEndpoints.kubeletEndpoint.Port): its agent has not registered "
-                "yet")
+                f'node "{node_name}" reports no agent endpoint (an InternalIP in '
+                "status.addresses and status.daemonEndpoints.kubeletEndpoint.Port): its agent "
+                "has not registered yet")
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise errors.ServiceUnavailable(f'node "{node_name}" reports an invalid agent port')
         return host, port
 
-    def _stream(self, host, port, path, follow):
+    def _stream(self, host, port, path, follow, node_name, limit=None):
         conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
-        headers = {"Authorization": f"Bearer {self.agent_token}"} if self.agent_token else {}
+        headers = {}
+        if self.agent_token and self.kubelet_tls is None:
+            headers["Authorization"] = f"Bearer {self.agent_token}"
         try:
             conn.connect()
+            if self.kubelet_tls is not None:
+                # The agent must prove it is this node: its certificate names node_name.
+                conn.sock = self.kubelet_tls.wrap_socket(conn.sock, server_hostname=node_name)
             conn.sock.settimeout(None if follow else READ_TIMEOUT)
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
+        except ssl.SSLCertVerificationError as exc:
+            conn.close()
+            raise errors.ServiceUnavailable(
+                f'the node agent at {host}:{port} is not node "{node_name}": its serving '
+                f"certificate failed verification ({exc.verify_message})") from None
         except OSError as exc:
             conn.close()
             raise errors.ServiceUnavailable(f"the node agent at {host}:{port} cannot be "
                                             f"reached: {exc}") from None
         if response.status != 200:
-            text = response.read(CHUNK).decode("utf-8", "replace").strip()
+            text = _short_message(response.read(1024))
             conn.close()
             raise _agent_error(response.status, text or f"the node agent at {host}:{port} "
                                                         f"answered {response.status}")
-        return _chunks(conn, response)
+        content_type = (response.getheader("Content-Type") or "").split(";")[0].strip()
+        if content_type.lower() != "text/plain":
+            conn.close()
+            error = errors.ApiError(f"the node agent at {host}:{port} answered with "
+                                    f"{content_type or 'no content type'}, not text/plain")
+            error.code = 502
+            raise error
+        return _chunks(conn, response, limit)
 
 
-def _chunks(conn, response):
-    """Yield the agent's response as it arrives; close the connection when done."""
+def _limit_bytes(value):
     try:
-        while True:
-            data = response.read1(CHUNK)
+        limit = int(value)
+    except (TypeError, ValueError):
+        return None
+    return limit if limit > 0 else None
+
+
+def _short_message(body):
+    """One printable line of at most AGENT_MESSAGE_CHARS from an agent's error body."""
+    lines = body.decode("utf-8", "replace").strip().splitlines()
+    text = re.sub(r"[^\x20-\x7e]", "?", lines[0] if lines else "")
+    return text[:AGENT_MESSAGE_CHARS]
+
+
+def _chunks(conn, response, limit=None):
+    """Yield the agent's response as it arrives, at most ``limit`` bytes; then close."""
+    left = limit
+    try:
+        while left is None or left > 0:
+            data = response.read1(CHUNK if left is None else min(CHUNK, left))
             if not data:
                 return
+            if left is not None:
+                left -= len(data)
             yield data
     except OSError:
         return      # the agent went away mid-stream: end the log as kubelet would
     finally:
         conn.close()
+
+
+def kubelet_client_context(ca_file, cert_file=None, key_file=None):
+    """Return the TLS context the API server reaches agents with (kube-apiserver's flags)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def _agent_error(code, message):

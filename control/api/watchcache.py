@@ -112,6 +112,13 @@ class WatchCache:
         with self._lock:
             self._subscribers.discard(subscription)
 
+    def latest(self):
+        """Return the newest revision this cache has followed to, or None when it is idle."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                return None
+            return self._window[-1][0] if self._window else self._start_revision
+
     # -- the reader -----------------------------------------------------------------
     def _ensure_running(self, since):
         """Start following the store, from ``since`` if it is the first subscriber's start."""
@@ -161,3 +168,9 @@ class WatchCaches:
             if cache is None:
                 cache = self._caches[key] = WatchCache(self.registry, resource)
         return cache.subscribe(namespace, since)
+
+    def latest(self, resource):
+        """Return the newest revision followed for ``resource``, or None (not followed)."""
+        with self._lock:
+            cache = self._caches.get((resource.group, resource.plural))
+        return cache.latest() if cache is not None else None

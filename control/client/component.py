@@ -6,22 +6,36 @@ run the same way: leader-elected, until a signal or the loss of the Lease.
 """
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 
+from control.client import kubeconfig
 from control.client.leaderelection import LeaderElector
 from control.client.rest import RestClient
 
 log = logging.getLogger(__name__)
 
 
-def add_common_flags(parser, what):
-    """Add --api-server, --token-file, leader election, --identity and --log-level."""
-    parser.add_argument("--api-server", required=True, help="API server URL, http(s)://host:port")
+def add_connection_flags(parser):
+    """Add --kubeconfig (preferred), or --api-server with --token-file: how to reach the API."""
+    parser.add_argument("--kubeconfig", metavar="FILE",
+                        help="kubeconfig with the server, its CA and this component's "
+                             "credentials (client certificate or token)")
+    parser.add_argument("--api-server", help="API server URL, http(s)://host:port "
+                                             "(overrides the kubeconfig's server)")
     parser.add_argument("--token-file", help="file holding the bearer token")
+    parser.add_argument("--certificate-authority", metavar="FILE",
+                        help="CA file to verify an https --api-server with")
+
+
+def add_common_flags(parser, what):
+    """Add the connection flags, leader election, --identity and --log-level."""
+    add_connection_flags(parser)
     parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
                         help=f"run {what} only while holding the Lease (default on)")
     parser.add_argument("--lease-duration", type=float, default=15.0)
@@ -32,7 +46,18 @@ def add_common_flags(parser, what):
     parser.add_argument("--log-level", default="INFO")
 
 
+#: The umask of every component: files it creates are its own (0600, dirs 0700).
+PRIVATE_UMASK = 0o077
+
+
+def restrict_umask():
+    """Make every file this process creates private to its user; return the old umask."""
+    return os.umask(PRIVATE_UMASK)
+
+
 def configure_logging(level):
+    """Start a component's process: the private umask first, then logging to stderr."""
+    restrict_umask()
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -45,12 +70,42 @@ def read_token(path):
         return f.read().strip() or None
 
 
+def connect(args, **kwargs):
+    """Build a REST client from the connection flags (``kwargs`` go to RestClient).
+
+    A --kubeconfig gives server, trust and credentials; --api-server replaces its
+    server and --token-file its token. Exits with a usage message when neither a
+    kubeconfig nor an --api-server says where the API server is.
+    """
+    if args.kubeconfig:
+        try:
+            config = kubeconfig.load(args.kubeconfig)
+        except kubeconfig.KubeconfigError as exc:
+            raise SystemExit(f"error: --kubeconfig: {exc}") from None
+    elif args.api_server:
+        config = kubeconfig.ClientConfig(server=args.api_server.rstrip("/"),
+                                         ca_file=args.certificate_authority)
+    else:
+        raise SystemExit("error: where is the API server? pass --kubeconfig FILE "
+                         "(or --api-server URL)")
+    changes = {}
+    if args.kubeconfig and args.api_server:
+        changes["server"] = args.api_server.rstrip("/")
+    if args.token_file:
+        changes["token"] = read_token(args.token_file)
+    config = dataclasses.replace(config, **changes) if changes else config
+    try:
+        return RestClient.from_config(config, **kwargs)
+    except (OSError, ssl.SSLError) as exc:     # a CA, certificate or key file
+        raise SystemExit(f"error: cannot load the TLS files for {config.server}: {exc}") \
+            from None
+
+
 def rest_client(args):
     """Build the process's REST client from its flags."""
-    token = read_token(args.token_file)
     # Requests must time out well within the renew deadline (see LeaderElector.run).
     timeout = max(1.0, args.renew_deadline / 2) if args.leader_elect else 30.0
-    return RestClient(args.api_server, token=token, timeout=timeout)
+    return connect(args, timeout=timeout)
 
 
 def run_leader_elected(rest, args, lease, start, stop, prepare=None, lease_namespace="kube-system"):

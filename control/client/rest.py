@@ -17,11 +17,13 @@ import json
 import logging
 import random
 import select
+import ssl
 import threading
 import time
 import urllib.parse
 
 from control.client import errors
+from control.client.kubeconfig import client_ssl_context
 from control.client.watch import Watch
 from control.objects import kinds
 
@@ -55,10 +57,16 @@ class _NotSent(Exception):
 
 
 class RestClient:
-    """A client for one API server; safe to share between threads."""
+    """A client for one API server; safe to share between threads.
+
+    Over https the server is verified against ``ca_file`` (else the system's trust
+    store) and, with ``cert_file``/``key_file``, the client presents its certificate;
+    ``ssl_context`` replaces all three.
+    """
 
     def __init__(self, base_url, token=None, timeout=30.0, retries=5, backoff_base=0.2,
-                 backoff_max=5.0, ssl_context=None, sleep=time.sleep, rng=None):
+                 backoff_max=5.0, ssl_context=None, sleep=time.sleep, rng=None,
+                 ca_file=None, cert_file=None, key_file=None):
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"base_url must be http(s)://host[:port], not {base_url!r}")
@@ -69,10 +77,18 @@ class RestClient:
         self.timeout = timeout
         self.retries = retries
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        if ssl_context is None and parsed.scheme == "https":
+            ssl_context = client_ssl_context(ca_file, cert_file, key_file)
         self.ssl_context = ssl_context
         self.sleep = sleep
         self.rng = rng or random.Random()
         self._local = threading.local()
+
+    @classmethod
+    def from_config(cls, config, **kwargs):
+        """Build a client from a ``kubeconfig.ClientConfig`` (more keywords pass through)."""
+        return cls(config.server, token=config.token, ssl_context=config.ssl_context(),
+                   **kwargs)
 
     # -- URLs -------------------------------------------------------------------------
     def path(self, resource, namespace=None, name=None, subresource=None):
@@ -304,11 +320,28 @@ def _retry_after(headers):
 
 
 def _peer_closed(sock):
-    """True if an idle keep-alive socket is readable: the server closed (or broke) it."""
+    """True if an idle keep-alive socket is readable: the server closed (or broke) it.
+
+    Over TLS a readable socket may only hold protocol records (TLS 1.3 session
+    tickets arrive after the handshake): a non-blocking read tells those, which
+    leave the connection usable, from the end of the stream.
+    """
     try:
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
-    return bool(readable)
+    if not readable or not isinstance(sock, ssl.SSLSocket):
+        return bool(readable)
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        sock.recv(1)        # b"" at the end; any byte on an idle connection is wrong too
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(timeout)
+    return True
 
 

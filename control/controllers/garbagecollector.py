@@ -60,7 +60,8 @@ def resource_of(api_version, kind):
 
 def watched_resources():
     """The resources whose objects the graph holds: every served one but Events."""
-    return [r for r in kinds.RESOURCES if (r.group, r.plural) not in IGNORED_RESOURCES]
+    return [r for r in kinds.RESOURCES
+            if r.stored and (r.group, r.plural) not in IGNORED_RESOURCES]
 
 
 class Node:

@@ -27,6 +27,7 @@ from control.controllers import (
     nodeipam,
     nodelifecycle,
     podgc,
+    serviceaccounts,
 )
 from control.controllers import job as jobctl
 from control.controllers.controller import Controller
@@ -175,6 +176,20 @@ def _deployment(rest, informers, options):
                                 informers.informer(kinds.PODS))
 
 
+def _serviceaccount(rest, informers, options):
+    return serviceaccounts.ServiceAccountsController(
+        rest, informers.informer(kinds.NAMESPACES), informers.informer(kinds.SERVICEACCOUNTS))
+
+
+def _root_ca_cert_publisher(rest, informers, options):
+    root_ca = serviceaccounts.read_root_ca(_option(options, "root_ca_file", None))
+    if not root_ca:
+        return Controller("root-ca-cert-publisher")     # no CA to publish: on, doing nothing
+    return serviceaccounts.RootCACertPublisher(
+        rest, informers.informer(kinds.NAMESPACES), informers.informer(kinds.CONFIGMAPS),
+        root_ca)
+
+
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
@@ -193,6 +208,8 @@ CONTROLLERS = {
     "namespace": _namespace,
     "garbagecollector": _garbagecollector,
     "podgc": _podgc,
+    "serviceaccount": _serviceaccount,
+    "root-ca-cert-publisher": _root_ca_cert_publisher,
 }
 
 
@@ -263,6 +280,9 @@ def parse_args(argv=None):
     parser.add_argument("--podgc-quarantine", type=float, default=podgc.QUARANTINE,
                         help="seconds a node must be missing before its pods are force-deleted "
                              "(Kubernetes: fixed 40)")
+    parser.add_argument("--root-ca-file", metavar="FILE",
+                        help="the cluster CA (PEM) published as ConfigMap kube-root-ca.crt in "
+                             "every namespace, for pods' service account token volumes")
     args = parser.parse_args(argv)
     args.controllers = [n.strip() for n in args.controllers.split(",") if n.strip()]
     unknown = [n for n in args.controllers if n not in CONTROLLERS]

@@ -33,7 +33,7 @@ CONDITION_TYPES = (DISCOVERY_FAILURE, PARSING_FAILURE, CONTENT_FAILURE, CONTENT_
 
 def namespaced_resources():
     """Every namespaced resource the API serves: what a namespace can contain."""
-    return [r for r in kinds.RESOURCES if r.namespaced]
+    return [r for r in kinds.RESOURCES if r.namespaced and r.stored]
 
 
 def deletion_conditions(failures, remaining, finalizers):

@@ -7,6 +7,8 @@ keys, so adding a kind is one line here (plus its schema).
 from dataclasses import dataclass, field
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+#: The verbs of kinds that are only ever created, answered and never stored (reviews).
+CREATE_ONLY = ("create",)
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,12 @@ class Resource:
     short_names: tuple = ()
     subresources: tuple = ()
     categories: tuple = field(default=())
+    verbs: tuple = VERBS
+
+    @property
+    def stored(self):
+        """Whether objects of this resource are kept (reviews are answered, not stored)."""
+        return "get" in self.verbs
 
     @property
     def api_version(self):
@@ -44,8 +52,15 @@ class Resource:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
-def _r(group, version, kind, plural, namespaced=True, short=(), sub=(), cat=("all",)):
-    return Resource(group, version, kind, plural, namespaced, tuple(short), tuple(sub), tuple(cat))
+def _r(group, version, kind, plural, namespaced=True, short=(), sub=(), cat=("all",),
+       verbs=VERBS):
+    return Resource(group, version, kind, plural, namespaced, tuple(short), tuple(sub), tuple(cat),
+                    tuple(verbs))
+
+
+RBAC = "rbac.authorization.k8s.io"
+AUTHZ = "authorization.k8s.io"
+AUTHN = "authentication.k8s.io"
 
 
 RESOURCES = (
@@ -57,7 +72,7 @@ RESOURCES = (
     _r("", "v1", "ConfigMap", "configmaps", True, ("cm",), (), ()),
     _r("", "v1", "Secret", "secrets", True, (), (), ()),
     _r("", "v1", "Event", "events", True, ("ev",), (), ()),
-    _r("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), (), ()),
+    _r("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), ()),
     _r("coordination.k8s.io", "v1", "Lease", "leases", True, (), (), ()),
     _r("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     _r("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
@@ -66,6 +81,20 @@ RESOURCES = (
     _r("apps", "v1", "ControllerRevision", "controllerrevisions", True, (), (), ()),
     _r("batch", "v1", "Job", "jobs", True, (), ("status",)),
     _r("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("status",)),
+    _r(RBAC, "v1", "Role", "roles", True, (), (), ()),
+    _r(RBAC, "v1", "ClusterRole", "clusterroles", False, (), (), ()),
+    _r(RBAC, "v1", "RoleBinding", "rolebindings", True, (), (), ()),
+    _r(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", False, (), (), ()),
+    _r(AUTHZ, "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, (), (), (),
+       CREATE_ONLY),
+    _r(AUTHZ, "v1", "SubjectAccessReview", "subjectaccessreviews", False, (), (), (),
+       CREATE_ONLY),
+    _r(AUTHZ, "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True, (), (), (),
+       CREATE_ONLY),
+    _r(AUTHZ, "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, (), (), (),
+       CREATE_ONLY),
+    _r(AUTHN, "v1", "TokenReview", "tokenreviews", False, (), (), (), CREATE_ONLY),
+    _r(AUTHN, "v1", "SelfSubjectReview", "selfsubjectreviews", False, (), (), (), CREATE_ONLY),
 )
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
@@ -114,3 +143,7 @@ STATEFULSETS = lookup("apps", "v1", "statefulsets")
 CONTROLLERREVISIONS = lookup("apps", "v1", "controllerrevisions")
 JOBS = lookup("batch", "v1", "jobs")
 CRONJOBS = lookup("batch", "v1", "cronjobs")
+ROLES = lookup(RBAC, "v1", "roles")
+CLUSTERROLES = lookup(RBAC, "v1", "clusterroles")
+ROLEBINDINGS = lookup(RBAC, "v1", "rolebindings")
+CLUSTERROLEBINDINGS = lookup(RBAC, "v1", "clusterrolebindings")

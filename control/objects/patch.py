@@ -9,8 +9,15 @@ from the schema (control/objects/schema.py) and Kubernetes' patchMergeKey tags.
 """
 
 import copy
+import json
 
 from control.objects import schema
+
+#: Operations one JSON patch may hold (kube-apiserver's maxJSONPatchOperations).
+MAX_OPERATIONS = 10_000
+#: Bytes (as JSON) all of a patch's ``copy`` operations may copy together: a copy of
+#: the whole document doubles it, so twenty of them would need gigabytes.
+MAX_COPIED_BYTES = 3 * 1024 * 1024
 
 
 class PatchError(ValueError):
@@ -94,15 +101,26 @@ def _remove(doc, path):
     raise PatchError(f"path {path!r} does not exist in the object")
 
 
-def json_patch(target, operations):
-    """Apply an RFC 6902 JSON patch (add, remove, replace, move, copy, test)."""
+def json_patch(target, operations, max_operations=MAX_OPERATIONS,
+               max_copied_bytes=MAX_COPIED_BYTES):
+    """Apply an RFC 6902 JSON patch (add, remove, replace, move, copy, test).
+
+    At most ``max_operations`` operations, and ``copy`` operations that together
+    copy at most ``max_copied_bytes`` (measured as JSON) before they are made.
+    """
     if not isinstance(operations, list):
         raise PatchError("a JSON patch must be a list of operations")
+    if len(operations) > max_operations:
+        raise PatchError(f"the JSON patch has {len(operations)} operations; at most "
+                         f"{max_operations} are accepted")
     doc = copy.deepcopy(target)
+    copied = 0
     for number, op in enumerate(operations):
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise PatchError(f"operation {number} needs 'op' and 'path'")
         kind, path = op["op"], op["path"]
+        if not isinstance(path, str) or not isinstance(op.get("from", ""), str):
+            raise PatchError(f"operation {number}: 'path' and 'from' must be strings")
         if kind in ("add", "replace", "test") and "value" not in op:
             raise PatchError(f"operation {number} ({kind}) needs a 'value'")
         if kind == "add":
@@ -116,8 +134,14 @@ def json_patch(target, operations):
             if "from" not in op:
                 raise PatchError(f"operation {number} ({kind}) needs 'from'")
             parts = _pointer(op["from"])
-            value = copy.deepcopy(_child(_parent(doc, parts, op["from"]), parts[-1], op["from"])
-                                 if parts else doc)
+            value = _child(_parent(doc, parts, op["from"]), parts[-1], op["from"]) \
+                if parts else doc
+            if kind == "copy":
+                copied += len(json.dumps(value, separators=(",", ":")))
+                if copied > max_copied_bytes:
+                    raise PatchError(f"the copy operations of the JSON patch copy more than "
+                                     f"{max_copied_bytes} bytes (at operation {number})")
+            value = copy.deepcopy(value)
             if kind == "move":
                 _remove(doc, op["from"])
             doc = _add(doc, path, value)

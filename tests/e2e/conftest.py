@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from cli.local_cluster import LocalCluster, alive
-from control.client import ApiException, RestClient
+from control.client import ApiException, RestClient, kubeconfig
 from control.objects import conditions, kinds
 from tests.support.apiproc import eventually
 from tests.support.kubectl import run_kubectl
@@ -63,7 +63,8 @@ class E2ECluster:
                    "--service-cluster-ip-range", self.service_range, *SHORT_TIMINGS)
         with open(os.path.join(self.home, "config")) as f:
             self.url = yaml.safe_load(f)["apiServer"]
-        self.rest = RestClient(self.url, timeout=10)
+        # As the admin: the cluster CA and the client certificate of $STEER_HOME/kubeconfig.
+        self.rest = RestClient.from_config(kubeconfig.load(self.kubeconfig), timeout=10)
         return self
 
     def kubectl(self, *args, timeout=60, check=True, input=None):

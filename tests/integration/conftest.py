@@ -1,6 +1,6 @@
 """Fixtures shared by the integration tests of the control plane, the agent and the CLI.
 
-``server`` is a module's real 3-node store and `steer-apiserver`; a module passes
+``server`` is a module's real 3-node store and `steer-apiserver` (TLS, its own CA); a module passes
 more flags by setting ``SERVER_ARGS`` (or a conftest overrides ``server_args``).
 ``servers`` is two API servers sharing one store; ``rest`` is a client of
 ``server``; ``managers`` and ``schedulers`` start copies of those
@@ -9,7 +9,6 @@ components by identity for one test (leader-election handover tests).
 
 import pytest
 
-from control.client import RestClient
 from tests.support.apiproc import ComponentProcesses, LocalApiServer
 
 
@@ -38,7 +37,8 @@ def servers(tmp_path_factory, server_args):
     second = None
     try:
         first.start()
-        second = LocalApiServer(base / "b", store=first.store, extra_args=server_args).start()
+        second = LocalApiServer(base / "b", store=first.store, extra_args=server_args,
+                                ca=first.ca).start()
         yield first, second
     finally:
         if second is not None:
@@ -48,8 +48,8 @@ def servers(tmp_path_factory, server_args):
 
 @pytest.fixture(scope="module")
 def rest(server):
-    """A REST client of the module's server."""
-    client = RestClient(server.url, timeout=10)
+    """A REST client of the module's server, as the admin."""
+    client = server.rest_client(timeout=10)
     yield client
     client.close()
 

@@ -24,7 +24,8 @@ class ControlPlane:
         self.manager_identity = manager_identity
         self.scheduler = (ComponentProcesses(server, base_dir, "control.scheduler.main")
                           if scheduler else None)
-        self.nodes = HollowNodes(server.url, nodes, **node_options) if nodes else None
+        self.nodes = (HollowNodes(server.url, nodes, client_kwargs=server.client_kwargs,
+                                  **node_options) if nodes else None)
 
     def start(self):
         if self.nodes is not None:

@@ -29,8 +29,9 @@ class HollowNodes:
 
     def __init__(self, api_url, names, cpu="4", memory="8Gi", max_pods=110,
                  renew_interval=1.0, ready_after=0.0, phase_for=None, labels=None,
-                 run_pods=True):
-        self.rest = RestClient(api_url, timeout=15)
+                 run_pods=True, client_kwargs=None):
+        # client_kwargs: RestClient's TLS keywords (a LocalApiServer's client_kwargs).
+        self.rest = RestClient(api_url, timeout=15, **(client_kwargs or {}))
         self.names = list(names)
         self.capacity = {"cpu": str(cpu), "memory": str(memory), "pods": str(max_pods)}
         self.renew_interval, self.ready_after = renew_interval, ready_after

@@ -7,13 +7,15 @@ speaks, or deliberately breaks, the client frame protocol over a bare socket.
 
 import os
 import socket
+import ssl
 import time
 
 import msgpack
 
 from cli.local_store import LocalStoreCluster
 from store import protocol
-from store.client import StoreClient, StoreError
+from store import tls as store_tls
+from store.client import StoreError
 
 #: Election timeouts with headroom for a loaded CI machine.
 RAFT_ARGS = ["--election-min", "1.0", "--election-max", "2.0"]
@@ -67,16 +69,21 @@ class Clusters:
 
 
 def node_client(cluster, i, timeout=15.0):
-    """A client that talks to node ``i`` only."""
-    return StoreClient([cluster.nodes[i].client_addr], timeout=timeout)
+    """A client that talks to node ``i`` only (with the admin's store certificate)."""
+    return cluster.node_client(i, timeout=timeout)
 
 
 class RawConnection:
     """A bare socket speaking (or deliberately breaking) the frame protocol."""
 
-    def __init__(self, endpoint, timeout=15.0):
+    def __init__(self, endpoint, timeout=15.0, tls=None):
+        """Connect; ``tls`` holds StoreClient's ca_file/cert_file/key_file (None: plain)."""
         host, port = endpoint.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        if tls:
+            context = store_tls.client_context(tls["ca_file"], tls.get("cert_file"),
+                                               tls.get("key_file"))
+            self.sock = context.wrap_socket(self.sock, server_hostname=host)
         self.timeout = timeout
 
     def send_raw(self, data):
@@ -108,7 +115,7 @@ class RawConnection:
         while got < n:
             try:
                 chunk = self.sock.recv(n - got)
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLEOFError):
                 return None
             if not chunk:
                 return None

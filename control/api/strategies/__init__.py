@@ -11,7 +11,9 @@ from control import errors
 from control.api.strategies.base import Strategy
 from control.api.strategies.job import JobStrategy
 from control.api.strategies.namespace import NamespaceFinalizeStrategy, NamespaceStrategy
+from control.api.strategies.node import LeaseStrategy, NodeStrategy
 from control.api.strategies.pod import PodStrategy
+from control.api.strategies.rbac import BindingStrategy, RoleStrategy
 from control.api.strategies.service import ServiceStrategy
 from control.api.strategies.status import StatusStrategy
 from control.objects import kinds
@@ -23,6 +25,12 @@ _BY_RESOURCE = {
     kinds.PODS: PodStrategy,
     kinds.SERVICES: ServiceStrategy,
     kinds.JOBS: JobStrategy,
+    kinds.NODES: NodeStrategy,
+    kinds.LEASES: LeaseStrategy,
+    kinds.ROLES: RoleStrategy,
+    kinds.CLUSTERROLES: RoleStrategy,
+    kinds.ROLEBINDINGS: BindingStrategy,
+    kinds.CLUSTERROLEBINDINGS: BindingStrategy,
 }
 #: Subresources with rules of their own besides status, which every kind shares.
 _BY_SUBRESOURCE = {

@@ -8,7 +8,7 @@ it needs, in a module of its own; every other kind uses this class as it is.
 """
 
 from control import errors
-from control.objects import meta, support
+from control.objects import meta, podvalidation, support
 
 
 def no_op():
@@ -38,6 +38,8 @@ class Strategy:
         """Refuse (422) an object that breaks the rules of its kind."""
         name = obj["metadata"].get("name", "")
         problems = meta.name_errors(self.resource.kind, name)
+        # Pods and pod templates: the names and paths the node agent turns into files.
+        problems += podvalidation.validate_object(self.resource.kind, obj)
         if problems:
             raise errors.Invalid(self.resource.kind, name, problems, group=self.resource.group)
 
@@ -71,6 +73,9 @@ class Strategy:
     def awaits_cleanup(self, obj):
         """Return whether something must empty ``obj`` before it may go."""
         return False
+
+    def check_delete(self, obj):
+        """Refuse (403) deleting ``obj`` when its kind forbids it (admission on delete)."""
 
     def prepare_for_delete(self, obj):
         """Adjust an object that is marked for deletion and waits for its finalizers."""

@@ -3,12 +3,18 @@
 A namespace's ``spec.finalizers`` say what must be cleaned up first (the
 namespace controller deletes its content, then removes ``kubernetes``). Only the
 ``finalize`` subresource changes them, as in kube-apiserver; a delete marks the
-namespace Terminating until they are gone.
+namespace Terminating until they are gone. As kube-apiserver's NamespaceLifecycle
+admission plugin, default, kube-system and kube-public may never be deleted: the
+control plane lives in them (kube-node-lease is re-created instead, by
+control/api/systemnamespaces.py).
 """
 
+from control import errors
 from control.api.strategies.base import Strategy
 
 FINALIZER = "kubernetes"
+#: Namespaces that may not be deleted (NamespaceLifecycle's immortal namespaces).
+IMMORTAL = frozenset(("default", "kube-system", "kube-public"))
 
 
 class NamespaceStrategy(Strategy):
@@ -32,6 +38,12 @@ class NamespaceStrategy(Strategy):
 
     def prepare_for_delete(self, obj):
         obj.setdefault("status", {})["phase"] = "Terminating"
+
+    def check_delete(self, obj):
+        name = obj["metadata"].get("name", "")
+        if name in IMMORTAL:
+            raise errors.Forbidden(f'namespaces "{name}" is forbidden: this namespace may '
+                                   "not be deleted", name=name, kind="namespaces")
 
 
 class NamespaceFinalizeStrategy(NamespaceStrategy):

@@ -76,7 +76,7 @@ def running(cluster):
 
 
 def node_client(cluster, i, timeout=CLIENT_TIMEOUT):
-    return StoreClient([cluster.nodes[i].client_addr], timeout=timeout)
+    return cluster.node_client(i, timeout=timeout)
 
 
 def current_revision(cluster, timeout=30.0):
@@ -148,6 +148,7 @@ class Workload:
     def __init__(self, cluster, history, threads=4, max_ops=5000, keys=KEYS,
                  timeout=CLIENT_TIMEOUT, seed=None):
         self.endpoints = cluster.endpoints
+        self.tls = cluster.client_tls["admin"]
         self.history = history
         self.keys = keys
         self.max_ops = max_ops
@@ -182,7 +183,7 @@ class Workload:
 
     def _run(self, t):
         rng = random.Random(self.seed * 100 + t)
-        client = StoreClient(self.endpoints, timeout=self.timeout)
+        client = StoreClient(self.endpoints, timeout=self.timeout, **self.tls)
         h = self.history
         try:
             for n in range(self.max_ops):
@@ -275,10 +276,12 @@ class WatchRecorder:
     is resumed from the last revision seen, in the same segment.
     """
 
-    def __init__(self, endpoints, start, timeout=CLIENT_TIMEOUT, first=None):
+    def __init__(self, endpoints, start, timeout=CLIENT_TIMEOUT, first=None, tls=None):
         # ``first``: the endpoint to watch through first (the client then fails over
         # to the others in order), to put the watch on a node a test will kill.
+        # ``tls``: the StoreClient keywords of a store certificate (cluster.client_tls).
         self.endpoints = list(endpoints)
+        self.tls = tls or {}
         if first is not None:
             self.endpoints.remove(first)
             self.endpoints.insert(0, first)
@@ -324,7 +327,7 @@ class WatchRecorder:
         self.last_revision = revision
 
     def _run(self):
-        client = StoreClient(self.endpoints, timeout=self.timeout)
+        client = StoreClient(self.endpoints, timeout=self.timeout, **self.tls)
         if self.first is not None:
             client._next_endpoint = 0     # no public knob for the first endpoint
         try:
@@ -369,10 +372,10 @@ class WatchRecorder:
         assert not self.thread.is_alive(), "watcher thread did not stop"
 
 
-def replay(endpoints, start, end, timeout=60.0):
+def replay(endpoints, start, end, timeout=60.0, tls=None):
     """Every event of revisions [start, end], by revision, from a fresh watch."""
     events = {}
-    with StoreClient(endpoints, timeout=CLIENT_TIMEOUT) as client:
+    with StoreClient(endpoints, timeout=CLIENT_TIMEOUT, **(tls or {})) as client:
         watch = wait_for(lambda: client.watch(b"\0", range_end=b"\0", start_revision=start),
                          timeout, f"a replay watch from {start}")
         deadline = time.monotonic() + timeout
@@ -413,7 +416,7 @@ def check_watch(cluster, recorders, workload, end_revision=None):
     with cluster.client(timeout=5.0) as client:
         compacted = wait_for(lambda: client.status(), 30, "a status")["compact_revision"]
     truth_start = max(min(r.start_revision for r in recorders), compacted + 1)
-    truth = replay(cluster.endpoints, truth_start, end)
+    truth = replay(cluster.endpoints, truth_start, end, tls=cluster.client_tls["admin"])
     # Only put/delete of the workload create revisions here: one event each, no holes.
     assert sorted(truth) == list(range(truth_start, end + 1)), (
         "the store's history has holes: "

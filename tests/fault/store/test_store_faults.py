@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from store.client import StoreClient, Unavailable
+from store.client import Unavailable
 from tests.fault.store.harness import (
     ALL,
     CLIENT_TIMEOUT,
@@ -50,9 +50,10 @@ def start_load(cluster, watch_via=None, threads=4):
     """
     history = History()
     start = current_revision(cluster) + 1
-    recorders = [WatchRecorder(cluster.endpoints, start).start()]
+    tls = cluster.client_tls["admin"]
+    recorders = [WatchRecorder(cluster.endpoints, start, tls=tls).start()]
     if watch_via is not None:
-        recorders.append(WatchRecorder(cluster.endpoints, start,
+        recorders.append(WatchRecorder(cluster.endpoints, start, tls=tls,
                                        first=cluster.nodes[watch_via].client_addr).start())
     workload = Workload(cluster, history, threads=threads).start()
     wait_for(lambda: workload.ok_writes_after(0) >= 20, 60, "the workload to get going")
@@ -161,7 +162,8 @@ def test_kill_whole_cluster(make_cluster):
     # the restart. The whole history survived too: a watch from revision 1 replays
     # every write since the store was created (the first one is revision 2).
     end = current_revision(cluster)
-    assert sorted(replay(cluster.endpoints, 1, end)) == list(range(2, end + 1))
+    assert sorted(replay(cluster.endpoints, 1, end, tls=cluster.client_tls["admin"])) == \
+        list(range(2, end + 1))
     # And reading at its revision finds the newest write of each key acknowledged
     # before the crash.
     newest = {}
@@ -219,7 +221,8 @@ def test_restarted_node_catches_up_by_snapshot(make_cluster):
         # A watch on the lagging node alone, from where that node was: it follows
         # the node's old state until the snapshot replaces it, then gets
         # `compacted` and relists (or gets `compacted` at once if it came later).
-        recorders.append(WatchRecorder([follower_addr], status["revision"] + 1).start())
+        recorders.append(WatchRecorder([follower_addr], status["revision"] + 1,
+                                       tls=cluster.client_tls["admin"]).start())
         wait_caught_up(cluster, follower, current_revision(cluster), timeout=60)
         wait_progress(workload, "writes to continue after the restart")
         workload.stop()
@@ -246,7 +249,7 @@ def test_restarted_node_catches_up_by_snapshot(make_cluster):
         truth = check_watch(cluster, recorders, workload, end)
         # Its event history came with the snapshot: a watch on it alone replays
         # exactly what the cluster replays.
-        assert replay([follower_addr], compacted + 1, end) == {
+        assert replay([follower_addr], compacted + 1, end, tls=cluster.client_tls["admin"]) == {
             r: e for r, e in truth.items() if r > compacted}
         print(summary(history, workload, recorders))
         assert_linearizable(history)
@@ -262,6 +265,6 @@ def test_client_without_quorum_does_not_hang(make_cluster):
     cluster = make_cluster(3)
     for i in range(3):
         cluster.kill(i)
-    with StoreClient(cluster.endpoints, timeout=2.0) as client:
+    with cluster.client(timeout=2.0) as client:
         _, error = call_with_deadline(lambda: client.put(b"k", b"v"), 30, "a put to nobody")
         assert isinstance(error, Unavailable), repr(error)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from control.client import NotFound, RestClient
+from control.client import NotFound
 from control.objects import kinds
 from tests.support.apiproc import ROOT, eventually
 
@@ -36,8 +36,10 @@ def pod_gone(rest, name):
 class AgentProcess:
     """A real ``steer-agent`` (process runtime) on a free port; restartable, killable."""
 
-    def __init__(self, server, base_dir, node_name="agent-1"):
+    def __init__(self, server, base_dir, node_name="agent-1", extra_args=(), token=True):
         self.server, self.base_dir, self.node_name = server, str(base_dir), node_name
+        # ``token=False``: no --agent-token-file (the agent port's TLS flags in extra_args).
+        self.extra_args, self.use_token = list(extra_args), token
         self.data_dir = os.path.join(self.base_dir, "data")
         self.token_file = os.path.join(self.base_dir, "agent-token")
         with open(self.token_file, "w") as f:
@@ -48,15 +50,21 @@ class AgentProcess:
     def start(self):
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.main", "--api-server", self.server.url,
+                [sys.executable, "-m", "agent.main", "--kubeconfig", self.kubeconfig(),
                  "--node-name", self.node_name, "--node-ip", "127.0.0.1", "--port", "0",
                  "--runtime", "process", "--data-dir", self.data_dir,
-                 "--agent-token-file", self.token_file, "--heartbeat-interval", "1",
+                 *(["--agent-token-file", self.token_file] if self.use_token else []),
+                 "--heartbeat-interval", "1",
                  "--backoff-base", "0.2", "--backoff-max", "1", "--sync-period", "0.2",
-                 "--log-level", "DEBUG"],
+                 "--log-level", "DEBUG", *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": ROOT})
         return self
+
+    def kubeconfig(self):
+        """The agent's kubeconfig: a client certificate CN=system:node:<name>, O=system:nodes."""
+        return self.server.kubeconfig_for(f"node-{self.node_name}",
+                                          f"system:node:{self.node_name}", ["system:nodes"])
 
     def kill(self):
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -103,7 +111,7 @@ def agent(server, tmp_path_factory):
     proc = AgentProcess(server, tmp_path_factory.mktemp("agent"))
     try:
         proc.start()
-        rest = RestClient(server.url)
+        rest = server.rest_client()
 
         def registered():
             try:

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 
-from control.client import RestClient
 from control.objects import kinds
 from control.objects.kinds import CONFIGMAPS, PODS, SECRETS
 from tests.integration.agent.conftest import pod_gone
@@ -20,7 +19,7 @@ def _logs(server, name):
 
 
 def test_init_containers_env_and_volumes(server, agent):
-    rest = RestClient(server.url)
+    rest = server.rest_client()
     rest.create(CONFIGMAPS, "default", {"apiVersion": "v1", "kind": "ConfigMap",
                                         "metadata": {"name": "cfg"},
                                         "data": {"greeting": "hi", "app.conf": "x=1"}})
@@ -68,7 +67,7 @@ def test_init_containers_env_and_volumes(server, agent):
 
 
 def test_deletion_sends_sigterm_first(server, agent, tmp_path):
-    rest = RestClient(server.url)
+    rest = server.rest_client()
     script = ('trap "echo got-term > out/term; exit 0" TERM; echo up; '
               'while true; do sleep 0.1; done')
     rest.create(PODS, "default", {
@@ -88,7 +87,7 @@ def test_deletion_sends_sigterm_first(server, agent, tmp_path):
 
 
 def test_run_to_completion_and_a_bad_command(server, agent):
-    rest = RestClient(server.url)
+    rest = server.rest_client()
     for name, command, policy in (("once", ["sh", "-c", "echo done"], "Never"),
                                   ("bad", ["no-such-binary-xyz"], "Always")):
         rest.create(PODS, "default", {

@@ -3,7 +3,7 @@
 import pytest
 
 from agent.main import Agent, parse_args
-from control.client import NotFound, RestClient
+from control.client import NotFound
 from control.objects.kinds import NODES, PODS
 from tests.support.apiproc import eventually
 
@@ -14,7 +14,7 @@ def agents(server, tmp_path_factory):
     started = []
     try:
         for index in range(3):
-            args = parse_args(["--api-server", server.url, "--node-name", f"fake-{index}",
+            args = parse_args(["--kubeconfig", server.kubeconfig, "--node-name", f"fake-{index}",
                                "--node-ip", "127.0.0.1", "--port", "0", "--runtime", "fake",
                                "--data-dir", str(base / f"n{index}"), "--heartbeat-interval",
                                "1", "--backoff-base", "0.2", "--sync-period", "0.2",
@@ -41,7 +41,7 @@ def _pod(name, node):
 
 
 def test_many_fake_agents_run_their_pods(server, agents):
-    rest = RestClient(server.url)
+    rest = server.rest_client()
     for agent in agents:
         node = rest.get(NODES, None, agent.args.node_name)
         assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("fake://")
@@ -63,7 +63,7 @@ def test_many_fake_agents_run_their_pods(server, agents):
 
 
 def test_pods_beyond_max_pods_are_rejected(server, agents):
-    rest = RestClient(server.url)
+    rest = server.rest_client()
     for n in range(2, 4):
         rest.create(PODS, "default", _pod(f"f2-{n}", "fake-2"))
     phases = eventually(lambda: sorted(str(_phase(rest, f"f2-{n}")[0]) for n in range(2, 4))

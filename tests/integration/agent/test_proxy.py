@@ -16,7 +16,6 @@ import threading
 import urllib.request
 
 from cli.local_store import free_ports
-from control.client import RestClient
 from control.objects.kinds import ENDPOINTS, SERVICES
 from tests.support.apiproc import ROOT, eventually
 
@@ -62,7 +61,8 @@ class ProxyProcess:
         self.log_path = os.path.join(str(base_dir), "proxy.log")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.proxy", "--api-server", server.url,
+                [sys.executable, "-m", "agent.proxy",
+                 "--kubeconfig", server.kubeconfig_for("proxy", "system:kube-proxy"),
                  "--node-ips", NODE_IP, "--metrics-addr", f"127.0.0.1:{self.metrics_port}",
                  "--connect-timeout", "1", "--log-level", "DEBUG"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
@@ -101,7 +101,7 @@ def endpoints(*backends):
 
 
 def test_proxy_serves_cluster_ip_and_node_port(server, tmp_path):
-    rest = RestClient(server.url)
+    rest = server.rest_client()
     one, two = Backend("one", "127.0.0.2"), Backend("two", "127.0.0.3")
     proxy = ProxyProcess(server, tmp_path)
     try:

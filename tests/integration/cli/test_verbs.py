@@ -15,7 +15,6 @@ import sys
 import pytest
 import yaml
 
-from control.client import RestClient
 from control.objects import kinds
 from tests.support.apiproc import ROOT, eventually
 from tests.support.controlplane import ControlPlane
@@ -23,13 +22,15 @@ from tests.support.fake_agent import FakeAgent
 
 
 class Cluster:
-    def __init__(self, api, components):
+    def __init__(self, api, components, home):
         self.api, self.components = api, components
+        # The admin's kubeconfig (TLS, client certificate), never a developer's ~/.steer.
+        self.env = {**os.environ, "STEER_SERVER": "", "STEER_HOME": str(home),
+                    "KUBECONFIG": api.kubeconfig, "PYTHONPATH": ROOT}
 
     def steer(self, *args, stdin=None, env=None, timeout=90, check=None):
         """Run `steer ARGS`; return the CompletedProcess (assert its exit code if asked)."""
-        environment = {**os.environ, "STEER_SERVER": self.api.url, "PYTHONPATH": ROOT,
-                       **(env or {})}
+        environment = {**self.env, **(env or {})}
         result = subprocess.run([sys.executable, "-m", "cli.main", *args], input=stdin,
                                 capture_output=True, text=True, env=environment, cwd=ROOT,
                                 timeout=timeout)
@@ -56,7 +57,7 @@ def cluster(server, tmp_path_factory):
         with ControlPlane(server, tmp_path_factory.mktemp("cli-verbs"),
                           "deployment,replicaset,daemonset,statefulset",
                           nodes=["n1", "n2"], renew_interval=1.0) as plane:
-            yield Cluster(server, plane.manager), agent
+            yield Cluster(server, plane.manager, tmp_path_factory.mktemp("steer-home")), agent
     finally:
         agent.stop()
 
@@ -191,7 +192,7 @@ def test_get_watch_prints_rows_as_they_change(c):
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "get", "cm", "-w",
                              "-l", "watched=yes"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "STEER_SERVER": c.api.url, "PYTHONPATH": ROOT})
+                            env=c.env)
     try:
         assert proc.stderr.readline() == "No resources found in default namespace.\n"
         c.ok("apply", "-f", "-", stdin=dump({"apiVersion": "v1", "kind": "ConfigMap",
@@ -388,7 +389,7 @@ def test_logs_of_a_pod_and_of_a_deployment(cluster):
     c.ok("create", "-f", "-", stdin=dump(nodes))
     status = {"status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
                          "daemonEndpoints": {"kubeletEndpoint": {"Port": agent.port}}}}
-    RestClient(c.api.url).patch(kinds.NODES, None, "logger", status, subresource="status")
+    c.api.rest_client().patch(kinds.NODES, None, "logger", status, subresource="status")
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "talker", "labels": {"app": "talker"}},
            "spec": {"nodeName": "logger", "containers": [{"name": "main", "image": "x"},
@@ -416,7 +417,7 @@ def test_logs_of_a_pod_and_of_a_deployment(cluster):
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "logs", "-f", "talker",
                              "-c", "side"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=ROOT,
-                            env={**os.environ, "STEER_SERVER": c.api.url, "PYTHONPATH": ROOT})
+                            env=c.env)
     try:
         assert proc.stdout.readline() == "side\n"
         agent.append("later")
@@ -454,6 +455,7 @@ def test_errors_and_exit_codes(c, tmp_path):
     env = {"STEER_SERVER": "", "STEER_HOME": str(home), "KUBECONFIG": str(home / "none")}
     result = c.steer("get", "pods", check=1, env=env)
     assert result.stderr == "error: no cluster: run `steer up` (or pass --server)\n"
-    (home / "config").write_text(yaml.safe_dump({"apiServer": c.api.url, "token": ""}))
+    (home / "config").write_text(yaml.safe_dump({"apiServer": c.api.url, "token": "",
+                                                 "kubeconfig": c.api.kubeconfig}))
     assert c.steer("get", "ns", "default", "-o", "name", env=env, check=0).stdout == \
         "namespace/default\n"

@@ -38,7 +38,7 @@ def call(api, method, path, body=None):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(api.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with api.urlopen(request, timeout=10) as response:
         raw = response.read()
         return response.status, (json.loads(raw) if raw.startswith(b"{") else raw.decode())
 
@@ -116,7 +116,7 @@ def test_graceful_pod_deletion(api, bound_pod):
 
 
 def test_metrics_page(api):
-    with urllib.request.urlopen(api.url + "/metrics", timeout=10) as response:
+    with api.urlopen(api.url + "/metrics", timeout=10) as response:
         text = response.read().decode()
     assert 'apiserver_request_total{verb="GET",group="",resource="pods",subresource="log"' \
         in text

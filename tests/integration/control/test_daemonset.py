@@ -85,7 +85,8 @@ def test_one_pod_per_node_follows_nodes_and_rolls_an_update(cluster, server):
                timeout=60, message="status 3/3", logs=logs)
 
     # A fourth node joins: it gets a pod.
-    extra = HollowNodes(server.url, ["n4"], labels={"role": "worker"}, renew_interval=1.0)
+    extra = HollowNodes(server.url, ["n4"], labels={"role": "worker"}, renew_interval=1.0,
+                        client_kwargs=server.client_kwargs)
     extra.start()
     try:
         eventually(lambda: one_each(rest, ns, ["n1", "n2", "n3", "n4"]), timeout=60,

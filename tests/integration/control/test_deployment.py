@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from control.client import Informer, RestClient
+from control.client import Informer
 from control.controllers import pods as podutil
 from control.objects import kinds
 from control.objects.kinds import DEPLOYMENTS, PODS, REPLICASETS
@@ -68,9 +68,9 @@ def replica_sets(rest, ns):
 class PodRecorder:
     """Record (live pods, available pods, images of live pods) at every pod change in ``ns``."""
 
-    def __init__(self, server_url, ns):
+    def __init__(self, server, ns):
         self.ns = ns
-        self.rest = RestClient(server_url, timeout=10)
+        self.rest = server.rest_client(timeout=10)
         self.informer = Informer(self.rest, PODS)
         self.samples = []
         self._lock = threading.Lock()
@@ -135,7 +135,7 @@ def test_a_rolling_update_stays_within_surge_and_unavailability(rest, server, cl
     make_deployment(rest, ns, "web", replicas)
     eventually(lambda: settled(rest, ns, "web", replicas), timeout=TIMEOUT,
                message="10 ready pods", logs=cluster)
-    with PodRecorder(server.url, ns) as recorder:
+    with PodRecorder(server, ns) as recorder:
         rest.patch(DEPLOYMENTS, ns, "web", {"spec": {"template": {"spec": {
             "containers": [{"name": "c", "image": "busybox:2"}]}}}})
         eventually(lambda: settled(rest, ns, "web", replicas, image="busybox:2"),
@@ -200,7 +200,7 @@ def test_recreate_never_runs_old_and_new_pods_together(rest, server, cluster):
     make_deployment(rest, ns, "web", 4, strategy={"type": "Recreate"})
     eventually(lambda: settled(rest, ns, "web", 4), timeout=TIMEOUT,
                message="4 ready pods", logs=cluster)
-    with PodRecorder(server.url, ns) as recorder:
+    with PodRecorder(server, ns) as recorder:
         rest.patch(DEPLOYMENTS, ns, "web", {"spec": {"template": {"spec": {
             "containers": [{"name": "c", "image": "busybox:2"}]}}}})
         eventually(lambda: settled(rest, ns, "web", 4, image="busybox:2"),

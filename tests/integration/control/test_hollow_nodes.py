@@ -10,7 +10,8 @@ from tests.support.hollow_nodes import HollowNodes
 
 @pytest.fixture
 def hollow(server):
-    nodes = HollowNodes(server.url, ["hollow-a", "hollow-b"], cpu="2", renew_interval=0.3)
+    nodes = HollowNodes(server.url, ["hollow-a", "hollow-b"], cpu="2", renew_interval=0.3,
+                        client_kwargs=server.client_kwargs)
     nodes.start()
     try:
         yield nodes

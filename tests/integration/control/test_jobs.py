@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from control.client import Informer, NotFound, RestClient
+from control.client import Informer, NotFound
 from control.objects.kinds import CRONJOBS, EVENTS, JOBS, NAMESPACES, PODS
 from tests.support.apiproc import eventually
 from tests.support.controlplane import ControlPlane
@@ -81,7 +81,7 @@ class ActiveWatch:
     """Record, from a watch, the most pods of one Job active at the same time."""
 
     def __init__(self, server, job_name):
-        self.informer = Informer(RestClient(server.url, timeout=10), PODS, namespace=NS,
+        self.informer = Informer(server.rest_client(timeout=10), PODS, namespace=NS,
                                  label_selector=f"batch.kubernetes.io/job-name={job_name}")
         self.most = 0
         self._lock = threading.Lock()

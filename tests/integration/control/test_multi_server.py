@@ -2,19 +2,15 @@
 
 import json
 import resource
-import socket
 import threading
 import time
 
 import pytest
 
-from store.client import StoreClient
-
 
 def request(server, method, path, body=None, timeout=30):
     """One HTTP request with the stdlib; returns (status, parsed JSON body)."""
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    conn = server.http_connection(timeout)
     try:
         payload = json.dumps(body) if body is not None else None
         conn.request(method, path, body=payload, headers={"Content-Type": "application/json"})
@@ -49,8 +45,7 @@ def test_watch_on_one_server_sees_writes_through_the_other(servers):
     events = []
 
     def watch():
-        import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", b.port, timeout=30)
+        conn = b.http_connection(30)
         conn.request("GET", f"{CMS}?watch=true&resourceVersion={since}&timeoutSeconds=20")
         response = conn.getresponse()
         for line in response:
@@ -103,7 +98,7 @@ def test_requests_keep_succeeding_when_the_store_leader_dies(servers):
         worker.join(timeout=120)
         store.start(leader)
     assert failures == []
-    with StoreClient(store.endpoints) as client:
+    with store.client() as client:
         client.get(b"\0")   # the cluster is whole again for the next test
 
 
@@ -120,7 +115,7 @@ def test_a_thousand_watches_do_not_starve_other_requests(servers):
     sockets = []
     try:
         for _ in range(1000):
-            s = socket.create_connection(("127.0.0.1", a.port), timeout=30)
+            s = a.open_socket(30)
             s.sendall(f"GET {CMS}?watch=true&fieldSelector=metadata.name%3Dfanout"
                       "&timeoutSeconds=60 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             sockets.append(s)
@@ -161,9 +156,8 @@ def test_a_thousand_watches_do_not_starve_other_requests(servers):
 
 
 def test_a_watch_answers_with_headers_before_any_event(servers):
-    import http.client
     a, _ = servers
-    conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10)
+    conn = a.http_connection(10)
     try:
         conn.request("GET", f"{CMS}?watch=true&fieldSelector=metadata.name%3Dnothing-here"
                             "&timeoutSeconds=30")
@@ -175,8 +169,7 @@ def test_a_watch_answers_with_headers_before_any_event(servers):
 
 
 def _watch_events(server, path, rv):
-    import http.client
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn = server.http_connection(30)
     conn.request("GET", f"{path}?watch=true&resourceVersion={rv}&timeoutSeconds=2")
     lines = [json.loads(line) for line in conn.getresponse() if line.strip()]
     conn.close()
@@ -197,7 +190,7 @@ def test_watch_resume_and_410_after_compaction_on_the_real_store(servers):
     secrets = "/api/v1/namespaces/default/secrets"
     _, s1 = request(a, "POST", secrets, {"metadata": {"name": "old-1"}})
     _, s2 = request(a, "POST", secrets, {"metadata": {"name": "old-2"}})
-    with StoreClient(a.store.endpoints) as client:
+    with a.store.client() as client:
         client.compact(int(s2["metadata"]["resourceVersion"]))
     gone = _watch_events(a, secrets, int(s1["metadata"]["resourceVersion"]) - 1)
     assert gone[0]["type"] == "ERROR" and gone[0]["object"]["code"] == 410

@@ -3,7 +3,7 @@
 
 import pytest
 
-from control.client import NotFound, RestClient
+from control.client import NotFound
 from control.objects.kinds import EVENTS, LEASES, NODES, PODS
 from tests.support.apiproc import eventually
 from tests.support.controlplane import create_namespace
@@ -13,7 +13,7 @@ TAINT = {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}
 
 @pytest.fixture(scope="module")
 def rest(server):
-    client = RestClient(server.url, timeout=10)
+    client = server.rest_client(timeout=10)
     for i in range(3):
         make_node(client, f"node-{i}", taints=[TAINT] if i == 2 else None)
     yield client

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from store.client import StoreClient, prefix_end
+from store.client import prefix_end
 
 SERVER_ARGS = ["--service-cluster-ip-range", "10.100.0.0/24", "--service-node-port-range",
                "30000-30099"]
@@ -21,14 +21,14 @@ def call(server, method, path, body=None, content_type="application/json"):
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Content-Type": content_type})
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with server.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
 def claimed(server, prefix):
-    with StoreClient(server.store.endpoints) as store:
+    with server.store.client() as store:
         return {kv["key"][len(prefix):].decode()
                 for kv in store.get(prefix, range_end=prefix_end(prefix))["kvs"]}
 

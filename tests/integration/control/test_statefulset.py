@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from control.client import Informer, RestClient
+from control.client import Informer
 from control.controllers import pods as podutil
 from control.objects import kinds
 from control.objects.kinds import NAMESPACES, PODS, STATEFULSETS
@@ -38,7 +38,7 @@ class Recorder:
     """Watch a namespace's pods: the order of creations, and who was Ready at each."""
 
     def __init__(self, server, ns):
-        self.rest = RestClient(server.url, timeout=10)
+        self.rest = server.rest_client(timeout=10)
         self.informer = Informer(self.rest, PODS, namespace=ns)
         self.lock = threading.Lock()
         self.created = []          # (pod name, names of the pods Ready at that moment)

@@ -14,7 +14,6 @@ import subprocess
 import pytest
 
 from cli.local_store import LocalStoreCluster
-from store.client import StoreClient
 from tests.support.storeproc import READY_TIMEOUT, Clusters, RawConnection
 
 
@@ -63,17 +62,17 @@ def cluster(shared_cluster):
 
 @pytest.fixture
 def client(cluster):
-    with StoreClient(cluster.endpoints, timeout=15.0) as c:
+    with cluster.client(timeout=15.0) as c:
         yield c
 
 
 @pytest.fixture
 def raw():
-    """Factory of raw connections, all closed after the test."""
+    """Factory of raw connections to member ``i`` of a cluster, all closed after the test."""
     opened = []
 
-    def connect(endpoint, timeout=15.0):
-        conn = RawConnection(endpoint, timeout)
+    def connect(cluster, i, timeout=15.0):
+        conn = RawConnection(cluster.nodes[i].client_addr, timeout, cluster.client_tls["admin"])
         opened.append(conn)
         return conn
 

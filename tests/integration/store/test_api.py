@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from store.client import Compacted, LeaseNotFound, NotFound, StoreClient
+from store.client import Compacted, LeaseNotFound, NotFound
 from tests.support.storeproc import node_client, wait_for
 
 HEADER_FIELDS = {"cluster_id", "member_id", "revision", "raft_term"}
@@ -286,7 +286,7 @@ def test_remove_unknown_member_is_not_found(client):
 # -- exactly-once --------------------------------------------------------------------------
 def test_same_client_and_request_id_applies_once(cluster, client, raw):
     before = client.status()["revision"]
-    conn = raw(cluster.nodes[1].client_addr)
+    conn = raw(cluster, 1)
     request = {"op": "put", "key": b"once/k", "value": b"v", "client": 987654321, "req": 1}
     first = conn.request({**request, "id": 1})
     second = conn.request({**request, "id": 2})
@@ -296,7 +296,7 @@ def test_same_client_and_request_id_applies_once(cluster, client, raw):
     assert first["result"]["revision"] == before + 1
 
     # Through another node as well (a client retrying elsewhere after a failover).
-    other = raw(cluster.nodes[2].client_addr).request({**request, "id": 7})
+    other = raw(cluster, 2).request({**request, "id": 7})
     assert other["result"] == first["result"]
 
     kv = client.get(b"once/k")["kvs"][0]
@@ -311,7 +311,7 @@ def test_same_client_and_request_id_applies_once(cluster, client, raw):
 def test_linearizable_read_on_a_follower_sees_a_fresh_write(cluster):
     leader = cluster.leader_index(30)
     followers = [i for i in range(len(cluster.nodes)) if i != leader]
-    with StoreClient([cluster.nodes[leader].client_addr], timeout=15) as writer:
+    with node_client(cluster, leader) as writer:
         for n in range(20):
             rev = writer.put(b"fresh/k", str(n).encode())["revision"]
             for i in followers:

@@ -27,7 +27,7 @@ def assert_serving(cluster, conn=None):
         reply = conn.request({"id": 4242, "op": "status"})
         assert reply is not None, "the server hung up a connection it should have kept"
         assert reply["id"] == 4242 and "result" in reply, reply
-    with StoreClient(cluster.endpoints, timeout=15) as c:
+    with cluster.client(timeout=15) as c:
         rev = c.put(b"bad/still-serving", os.urandom(4))["revision"]
         assert c.get(b"bad/still-serving")["revision"] >= rev
 
@@ -42,14 +42,14 @@ def assert_error(reply, code, request_id=0):
 
 
 def test_frame_that_is_not_msgpack(cluster, raw):
-    conn = raw(cluster.nodes[0].client_addr)
+    conn = raw(cluster, 0)
     conn.send_body(b"\xc1\xc1 this is not msgpack")
     assert_error(conn.recv(), protocol.BAD_REQUEST)
     assert_serving(cluster, conn)
 
 
 def test_msgpack_that_is_not_a_map(cluster, raw):
-    conn = raw(cluster.nodes[0].client_addr)
+    conn = raw(cluster, 0)
     conn.send_body(msgpack.packb([1, "put", b"k"]))
     assert_error(conn.recv(), protocol.BAD_REQUEST)
     conn.send_body(msgpack.packb("just a string"))
@@ -58,7 +58,7 @@ def test_msgpack_that_is_not_a_map(cluster, raw):
 
 
 def test_request_without_id(cluster, raw):
-    conn = raw(cluster.nodes[0].client_addr)
+    conn = raw(cluster, 0)
     assert_error(conn.request({"op": "status"}), protocol.BAD_REQUEST)
     # A non-integer id is refused too (the reply may echo it or use 0).
     assert_error(conn.request({"id": "seven", "op": "status"}), protocol.BAD_REQUEST, None)
@@ -66,7 +66,7 @@ def test_request_without_id(cluster, raw):
 
 
 def test_unknown_op(cluster, raw):
-    conn = raw(cluster.nodes[1].client_addr)
+    conn = raw(cluster, 1)
     reply = conn.request({"id": 11, "op": "frobnicate"})
     assert_error(reply, "unknown_op", request_id=11)
     assert "put" in reply["error"]["message"], "the error should list the valid ops"
@@ -75,7 +75,7 @@ def test_unknown_op(cluster, raw):
 
 
 def test_key_that_is_not_bytes(cluster, client, raw):
-    conn = raw(cluster.nodes[2].client_addr)
+    conn = raw(cluster, 2)
     before = client.status()["revision"]
     reply = conn.request({"id": 3, "op": "put", "key": "a str, not bytes", "value": b"v"})
     assert_error(reply, protocol.BAD_REQUEST, request_id=3)
@@ -91,18 +91,18 @@ def test_key_that_is_not_bytes(cluster, client, raw):
 
 
 def test_frame_announcing_100_megabytes(cluster, raw):
-    conn = raw(cluster.nodes[0].client_addr)
+    conn = raw(cluster, 0)
     conn.send_raw(protocol.LENGTH.pack(100 << 20))
     assert_error(conn.recv(), protocol.TOO_LARGE)
     assert conn.recv() is None, "after too_large the server must hang up"
-    assert_serving(cluster, raw(cluster.nodes[0].client_addr))
+    assert_serving(cluster, raw(cluster, 0))
 
 
 def test_truncated_frame_then_close(cluster, raw):
     watcher = node_client(cluster, 0)
     watch = watcher.watch(b"trunc/k")
     try:
-        conn = raw(cluster.nodes[0].client_addr)
+        conn = raw(cluster, 0)
         frame = protocol.pack({"id": 1, "op": "put", "key": b"trunc/k", "value": b"lost"})
         conn.send_raw(frame[:len(frame) // 2])
         conn.close()
@@ -112,7 +112,7 @@ def test_truncated_frame_then_close(cluster, raw):
             assert c.get(b"trunc/k")["kvs"][0]["value"] == b"kept"
         event = watch.next_event(timeout=20)
         assert event is not None and event["kv"]["value"] == b"kept"
-        assert_serving(cluster, raw(cluster.nodes[0].client_addr))
+        assert_serving(cluster, raw(cluster, 0))
     finally:
         watch.cancel()
         watcher.close()
@@ -148,7 +148,8 @@ def test_peer_with_wrong_secret_is_ignored(cluster, client, processes, tmp_path)
              "--data-dir", str(tmp_path / "intruder"), "--peer-addr", peer,
              "--client-addr", client_addr, "--initial-cluster", initial,
              "--secret-file", str(secret_file), "--cluster-token", cluster.token,
-             "--election-min", "0.5", "--election-max", "1.0", "--request-timeout", "1"],
+             "--election-min", "0.5", "--election-max", "1.0", "--request-timeout", "1",
+             "--insecure-plain-client"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=os.getcwd(),
             env={**os.environ, "PYTHONPATH": os.getcwd()})
     processes.append(proc)
@@ -208,7 +209,7 @@ def test_no_quorum_is_an_error_after_a_bounded_wait(clusters, raw):
         assert c.get(b"quorum/k", serializable=True)["kvs"][0]["value"] == b"v"
 
     # The server itself answers `unavailable` (after its --request-timeout), not silence.
-    conn = raw(cluster.nodes[survivor].client_addr, timeout=client_timeout + generous)
+    conn = raw(cluster, survivor, timeout=client_timeout + generous)
     reply = conn.request({"id": 9, "op": "put", "key": b"quorum/k", "value": b"x",
                           "client": 5, "req": 1})
     assert reply["id"] == 9 and reply["error"]["code"] == protocol.UNAVAILABLE, reply

@@ -11,7 +11,6 @@ import os
 import signal
 
 from store import protocol
-from store.client import StoreClient
 from tests.support.storeproc import READY_TIMEOUT, RawConnection, node_client, wait_for
 
 ESTABLISHED = "01"
@@ -60,7 +59,8 @@ def _depose_and_read(cluster, key, attempt):
     others = [i for i in range(len(cluster.nodes)) if i != old]
     with cluster.client(timeout=15.0) as client:
         client.put(key, f"old-{attempt}".encode())
-    conn = RawConnection(cluster.nodes[old].client_addr, timeout=30.0)
+    conn = RawConnection(cluster.nodes[old].client_addr, timeout=30.0,
+                         tls=cluster.client_tls["admin"])
     try:
         os.kill(old_pid, signal.SIGSTOP)
         try:
@@ -109,6 +109,6 @@ def test_reads_through_every_node_see_the_latest_write(clusters):
 
 def test_single_node_cluster_serves_linearizable_reads(clusters):
     cluster = clusters.new(1)
-    with StoreClient(cluster.endpoints, timeout=15.0) as client:
+    with cluster.client(timeout=15.0) as client:
         client.put(b"read-index/single", b"v")
         assert client.get(b"read-index/single")["kvs"][0]["value"] == b"v"

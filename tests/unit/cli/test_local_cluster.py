@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from cli import cluster_cmd
+from cli import cluster_cmd, supervisor
 from cli.local_cluster import LocalCluster, alive, proc_start_time, terminate, wait_all_gone
 from cli.main import build_parser, main
 
@@ -175,6 +175,7 @@ def test_up_twice_says_already_up(tmp_path, monkeypatch, capsys):
         assert args.func(args) == 0
         assert "already up" in capsys.readouterr().out
     finally:
+        supervisor.stop(c, timeout=5)   # "already up" starts the supervisor too
         c.stop(["sleeper"], timeout=1)
 
 

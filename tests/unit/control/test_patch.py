@@ -117,3 +117,26 @@ def test_patch_through_the_api(client):
     assert apply.status_code == 415 and "server-side apply" in apply.json["message"]
     missing = send_patch(client, f"{url}/missing", {}, "application/merge-patch+json")
     assert missing.status_code == 404
+
+
+# -- caps against hostile patches (issue 10) ------------------------------------------
+def test_json_patch_copy_bomb_stops_at_the_copy_cap():
+    from control.objects.patch import PatchError, json_patch
+    doc = {"data": {"a": "x" * 100}}
+    bomb = [{"op": "copy", "from": "/data", "path": f"/data/k{n}"} for n in range(60)]
+    with pytest.raises(PatchError, match="copy"):
+        json_patch(doc, bomb, max_copied_bytes=100_000)
+
+
+def test_json_patch_operation_count_is_capped():
+    from control.objects.patch import PatchError, json_patch
+    ops = [{"op": "test", "path": "/a", "value": 1}] * 11
+    with pytest.raises(PatchError, match="at most 10"):
+        json_patch({"a": 1}, ops, max_operations=10)
+    assert json_patch({"a": 1}, ops[:10], max_operations=10) == {"a": 1}
+
+
+def test_json_patch_paths_must_be_strings():
+    from control.objects.patch import PatchError, json_patch
+    with pytest.raises(PatchError, match="strings"):
+        json_patch({}, [{"op": "add", "path": 5, "value": 1}])

@@ -1,0 +1,150 @@
+"""Every credential of a local cluster: the cluster CA, certificates, and one kubeconfig each.
+
+`steer up` calls ``LocalCredentials(home).ensure(...)`` before it starts anything
+(and again before a restart): the CA in ``$STEER_HOME/pki`` is made once and then
+reused; a certificate is (re-)issued only when it is missing or near its expiry
+(``pki.needs_rotation``). The identities are Kubernetes' (kubeadm's):
+
+    apiserver                  serving: 127.0.0.1, localhost, the bind address
+    apiserver-kubelet-client   CN=kube-apiserver-kubelet-client O=system:masters
+    admin                      CN=admin O=system:masters
+    scheduler                  CN=system:kube-scheduler
+    controller-manager         CN=system:kube-controller-manager
+    proxy                      CN=system:kube-proxy
+    nodes/<node>               CN=system:node:<node> O=system:nodes (the agent's client)
+    nodes/<node>-serving       CN=system:node:<node>, SANs <node> and the node IP
+
+Each component gets ``kubeconfigs/<name>.kubeconfig`` (JSON, 0600) naming its files
+(an agent ``kubeconfigs/agent-<node>.kubeconfig``),
+so no key or token is ever on a command line. The admin's kubeconfig embeds the
+CA, certificate and key (``-data``), as kubeadm's admin.conf does, so it can be
+copied anywhere. The store has its own CA (cli/local_store.py).
+"""
+
+import base64
+import ipaddress
+import json
+import os
+import ssl
+
+import yaml
+
+from cli import pki
+
+#: Client identities of the control plane: name -> (common name, groups).
+CLIENTS = {
+    "admin": ("admin", ("system:masters",)),
+    "scheduler": ("system:kube-scheduler", ()),
+    "controller-manager": ("system:kube-controller-manager", ()),
+    "proxy": ("system:kube-proxy", ()),
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", ("system:masters",)),
+}
+#: The clients that talk to the API server with a kubeconfig of their own.
+KUBECONFIG_CLIENTS = ("scheduler", "controller-manager", "proxy")
+
+
+class LocalCredentials:
+    """The files under ``<home>/pki``; ``ensure`` makes whatever is missing or expiring."""
+
+    def __init__(self, home, now=None):
+        self.dir = os.path.join(os.path.abspath(home), "pki")
+        self.nodes_dir = os.path.join(self.dir, "nodes")
+        self.kubeconfigs_dir = os.path.join(self.dir, "kubeconfigs")
+        self.now = now          # a fixed "now" for tests; None: the clock
+        self.issued = []        # names (re-)issued by the last ensure(), for the user
+
+    @property
+    def ca_file(self):
+        return os.path.join(self.dir, pki.CA_CERT)
+
+    def cert(self, name):
+        """(certificate, key) paths of a credential: "apiserver", "admin", "nodes/node-1", ..."""
+        base = os.path.join(self.dir, name)
+        return base + ".crt", base + ".key"
+
+    def kubeconfig(self, name):
+        return os.path.join(self.kubeconfigs_dir, f"{name}.kubeconfig")
+
+    # -- issuing ------------------------------------------------------------------------
+    def ensure(self, server_url, nodes=(), bind_host="127.0.0.1"):
+        """Make the CA and every certificate and component kubeconfig; return self.
+
+        ``nodes`` is [(node name, node IP)]: each gets a client and a serving certificate.
+        """
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        ca = pki.CertificateAuthority.load_or_create(self.dir, now=self.now)
+        self.issued = []
+        hosts = {"127.0.0.1", "localhost", bind_host}
+        self._issue(ca, "apiserver", "kube-apiserver", server=True,
+                    dns_names=sorted(h for h in hosts if not _is_ip(h)),
+                    ip_addresses=sorted(h for h in hosts if _is_ip(h)))
+        for name, (common_name, groups) in CLIENTS.items():
+            self._issue(ca, name, common_name, groups, client=True)
+        for node, ip in nodes:
+            self._issue(ca, f"nodes/{node}", f"system:node:{node}", ("system:nodes",),
+                        client=True)
+            self._issue(ca, f"nodes/{node}-serving", f"system:node:{node}", server=True,
+                        dns_names=[node], ip_addresses=[ip])
+        for name in KUBECONFIG_CLIENTS:
+            self._write_kubeconfig(name, server_url, *self.cert(name))
+        for node, _ in nodes:
+            self._write_kubeconfig(f"agent-{node}", server_url, *self.cert(f"nodes/{node}"))
+        return self
+
+    def agent_kubeconfig(self, node):
+        return self.kubeconfig(f"agent-{node}")
+
+    def _issue(self, ca, name, common_name, organizations=(), **kwargs):
+        cert_path, _ = self.cert(name)
+        if not pki.needs_rotation(cert_path, now=self.now):
+            return
+        ca.issue(os.path.dirname(cert_path), os.path.basename(name), common_name,
+                 organizations, now=self.now, **kwargs)
+        self.issued.append(name)
+
+    def _write_kubeconfig(self, name, server_url, cert_file, key_file):
+        document = kubeconfig_document(server_url, name, {"certificate-authority": self.ca_file},
+                                       {"client-certificate": cert_file, "client-key": key_file})
+        pki.write_private(self.kubeconfig(name), json.dumps(document, indent=2) + "\n")
+
+    # -- the admin ----------------------------------------------------------------------
+    def write_admin_kubeconfig(self, path, server_url):
+        """Write the admin's kubeconfig (0600) with the CA, certificate and key embedded."""
+        cert_file, key_file = self.cert("admin")
+        document = kubeconfig_document(
+            server_url, "steersman", {"certificate-authority-data": _b64(self.ca_file)},
+            {"client-certificate-data": _b64(cert_file), "client-key-data": _b64(key_file)},
+            namespace="default")
+        pki.write_private(path, yaml.safe_dump(document, sort_keys=False))
+
+    def admin_context(self):
+        """A client SSLContext: trust the cluster CA, present the admin's certificate."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        context.load_cert_chain(*self.cert("admin"))
+        return context
+
+
+def kubeconfig_document(server_url, user, cluster_fields, user_fields, namespace=None):
+    """A one-context kubeconfig: cluster "steersman", user ``user``."""
+    context = {"cluster": "steersman", "user": user,
+               **({"namespace": namespace} if namespace else {})}
+    return {"apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": "steersman",
+                          "cluster": {"server": server_url, **cluster_fields}}],
+            "users": [{"name": user, "user": user_fields}],
+            "contexts": [{"name": "steersman", "context": context}],
+            "current-context": "steersman"}
+
+
+def _b64(path):
+    with open(path, "rb") as handle:
+        return base64.b64encode(handle.read()).decode("ascii")
+
+
+def _is_ip(host):
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,203 @@
+"""Create the default RBAC policy on API server start, as kube-apiserver's bootstrap does.
+
+The roles and bindings Kubernetes makes (cluster-admin, admin, edit, view with
+aggregation, the system:* roles of each component) are created when missing;
+existing ones are left as they are (an admin may have changed them), as with
+kube-apiserver's ``rbac.authorization.kubernetes.io/autoupdate: "false"``. One
+system:kube-controller-manager role holds what every controller needs, where
+Kubernetes splits it per controller and gives each controller its own account.
+"""
+
+from control import errors
+from control.api.auth.aggregation import aggregate
+from control.objects import kinds
+
+RBAC = "rbac.authorization.k8s.io"
+AGGREGATE = RBAC + "/aggregate-to-"
+READ = ["get", "list", "watch"]
+WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+BOOTSTRAP_LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+AUTOUPDATE = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
+
+
+def rule(verbs, groups, resources, names=None):
+    found = {"verbs": list(verbs), "apiGroups": list(groups), "resources": list(resources)}
+    if names:
+        found["resourceNames"] = list(names)
+    return found
+
+
+def urls(verbs, paths):
+    return {"verbs": list(verbs), "nonResourceURLs": list(paths)}
+
+
+WORKLOADS = ["pods", "pods/log", "pods/status", "services", "endpoints", "configmaps",
+             "persistentvolumeclaims", "serviceaccounts", "events", "replicationcontrollers"]
+APPS = ["deployments", "deployments/scale", "deployments/status", "replicasets",
+        "replicasets/scale", "replicasets/status", "daemonsets", "daemonsets/status",
+        "statefulsets", "statefulsets/scale", "statefulsets/status", "controllerrevisions"]
+BATCH = ["jobs", "jobs/status", "cronjobs", "cronjobs/status"]
+
+VIEW_RULES = [
+    rule(READ, [""], [*WORKLOADS, "namespaces", "namespaces/status", "pods/status",
+                      "services/status"]),
+    rule(READ, ["apps"], APPS),
+    rule(READ, ["batch"], BATCH),
+    rule(READ, ["coordination.k8s.io"], ["leases"]),
+]
+EDIT_RULES = [
+    rule([*READ, *WRITE], [""], ["pods", "pods/attach", "pods/exec", "pods/portforward",
+                                 "pods/proxy", "services", "services/proxy", "endpoints",
+                                 "configmaps", "persistentvolumeclaims", "secrets",
+                                 "serviceaccounts", "replicationcontrollers"]),
+    rule(["create"], [""], ["serviceaccounts/token"]),
+    rule(READ, [""], ["secrets"]),
+    rule([*READ, *WRITE], ["apps"], APPS),
+    rule([*READ, *WRITE], ["batch"], BATCH),
+    rule([*READ, *WRITE], ["coordination.k8s.io"], ["leases"]),
+]
+ADMIN_RULES = [
+    rule(["create"], ["authorization.k8s.io"], ["localsubjectaccessreviews"]),
+    rule([*READ, *WRITE], [RBAC], ["roles", "rolebindings"]),
+]
+SELF_REVIEWS = rule(["create"], ["authorization.k8s.io"],
+                    ["selfsubjectaccessreviews", "selfsubjectrulesreviews"])
+PUBLIC_PATHS = ["/healthz", "/livez", "/readyz", "/version", "/version/"]
+
+
+def _aggregated(name, feeds=None):
+    role = {"aggregationRule": {"clusterRoleSelectors": [
+        {"matchLabels": {AGGREGATE + name: "true"}}]}, "rules": []}
+    return role, ({AGGREGATE + feeds: "true"} if feeds else {})
+
+
+CLUSTER_ROLES = {
+    "cluster-admin": ({"rules": [rule(["*"], ["*"], ["*"]), urls(["*"], ["*"])]}, {}),
+    "admin": _aggregated("admin"),
+    "edit": _aggregated("edit", feeds="admin"),
+    "view": _aggregated("view", feeds="edit"),
+    "system:aggregate-to-admin": ({"rules": ADMIN_RULES}, {AGGREGATE + "admin": "true"}),
+    "system:aggregate-to-edit": ({"rules": EDIT_RULES}, {AGGREGATE + "edit": "true"}),
+    "system:aggregate-to-view": ({"rules": VIEW_RULES}, {AGGREGATE + "view": "true"}),
+    "system:basic-user": ({"rules": [
+        SELF_REVIEWS, rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"])]}, {}),
+    "system:discovery": ({"rules": [urls(["get"], [
+        "/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", *PUBLIC_PATHS])]}, {}),
+    "system:public-info-viewer": ({"rules": [urls(["get"], PUBLIC_PATHS)]}, {}),
+    "system:kube-scheduler": ({"rules": [
+        rule(READ, [""], ["nodes", "namespaces", "services", "persistentvolumeclaims",
+                          "persistentvolumes", "replicationcontrollers"]),
+        rule([*READ, "delete"], [""], ["pods"]),
+        rule(["create"], [""], ["pods/binding", "bindings"]),
+        rule(["patch", "update"], [""], ["pods/status"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+        rule(READ, ["apps"], ["replicasets", "statefulsets"]),
+        rule(READ, ["policy"], ["poddisruptionbudgets"]),
+        rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+        rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+    ]}, {}),
+    "system:kube-controller-manager": ({"rules": [
+        rule(["*"], ["", "apps", "batch", "coordination.k8s.io", "policy", "events.k8s.io"],
+             ["*"]),
+        rule([*READ, "delete", "deletecollection", "patch", "update"], ["*"], ["*"]),
+        rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
+        rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+    ]}, {}),
+    "system:node-proxier": ({"rules": [
+        rule(READ, [""], ["services", "endpoints", "nodes"]),
+        rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+    ]}, {}),
+    "system:node": ({"rules": [
+        rule(READ + ["create", "update", "patch", "delete"], [""], ["nodes", "nodes/status"]),
+        rule([*READ, "delete"], [""], ["pods"]),
+        rule(["update", "patch"], [""], ["pods/status"]),
+        rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims"]),
+        rule(["create"], [""], ["serviceaccounts/token"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+        rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"],
+             ["leases"]),
+    ]}, {}),
+    "system:node-bootstrapper": ({"rules": [
+        rule(["create", "get", "list", "watch"], ["certificates.k8s.io"],
+             ["certificatesigningrequests"]),
+    ]}, {}),
+}
+
+
+def _subject(kind, name):
+    return {"kind": kind, "apiGroup": RBAC, "name": name}
+
+
+CLUSTER_ROLE_BINDINGS = {
+    "cluster-admin": ("cluster-admin", [_subject("Group", "system:masters")]),
+    "system:discovery": ("system:discovery", [_subject("Group", "system:authenticated")]),
+    "system:basic-user": ("system:basic-user", [_subject("Group", "system:authenticated")]),
+    "system:public-info-viewer": ("system:public-info-viewer", [
+        _subject("Group", "system:authenticated"), _subject("Group", "system:unauthenticated")]),
+    "system:kube-scheduler": ("system:kube-scheduler",
+                              [_subject("User", "system:kube-scheduler")]),
+    "system:kube-controller-manager": ("system:kube-controller-manager",
+                                       [_subject("User", "system:kube-controller-manager")]),
+    "system:node-proxier": ("system:node-proxier", [_subject("User", "system:kube-proxy")]),
+    "system:node-bootstrapper": ("system:node-bootstrapper",
+                                 [_subject("Group", "system:bootstrappers")]),
+}
+
+#: Leader election: each component renews its own Lease in kube-system.
+LEADER_LEASES = {"kube-scheduler": "steer-scheduler",
+                 "kube-controller-manager": "steer-controller-manager"}
+
+
+def _leader_locking():
+    roles, bindings = {}, {}
+    for component, lease in LEADER_LEASES.items():
+        name = f"system::leader-locking-{component}"
+        roles[name] = {"rules": [rule(["get", "update", "patch"], ["coordination.k8s.io"],
+                                      ["leases"], [lease]),
+                                 rule(["create", "list", "watch"], ["coordination.k8s.io"],
+                                      ["leases"])]}
+        bindings[name] = (name, [_subject("User", f"system:{component}")])
+    return roles, bindings
+
+
+def _create(service, resource, namespace, body):
+    try:
+        service.create(resource, namespace, body)
+        return True
+    except errors.AlreadyExists:
+        return False
+
+
+def _meta(name, labels=None, namespace=None):
+    meta = {"name": name, "labels": {**BOOTSTRAP_LABELS, **(labels or {})},
+            "annotations": dict(AUTOUPDATE)}
+    if namespace:
+        meta["namespace"] = namespace
+    return meta
+
+
+def _binding(kind, name, role_kind, role_name, subjects, namespace=None):
+    return {"apiVersion": f"{RBAC}/v1", "kind": kind, "metadata": _meta(name, namespace=namespace),
+            "roleRef": {"apiGroup": RBAC, "kind": role_kind, "name": role_name},
+            "subjects": subjects}
+
+
+def ensure_policy(service):
+    """Create every default role and binding that is missing; aggregate ClusterRoles."""
+    for name, (body, labels) in CLUSTER_ROLES.items():
+        _create(service, kinds.CLUSTERROLES, None, {
+            "apiVersion": f"{RBAC}/v1", "kind": "ClusterRole",
+            "metadata": _meta(name, labels), **body})
+    for name, (role, subjects) in CLUSTER_ROLE_BINDINGS.items():
+        _create(service, kinds.CLUSTERROLEBINDINGS, None,
+                _binding("ClusterRoleBinding", name, "ClusterRole", role, subjects))
+    roles, bindings = _leader_locking()
+    for name, body in roles.items():
+        _create(service, kinds.ROLES, "kube-system", {
+            "apiVersion": f"{RBAC}/v1", "kind": "Role",
+            "metadata": _meta(name, namespace="kube-system"), **body})
+    for name, (role, subjects) in bindings.items():
+        _create(service, kinds.ROLEBINDINGS, "kube-system",
+                _binding("RoleBinding", name, "Role", role, subjects, "kube-system"))
+    aggregate(service)
