@@ -28,7 +28,6 @@ from control.client.component import (
     add_connection_flags,
     configure_logging,
     connect,
-    read_token,
 )
 from control.client.events import EventRecorder
 
@@ -52,14 +51,15 @@ def parse_args(argv=None):
                    help="post node status at least this often, even unchanged (seconds)")
     p.add_argument("--address", help="address the agent's HTTP port binds (default: node IP)")
     p.add_argument("--port", type=int, default=10250, help="agent HTTP port (0: pick a free one)")
-    p.add_argument("--agent-token-file",
-                   help="bearer token the API server may present to read logs (deprecated: "
-                        "use --client-ca-file; with it, still accepted if given)")
-    p.add_argument("--tls-cert-file", help="serving certificate of the agent's port "
-                   "(CN system:node:<node>, SANs the node name and IP): the port speaks TLS")
-    p.add_argument("--tls-private-key-file", help="key of --tls-cert-file")
-    p.add_argument("--client-ca-file", help="cluster CA: clients of the agent's port must "
-                   "present a certificate it signed (the API server's kubelet client)")
+    tls = p.add_argument_group("TLS of the agent's port (required unless --insecure-plain-http)")
+    tls.add_argument("--tls-cert-file", help="serving certificate of the agent's port "
+                     "(CN system:node:<node>, SANs the node name and IP)")
+    tls.add_argument("--tls-private-key-file", help="key of --tls-cert-file")
+    tls.add_argument("--client-ca-file", help="cluster CA: clients of the agent's port must "
+                     "present a certificate it signed (the API server's kubelet client)")
+    tls.add_argument("--insecure-plain-http", action="store_true",
+                     help="serve the agent's port as plain HTTP with no check of the caller: "
+                          "anyone who reaches it reads every pod's logs (tests only)")
     p.add_argument("--backoff-base", type=float, default=backoffmod.DEFAULT_BASE,
                    help="first crash-loop restart delay (kubelet: 10 s)")
     p.add_argument("--backoff-max", type=float, default=backoffmod.DEFAULT_MAX,
@@ -82,20 +82,21 @@ def build_runtime(args):
     return runtimes.create(args.runtime, args.data_dir)
 
 
-def agent_port_tls(args, token):
-    """The agent port's TLS context from the flags, or None (plain HTTP, as before)."""
-    if not args.tls_cert_file:
-        if args.tls_private_key_file or args.client_ca_file:
-            raise SystemExit("steer-agent: --tls-private-key-file and --client-ca-file need "
-                             "--tls-cert-file")
+TLS_FLAGS = "--tls-cert-file, --tls-private-key-file and --client-ca-file"
+
+
+def agent_port_tls(args):
+    """The agent port's TLS context from the flags; None only with --insecure-plain-http."""
+    given = (args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
+    if args.insecure_plain_http:
+        if any(given):
+            raise SystemExit(f"steer-agent: --insecure-plain-http serves plain HTTP: drop "
+                             f"{TLS_FLAGS}, or drop it")
         return None
-    if not args.tls_private_key_file:
-        raise SystemExit("steer-agent: --tls-cert-file needs --tls-private-key-file")
-    if not args.client_ca_file and not token:
-        raise SystemExit("steer-agent: --tls-cert-file needs --client-ca-file, so that only "
-                         "the API server can read the node's logs")
-    return server_context(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file,
-                          require_client_cert=not token)
+    if not all(given):
+        raise SystemExit(f"steer-agent: the agent's port needs TLS: pass {TLS_FLAGS} "
+                         "(or --insecure-plain-http to serve plain HTTP on purpose)")
+    return server_context(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
 
 
 class Agent:
@@ -103,6 +104,7 @@ class Agent:
 
     def __init__(self, args, rest=None, runtime=None):
         self.args = args
+        ssl_context = agent_port_tls(args)     # refuse a half or missing TLS setup first
         self.node_ip = args.node_ip or default_node_ip()
         paths.make_private_dir(args.data_dir)      # pods' files, logs, container state: 0700
         self.rest = rest or connect(args, timeout=30)
@@ -118,10 +120,8 @@ class Agent:
                            secret_dir=paths.tmpfs_dir(args.data_dir)
                            if args.runtime == "process" else None)
         self.pods = PodManager(self.rest, self.ctx, max_pods=args.max_pods)
-        token = read_token(args.agent_token_file)
         self.server = AgentServer(args.address or self.node_ip, args.port, self.pods.find_logs,
-                                  token=token, metrics=self.pods.metrics,
-                                  ssl_context=agent_port_tls(args, token))
+                                  metrics=self.pods.metrics, ssl_context=ssl_context)
         self.node = NodeAgent(self.rest, args.node_name, self.node_ip, self.server.port,
                               max_pods=args.max_pods, labels=parse_labels(args.node_labels),
                               taints=parse_taints(args.register_with_taints),

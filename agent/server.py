@@ -1,22 +1,20 @@
 """The agent's HTTP port: /healthz and kubelet's /containerLogs for the API server.
 
-/metrics (behind the token too) gives Prometheus text: pods, running containers,
+/metrics (behind the same check) gives Prometheus text: pods, running containers,
 restarts. GET /containerLogs/{namespace}/{pod}/{container} takes the query parameters the
 API server passes on from ``kubectl logs`` (follow, previous, timestamps,
 tailLines, sinceSeconds, sinceTime, limitBytes). A following response is sent
 chunked, line by line, until the container exits or the client goes away.
 
-With a serving certificate (``ssl_context``, from --tls-cert-file and
---tls-private-key-file) the port speaks TLS and, as kubelet's does, asks for a client
-certificate signed by the cluster CA (--client-ca-file); every request but /healthz
-is then allowed only to the API server's kubelet client (CN
+The port speaks TLS with the node's serving certificate (``ssl_context``, from
+--tls-cert-file and --tls-private-key-file) and, as kubelet's does, requires a client
+certificate signed by the cluster CA (--client-ca-file): no session without one. Every
+request but /healthz is allowed only to the API server's kubelet client (CN
 kube-apiserver-kubelet-client) or a member of system:masters (403 otherwise): another
-node's certificate reads nothing here. The shared bearer token (--agent-token-file,
-deprecated) is still accepted when it is configured explicitly; without TLS it is
-the only check (401 without it).
+node's certificate reads nothing here. Without ``ssl_context`` (only with the agent's
+--insecure-plain-http) the port is plain HTTP and checks nobody.
 """
 
-import hmac
 import http.server
 import logging
 import ssl
@@ -34,18 +32,13 @@ ALLOWED_GROUPS = frozenset({"system:masters"})
 HANDSHAKE_TIMEOUT = 10.0
 
 
-def server_context(cert_file, key_file, client_ca_file=None, require_client_cert=True):
-    """Return the agent port's TLS context; with a client CA, ask for client certificates.
-
-    A certificate is optional in the handshake only when a bearer token may stand
-    in for it (``require_client_cert=False``); requests are then checked one by one.
-    """
+def server_context(cert_file, key_file, client_ca_file):
+    """Return the agent port's TLS context: a client certificate of ``client_ca_file`` required."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_file, key_file)
-    if client_ca_file:
-        context.load_verify_locations(cafile=client_ca_file)
-        context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    context.load_verify_locations(cafile=client_ca_file)
+    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -68,9 +61,8 @@ class AgentServer:
     callable) or raises LookupError (a 404) or ValueError (a 400) with the message.
     """
 
-    def __init__(self, address, port, find, token=None, clock=time.time, metrics=None,
-                 ssl_context=None):
-        self.find, self.token, self.clock = find, token, clock
+    def __init__(self, address, port, find, clock=time.time, metrics=None, ssl_context=None):
+        self.find, self.clock = find, clock
         self.metrics = metrics or (lambda: "")
         self.ssl_context = ssl_context
         agent = self
@@ -152,10 +144,8 @@ class AgentServer:
 
     def _refusal(self, req):
         """Return (code, message) if the caller may not use the agent's API, else None."""
-        if self.token and _authorized(req.headers.get("Authorization"), self.token):
-            return None
         if self.ssl_context is None:
-            return (401, "Unauthorized") if self.token else None
+            return None         # --insecure-plain-http: nobody is checked
         cert = req.connection.getpeercert()
         if not cert:
             return 401, "Unauthorized: a client certificate is required"
@@ -207,11 +197,6 @@ class _TlsHTTPServer(http.server.ThreadingHTTPServer):
             # The wrapped socket owns the connection now: shutdown_request only sees
             # the detached plain one.
             super().shutdown_request(request)
-
-
-def _authorized(header, token):
-    scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
 def _reply(req, code, text, content_type="text/plain; charset=utf-8"):

@@ -6,7 +6,9 @@ store cluster and a real `steer-apiserver`, drives creates, gets and lists at 1,
 keep-alive connection), then opens 1,000 watches and measures how long each write
 takes to reach every watcher. It prints each figure beside Kubernetes' API call
 latency SLOs (mutating and read-only single-object calls: p99 <= 1 s) and passes
-or fails nothing.
+or fails nothing. By default it runs twice in one go, secured (TLS, a client
+certificate, Node,RBAC, as an ordinary user bound to `edit`) and plain (HTTP,
+AlwaysAllow), and prints what security costs as the ratio of the two.
 """
 
 import argparse
@@ -160,24 +162,41 @@ def watch_fanout(server, watchers, writes, tls=None):
     return latencies, watchers * writes
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1,16,64")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per level")
-    parser.add_argument("--procs", type=int, default=4, help="client worker processes")
-    parser.add_argument("--watchers", type=int, default=1000)
-    parser.add_argument("--writes", type=int, default=20, help="writes for the fan-out test")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
-    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
-                        help="HTTPS with the admin's client certificate (default), or "
-                             "--no-tls for plain HTTP: run both to see what TLS costs")
-    args = parser.parse_args(argv)
-    levels = [int(x) for x in args.levels.split(",")]
+BENCH_USER = ("bench-user", ("bench-users",))
+
+
+def _as_bench_user(server):
+    """TLS credentials of an ordinary user whom RBAC lets edit the default namespace.
+
+    Not the admin: system:masters would be allowed by its first binding, and the
+    figure would hide what evaluating RBAC costs an ordinary caller.
+    """
+    issued = server.issue_client("bench-user", *BENCH_USER)
+    conn = _connection(server.port, (server.ca_file, server.cert_file, server.key_file))
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "bench-edit", "namespace": "default"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "edit"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                             "name": BENCH_USER[1][0]}]}
+    conn.request("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+                 json.dumps(binding), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    if response.status not in (201, 409):
+        raise SystemExit(f"cannot bind the bench user: HTTP {response.status}")
+    return server.ca_file, issued.cert, issued.key
+
+
+def run_suite(args, levels, secure):
+    """Run every figure once; ``secure``: TLS + Node,RBAC as an ordinary user, else
+    plain HTTP with AlwaysAllow. Returns (rows, watch latencies, expected deliveries)."""
     with tempfile.TemporaryDirectory(prefix="bench-api-") as base:
-        server = LocalApiServer(base, workers=args.workers, tls=args.tls)
+        extra = [] if secure else ["--authorization-mode", "AlwaysAllow"]
+        server = LocalApiServer(base, workers=args.workers, tls=secure, extra_args=extra)
         server.start()
-        tls = (server.ca_file, server.cert_file, server.key_file) if args.tls else None
         try:
+            tls = _as_bench_user(server) if secure else None
             rows = []
             for verb in ("create", "get", "list"):
                 names = []
@@ -194,6 +213,10 @@ def main(argv=None):
             latencies, expected = watch_fanout(server, args.watchers, args.writes, tls)
         finally:
             server.stop()
+    return rows, latencies, expected
+
+
+def print_table(rows, latencies, expected, watchers):
     print("\n| figure | clients | req/s | p50 (ms) | p99 (ms) | Kubernetes SLO (p99) |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
     for verb, clients, rate, p50, p99, _errors in rows:
@@ -202,9 +225,42 @@ def main(argv=None):
         verdict = "met" if p99 <= (30 if verb == "list" else 1.0) else "MISSED"
         print(f"| {verb} | {clients} | {rate:,.0f} | {p50 * 1000:.2f} | {p99 * 1000:.2f} | "
               f"{slo}: {verdict} |")
-    print(f"| watch delivery, {args.watchers} watchers | — | — | "
+    print(f"| watch delivery, {watchers} watchers | — | — | "
           f"{percentile(latencies, 0.5) * 1000:.1f} | {percentile(latencies, 0.99) * 1000:.1f} | "
           f"delivered {len(latencies)}/{expected} |")
+
+
+def print_comparison(secure, plain):
+    """Print what security costs: each figure secured over the same figure without."""
+    print("\n| figure | clients | req/s secured / plain | p99 secured / plain (ms) | p99 ratio |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for (verb, clients, rate_s, _, p99_s, _), (_, _, rate_p, _, p99_p, _) in zip(secure, plain):
+        print(f"| {verb} | {clients} | {rate_s:,.0f} / {rate_p:,.0f} | "
+              f"{p99_s * 1000:.2f} / {p99_p * 1000:.2f} | {p99_s / p99_p:.2f}x |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,16,64")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per level")
+    parser.add_argument("--procs", type=int, default=4, help="client worker processes")
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--writes", type=int, default=20, help="writes for the fan-out test")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
+    parser.add_argument("--mode", choices=("compare", "secure", "plain"), default="compare",
+                        help="secure: TLS + Node,RBAC as an ordinary user bound to edit; plain: "
+                             "HTTP + AlwaysAllow; compare (default): both, one after the other "
+                             "in this run, and the ratio")
+    args = parser.parse_args(argv)
+    levels = [int(x) for x in args.levels.split(",")]
+    results = {}
+    for mode in (("secure", "plain") if args.mode == "compare" else (args.mode,)):
+        print(f"== {mode}: " + ("TLS, client certificate, Node,RBAC" if mode == "secure"
+                                else "plain HTTP, AlwaysAllow"), flush=True)
+        results[mode] = run_suite(args, levels, mode == "secure")
+        print_table(*results[mode], args.watchers)
+    if args.mode == "compare":
+        print_comparison(results["secure"][0], results["plain"][0])
 
 
 if __name__ == "__main__":

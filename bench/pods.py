@@ -159,6 +159,7 @@ def bench_process_runtime(rest, server, workdir, agents, pods):
             procs.append(Process(["-m", "agent.main", "--kubeconfig", server.kubeconfig,
                                   "--node-name", f"node-{i + 1}", "--node-ip", f"127.0.1.{i + 1}",
                                   "--port", "0", "--runtime", "process", "--data-dir", data,
+                                  *server.agent_tls_args(f"node-{i + 1}", f"127.0.1.{i + 1}"),
                                   "--log-level", "WARNING"],
                                  os.path.join(workdir, f"agent-{i + 1}.log")))
         if not wait_nodes_ready(rest, agents, prefix="node-"):

@@ -3,23 +3,20 @@
 `steer up` starts, each as a detached process recorded by pid (cli/local_cluster.py):
 the store nodes, one API server, the scheduler, the controller manager, N node
 agents with the process runtime (node-N on its own loopback address 127.0.1.N)
-and, when the module is present, one service proxy serving every ClusterIP and
-NodePort on this machine. First it makes the cluster CA and every certificate and
-kubeconfig (cli/local_pki.py: the API server serves TLS, each component presents
-its own client certificate through a kubeconfig, no secret is on a command line).
+and one service proxy serving every ClusterIP and NodePort on this machine. First
+it makes the cluster CA and every certificate and kubeconfig (cli/local_pki.py: the
+API server and every agent's port serve TLS, each component presents its own client
+certificate through a kubeconfig, the API server reaches the agents with its kubelet
+client certificate, no secret is on a command line).
 It waits for each part with a deadline, then writes ``$STEER_HOME/config`` (read by
 every `steer` verb) and ``$STEER_HOME/kubeconfig`` (for kubectl: the admin's client
 certificate embedded), both 0600. `steer down` stops it all by pid, the agents'
 containers included.
 """
 
-import importlib.util
 import json
 import os
-import re
-import secrets
 import shutil
-import subprocess
 import sys
 import time
 import urllib.error
@@ -28,7 +25,7 @@ import urllib.request
 import yaml
 
 from cli import encryption_config, pki, supervisor
-from cli.local_cluster import LocalCluster, child_environment, python_module
+from cli.local_cluster import LocalCluster, python_module
 from cli.local_pki import LocalCredentials, kubeconfig_document
 from cli.local_store import LocalStoreCluster, free_ports
 from cli.store_cmd import CommandError
@@ -72,7 +69,7 @@ def register(groups):
                          help="first crash-loop restart delay of a container")
     up.add_argument("--supervise", default=",".join(supervisor.DEFAULT_KINDS), metavar="KINDS",
                     help="kinds of processes a supervisor restarts when they exit (default "
-                         f"{','.join(supervisor.DEFAULT_KINDS)}; add agent for the agents; "
+                         f"{','.join(supervisor.DEFAULT_KINDS)}; "
                          "'' for none)")
     up.set_defaults(func=cmd_up)
 
@@ -105,18 +102,6 @@ def http_get_json(url, timeout=2.0, context=None):
         return body.decode("utf-8", "replace")
 
 
-def apiserver_flags(module="control.api.server"):
-    """Option strings the installed steer-apiserver (or ``module``) accepts.
-
-    Read from its own ``--help``, so `steer up` never passes a flag it would refuse
-    (some arrive with later issues); run as a child process because the CLI imports
-    nothing of the API server.
-    """
-    done = subprocess.run(python_module(module, "--help"), capture_output=True,
-                          text=True, env=child_environment(), timeout=60)
-    return set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", done.stdout))
-
-
 def credentials(home, state):
     """Issue (or renew) the local cluster's certificates and kubeconfigs for its record."""
     creds = LocalCredentials(home)
@@ -124,10 +109,6 @@ def credentials(home, state):
     if creds.issued:
         say(f"issued {len(creds.issued)} certificates in {creds.dir}")
     return creds
-
-
-def proxy_available():
-    return importlib.util.find_spec("agent.proxy") is not None
 
 
 class Failure(Exception):
@@ -224,11 +205,10 @@ def forget(cluster):
     """Drop the record and data of a cluster that never came up; keep its logs."""
     for path in (os.path.join(cluster.dir, "store"), os.path.join(cluster.dir, "agents")):
         shutil.rmtree(path, ignore_errors=True)
-    for path in (cluster.state_path, os.path.join(cluster.dir, "agent-token")):
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
+    try:
+        os.remove(cluster.state_path)
+    except FileNotFoundError:
+        pass
 
 
 def start_all(cluster, args, started):
@@ -267,11 +247,7 @@ def start_all(cluster, args, started):
         raise Failure(f"the store answers no reads: {exc}", names[0]) from None
     state["store"] = {"dir": store_dir, "endpoints": store.endpoints}
 
-    # The API server, with the token the agents expect it to present for logs.
-    token_file = os.path.join(cluster.dir, "agent-token")
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
+    # The API server.
     port = free_ports(1)[0]
     url = f"https://127.0.0.1:{port}"
     node_names = [f"node-{n}" for n in range(1, args.nodes + 1)]
@@ -279,34 +255,32 @@ def start_all(cluster, args, started):
     state.update(apiServer=url, nodes=node_names, nodeIPs=node_ips)
     creds = credentials(cluster.home, state)
     context = creds.admin_context()
-    flags = apiserver_flags()
     serving_cert, serving_key = creds.cert("apiserver")
+    kubelet_cert, kubelet_key = creds.cert("apiserver-kubelet-client")
     argv = python_module("control.api.server", "--bind", f"127.0.0.1:{port}",
                          "--store-endpoints", ",".join(store.endpoints), "--workers", "1",
                          "--tls-cert-file", serving_cert, "--tls-private-key-file", serving_key,
                          "--client-ca-file", creds.ca_file,
                          *store.apiserver_tls_flags(),
-                         "--agent-token-file", token_file,
+                         # Its own identity towards the agents' ports (logs).
+                         "--kubelet-client-certificate", kubelet_cert,
+                         "--kubelet-client-key", kubelet_key,
+                         "--kubelet-certificate-authority", creds.ca_file,
+                         # Secrets encrypted at rest with a key of this cluster's own
+                         # (cli/encryption_config.py).
+                         "--encryption-provider-config", encryption_config.ensure(cluster.dir),
+                         # ServiceAccount tokens: signed with this cluster's key (made once,
+                         # cli/local_pki.py), projected into every pod by the admission.
+                         "--service-account-signing-key-file", creds.service_account_key,
+                         "--service-account-key-file", creds.service_account_public_key,
+                         "--enable-admission-plugins", "ServiceAccount",
+                         "--service-cluster-ip-range", args.service_cluster_ip_range,
                          "--default-not-ready-toleration-seconds",
                          str(args.pod_eviction_timeout),
                          "--default-unreachable-toleration-seconds",
                          str(args.pod_eviction_timeout))
-    if "--kubelet-client-certificate" in flags:
-        # The API server's own identity towards the agents' ports (logs, exec).
-        kubelet_cert, kubelet_key = creds.cert("apiserver-kubelet-client")
-        argv += ["--kubelet-client-certificate", kubelet_cert, "--kubelet-client-key",
-                 kubelet_key, "--kubelet-certificate-authority", creds.ca_file]
-    if "--encryption-provider-config" in flags:
-        # Secrets encrypted at rest with a key of this cluster's own (cli/encryption_config.py).
-        argv += ["--encryption-provider-config", encryption_config.ensure(cluster.dir)]
-    if "--service-cluster-ip-range" in flags:
-        argv += ["--service-cluster-ip-range", args.service_cluster_ip_range]
-    else:
-        say("note: this steer-apiserver allocates no loopback ClusterIPs yet "
-            "(--service-cluster-ip-range arrives with the service proxy)")
     cluster.start("apiserver", argv, "apiserver")
     started.append("apiserver")
-    state.update(apiServer=url, agentTokenFile=token_file)
     cluster.save()
     wait_for(cluster, ["apiserver"],
              lambda: http_get_json(url + "/readyz", context=context) is not None,
@@ -317,7 +291,8 @@ def start_all(cluster, args, started):
     for name, module, extra in (
             ("scheduler", "control.scheduler.main", []),
             ("controller-manager", "control.controllers.manager",
-             ["--node-monitor-grace-period", f"{args.node_monitor_grace_period:g}s",
+             ["--root-ca-file", creds.ca_file,        # published as kube-root-ca.crt
+              "--node-monitor-grace-period", f"{args.node_monitor_grace_period:g}s",
               "--node-monitor-period",
               f"{max(1.0, min(5.0, args.node_monitor_grace_period / 4)):g}s"])):
         cluster.start(name, python_module(module, "--kubeconfig", creds.kubeconfig(name),
@@ -326,7 +301,6 @@ def start_all(cluster, args, started):
     say("scheduler and controller manager started")
 
     # The node agents, each on its own loopback address.
-    agent_flags = apiserver_flags("agent.main")
     agents = []
     for name, ip in zip(node_names, node_ips):
         data_dir = os.path.join(cluster.dir, "agents", name)
@@ -335,17 +309,14 @@ def start_all(cluster, args, started):
         except OSError as exc:
             raise Failure(f"cannot listen on {ip} for {name}: {exc} (a loopback address "
                           "such as 127.0.1.N is needed)") from None
-        serving = []
-        if "--tls-cert-file" in agent_flags:
-            # The agent's port serves TLS with its node's certificate and verifies callers.
-            serving_cert, serving_key = creds.cert(f"nodes/{name}-serving")
-            serving = ["--tls-cert-file", serving_cert, "--tls-private-key-file", serving_key,
-                       "--client-ca-file", creds.ca_file]
+        # The agent's port serves TLS with its node's certificate and verifies callers.
+        node_cert, node_key = creds.cert(f"nodes/{name}-serving")
         cluster.start(name, python_module(
-            "agent.main", "--kubeconfig", creds.agent_kubeconfig(name), *serving,
+            "agent.main", "--kubeconfig", creds.agent_kubeconfig(name),
+            "--tls-cert-file", node_cert, "--tls-private-key-file", node_key,
+            "--client-ca-file", creds.ca_file,
             "--node-name", name, "--node-ip", ip,
             "--port", str(agent_port), "--runtime", args.runtime, "--data-dir", data_dir,
-            "--agent-token-file", token_file,
             "--heartbeat-interval", f"{args.heartbeat_interval:g}",
             "--backoff-base", f"{args.backoff_base:g}"), "agent")
         started.append(name)
@@ -354,16 +325,12 @@ def start_all(cluster, args, started):
     state["nodeIPs"] = node_ips
     cluster.save()
 
-    # The service proxy, once its module is there (it arrives with issue 5's proxy work).
-    if proxy_available():
-        cluster.start("proxy", python_module("agent.proxy", "--kubeconfig",
-                                             creds.kubeconfig("proxy"),
-                                             "--node-ips", ",".join(node_ips)), "proxy")
-        started.append("proxy")
-        say("service proxy started")
-    else:
-        say("note: no service proxy in this checkout (agent/proxy.py): ClusterIPs and "
-            "NodePorts do not answer yet; pods answer on their own IPs")
+    # The service proxy: every ClusterIP and NodePort on this machine.
+    cluster.start("proxy", python_module("agent.proxy", "--kubeconfig",
+                                         creds.kubeconfig("proxy"),
+                                         "--node-ips", ",".join(node_ips)), "proxy")
+    started.append("proxy")
+    say("service proxy started")
 
     ready = set()
 
@@ -377,6 +344,11 @@ def start_all(cluster, args, started):
 
     wait_for(cluster, agents + ["apiserver", "controller-manager"], nodes_ready,
              "every node to be Ready", timeout)
+    # ServiceAccount admission refuses pods until the namespace has its account.
+    wait_for(cluster, ["apiserver", "controller-manager"],
+             lambda: isinstance(http_get_json(
+                 f"{url}/api/v1/namespaces/default/serviceaccounts/default", context=context),
+                 dict), "the ServiceAccount default/default", timeout)
 
 
 def wait_up(cluster, timeout, context=None):

@@ -14,6 +14,10 @@ reused; a certificate is (re-)issued only when it is missing or near its expiry
     nodes/<node>               CN=system:node:<node> O=system:nodes (the agent's client)
     nodes/<node>-serving       CN=system:node:<node>, SANs <node> and the node IP
 
+and the ServiceAccount token key pair ``sa.key`` (0600) / ``sa.pub``, EC P-256, made
+once per cluster and kept (tokens it signed stay valid across `steer up`s): the API
+server signs with the first and verifies with the second.
+
 Each component gets ``kubeconfigs/<name>.kubeconfig`` (JSON, 0600) naming its files
 (an agent ``kubeconfigs/agent-<node>.kubeconfig``),
 so no key or token is ever on a command line. The admin's kubeconfig embeds the
@@ -65,6 +69,16 @@ class LocalCredentials:
     def kubeconfig(self, name):
         return os.path.join(self.kubeconfigs_dir, f"{name}.kubeconfig")
 
+    @property
+    def service_account_key(self):
+        """The private key ServiceAccount tokens are signed with (0600)."""
+        return os.path.join(self.dir, "sa.key")
+
+    @property
+    def service_account_public_key(self):
+        """Its public half, which verifies them."""
+        return os.path.join(self.dir, "sa.pub")
+
     # -- issuing ------------------------------------------------------------------------
     def ensure(self, server_url, nodes=(), bind_host="127.0.0.1"):
         """Make the CA and every certificate and component kubeconfig; return self.
@@ -75,6 +89,7 @@ class LocalCredentials:
         os.chmod(self.dir, 0o700)
         ca = pki.CertificateAuthority.load_or_create(self.dir, now=self.now)
         self.issued = []
+        pki.ensure_key_pair(self.service_account_key, self.service_account_public_key)
         hosts = {"127.0.0.1", "localhost", bind_host}
         self._issue(ca, "apiserver", "kube-apiserver", server=True,
                     dns_names=sorted(h for h in hosts if not _is_ip(h)),

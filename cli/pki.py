@@ -169,6 +169,28 @@ class CertificateAuthority:
         return issued
 
 
+def ensure_key_pair(key_path, public_path):
+    """Make an EC P-256 key pair once: ``key_path`` (PKCS#8, 0600) and ``public_path`` (0644).
+
+    An existing private key is kept (and its public half rewritten if missing), so
+    what it signed stays valid: the ServiceAccount signing key, as kubeadm's sa.key
+    and sa.pub. Returns True if a new key was made.
+    """
+    if os.path.exists(key_path):
+        with open(key_path, "rb") as handle:
+            key = serialization.load_pem_private_key(handle.read(), password=None)
+        os.chmod(key_path, 0o600)
+        made = False
+    else:
+        key = _new_key()
+        write_private(key_path, _key_pem(key))
+        made = True
+    if made or not os.path.exists(public_path):
+        _write_public(public_path, key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return made
+
+
 def needs_rotation(cert_path, now=None, fraction=ROTATE_FRACTION):
     """Return whether the certificate at ``cert_path`` is missing or near its expiry."""
     try:

@@ -40,9 +40,8 @@ from cli.local_cluster import (
 STATE_FILE = "supervisor.json"
 LOG_NAME = "supervisor"
 FIRST_DELAY, MAX_DELAY, STEADY_SECONDS = 1.0, 30.0, 60.0
-#: The kinds `steer up` supervises. Agents are not yet: the end-to-end tests kill
-#: one to take its node down, and a restarted agent would bring it straight back.
-DEFAULT_KINDS = ("store", "apiserver", "scheduler", "controller-manager", "proxy")
+#: The kinds `steer up` supervises: every component it starts.
+DEFAULT_KINDS = ("store", "apiserver", "scheduler", "controller-manager", "agent", "proxy")
 
 log = logging.getLogger("steer.supervisor")
 

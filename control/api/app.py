@@ -113,7 +113,7 @@ def _http_error(req, resp, exc, params):
             resp.set_header(name, value)
 
 
-def create_app(store_client, service=None, bootstrap=True, agent_token=None,
+def create_app(store_client, service=None, bootstrap=True,
                max_requests_inflight=limits.DEFAULT_MAX_INFLIGHT,
                max_mutating_requests_inflight=limits.DEFAULT_MAX_MUTATING_INFLIGHT,
                default_not_ready_toleration_seconds=defaults.DEFAULT_TOLERATION_SECONDS,
@@ -129,9 +129,8 @@ def create_app(store_client, service=None, bootstrap=True, agent_token=None,
                auth_options=None, admission_plugins=None):
     """Return the WSGI app serving the Kubernetes API over ``store_client``.
 
-    ``agent_token`` is the bearer token sent to node agents (pods/log, deprecated);
-    ``kubelet_tls`` (subresources.kubelet_client_context) reaches them over mutual TLS
-    instead. The in-flight limits are per worker process, 0 for none. The toleration seconds
+    ``kubelet_tls`` (subresources.kubelet_client_context) reaches the node agents over
+    mutual TLS for pods/log (None: pods/log answers 503). The in-flight limits are per worker process, 0 for none. The toleration seconds
     are what pods get for the not-ready and unreachable NoExecute taints
     (kube-apiserver's DefaultTolerationSeconds plugin; used when no ``service``
     is given), and Services get their clusterIPs and nodePorts from the two ranges.
@@ -191,7 +190,7 @@ def create_app(store_client, service=None, bootstrap=True, agent_token=None,
     app.add_route("/readyz", Health(service.store_ready))
     app.add_route("/metrics", api_metrics)
 
-    sub = SubresourceResource(service, subresources.PodLogs(service, agent_token, kubelet_tls))
+    sub = SubresourceResource(service, subresources.PodLogs(service, kubelet_tls))
     watches = metrics.CountedWatches(service.watch_source(), api_metrics.watchers)
     collection = CollectionResource(service, watches, sub)
     item = ItemResource(service)

@@ -63,8 +63,7 @@ class ApiServerApplication(BaseApplication):
         store = StoreClient(self.args.store_endpoints, timeout=self.args.store_timeout,
                             ca_file=self.args.store_cafile, cert_file=self.args.store_certfile,
                             key_file=self.args.store_keyfile)
-        return create_app(store, agent_token=read_token(self.args.agent_token_file),
-                          kubelet_tls=kubelet_tls(self.args),
+        return create_app(store, kubelet_tls=kubelet_tls(self.args),
                           max_requests_inflight=self.args.max_requests_inflight,
                           max_mutating_requests_inflight=self.args.max_mutating_requests_inflight,
                           max_watches=self.args.max_watches_inflight,
@@ -89,15 +88,21 @@ class ApiServerApplication(BaseApplication):
                           admission_plugins=admission_names(self.args))
 
 
+KUBELET_FLAGS = ("--kubelet-client-certificate", "--kubelet-client-key",
+                 "--kubelet-certificate-authority")
+
+
 def kubelet_tls(args):
-    """The context that reaches node agents over mutual TLS, or None (old plain path)."""
+    """The context that reaches node agents over mutual TLS, or None (pods/log answers 503)."""
     from control.api.subresources import kubelet_client_context
 
-    if not args.kubelet_certificate_authority:
-        if args.kubelet_client_certificate:
-            raise ValueError("--kubelet-client-certificate needs "
-                             "--kubelet-certificate-authority to verify the agents")
+    given = (args.kubelet_client_certificate, args.kubelet_client_key,
+             args.kubelet_certificate_authority)
+    if not any(given):
         return None
+    if not all(given):
+        raise ValueError(f"{', '.join(KUBELET_FLAGS)} go together: the agents verify the API "
+                         "server's client certificate and it verifies theirs")
     return kubelet_client_context(args.kubelet_certificate_authority,
                                   args.kubelet_client_certificate, args.kubelet_client_key)
 
@@ -146,14 +151,6 @@ def allowed_hosts(args):
     return names + [socket.gethostname()]
 
 
-def read_token(path):
-    """Return the bearer token in ``path`` (surrounding whitespace dropped), or None."""
-    if not path:
-        return None
-    with open(path) as f:
-        return f.read().strip() or None
-
-
 def build_parser():
     p = argparse.ArgumentParser(prog="steer-apiserver",
                                 description="Serve the Kubernetes API over a Steersman store.")
@@ -183,12 +180,10 @@ def build_parser():
     p.add_argument("--store-timeout", type=float, default=10.0,
                    help="seconds a store request may take, failover included")
     p.add_argument("--access-log", action="store_true", help="log every request")
-    p.add_argument("--agent-token-file",
-                   help="file holding the bearer token sent to node agents (pod logs; "
-                        "deprecated: the --kubelet-* flags replace it)")
     p.add_argument("--kubelet-certificate-authority", metavar="FILE",
-                   help="CA that signs the agents' serving certificates: agents are then "
-                        "reached over TLS and must present a certificate for their node name")
+                   help="CA that signs the agents' serving certificates: agents are reached "
+                        "over TLS and must present a certificate for their node name (with "
+                        "the two --kubelet-client-* flags; without them pods/log answers 503)")
     p.add_argument("--kubelet-client-certificate", metavar="FILE",
                    help="client certificate the API server presents to agents "
                         "(CN kube-apiserver-kubelet-client, O system:masters)")

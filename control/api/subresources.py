@@ -5,14 +5,14 @@ once and marks the pod PodScheduled. A log request is proxied to the node agent
 of the pod's node, at the path kubelet serves (/containerLogs/{ns}/{pod}/{container}),
 and streamed back as it arrives, so ``kubectl logs -f`` follows the container.
 
-With a kubelet client context (--kubelet-client-certificate, --kubelet-client-key,
---kubelet-certificate-authority) the agent is reached as kube-apiserver reaches
+The agent is reached with the kubelet client context (--kubelet-client-certificate,
+--kubelet-client-key, --kubelet-certificate-authority) as kube-apiserver reaches
 kubelet: over TLS at the node's InternalIP and daemon endpoint port, its serving
 certificate verified against the CA for the node's name (a certificate naming
 another node is refused), the API server presenting its own client certificate.
 Only a text/plain 200 is streamed on; an agent's error body is never echoed beyond
-one short line. Without the context the old plain path remains, with the shared
-bearer token if one is configured (deprecated).
+one short line. Without the context no agent is dialled: pods/log answers 503 naming
+the flags (never plain HTTP).
 """
 
 import http.client
@@ -105,12 +105,16 @@ def _set_condition(status, kind, value, now):
                        "lastTransitionTime": now})
 
 
+NO_KUBELET_CLIENT = ("the API server has no client certificate for the agents: start it with "
+                     "--kubelet-client-certificate/--kubelet-client-key/"
+                     "--kubelet-certificate-authority")
+
+
 class PodLogs:
     """Open a pod's container log on its node agent, as a stream of bytes."""
 
-    def __init__(self, service, agent_token=None, kubelet_tls=None):
+    def __init__(self, service, kubelet_tls=None):
         self.service = service
-        self.agent_token = agent_token
         self.kubelet_tls = kubelet_tls      # ssl.SSLContext, see kubelet_client_context
 
     def open(self, namespace, name, params):
@@ -151,17 +155,15 @@ class PodLogs:
         return host, port
 
     def _stream(self, host, port, path, follow, node_name, limit=None):
+        if self.kubelet_tls is None:
+            raise errors.ServiceUnavailable(NO_KUBELET_CLIENT)
         conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
-        headers = {}
-        if self.agent_token and self.kubelet_tls is None:
-            headers["Authorization"] = f"Bearer {self.agent_token}"
         try:
             conn.connect()
-            if self.kubelet_tls is not None:
-                # The agent must prove it is this node: its certificate names node_name.
-                conn.sock = self.kubelet_tls.wrap_socket(conn.sock, server_hostname=node_name)
+            # The agent must prove it is this node: its certificate names node_name.
+            conn.sock = self.kubelet_tls.wrap_socket(conn.sock, server_hostname=node_name)
             conn.sock.settimeout(None if follow else READ_TIMEOUT)
-            conn.request("GET", path, headers=headers)
+            conn.request("GET", path)
             response = conn.getresponse()
         except ssl.SSLCertVerificationError as exc:
             conn.close()

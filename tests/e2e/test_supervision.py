@@ -1,4 +1,4 @@
-"""`steer up` supervises what it starts: a killed scheduler or controller manager comes back.
+"""`steer up` supervises what it starts: a killed scheduler, controller manager or agent comes back.
 
 One small local cluster (one node) for the whole module, its tests in order: the
 supervisor runs and `steer status` shows it; the scheduler and the controller
@@ -17,7 +17,7 @@ from control.objects import kinds
 from tests.e2e.conftest import E2ECluster
 from tests.support.apiproc import eventually
 
-CONTROL_PLANE = ("scheduler", "controller-manager")
+CONTROL_PLANE = ("scheduler", "controller-manager", "node-1")   # node-1: its agent
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ def status_rows(cluster):
     rows = {}
     for line in out.splitlines():
         fields = line.split()
-        if fields and fields[0] in cluster.local.processes:
-            rows[fields[0]] = fields
+        if fields and fields[0] in cluster.local.processes and fields[0] not in rows:
+            rows[fields[0]] = fields    # the first table only (the node table repeats names)
     return out, rows
 
 
@@ -53,7 +53,7 @@ def test_secrets_are_encrypted_at_rest_by_default(cluster):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
-def test_killed_scheduler_and_controller_manager_are_restarted(cluster):
+def test_killed_scheduler_controller_manager_and_agent_are_restarted(cluster):
     old = {name: cluster.pid(name) for name in CONTROL_PLANE}
     for pid in old.values():
         os.kill(pid, signal.SIGKILL)
@@ -63,7 +63,7 @@ def test_killed_scheduler_and_controller_manager_are_restarted(cluster):
         return all(local.is_running(n) and local.processes[n]["pid"] != old[n]
                    for n in CONTROL_PLANE)
 
-    eventually(back, timeout=30, message="the scheduler and controller manager to come back",
+    eventually(back, timeout=30, message="the scheduler, controller manager and agent to come back",
                logs=cluster.logs)
     out, rows = status_rows(cluster)
     for name in CONTROL_PLANE:

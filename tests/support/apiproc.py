@@ -21,7 +21,7 @@ import urllib.request
 import yaml
 
 from cli.local_store import LocalStoreCluster, free_ports
-from cli.pki import CertificateAuthority
+from cli.pki import CertificateAuthority, ensure_key_pair
 from control.client import RestClient
 from tests.support.kubectl import run_kubectl
 
@@ -73,7 +73,10 @@ class LocalApiServer:
         self.kubeconfig = os.path.join(self.base_dir, "kubeconfig")
         self.log_path = os.path.join(self.base_dir, "apiserver.log")
         self.pki_dir = os.path.join(self.base_dir, "pki")
-        self.ca = self.ca_file = self.cert_file = self.key_file = None
+        # The ServiceAccount token signing key (TokenRequest works), as `steer up` gives one.
+        self.sa_key_file = os.path.join(self.base_dir, "sa.key")
+        ensure_key_pair(self.sa_key_file, os.path.join(self.base_dir, "sa.pub"))
+        self.ca = self.ca_file = self.cert_file = self.key_file = self.kubelet_client = None
         self._context = None
         if tls:
             # Two servers on one store may share a CA (``ca=first.ca``): one client fits both.
@@ -84,12 +87,28 @@ class LocalApiServer:
                                          server=True)
             admin = self.issue_client("admin", *IDENTITIES["admin"])
             self.cert_file, self.key_file = admin.cert, admin.key
+            # What the server presents to the agents' ports (pods/log), as `steer up` does.
+            self.kubelet_client = self.issue_client(
+                "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ["system:masters"])
         self.proc = None
 
     # -- credentials ------------------------------------------------------------------
     def issue_client(self, name, common_name, organizations=()):
         """Issue a client certificate (CN user, O groups) from this server's CA."""
         return self.ca.issue(self.pki_dir, name, common_name, organizations, client=True)
+
+    def agent_tls_args(self, node_name, ip="127.0.0.1"):
+        """steer-agent flags serving TLS as ``node_name`` with a certificate of this CA.
+
+        CN system:node:<node>, SANs the node name and ``ip``; callers must present a
+        certificate of this CA (the server's kubelet client). Plain HTTP without a CA.
+        """
+        if not self.tls:
+            return ["--insecure-plain-http"]
+        serving = self.ca.issue(self.pki_dir, f"{node_name}-serving", f"system:node:{node_name}",
+                                dns_names=[node_name], ip_addresses=[ip], server=True)
+        return ["--tls-cert-file", serving.cert, "--tls-private-key-file", serving.key,
+                "--client-ca-file", self.ca_file]
 
     @property
     def client_kwargs(self):
@@ -149,14 +168,18 @@ class LocalApiServer:
         env = {**os.environ, "PYTHONPATH": ROOT}
         tls_args = (["--tls-cert-file", self.serving.cert,
                      "--tls-private-key-file", self.serving.key,
-                     "--client-ca-file", self.ca_file] if self.tls
+                     "--client-ca-file", self.ca_file,
+                     "--kubelet-certificate-authority", self.ca_file,
+                     "--kubelet-client-certificate", self.kubelet_client.cert,
+                     "--kubelet-client-key", self.kubelet_client.key] if self.tls
                     else ["--insecure-plain-http"])
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "control.api.server", "--bind", f"127.0.0.1:{self.port}",
                  "--store-endpoints", ",".join(self.store.endpoints),
                  "--workers", str(self.workers), "--threads", str(self.threads),
-                 *tls_args, *self.store.apiserver_tls_flags(), *self.extra_args],
+                 *tls_args, *self.store.apiserver_tls_flags(),
+                 "--service-account-signing-key-file", self.sa_key_file, *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while True:

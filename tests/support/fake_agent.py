@@ -2,7 +2,11 @@
 
 Logs are lists of lines per (namespace, pod, container). ``follow=true`` answers
 chunked: the lines so far, then each line ``append`` adds, until ``finish``.
-Every request is recorded (path and Authorization header) for assertions.
+It speaks mutual TLS as the real agent does: a serving certificate for the node names
+it stands in for, from a cluster CA (``for_server``: a LocalApiServer's), and only a
+client certificate of that CA gets a session; only kube-apiserver-kubelet-client (or
+system:masters) is answered, others get 403. Every request is recorded (path,
+parameters, the client certificate's CN) for assertions.
 """
 
 import http.server
@@ -10,14 +14,15 @@ import queue
 import threading
 import urllib.parse
 
+from agent.server import ALLOWED_GROUPS, ALLOWED_USERS, identity, server_context
+
 STAMP = "2026-11-22T10:00:00.000000000Z "
 
 
 class FakeAgent:
     """Serve container logs until ``stop``; ``port`` is known once constructed."""
 
-    def __init__(self, token=None):
-        self.token = token
+    def __init__(self, cert_file, key_file, client_ca_file):
         self.logs = {}
         self.requests = []
         self.follow_queues = []
@@ -32,11 +37,17 @@ class FakeAgent:
             def do_GET(self):
                 agent._serve(self)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _TlsServer(("127.0.0.1", 0), Handler)
+        self.server.ssl_context = server_context(cert_file, key_file, client_ca_file)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
+
+    @classmethod
+    def for_server(cls, server, node_names=("n1",)):
+        """A fake agent of ``server`` (LocalApiServer): a certificate of its CA for the nodes."""
+        return cls(*serving_certificate(server.ca, server.pki_dir, node_names), server.ca_file)
 
     def append(self, line):
         """Send ``line`` to every follower (and keep it for later readers)."""
@@ -58,11 +69,11 @@ class FakeAgent:
     def _serve(self, handler):
         url = urllib.parse.urlsplit(handler.path)
         params = dict(urllib.parse.parse_qsl(url.query))
-        self.requests.append({"path": url.path, "params": params,
-                              "authorization": handler.headers.get("Authorization")})
+        user, groups = identity(handler.connection.getpeercert())
+        self.requests.append({"path": url.path, "params": params, "user": user})
         parts = url.path.strip("/").split("/")
-        if self.token and handler.headers.get("Authorization") != f"Bearer {self.token}":
-            return _reply(handler, 401, "Unauthorized\n")
+        if user not in ALLOWED_USERS and not ALLOWED_GROUPS.intersection(groups):
+            return _reply(handler, 403, f'Forbidden: user "{user}" may not use the agent\n')
         key = tuple(urllib.parse.unquote(p) for p in parts[1:])
         if parts[0] != "containerLogs" or key not in self.logs:
             return _reply(handler, 404, f"container {'/'.join(key)} not found\n")
@@ -91,6 +102,31 @@ class FakeAgent:
             pass        # the reader went away
         finally:
             self.follow_queues.remove(q)
+
+
+def serving_certificate(ca, directory, node_names=("n1",)):
+    """(cert, key) of ``ca`` (cli.pki.CertificateAuthority) serving ``node_names`` on 127.0.0.1."""
+    issued = ca.issue(directory, "fake-agent-" + "-".join(node_names),
+                      f"system:node:{node_names[0]}", dns_names=list(node_names),
+                      ip_addresses=["127.0.0.1"], server=True)
+    return issued.cert, issued.key
+
+
+class _TlsServer(http.server.ThreadingHTTPServer):
+    """HTTPS with each connection's handshake in its own thread (as agent/server.py)."""
+
+    ssl_context = None
+
+    def finish_request(self, request, client_address):
+        try:
+            request = self.ssl_context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):
+            request.close()
+            return
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            super().shutdown_request(request)
 
 
 def _reply(handler, code, text):

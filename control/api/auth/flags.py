@@ -6,9 +6,9 @@ flags before gunicorn forks, and the workers import the rest.
 
 import os
 
-#: steer-apiserver's --authorization-mode default. AlwaysAllow keeps today's behaviour
-#: until enforcement is switched on; Kubernetes' deployments use "Node,RBAC".
-DEFAULT_AUTHORIZATION_MODE = "AlwaysAllow"
+#: steer-apiserver's --authorization-mode default, as Kubernetes' deployments run it:
+#: nodes through the Node authorizer, everyone else through RBAC.
+DEFAULT_AUTHORIZATION_MODE = "Node,RBAC"
 
 
 def _bool(text):

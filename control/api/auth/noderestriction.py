@@ -1,5 +1,5 @@
 """NodeRestriction admission: a node agent writes only its own Node and Lease, not its labels'
-restricted keys.
+restricted keys, and asks ServiceAccount tokens only bound to its own pods.
 
 The Node authorizer (node.py) cannot see a POST's object name or a write's
 labels; these checks run inside the write, on the object itself, for requests
@@ -57,3 +57,23 @@ def admit_node_labels(old, new):
         changed = sorted(k for k in set(old_labels) | set(new_labels)
                          if old_labels.get(k) != new_labels.get(k))
         raise _refuse(node, f"modify labels: {', '.join(changed)}")
+
+
+def admit_token_request(account, pod):
+    """Refuse a node's TokenRequest unless it binds the token to a pod on that node.
+
+    As Kubernetes' NodeRestriction: the token must be bound to a Pod (``pod`` is the
+    bound pod, or None), the pod must be bound to the requesting node, and it must
+    run as the ServiceAccount ``account`` the token is asked for.
+    """
+    node = _node_of_request()
+    if node is None:
+        return
+    if pod is None:
+        raise _refuse(node, "request a token not bound to a pod")
+    spec = pod.get("spec") or {}
+    if spec.get("nodeName") != node:
+        raise _refuse(node, "request a token bound to a pod scheduled on another node")
+    if (spec.get("serviceAccountName") or "default") != account:
+        raise _refuse(node, f"request a token for serviceaccount \"{account}\": the bound pod "
+                            "runs as another")

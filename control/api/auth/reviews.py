@@ -12,6 +12,7 @@ import falcon
 
 from control import errors
 from control.api import bodies
+from control.api.auth import noderestriction
 from control.api.auth import user as users
 from control.api.auth.request_info import RequestInfo
 from control.api.auth.tokens import InvalidCredentials
@@ -175,6 +176,9 @@ class TokenRequests:
         if self.max_expiration:
             seconds = min(seconds, self.max_expiration)
         pod = self._bound_pod(ns, spec.get("boundObjectRef"))
+        noderestriction.admit_token_request(name, pod)
+        if pod is not None:
+            pod = {"name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
         token, expiry = self.signer.issue(ns, name, account["metadata"]["uid"],
                                           spec.get("audiences") or None, seconds, pod=pod)
         spec.update(expirationSeconds=seconds,
@@ -195,4 +199,6 @@ class TokenRequests:
         if ref.get("uid") and ref["uid"] != pod["metadata"]["uid"]:
             raise errors.Conflict(f"the pod {ref.get('name')} has uid "
                                   f"{pod['metadata']['uid']}, not {ref['uid']}")
-        return {"name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
+        if pod["metadata"].get("deletionTimestamp"):
+            raise errors.BadRequest(f"the pod {ref.get('name')} is being deleted")
+        return pod

@@ -1,4 +1,9 @@
-"""Fixtures for the agent's integration tests: a real store, API server and steer-agent."""
+"""Fixtures for the agent's integration tests: a real store, API server and steer-agent.
+
+Every agent's port serves TLS with a certificate for its node from the server's CA
+(``LocalApiServer.agent_tls_args``) and takes only that CA's client certificates; the
+server reaches it with its kubelet client certificate (tests/support/apiproc.py).
+"""
 
 import glob
 import json
@@ -13,16 +18,6 @@ from control.client import NotFound
 from control.objects import kinds
 from tests.support.apiproc import ROOT, eventually
 
-AGENT_TOKEN = "agent-secret-token"
-
-
-@pytest.fixture(scope="module")
-def server_args(request, tmp_path_factory):
-    """The module's SERVER_ARGS, and its steer-apiserver presents AGENT_TOKEN to agents."""
-    token_file = tmp_path_factory.mktemp("token") / "agent-token"
-    token_file.write_text(AGENT_TOKEN + "\n")
-    return [*getattr(request.module, "SERVER_ARGS", ()), "--agent-token-file", str(token_file)]
-
 
 def pod_gone(rest, name):
     """Whether the pod ``name`` of the default namespace no longer exists."""
@@ -36,14 +31,11 @@ def pod_gone(rest, name):
 class AgentProcess:
     """A real ``steer-agent`` (process runtime) on a free port; restartable, killable."""
 
-    def __init__(self, server, base_dir, node_name="agent-1", extra_args=(), token=True):
+    def __init__(self, server, base_dir, node_name="agent-1", extra_args=()):
         self.server, self.base_dir, self.node_name = server, str(base_dir), node_name
-        # ``token=False``: no --agent-token-file (the agent port's TLS flags in extra_args).
-        self.extra_args, self.use_token = list(extra_args), token
+        self.extra_args = list(extra_args)
         self.data_dir = os.path.join(self.base_dir, "data")
-        self.token_file = os.path.join(self.base_dir, "agent-token")
-        with open(self.token_file, "w") as f:
-            f.write(AGENT_TOKEN)
+        self.tls_args = server.agent_tls_args(node_name)      # its port's certificate
         self.log_path = os.path.join(self.base_dir, "agent.log")
         self.proc = None
 
@@ -53,7 +45,7 @@ class AgentProcess:
                 [sys.executable, "-m", "agent.main", "--kubeconfig", self.kubeconfig(),
                  "--node-name", self.node_name, "--node-ip", "127.0.0.1", "--port", "0",
                  "--runtime", "process", "--data-dir", self.data_dir,
-                 *(["--agent-token-file", self.token_file] if self.use_token else []),
+                 *self.tls_args,
                  "--heartbeat-interval", "1",
                  "--backoff-base", "0.2", "--backoff-max", "1", "--sync-period", "0.2",
                  "--log-level", "DEBUG", *self.extra_args],

@@ -2,14 +2,10 @@
 
 import os
 import signal
-import urllib.error
-import urllib.request
-
-import pytest
 
 from control.client import NotFound
 from control.objects.kinds import EVENTS, LEASES, NODES, PODS
-from tests.integration.agent.conftest import AGENT_TOKEN, pod_gone
+from tests.integration.agent.conftest import pod_gone
 from tests.support.apiproc import eventually
 
 
@@ -72,21 +68,6 @@ def _lease(rest, name):
         return rest.get(LEASES, "kube-node-lease", name)["spec"]["renewTime"]
     except NotFound:
         return None
-
-
-def test_agent_port_requires_the_token(agent, rest):
-    node = rest.get(NODES, None, agent.node_name)
-    port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
-    base = f"http://127.0.0.1:{port}"
-    assert urllib.request.urlopen(base + "/healthz", timeout=5).read().strip() == b"ok"
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(base + "/containerLogs/default/x/y", timeout=5)
-    assert err.value.code == 401
-    request = urllib.request.Request(base + "/containerLogs/default/x/y",
-                                     headers={"Authorization": f"Bearer {AGENT_TOKEN}"})
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(request, timeout=5)
-    assert err.value.code == 404
 
 
 def test_pod_runs_is_ready_and_logs_show(server, agent, rest):

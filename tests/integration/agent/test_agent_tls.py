@@ -1,11 +1,10 @@
 """The agent's port over mutual TLS: the API server's log proxy reaches it, nobody else does.
 
-The agent serves with a certificate for its node name (CN system:node:<node>, DNS SAN
-<node>, IP SAN 127.0.0.1) and takes only client certificates of the cluster CA; the
-API server presents its kubelet client certificate (CN kube-apiserver-kubelet-client,
-O system:masters) and verifies the agent for the node name the pod is bound to. The
-cluster CA of this module is its own (the API server's fixture makes a CA only when
-it starts); no shared agent token is configured on either side.
+The agent (conftest.py) serves with a certificate of the server's CA for its node name
+(CN system:node:<node>, DNS SAN <node>, IP SAN 127.0.0.1) and takes only client
+certificates of that CA; the API server presents its kubelet client certificate (CN
+kube-apiserver-kubelet-client, O system:masters) and verifies the agent for the node
+name the pod is bound to. There is no shared agent token on either side.
 """
 
 import http.client
@@ -17,56 +16,23 @@ import pytest
 
 from cli.pki import CertificateAuthority
 from control.objects.kinds import NODES, PODS
-from tests.integration.agent.conftest import AgentProcess
 from tests.support.apiproc import eventually
-
-NODE = "tls-node"
 
 
 @pytest.fixture(scope="module")
-def kubelet_pki(tmp_path_factory):
-    base = str(tmp_path_factory.mktemp("kubelet-pki"))
-    ca = CertificateAuthority.create(f"{base}/ca")
+def clients(server, tmp_path_factory):
+    """Client certificates: the server's kubelet client, another node's, a foreign admin's."""
+    base = str(tmp_path_factory.mktemp("clients"))
     foreign = CertificateAuthority.create(f"{base}/foreign")
     return types.SimpleNamespace(
-        ca_file=ca.cert_path,
-        apiserver=ca.issue(base, "apiserver-kubelet-client", "kube-apiserver-kubelet-client",
-                           ["system:masters"], client=True),
-        serving=ca.issue(base, "kubelet", f"system:node:{NODE}", dns_names=[NODE],
-                         ip_addresses=["127.0.0.1"], server=True),
-        other_node=ca.issue(base, "node-other", "system:node:other", ["system:nodes"],
-                            client=True),
+        ca_file=server.ca_file,
+        apiserver=server.kubelet_client,
+        other_node=server.issue_client("node-other", "system:node:other", ["system:nodes"]),
         foreign_admin=foreign.issue(base, "foreign-admin", "admin", ["system:masters"],
                                     client=True))
 
 
-@pytest.fixture(scope="module")
-def server_args(kubelet_pki):
-    """The API server reaches agents over mutual TLS, with no shared token."""
-    return ["--kubelet-certificate-authority", kubelet_pki.ca_file,
-            "--kubelet-client-certificate", kubelet_pki.apiserver.cert,
-            "--kubelet-client-key", kubelet_pki.apiserver.key]
-
-
-@pytest.fixture(scope="module")
-def agent(server, kubelet_pki, tmp_path_factory):
-    proc = AgentProcess(server, tmp_path_factory.mktemp("agent"), node_name=NODE, token=False,
-                        extra_args=["--tls-cert-file", kubelet_pki.serving.cert,
-                                    "--tls-private-key-file", kubelet_pki.serving.key,
-                                    "--client-ca-file", kubelet_pki.ca_file])
-    rest = server.rest_client()
-    try:
-        proc.start()
-        eventually(lambda: _agent_port(rest), timeout=60, message="node registered",
-                   logs=proc.logs)
-        yield proc
-    finally:
-        proc.stop()
-        proc.kill_containers()
-        rest.close()
-
-
-def _agent_port(rest, node=NODE):
+def _agent_port(rest, node):
     try:
         status = rest.get(NODES, None, node).get("status") or {}
     except Exception:
@@ -74,9 +40,9 @@ def _agent_port(rest, node=NODE):
     return ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
 
 
-def _get(port, path, kubelet_pki, client=None, verify=True):
+def _get(port, path, clients, client=None, verify=True):
     """GET ``path`` on the agent over TLS with ``client`` (an Issued) or no certificate."""
-    context = ssl.create_default_context(cafile=kubelet_pki.ca_file)
+    context = ssl.create_default_context(cafile=clients.ca_file)
     if not verify:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     if client is not None:
@@ -107,7 +73,7 @@ def _log(server, name):
 
 
 def test_log_proxy_reaches_the_agent_over_mutual_tls(server, agent, rest):
-    rest.create(PODS, "default", _pod("tls-hello", NODE,
+    rest.create(PODS, "default", _pod("tls-hello", agent.node_name,
                                       ["sh", "-c", "echo hello over tls; sleep 3600"]))
     status, body = eventually(
         lambda: (got := _log(server, "tls-hello"))[0] == 200 and b"hello over tls" in got[1]
@@ -115,18 +81,18 @@ def test_log_proxy_reaches_the_agent_over_mutual_tls(server, agent, rest):
     assert body.strip() == b"hello over tls"
 
 
-def test_agent_refuses_clients_without_the_right_certificate(agent, rest, kubelet_pki):
-    port = _agent_port(rest)
+def test_agent_refuses_clients_without_the_right_certificate(agent, rest, clients):
+    port = _agent_port(rest, agent.node_name)
     # The API server's kubelet client may use the API (404: no such pod).
-    assert _get(port, "/containerLogs/default/x/y", kubelet_pki, kubelet_pki.apiserver)[0] == 404
-    assert _get(port, "/healthz", kubelet_pki, kubelet_pki.apiserver) == (200, b"ok\n")
+    assert _get(port, "/containerLogs/default/x/y", clients, clients.apiserver)[0] == 404
+    assert _get(port, "/healthz", clients, clients.apiserver) == (200, b"ok\n")
     # Another node's certificate from the same CA: authenticated, not allowed.
-    status, body = _get(port, "/containerLogs/default/x/y", kubelet_pki, kubelet_pki.other_node)
+    status, body = _get(port, "/containerLogs/default/x/y", clients, clients.other_node)
     assert status == 403 and b"system:node:other" in body
     # No client certificate, or one from another CA: no TLS session at all.
-    for client in (None, kubelet_pki.foreign_admin):
+    for client in (None, clients.foreign_admin):
         with pytest.raises((ssl.SSLError, ConnectionError)):
-            _get(port, "/containerLogs/default/x/y", kubelet_pki, client)
+            _get(port, "/containerLogs/default/x/y", clients, client)
     # Plain HTTP gets no answer.
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     with pytest.raises((http.client.HTTPException, ConnectionError)):
@@ -137,7 +103,7 @@ def test_agent_refuses_clients_without_the_right_certificate(agent, rest, kubele
 
 def test_api_server_refuses_an_agent_that_names_another_node(server, agent, rest):
     """A Node claiming the real agent's address does not get its pods' logs through it."""
-    port = _agent_port(rest)
+    port = _agent_port(rest, agent.node_name)
     rest.create(NODES, None, {"apiVersion": "v1", "kind": "Node",
                               "metadata": {"name": "impostor"}})
     node = rest.get(NODES, None, "impostor")

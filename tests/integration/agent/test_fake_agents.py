@@ -14,7 +14,9 @@ def agents(server, tmp_path_factory):
     started = []
     try:
         for index in range(3):
-            args = parse_args(["--kubeconfig", server.kubeconfig, "--node-name", f"fake-{index}",
+            name = f"fake-{index}"
+            args = parse_args(["--kubeconfig", server.kubeconfig, "--node-name", name,
+                               *server.agent_tls_args(name),
                                "--node-ip", "127.0.0.1", "--port", "0", "--runtime", "fake",
                                "--data-dir", str(base / f"n{index}"), "--heartbeat-interval",
                                "1", "--backoff-base", "0.2", "--sync-period", "0.2",

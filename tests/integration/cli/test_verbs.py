@@ -52,7 +52,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(server, tmp_path_factory):
-    agent = FakeAgent()
+    agent = FakeAgent.for_server(server, ["logger"])
     try:
         with ControlPlane(server, tmp_path_factory.mktemp("cli-verbs"),
                           "deployment,replicaset,daemonset,statefulset",

@@ -11,22 +11,13 @@ import pytest
 from tests.support.apiproc import ROOT
 from tests.support.fake_agent import FakeAgent
 
-TOKEN = "agent-token-123"
-
 
 @pytest.fixture(scope="module")
-def agent():
-    fake = FakeAgent(token=TOKEN)
+def agent(server):
+    """A fake agent for node n1, serving mutual TLS with a certificate of the server's CA."""
+    fake = FakeAgent.for_server(server, ["n1"])
     yield fake
     fake.stop()
-
-
-@pytest.fixture(scope="module")
-def server_args(tmp_path_factory):
-    """The module's steer-apiserver presents TOKEN to node agents (the fake one)."""
-    token_file = tmp_path_factory.mktemp("token") / "agent-token"
-    token_file.write_text(TOKEN + "\n")
-    return ["--agent-token-file", str(token_file)]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +62,8 @@ def bound_pod(api, agent):
 def test_logs_and_tail(api, agent, bound_pod):
     assert api.steer("logs", bound_pod).stdout == "hello\nworld\n"
     assert api.steer("logs", bound_pod, "--tail=1").stdout == "world\n"
-    assert agent.requests[-1]["authorization"] == f"Bearer {TOKEN}"
+    # The server presented its kubelet client certificate (--kubelet-client-certificate).
+    assert agent.requests[-1]["user"] == "kube-apiserver-kubelet-client"
 
 
 @pytest.mark.kubectl

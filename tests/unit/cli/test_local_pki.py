@@ -63,6 +63,26 @@ def test_ensure_reuses_until_rotation_is_due(tmp_path, creds):
     assert open(creds.ca_file, "rb").read() == ca_pem      # the CA itself is kept
 
 
+def test_the_service_account_key_pair_is_made_once_and_kept(tmp_path, creds):
+    from control.api.auth import sa_token
+
+    assert mode(creds.service_account_key) == 0o600
+    assert mode(creds.service_account_public_key) == 0o644
+    key = sa_token.load_signing_key(creds.service_account_key)
+    assert key.curve.name == "secp256r1"
+    private_pem = open(creds.service_account_key, "rb").read()
+    os.remove(creds.service_account_public_key)
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=300)
+    LocalCredentials(str(tmp_path), now=later).ensure(URL, NODES)     # rotation time too
+    assert open(creds.service_account_key, "rb").read() == private_pem
+    (public,) = sa_token.load_verify_keys(creds.service_account_public_key)
+    assert sa_token.key_id(public) == sa_token.key_id(key.public_key())
+    # What it signs, its public half verifies.
+    token, _ = sa_token.TokenSigner(key, "iss").issue("default", "default", "uid-1")
+    assert sa_token.TokenVerifier([public], ["iss"], ["iss"]).claims(token)["sub"] == \
+        "system:serviceaccount:default:default"
+
+
 def test_write_config_embeds_the_admin_credentials(tmp_path, creds):
     home = tmp_path / "home"
     kube_path = str(home / "kubeconfig")

@@ -73,9 +73,15 @@ def make(tmp_path, world, kinds=supervisor.DEFAULT_KINDS):
 def test_adopts_only_the_kinds_it_is_given(tmp_path):
     world = World()
     recorded_cluster(tmp_path, world)
-    s = make(tmp_path, world)
+    s = make(tmp_path, world, kinds=("store", "apiserver", "scheduler"))
     assert set(s.programs) == {"store-s1", "apiserver", "scheduler"}
     assert not s.step()
+
+
+def test_steer_up_supervises_every_kind_it_starts(tmp_path):
+    world = World()
+    recorded_cluster(tmp_path, world)
+    assert set(make(tmp_path, world).programs) == {"store-s1", "apiserver", "scheduler", "node-1"}
 
 
 def test_an_exited_program_restarts_with_doubling_delays_up_to_30s(tmp_path):

@@ -1,10 +1,14 @@
-"""pods/binding and pods/log (proxied to a fake node agent on a loopback port)."""
+"""pods/binding and pods/log (proxied over mutual TLS to a fake node agent on a loopback port)."""
+
+import types
 
 import falcon.testing
 import pytest
 
+from cli.pki import CertificateAuthority
 from control.api.app import create_app
-from tests.support.fake_agent import STAMP, FakeAgent
+from control.api.subresources import NO_KUBELET_CLIENT, kubelet_client_context
+from tests.support.fake_agent import STAMP, FakeAgent, serving_certificate
 from tests.support.fake_store import FakeStore
 
 PODS = "/api/v1/namespaces/default/pods"
@@ -22,16 +26,33 @@ def binding(name, node, **target):
             "target": {"kind": "Node", "name": node, **target}}
 
 
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A cluster CA, the API server's kubelet client and a node's client certificate."""
+    base = str(tmp_path_factory.mktemp("pki"))
+    ca = CertificateAuthority.create(f"{base}/ca")
+    return types.SimpleNamespace(
+        ca=ca, dir=base,
+        apiserver=ca.issue(base, "apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+                           ["system:masters"], client=True),
+        node=ca.issue(base, "node-n1", "system:node:n1", ["system:nodes"], client=True))
+
+
+def kubelet_tls(pki, client="apiserver"):
+    issued = getattr(pki, client)
+    return kubelet_client_context(pki.ca.cert_path, issued.cert, issued.key)
+
+
 @pytest.fixture
-def agent():
-    fake = FakeAgent(token="s3cret")
+def agent(pki):
+    fake = FakeAgent(*serving_certificate(pki.ca, pki.dir, ["n1", "down"]), pki.ca.cert_path)
     yield fake
     fake.stop()
 
 
 @pytest.fixture
-def app():
-    return create_app(FakeStore(), agent_token="s3cret")
+def app(pki):
+    return create_app(FakeStore(), kubelet_tls=kubelet_tls(pki))
 
 
 @pytest.fixture
@@ -94,7 +115,7 @@ def test_logs_are_proxied_to_the_agent(client, agent):
     agent.logs[("default", "web", "c")] = ["one", "two", "three"]
     logs = client.simulate_get(f"{PODS}/web/log")
     assert logs.status_code == 200 and logs.text == "one\ntwo\nthree\n"
-    assert agent.requests[-1]["authorization"] == "Bearer s3cret"
+    assert agent.requests[-1]["user"] == "kube-apiserver-kubelet-client"
     assert agent.requests[-1]["path"] == "/containerLogs/default/web/c"
     tail = client.simulate_get(f"{PODS}/web/log", params={"tailLines": "1",
                                                          "timestamps": "true"})
@@ -149,9 +170,24 @@ def test_log_errors_say_what_is_missing(client, agent):
     assert f"127.0.0.1:{agent.port} cannot be reached" in down.json["message"]
 
 
-def test_wrong_token_is_the_agents_answer(agent):
-    client = falcon.testing.TestClient(create_app(FakeStore(), agent_token="wrong"))
+def test_the_agents_refusal_is_passed_on(pki, agent):
+    """A client certificate the agent does not allow (a node's): its 403 comes back."""
+    client = falcon.testing.TestClient(create_app(FakeStore(), kubelet_tls=kubelet_tls(pki, "node")))
     add_node(client, port=agent.port)
     client.simulate_post(PODS, json=pod(node="n1"))
     agent.logs[("default", "web", "c")] = ["x"]
-    assert client.simulate_get(f"{PODS}/web/log").status_code == 401
+    refused = client.simulate_get(f"{PODS}/web/log")
+    assert refused.status_code == 403 and "system:node:n1" in refused.json["message"]
+
+
+def test_without_a_kubelet_client_certificate_logs_are_unavailable(agent):
+    """No --kubelet-* flags: 503 naming them; the agent is never dialled in plain HTTP."""
+    client = falcon.testing.TestClient(create_app(FakeStore()))
+    add_node(client, port=agent.port)
+    client.simulate_post(PODS, json=pod(node="n1"))
+    agent.logs[("default", "web", "c")] = ["x"]
+    unavailable = client.simulate_get(f"{PODS}/web/log")
+    assert unavailable.status_code == 503
+    assert unavailable.json["message"] == NO_KUBELET_CLIENT
+    assert "--kubelet-client-certificate" in NO_KUBELET_CLIENT
+    assert agent.requests == []

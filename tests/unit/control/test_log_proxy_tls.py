@@ -116,16 +116,20 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hostile():
+def hostile(pki):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    context = server_context(pki["serving"].cert, pki["serving"].key, pki["ca"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
 
 
-def test_unexpected_bodies_are_not_passed_on(hostile):
-    proxy = subresources.PodLogs(None)
+def test_unexpected_bodies_are_not_passed_on(pki, hostile):
+    issued = pki["apiserver"]
+    proxy = subresources.PodLogs(None, subresources.kubelet_client_context(
+        pki["ca"], issued.cert, issued.key))
     with pytest.raises(errors.ApiError) as err:
         proxy._stream("127.0.0.1", hostile, "/containerLogs/json", False, "n1")
     assert err.value.code == 502 and "secret" not in str(err.value)
@@ -133,3 +137,10 @@ def test_unexpected_bodies_are_not_passed_on(hostile):
         proxy._stream("127.0.0.1", hostile, "/containerLogs/x", False, "n1")
     message = str(err.value)
     assert message == "no?[31m such" and len(message) <= subresources.AGENT_MESSAGE_CHARS
+
+
+def test_without_a_kubelet_client_context_nothing_is_dialled(agent):
+    """No --kubelet-* flags: 503 naming them, instead of plain HTTP to the agent."""
+    with pytest.raises(errors.ServiceUnavailable) as err:
+        subresources.PodLogs(Service("n1", agent.port)).open("default", "web", {})
+    assert str(err.value) == subresources.NO_KUBELET_CLIENT

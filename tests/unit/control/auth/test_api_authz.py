@@ -380,8 +380,49 @@ def test_a_node_requests_tokens_only_for_its_pods_accounts(client):
     admin.simulate_post("/api/v1/namespaces/team/serviceaccounts",
                         json={"metadata": {"name": "other"}})
     path = "/api/v1/namespaces/team/serviceaccounts/{}/token"
-    assert n1.simulate_post(path.format("default"), json={"spec": {}}).status_code == 201
-    assert n1.simulate_post(path.format("other"), json={"spec": {}}).status_code == 403
+    on_n1 = admin.simulate_get("/api/v1/namespaces/team/pods/on-n1").json["metadata"]
+    bound = {"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "on-n1",
+                                         "uid": on_n1["uid"]}}}
+    issued = n1.simulate_post(path.format("default"), json=bound)
+    assert issued.status_code == 201, issued.text
+    # The token is bound to the pod: TokenReview names it, and it dies with the pod.
+    token = issued.json["status"]["token"]
+    review = admin.simulate_post("/apis/authentication.k8s.io/v1/tokenreviews", json={
+        "spec": {"token": token}}).json["status"]
+    assert review["authenticated"], review
+    assert review["user"]["username"] == "system:serviceaccount:team:default"
+    assert review["user"]["extra"]["authentication.kubernetes.io/pod-name"] == ["on-n1"]
+    # NodeRestriction: never unbound, never for another node's pod or another account.
+    unbound = n1.simulate_post(path.format("default"), json={"spec": {}})
+    assert unbound.status_code == 403 and "not bound to a pod" in unbound.json["message"]
+    other_node = n1.simulate_post(path.format("default"), json={"spec": {"boundObjectRef": {
+        "kind": "Pod", "apiVersion": "v1", "name": "on-n2"}}})
+    assert other_node.status_code == 403 and "another node" in other_node.json["message"]
+    assert n1.simulate_post(path.format("other"), json=bound).status_code == 403
+    # The admin is no node: an unbound token is fine (kubectl create token).
+    assert admin.simulate_post(path.format("default"), json={"spec": {}}).status_code == 201
+    assert admin.simulate_delete("/api/v1/namespaces/team/pods/on-n1",
+                                 params={"gracePeriodSeconds": "0"}).status_code in (200, 202)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.simulate_get("/api/v1/namespaces/team/pods", headers=headers).status_code == 401
+
+
+def test_a_node_reads_the_root_ca_of_its_pods_token_volume(client):
+    admin, n1 = As(client, "admin"), As(client, "n1")
+    assert admin.simulate_post("/api/v1/namespaces/team/configmaps", json={
+        "metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": "PEM"}}).status_code == 201
+    path = "/api/v1/namespaces/team/configmaps/kube-root-ca.crt"
+    assert n1.simulate_get(path).status_code == 403         # no pod of n1 projects it yet
+    volume = {"name": "kube-api-access-abcde", "projected": {"sources": [
+        {"serviceAccountToken": {"path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt",
+                                                               "path": "ca.crt"}]}}]}}
+    with_volume = pod("api-user", "n1")
+    with_volume["spec"]["volumes"] = [volume]
+    assert admin.simulate_post("/api/v1/namespaces/team/pods",
+                               json=with_volume).status_code == 201
+    assert n1.simulate_get(path).status_code == 200
+    assert As(client, "n2").simulate_get(path).status_code == 403
 
 
 def test_bootstrap_tokens_get_the_bootstrapper_role(client):
