@@ -22,9 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import yaml
-
-from control.api import limits
+from control.api import configfile, limits
 from control.api.auditlog import AuditLog
 from control.api.auth.request_info import RequestInfo, request_info
 
@@ -114,14 +112,7 @@ class Policy:
 
 def load_policy(path):
     """Read an audit Policy file (YAML or JSON); PolicyError says what is wrong."""
-    try:
-        with open(path) as f:
-            document = yaml.safe_load(f)
-    except OSError as exc:
-        raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path} is not YAML or JSON: {exc}") from None
-    return parse_policy(document, path)
+    return parse_policy(configfile.read_document(path, PolicyError), path)
 
 
 def parse_policy(document, where="the audit policy"):

@@ -31,13 +31,13 @@ import binascii
 import os
 import re
 
-import yaml
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 
 from control import errors
+from control.api import configfile
 
 API_VERSIONS = ("apiserver.config.k8s.io/v1",)
 KIND = "EncryptionConfiguration"
@@ -173,14 +173,7 @@ def _matches(pattern, name, group):
 
 def load(path):
     """Read an EncryptionConfiguration file; ConfigError says what is wrong."""
-    try:
-        with open(path) as f:
-            document = yaml.safe_load(f)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not YAML or JSON: {exc}") from None
-    return parse(document, path)
+    return parse(configfile.read_document(path, ConfigError), path)
 
 
 def parse(document, where="the encryption configuration"):

@@ -12,6 +12,7 @@ cluster): `make test` runs with ``--dist loadfile``, so one xdist worker runs a
 whole file, in order, with one cluster.
 """
 
+import contextlib
 import json
 import os
 import random
@@ -185,15 +186,20 @@ class E2ECluster:
                 os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    home = tmp_path_factory.mktemp("steer-home")
-    c = E2ECluster(home)
+@contextlib.contextmanager
+def running_cluster(tmp_path_factory, nodes=3):
+    """A cluster `steer up` started in a fresh STEER_HOME, stopped on leaving."""
+    c = E2ECluster(tmp_path_factory.mktemp("steer-home"), nodes=nodes)
     try:
-        c.up()
-        yield c
+        yield c.up()
     finally:
         c.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with running_cluster(tmp_path_factory) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

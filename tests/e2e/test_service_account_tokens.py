@@ -17,7 +17,7 @@ import pytest
 
 from control.client import ApiException, RestClient
 from control.objects import kinds
-from tests.e2e.conftest import E2ECluster
+from tests.e2e.conftest import running_cluster
 from tests.support.apiproc import eventually
 
 NAMESPACE = "tokens"
@@ -35,12 +35,8 @@ POD = {"apiVersion": "v1", "kind": "Pod",
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = E2ECluster(tmp_path_factory.mktemp("steer-home"), nodes=1)
-    try:
-        c.up()
+    with running_cluster(tmp_path_factory, nodes=1) as c:
         yield c
-    finally:
-        c.stop()
 
 
 def _create_pod(cluster):

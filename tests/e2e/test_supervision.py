@@ -14,7 +14,7 @@ import stat
 import pytest
 
 from control.objects import kinds
-from tests.e2e.conftest import E2ECluster
+from tests.e2e.conftest import running_cluster
 from tests.support.apiproc import eventually
 
 CONTROL_PLANE = ("scheduler", "controller-manager", "node-1")   # node-1: its agent
@@ -22,12 +22,8 @@ CONTROL_PLANE = ("scheduler", "controller-manager", "node-1")   # node-1: its ag
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = E2ECluster(tmp_path_factory.mktemp("steer-home"), nodes=1)
-    try:
-        c.up()
+    with running_cluster(tmp_path_factory, nodes=1) as c:
         yield c
-    finally:
-        c.stop()
 
 
 def status_rows(cluster):
