@@ -14,6 +14,7 @@ from control.api.strategies.namespace import NamespaceFinalizeStrategy, Namespac
 from control.api.strategies.node import LeaseStrategy, NodeStrategy
 from control.api.strategies.pod import PodStrategy
 from control.api.strategies.rbac import BindingStrategy, RoleStrategy
+from control.api.strategies.secret import SecretStrategy
 from control.api.strategies.service import ServiceStrategy
 from control.api.strategies.status import StatusStrategy
 from control.objects import kinds
@@ -25,6 +26,7 @@ _BY_RESOURCE = {
     kinds.PODS: PodStrategy,
     kinds.SERVICES: ServiceStrategy,
     kinds.JOBS: JobStrategy,
+    kinds.SECRETS: SecretStrategy,
     kinds.NODES: NodeStrategy,
     kinds.LEASES: LeaseStrategy,
     kinds.ROLES: RoleStrategy,
