@@ -161,6 +161,7 @@ class Agent:
         self.pods.stop()
         self.server.stop()
         self.runtime.close()
+        paths.remove_tmpfs_dir_if_empty(self.ctx.secret_dir)
 
 
 def main(argv=None):

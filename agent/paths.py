@@ -163,4 +163,25 @@ def tmpfs_dir(data_dir, shm="/dev/shm"):
             return None
     except OSError:
         return None
+    record = os.path.join(data_dir, TMPFS_RECORD)
+    try:
+        with open(record + ".tmp", "w") as f:
+            f.write(path + "\n")
+        os.replace(record + ".tmp", record)
+    except OSError:
+        pass                # no record: only a purge by hand would miss the directory
     return path
+
+
+#: The file in an agent's data directory naming its tmpfs directory, so that whoever
+#: deletes the data directory (`steer down --purge`, a test) can delete that one too.
+TMPFS_RECORD = "tmpfs-dir"
+
+
+def remove_tmpfs_dir_if_empty(path):
+    """Remove the agent's tmpfs directory when no pod's secrets are left in it."""
+    if path:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass            # pods' secrets remain for the containers still running

@@ -14,6 +14,7 @@ certificate embedded), both 0600. `steer down` stops it all by pid, the agents'
 containers included.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -447,6 +448,8 @@ def cmd_down(args):
 
 
 def purge(cluster, home):
+    for record in glob.glob(os.path.join(cluster.dir, "agents", "*", "tmpfs-dir")):
+        remove_agent_tmpfs(record)
     shutil.rmtree(cluster.dir, ignore_errors=True)
     shutil.rmtree(LocalCredentials(home).dir, ignore_errors=True)     # its CA and certificates
     for name in ("config", "kubeconfig"):
@@ -455,6 +458,18 @@ def purge(cluster, home):
         except FileNotFoundError:
             pass
     say(f"removed {cluster.dir}")
+
+
+def remove_agent_tmpfs(record):
+    """Delete the tmpfs directory an agent recorded (its pods' secrets), if it is one."""
+    try:
+        with open(record) as f:
+            path = f.read().strip()
+    except OSError:
+        return
+    # Only what an agent makes (agent/paths.py tmpfs_dir), never a path a file names.
+    if os.path.dirname(path) == "/dev/shm" and os.path.basename(path).startswith("steer-agent-"):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # -- steer status ---------------------------------------------------------------------

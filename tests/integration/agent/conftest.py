@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from cli.cluster_cmd import remove_agent_tmpfs
 from control.client import NotFound
 from control.objects import kinds
 from tests.support.apiproc import ROOT, eventually
@@ -69,6 +70,8 @@ class AgentProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        # The pods' secrets it kept on tmpfs (/dev/shm), which outlive the test's tmp dir.
+        remove_agent_tmpfs(os.path.join(self.data_dir, "tmpfs-dir"))
 
     def containers(self, pod_uid=None):
         """(config, pid info) of every container attempt the agent's runtime recorded."""

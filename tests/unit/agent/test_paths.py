@@ -287,3 +287,17 @@ def test_components_start_with_a_private_umask():
         assert os.umask(0o077) == 0o077
     finally:
         os.umask(old)
+
+
+def test_the_tmpfs_dir_is_recorded_and_removed_when_empty(tmp_path):
+    shm, data = tmp_path / "shm", tmp_path / "data"
+    shm.mkdir()
+    data.mkdir()
+    path = paths.tmpfs_dir(str(data), shm=str(shm))
+    assert (data / paths.TMPFS_RECORD).read_text().strip() == path
+    (tmp_path / "shm" / os.path.basename(path) / "pod").mkdir()
+    paths.remove_tmpfs_dir_if_empty(path)
+    assert os.path.isdir(path)                 # a pod's secrets are still there
+    os.rmdir(os.path.join(path, "pod"))
+    paths.remove_tmpfs_dir_if_empty(path)
+    assert not os.path.exists(path)

@@ -185,3 +185,17 @@ def test_down_and_status_without_a_cluster(tmp_path, monkeypatch, capsys):
     assert "no local cluster" in capsys.readouterr().out
     assert main(["status"]) == 1
     assert "run `steer up`" in capsys.readouterr().err
+
+
+def test_purge_removes_only_an_agents_tmpfs_dir(tmp_path):
+    victim = tmp_path / "precious"
+    victim.mkdir()
+    record = tmp_path / "tmpfs-dir"
+    record.write_text(f"{victim}\n")           # a record naming a path an agent never makes
+    cluster_cmd.remove_agent_tmpfs(str(record))
+    assert victim.is_dir()
+    made = "/dev/shm/steer-agent-test-" + os.urandom(4).hex()
+    os.makedirs(os.path.join(made, "pod"))
+    record.write_text(made)
+    cluster_cmd.remove_agent_tmpfs(str(record))
+    assert not os.path.exists(made)
