@@ -5,12 +5,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STEER  := $(VENV)/bin/steer
-# Debian packages the test suite needs; installed only when missing.
-# (The store tests need none yet; later parts add runc, openssh-server, iproute2...)
-DEB_TEST_PACKAGES ?=
+# Debian packages the test suite and `make run` need; installed only when missing:
+# containerd and what pods need (runc, CNI plugins), the cluster registry and the
+# tools that build images without internet (skopeo, busybox-static, gcc for pause),
+# network namespaces (iproute2, nsenter from util-linux).
+DEB_TEST_PACKAGES ?= containerd runc containernetworking-plugins docker-registry skopeo \
+                     umoci busybox-static gcc libc6-dev iproute2 util-linux
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint unit deb-packages bench-store bench-api bench-control bench-pods down clean
+.PHONY: run test lint unit cri-proto deb-packages bench-store bench-api bench-control bench-pods down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,17 +40,25 @@ test: $(VENV)/.installed deb-packages lint
 unit: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
 
-# `make run`: a local cluster (3 store nodes, control plane, 3 node agents running
-# containers as host processes), the hello application on it, and its page fetched
-# through its Service. The cluster keeps running; `make down` stops it.
+# After editing agent/runtime/cri/api.proto: regenerate the checked-in CRI modules.
+cri-proto: $(VENV)/.installed
+	$(PY) -m agent.runtime.cri.generate
+
+# `make run`: a local cluster (3 store nodes, control plane, 3 nodes each with its own
+# containerd in its own network namespace, the cluster registry), the hello
+# application from its image, and its page fetched through its Service. The cluster
+# keeps running; `make down` stops it.
 STEER_HOME ?= $(HOME)/.steer
 FETCH      := $(PY) -c "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=3).read().decode().strip())"
 export STEER_HOME
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed deb-packages
 	@$(STEER) up --nodes 3
-	@echo; echo "== deploy examples/hello.yaml: 3 replicas of a small HTTP server and a Service =="
-	$(STEER) apply -f examples/hello.yaml
+	@example=examples/hello.yaml; \
+	if [ "$$($(STEER) get nodes -l node.steersman.io/runtime=process -o name)" ]; then \
+	  example=examples/hello-process.yaml; fi; \
+	echo; echo "== deploy $$example: 3 replicas of a small HTTP server and a Service =="; \
+	$(STEER) apply -f $$example
 	$(STEER) rollout status deployment/hello --timeout 180
 	@echo; echo "== fetch the page through the Service's ClusterIP (the service proxy spreads requests) =="
 	@ip=$$($(STEER) get service hello -o jsonpath='{.spec.clusterIP}'); \
@@ -59,6 +70,7 @@ run: $(VENV)/.installed
 	@echo "  $(STEER) get deployments,pods,services"
 	@echo "  $(STEER) scale deployment/hello --replicas=1"
 	@echo "  $(STEER) logs deployment/hello"
+	@echo "  $(STEER) top pods                        # cpu and memory of each pod"
 	@echo "  $(STEER) describe deployment hello"
 	@echo "  export KUBECONFIG=$(STEER_HOME)/kubeconfig; kubectl get pods   # kubectl works too"
 	@echo "Stop it with: make down   (or $(STEER) down; add --purge to delete its data)"

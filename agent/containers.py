@@ -69,6 +69,7 @@ class Context:
     node_name: str = ""
     poll: float = POLL
     secret_dir: str = None  # tmpfs directory for secret and projected volumes (None: on disk)
+    images: object = None   # image runtimes: ensure(pod, container, pull_secrets) -> ImageResult
 
 
 _MEMORY_SUFFIXES = {"Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4,

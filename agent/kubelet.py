@@ -93,6 +93,10 @@ class PodManager:
         for uid, orphans in by_uid.items():
             if uid not in live:
                 self._stop_orphans(uid, orphans)
+        # Sandboxes of pods that are gone (image runtimes), with or without containers.
+        for uid in self.ctx.runtime.pod_uids() - live:
+            log.info("pod_uid=%s msg=removing the sandbox of a pod that is gone", uid)
+            self.ctx.runtime.release_pod(uid)
 
     def _stop_orphans(self, uid, records):
         """Containers of a pod that is gone: kill them and forget them."""
@@ -175,6 +179,34 @@ class PodManager:
             raise ValueError(f'container "{container}" in pod "{name}" is waiting to start: '
                              f'{reason}')
         return path, (lambda: False) if previous else (lambda: worker.is_running(container))
+
+    def pods_by_uid(self):
+        """{uid: pod object} of the pods this agent runs now (their stats are reported)."""
+        with self._lock:
+            return {w.uid: w.pod for w in self.workers.values() if not w.finished}
+
+    def find_container(self, namespace, name, container=None):
+        """The running attempt (a Record) of a container, for exec and attach.
+
+        With ``container`` None, any running attempt (its ``sandbox_id`` is the pod's
+        sandbox, for port-forward). LookupError means 404, ValueError 400, as kubelet.
+        """
+        with self._lock:
+            worker = self.workers.get(f"{namespace}/{name}")
+        if worker is None or worker.finished:
+            raise LookupError(f'pod "{name}" in namespace "{namespace}" is not on this node')
+        states = worker.init + worker.main
+        if container is None:
+            for state in states:
+                if state.running and state.current.sandbox_id:
+                    return state.current
+            raise ValueError(f'pod "{name}" has no running container to forward ports to')
+        state = next((s for s in states if s.name == container), None)
+        if state is None:
+            raise LookupError(f"container {container} is not valid for pod {name}")
+        if not state.running:
+            raise ValueError(f'container "{container}" in pod "{name}" is not running')
+        return state.current
 
     def metrics(self):
         """Prometheus text: pods handled, containers running, container restarts."""

@@ -16,13 +16,16 @@ import threading
 import time
 
 from agent import backoff as backoffmod
-from agent import logs, paths
+from agent import logs, paths, streaming
 from agent import runtime as runtimes
 from agent.containers import POLL, Context
 from agent.kubelet import ApiAdapter, PodManager
+from agent.network.cni import PodNetwork
 from agent.node import NodeAgent, default_node_ip, machine_pressure, parse_labels, parse_taints
 from agent.probes import Prober
 from agent.server import AgentServer, server_context
+from agent.stats import DEFAULT_INTERVAL as STATS_INTERVAL
+from agent.stats import StatsCollector
 from control.client import ApiException
 from control.client.component import (
     add_connection_flags,
@@ -39,7 +42,24 @@ def parse_args(argv=None):
     add_connection_flags(p)     # --kubeconfig, or --api-server and --token-file
     p.add_argument("--node-name", default=socket.gethostname().lower())
     p.add_argument("--node-ip", help="this node's InternalIP (default: the outgoing address)")
-    p.add_argument("--runtime", choices=("process", "fake"), default="process")
+    p.add_argument("--runtime", choices=("process", "cri", "fake"), default="process",
+                   help="cri: pods are containers in containerd; process: host processes "
+                        "(machines without containerd); fake: hollow nodes")
+    p.add_argument("--container-runtime-endpoint",
+                   default="unix:///run/containerd/containerd.sock",
+                   help="the CRI socket of containerd (--runtime cri)")
+    p.add_argument("--node-netns", help="the network namespace containerd and the pods run "
+                   "in (a local cluster's node); probes and streams connect from there")
+    p.add_argument("--resolv-conf", default="/etc/resolv.conf",
+                   help='resolvers handed to pods (--runtime cri); "" hands none')
+    p.add_argument("--cni-conf-dir", help="write the pod network's CNI configuration here "
+                   "once the Node has a spec.podCIDR (--runtime cri; containerd's conf_dir)")
+    p.add_argument("--cgroup-root", help="cgroupfs directory under which pods' cgroups go "
+                   "(--runtime cri; default /steer/<node name>)")
+    p.add_argument("--image-gc-high-threshold", type=int, default=85, metavar="PERCENT",
+                   help="image filesystem usage that starts image garbage collection")
+    p.add_argument("--image-gc-low-threshold", type=int, default=80, metavar="PERCENT",
+                   help="usage image garbage collection frees down to")
     p.add_argument("--data-dir", default=os.path.expanduser("~/.steer/agent"),
                    help="pod directories, container state and logs")
     p.add_argument("--max-pods", type=int, default=110)
@@ -70,16 +90,86 @@ def parse_args(argv=None):
                    help="seconds between a pod worker's looks at its containers")
     p.add_argument("--container-log-max-size", type=int, default=logs.DEFAULT_MAX_BYTES)
     p.add_argument("--container-log-max-files", type=int, default=logs.DEFAULT_MAX_FILES)
+    p.add_argument("--stats-interval", type=float, default=STATS_INTERVAL,
+                   help="seconds between readings of container cpu, for usage rates (0: only "
+                        "when asked)")
+    p.add_argument("--streaming-connection-idle-timeout", type=float,
+                   default=streaming.DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
+                   help="close an exec, attach or port-forward stream idle this long "
+                        "(kubelet: 4h; 0: never)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
 
+def build_cri_runtime(args):
+    """The cri runtime on a checked containerd; SystemExit saying what to do otherwise."""
+    from agent.provision.containerd import ContainerdError, check_runtime, pod_cgroup_parent
+    from agent.runtime.cri.client import CriClient
+    from agent.runtime.cri.runtime import CriRuntime
+    try:
+        version = check_runtime(args.container_runtime_endpoint)
+    except ContainerdError as exc:
+        raise SystemExit(f"steer-agent: {exc}; or run pods as host processes with "
+                         "--runtime process") from None
+    if args.node_netns and not os.path.exists(args.node_netns):
+        raise SystemExit(f"steer-agent: --node-netns {args.node_netns} does not exist")
+    cgroup_parent = pod_cgroup_parent
+    if args.cgroup_root:
+        root = args.cgroup_root.rstrip("/")
+        def cgroup_parent(_node, uid):     # noqa: E306 - kubelet's --cgroup-root
+            return f"{root}/pod{uid}"
+    return CriRuntime(CriClient(args.container_runtime_endpoint), args.node_name,
+                      netns_path=args.node_netns, resolv_conf=args.resolv_conf,
+                      cgroup_parent=cgroup_parent, version=version)
+
+
+def build_images(args, runtime, recorder):
+    """The image manager of an image runtime (pull policy, events, backoff), else None."""
+    if not runtime.runs_images:
+        return None
+    from agent.images import ImageManager
+    return ImageManager(runtime.client, recorder, time.time)
+
+
 def build_runtime(args):
+    if args.runtime == "cri":
+        return build_cri_runtime(args)
     if args.runtime == "process":
         from agent.runtime.process import ProcessRuntime
         return ProcessRuntime(args.data_dir, args.container_log_max_size,
                               args.container_log_max_files)
     return runtimes.create(args.runtime, args.data_dir)
+
+
+def build_image_gc(args, runtime, recorder):
+    """Image garbage collection by disk thresholds (kubelet's), for image runtimes."""
+    if not runtime.runs_images:
+        return None
+    from agent.imagegc import ImageGC, node_reference
+    return ImageGC(runtime.client, time.time, high_threshold=args.image_gc_high_threshold,
+                   low_threshold=args.image_gc_low_threshold, recorder=recorder,
+                   node=node_reference(args.node_name),
+                   sandbox_image=sandbox_image_of(runtime.client))
+
+
+def sandbox_image_of(client):
+    """The pause image containerd uses (never collected), from its verbose status."""
+    import json
+    try:
+        config = json.loads(client.status(verbose=True).info.get("config", "{}"))
+    except (Exception, ValueError) as exc:     # an older containerd: GC keeps what runs
+        log.info("msg=cannot read containerd's sandbox image error=%s", exc)
+        return None
+    return config.get("sandboxImage")
+
+
+def stream_server(args, runtime, pods):
+    """exec, attach and port-forward through CRI's streaming server (None: no such runtime)."""
+    client = getattr(runtime, "client", None)
+    if not runtime.runs_images or client is None:
+        return None
+    return streaming.StreamServer(pods.find_container, client, runtime.netns_path,
+                                  idle_timeout=args.streaming_connection_idle_timeout)
 
 
 TLS_FLAGS = "--tls-cert-file, --tls-private-key-file and --client-ca-file"
@@ -109,8 +199,8 @@ class Agent:
         paths.make_private_dir(args.data_dir)      # pods' files, logs, container state: 0700
         self.rest = rest or connect(args, timeout=30)
         self.runtime = runtime or build_runtime(args)
-        self.ctx = Context(runtime=self.runtime, api=ApiAdapter(self.rest),
-                           recorder=EventRecorder(self.rest, "kubelet", instance=args.node_name),
+        recorder = EventRecorder(self.rest, "kubelet", instance=args.node_name)
+        self.ctx = Context(runtime=self.runtime, api=ApiAdapter(self.rest), recorder=recorder,
                            backoff=backoffmod.Backoff(args.backoff_base, args.backoff_max,
                                                       args.backoff_reset),
                            prober=Prober(self.runtime), clock=time.time,
@@ -118,17 +208,27 @@ class Agent:
                            node_name=args.node_name, poll=args.sync_period,
                            # Secret volumes on tmpfs (/dev/shm) where it is writable.
                            secret_dir=paths.tmpfs_dir(args.data_dir)
-                           if args.runtime == "process" else None)
+                           if args.runtime in ("process", "cri") else None,
+                           images=build_images(args, self.runtime, recorder))
         self.pods = PodManager(self.rest, self.ctx, max_pods=args.max_pods)
+        self.image_gc = build_image_gc(args, self.runtime, recorder)
+        self.pod_network = PodNetwork(self.rest, args.node_name, args.cni_conf_dir) \
+            if args.cni_conf_dir else None
+        self._stop = threading.Event()
+        self.stats = StatsCollector(args.node_name, self.runtime, self.pods.pods_by_uid)
         self.server = AgentServer(args.address or self.node_ip, args.port, self.pods.find_logs,
-                                  metrics=self.pods.metrics, ssl_context=ssl_context)
+                                  metrics=self.pods.metrics, ssl_context=ssl_context,
+                                  stats=self.stats,
+                                  streams=stream_server(args, self.runtime, self.pods))
         self.node = NodeAgent(self.rest, args.node_name, self.node_ip, self.server.port,
                               max_pods=args.max_pods, labels=parse_labels(args.node_labels),
                               taints=parse_taints(args.register_with_taints),
                               heartbeat=args.heartbeat_interval,
                               report_interval=args.node_status_report_frequency,
                               runtime_name=args.runtime,
-                              pressure=lambda: machine_pressure(args.data_dir))
+                              runtime_version=getattr(self.runtime, "version", None),
+                              pressure=lambda: machine_pressure(args.data_dir),
+                              on_node=self.pod_network.observe if self.pod_network else None)
 
     def start(self, stop=None):
         """Serve, register the Node, start heartbeats and pod workers; return at once.
@@ -150,15 +250,25 @@ class Agent:
                     return self
                 delay = min(delay * 2, 30.0)
         self.node.start()
+        if self.pod_network is not None:
+            self.pod_network.start()
+        if self.image_gc is not None:
+            threading.Thread(target=self.image_gc.run, args=(self._stop, 300.0),
+                             name="image-gc", daemon=True).start()
         self.pods.start()
+        self.stats.start(self.args.stats_interval)
         log.info("node=%s ip=%s port=%d runtime=%s msg=agent running", self.args.node_name,
                  self.node_ip, self.server.port, self.args.runtime)
         return self
 
     def stop(self):
         """Stop the agent's threads; containers keep running for the next agent."""
+        self._stop.set()
         self.node.stop()
+        if self.pod_network is not None:
+            self.pod_network.stop()
         self.pods.stop()
+        self.stats.stop()
         self.server.stop()
         self.runtime.close()
         paths.remove_tmpfs_dir_if_empty(self.ctx.secret_dir)

@@ -135,12 +135,16 @@ class NodeAgent:
 
     def __init__(self, rest, name, node_ip, port, max_pods=110, labels=None, taints=None,
                  heartbeat=10.0, report_interval=300.0, runtime_name="process", clock=None,
-                 pressure=None):
+                 pressure=None, runtime_version=None, on_node=None):
         self.rest, self.name, self.node_ip, self.port = rest, name, node_ip, port
         self.max_pods, self.labels, self.taints = max_pods, dict(labels or {}), taints or []
         self.heartbeat, self.report_interval = heartbeat, report_interval
         self.runtime_name = runtime_name
+        #: containerRuntimeVersion, e.g. "containerd://1.6.20" (the runtime's own answer).
+        self.runtime_version = runtime_version or f"{runtime_name}://0.1.0"
         self.pressure = pressure or (lambda: machine_pressure("/"))
+        #: Called with the stored Node at every heartbeat (the pod network follows podCIDR).
+        self.on_node = on_node
         self.clock = clock or time.monotonic
         self._last_report, self._last_digest = None, None
         self._conditions = {}
@@ -202,7 +206,7 @@ class NodeAgent:
                          "systemUUID": _read("/sys/class/dmi/id/product_uuid"),
                          "bootID": _read("/proc/sys/kernel/random/boot_id"),
                          "kernelVersion": platform.release(), "osImage": os_image(),
-                         "containerRuntimeVersion": f"{self.runtime_name}://0.1.0",
+                         "containerRuntimeVersion": self.runtime_version,
                          "kubeletVersion": VERSION, "kubeProxyVersion": VERSION,
                          "operatingSystem": "linux", "architecture": ARCH},
             "conditions": conditions}
@@ -230,6 +234,8 @@ class NodeAgent:
         except NotFound:
             self.register()             # deleted under us: register again, as kubelet does
             return False
+        if self.on_node is not None:
+            self.on_node(node)
         ready = conditions.find(node, "Ready")
         ports = ((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint")
         return ready is None or ready.get("status") != "True" or \

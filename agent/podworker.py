@@ -19,11 +19,11 @@ import signal
 import threading
 
 from agent import env as envmod
-from agent import paths, volumes
+from agent import launch, paths, pullsecrets, volumes
 from agent import status as statusmod
-from agent.containers import ContainerState, cpu_millis, memory_bytes
+from agent.containers import ContainerState
 from agent.probes import ProbeState
-from agent.runtime.base import ContainerConfig, Record, RuntimeError_
+from agent.runtime.base import Record, RuntimeError_
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class PodWorker:
         self.main = [ContainerState(c) for c in spec.get("containers") or ()]
         self.volume_paths = None
         self.volumes_refresh_at = 0.0
+        self.sandbox_id = None      # image runtimes: the sandbox containers start in
+        self.sandbox_stopped = False    # stopped once the pod finished (Succeeded/Failed)
         self.init_failed = False
         self.removed = False        # the pod object is gone from the API
         self.terminating_deadline = self.terminating_since = None
@@ -108,6 +110,9 @@ class PodWorker:
             self.start_time = now
         wake = [now + self.ctx.poll]
         if self._terminal():
+            if not self.sandbox_stopped:
+                self.ctx.runtime.stop_pod(self.uid)     # frees the pod's IP (cri)
+                self.sandbox_stopped = True
             return wake[0] + 9 * self.ctx.poll      # nothing restarts; keep a slow eye
         if self.refused:
             return self._refuse(now)
@@ -123,6 +128,9 @@ class PodWorker:
                 return now + CONFIG_RETRY
         elif now >= self.volumes_refresh_at and volumes.has_projected(self.pod):
             self._refresh_volumes(now)
+        if not self._sync_sandbox(now):
+            self._post(now)
+            return now + CONFIG_RETRY
         if self._sync_init(now, wake):
             for state in self.main:
                 self._sync_container(state, now, wake)
@@ -140,7 +148,34 @@ class PodWorker:
         return volumes.materialise(self.pod, self.pod_dir, self.ctx.api.lookup,
                                    secret_dir=self.secret_dir,
                                    token=getattr(self.ctx.api, "request_token", None),
-                                   host_ip=self.ctx.host_ip)
+                                   host_ip=self.ctx.host_ip,
+                                   for_containers=self.ctx.runtime.runs_images)
+
+    def _sync_sandbox(self, now):
+        """Have the pod's sandbox run (image runtimes); return False while it cannot.
+
+        A sandbox that died is replaced, and what still runs in the old one is
+        killed so that it restarts in the new one, as kubelet does.
+        """
+        try:
+            sandbox = self.ctx.runtime.prepare_pod(self.pod, self.pod_dir)
+        except RuntimeError_ as exc:
+            self._event("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {exc}")
+            for state in self.init + self.main:
+                if not state.running:
+                    state.waiting_reason, state.waiting_message = "ContainerCreating", str(exc)
+            return False
+        if sandbox is None:
+            return True
+        if self.sandbox_id is not None and self.sandbox_id != sandbox.id:
+            self._event("Normal", "SandboxChanged",
+                        "Pod sandbox changed, it will be killed and re-created.")
+        self.sandbox_id = sandbox.id
+        for state in self.init + self.main:
+            if state.running and state.kill_deadline is None and \
+                    state.current.sandbox_id not in ("", sandbox.id):
+                self._kill(state, now, self._grace())
+        return True
 
     def _refuse(self, now):
         """Run nothing of a pod whose files could not be kept in its directory; say why."""
@@ -219,36 +254,35 @@ class PodWorker:
             wake.append(state.retry_at)
             return
         attempt = state.current.attempt + 1 if state.current else 0
+        image = self._ensure_image(state, now, wake)
+        if image is None:
+            return
         try:
             paths.check_name(state.name, "container")
             container_env = envmod.resolve_env(self.pod, state.spec, self.ctx.api.lookup,
                                                self.ctx.host_ip,
                                                extra={"HOSTNAME": self.pod["metadata"]["name"]})
-            root, workdir = volumes.container_root(self.pod_dir, state.spec, self.volume_paths,
-                                                   self.secret_dir)
-            container_env["STEER_ROOT"] = root
-            argv = envmod.command_line(state.spec, container_env)
+            build = launch.image_config if self.ctx.runtime.runs_images else \
+                launch.process_config
+            files = launch.PodFiles(self.pod, self.pod_dir, self.volume_paths, self.secret_dir)
+            config = build(files, state.spec, attempt, container_env, image, init=state.init)
         except envmod.ConfigError as exc:
-            state.waiting_reason, state.waiting_message = "CreateContainerConfigError", str(exc)
-            state.retry_at = now + CONFIG_RETRY
-            self._event("Warning", "Failed", f"Error: {exc}")
-            wake.append(now + CONFIG_RETRY)
+            self._config_error(state, now, wake, exc)
             return
-        limits = (state.spec.get("resources") or {}).get("limits") or {}
-        config = ContainerConfig(
-            self.uid, self.key, state.name, attempt, argv, container_env, workdir,
-            os.path.join(self.pod_dir, "logs", state.name, f"{attempt}.log"),
-            image=state.spec.get("image", ""), memory_limit=memory_bytes(limits.get("memory")),
-            cpu_limit_millis=cpu_millis(limits.get("cpu")), init=state.init)
-        self._event("Normal", "Created", f"Created container {state.name}")
         try:
             record = self.ctx.runtime.start(config)
+        except envmod.ConfigError as exc:         # the runtime refused the configuration
+            self._config_error(state, now, wake, exc)
+            return
         except RuntimeError_ as exc:
             # As a StartError: the attempt counts and ends at once, so backoff applies.
             record = Record("", self.uid, state.name, attempt, started_at=now, exit_code=128,
-                            finished_at=now, reason="StartError", init=state.init)
+                            finished_at=now, reason="StartError", init=state.init,
+                            message=str(exc))
             self._event("Warning", "Failed", f"Error: {exc}")
         else:
+            # Both once the runtime answered: a refused configuration created nothing.
+            self._event("Normal", "Created", f"Created container {state.name}")
             self._event("Normal", "Started", f"Started container {state.name}")
         if state.current is not None:
             self._forget(state.previous)        # kubelet keeps one previous attempt
@@ -259,6 +293,26 @@ class PodWorker:
         if record.running:
             self._new_probes(state, now)
         wake.append(now)        # look again at once (a crash at start is seen quickly)
+
+    def _config_error(self, state, now, wake, exc):
+        state.waiting_reason, state.waiting_message = "CreateContainerConfigError", str(exc)
+        state.retry_at = now + CONFIG_RETRY
+        self._event("Warning", "Failed", f"Error: {exc}")
+        wake.append(now + CONFIG_RETRY)
+
+    def _ensure_image(self, state, now, wake):
+        """The image to run (the image manager's ref), or None while the container waits."""
+        if self.ctx.images is None:
+            return state.spec.get("image", "")
+        secrets = pullsecrets.pull_secrets_for(self.pod, self.ctx.api.lookup, self.ctx.recorder)
+        result = self.ctx.images.ensure(self.pod, state.spec, secrets)
+        if result.ref:
+            return result.ref
+        state.waiting_reason, state.waiting_message = result.waiting_reason, \
+            result.waiting_message
+        state.retry_at = result.retry_at if result.retry_at is not None else now + CONFIG_RETRY
+        wake.append(state.retry_at)
+        return None
 
     def _new_probes(self, state, started_at):
         state.probes = {kind: ProbeState(kind, state.spec[f"{kind}Probe"], started_at)
@@ -276,8 +330,9 @@ class PodWorker:
             if kind == "startup" and probe.result is True:
                 continue
             if probe.due(now):
-                ok, message = self.ctx.prober.run(probe, state.current, state.spec,
-                                                  self.ctx.host_ip)
+                ok, message = self.ctx.prober.run(
+                    probe, state.current, state.spec,
+                    self.ctx.runtime.pod_ip(self.uid, self.ctx.host_ip))
                 probe.record(ok, now, message)
                 if not ok:
                     self._event("Warning", "Unhealthy",
@@ -295,8 +350,10 @@ class PodWorker:
     # -- killing --------------------------------------------------------------------
     def _kill(self, state, now, grace):
         state.kill_deadline = now + grace
-        self.ctx.runtime.signal(state.current.container_id,
-                                signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+        if grace <= 0:
+            self.ctx.runtime.signal(state.current.container_id, signal.SIGKILL)
+        else:
+            self.ctx.runtime.signal(state.current.container_id, signal.SIGTERM, grace=grace)
         self._refresh_one(state)
 
     def _sync_kill(self, state, now, wake):
@@ -354,6 +411,8 @@ class PodWorker:
                 log.warning("pod=%s msg=cannot remove the pod's directory error=%s", self.key,
                             exc)
         self.ctx.runtime.release_pod(self.uid)
+        if self.ctx.images is not None:
+            self.ctx.images.forget_pod(self.uid)
         for state in self.init + self.main:
             self.ctx.backoff.forget(f"{self.uid}/{state.name}")
 
@@ -380,6 +439,11 @@ class PodWorker:
             record = self.ctx.runtime.inspect(state.current.container_id)
             if record is not None:
                 state.current = record
+            else:
+                # The runtime lost it (removed behind our back): over, with an unknown end.
+                state.current = Record(**{**state.current.__dict__, "exit_code": 137,
+                                          "finished_at": self.ctx.clock(),
+                                          "reason": "ContainerStatusUnknown"})
 
     def _policy(self):
         return (self.pod.get("spec") or {}).get("restartPolicy") or "Always"

@@ -8,11 +8,15 @@ period; its result flips only after ``successThreshold`` consecutive successes o
 failure, liveness as success, startup as unknown; liveness and readiness wait
 until the startup probe (if any) has succeeded.
 
-``Prober`` runs one check (exec through the runtime, httpGet, tcpSocket).
+``Prober`` runs one check (exec through the runtime, httpGet, tcpSocket). Pod IPs
+of the cri runtime exist only in the node's network namespace (the runtime's
+``netns_path``), so TCP and HTTP probes open their sockets there (agent/netns.py).
 """
 
 import http.client
-import socket
+import ssl
+
+from agent import netns
 
 DEFAULTS = {"periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1,
             "failureThreshold": 3, "initialDelaySeconds": 0}
@@ -61,11 +65,24 @@ def port_of(port, container):
     raise ValueError(f"port {port!r} is not a number nor a named port of {container.get('name')}")
 
 
+def _connection_class(https, netns_path):
+    """An HTTP(S)Connection class whose socket is opened in ``netns_path``."""
+    base = http.client.HTTPSConnection if https else http.client.HTTPConnection
+
+    class Connection(base):
+        def connect(self):
+            self.sock = netns.connect(netns_path, (self.host, self.port), self.timeout)
+            if https:
+                self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
+    return Connection
+
+
 class Prober:
     """Run probe checks; ``runtime`` runs exec probes inside the container's context."""
 
     def __init__(self, runtime):
         self.runtime = runtime
+        self.netns_path = getattr(runtime, "netns_path", None)
 
     def run(self, state, record, container, pod_ip):
         """Return (ok, message) for one run of the probe ``state`` against ``record``."""
@@ -76,23 +93,31 @@ class Prober:
                 code, output = self.runtime.exec(record.container_id, command, state.timeout)
                 return code == 0, f"exec {command} exited {code}: {output.strip()[:200]}"
             if "httpGet" in probe:
-                return self._http(probe["httpGet"], container, pod_ip, state.timeout)
+                return self._http(probe["httpGet"], container, pod_ip, state.timeout,
+                                  self.netns_path)
             if "tcpSocket" in probe:
                 spec = probe["tcpSocket"]
                 port = port_of(spec.get("port"), container)
-                with socket.create_connection((spec.get("host") or pod_ip, port), state.timeout):
+                with netns.connect(self.netns_path, (spec.get("host") or pod_ip, port),
+                                   state.timeout):
                     return True, ""
             return True, "no handler"
         except (OSError, ValueError, http.client.HTTPException) as exc:
             return False, str(exc) or type(exc).__name__
 
     @staticmethod
-    def _http(spec, container, pod_ip, timeout):
+    def _http(spec, container, pod_ip, timeout, netns_path=None):
         port = port_of(spec.get("port"), container)
         host = spec.get("host") or pod_ip
-        cls = http.client.HTTPSConnection if spec.get("scheme") == "HTTPS" else \
-            http.client.HTTPConnection
-        conn = cls(host, port, timeout=timeout)
+        https = spec.get("scheme") == "HTTPS"
+        if https:
+            # As kubelet: an HTTPS probe does not verify the container's certificate.
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            conn = _connection_class(True, netns_path)(host, port, timeout=timeout,
+                                                       context=context)
+        else:
+            conn = _connection_class(False, netns_path)(host, port, timeout=timeout)
         try:
             headers = {h["name"]: h.get("value", "") for h in spec.get("httpHeaders") or ()}
             headers.setdefault("User-Agent", "kube-probe/1.32")

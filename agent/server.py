@@ -1,10 +1,13 @@
 """The agent's HTTP port: /healthz and kubelet's /containerLogs for the API server.
 
 /metrics (behind the same check) gives Prometheus text: pods, running containers,
-restarts. GET /containerLogs/{namespace}/{pod}/{container} takes the query parameters the
-API server passes on from ``kubectl logs`` (follow, previous, timestamps,
+restarts; /stats/summary and /metrics/resource give cpu and memory of the node, its pods
+and containers as kubelet's do (agent/stats.py). GET
+/containerLogs/{namespace}/{pod}/{container} takes the query parameters the API server passes on from ``kubectl logs`` (follow, previous, timestamps,
 tailLines, sinceSeconds, sinceTime, limitBytes). A following response is sent
 chunked, line by line, until the container exits or the client goes away.
+/exec/{ns}/{pod}/{container}, /attach/... and /portForward/{ns}/{pod} (GET or POST
+upgrades) are kubelet's streaming paths, proxied to containerd (agent/streaming.py).
 
 The port speaks TLS with the node's serving certificate (``ssl_context``, from
 --tls-cert-file and --tls-private-key-file) and, as kubelet's does, requires a client
@@ -16,6 +19,7 @@ node's certificate reads nothing here. Without ``ssl_context`` (only with the ag
 """
 
 import http.server
+import json
 import logging
 import ssl
 import threading
@@ -30,6 +34,9 @@ log = logging.getLogger(__name__)
 ALLOWED_USERS = frozenset({"kube-apiserver-kubelet-client"})
 ALLOWED_GROUPS = frozenset({"system:masters"})
 HANDSHAKE_TIMEOUT = 10.0
+#: kubelet's streaming paths (agent/streaming.py), served to the same callers as logs.
+STREAM_PATHS = ("exec", "attach", "portForward")
+REQUEST_HEAD_TIMEOUT = 60.0
 
 
 def server_context(cert_file, key_file, client_ca_file):
@@ -61,19 +68,27 @@ class AgentServer:
     callable) or raises LookupError (a 404) or ValueError (a 400) with the message.
     """
 
-    def __init__(self, address, port, find, clock=time.time, metrics=None, ssl_context=None):
+    def __init__(self, address, port, find, clock=time.time, metrics=None, ssl_context=None,
+                 stats=None, streams=None):
         self.find, self.clock = find, clock
+        self.streams = streams  # agent/streaming.py StreamServer: exec, attach, portForward
         self.metrics = metrics or (lambda: "")
+        self.stats = stats      # agent/stats.py StatsCollector: /stats/summary, /metrics/resource
         self.ssl_context = ssl_context
         agent = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # A request head must arrive within this (a slow one holds a thread).
+            timeout = REQUEST_HEAD_TIMEOUT
 
             def log_message(self, fmt, *args):
                 log.debug("http %s", fmt % args)
 
             def do_GET(self):
+                agent._handle(self)
+
+            def do_POST(self):          # SPDY upgrades of exec, attach and portForward
                 agent._handle(self)
 
         server_class = _TlsHTTPServer if ssl_context is not None else \
@@ -107,7 +122,13 @@ class AgentServer:
         if url.path == "/metrics":
             return _reply(req, 200, self.metrics().rstrip("\n"),
                           "text/plain; version=0.0.4; charset=utf-8")
+        if url.path in ("/stats/summary", "/metrics/resource") and self.stats is not None:
+            return self._stats(req, url.path)
         parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
+        if parts[0] in STREAM_PATHS:
+            return self._stream(req, parts, urllib.parse.parse_qs(url.query))
+        if req.command != "GET":
+            return _reply(req, 405, f"{req.command} is not allowed here")
         if len(parts) != 4 or parts[0] != "containerLogs":
             return _reply(req, 404, "404 page not found")
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
@@ -141,6 +162,23 @@ class AgentServer:
         except (BrokenPipeError, ConnectionResetError):
             pass            # the client stopped following
         req.close_connection = True
+
+    def _stats(self, req, path):
+        try:
+            if path == "/metrics/resource":
+                return _reply(req, 200, self.stats.resource_metrics().rstrip("\n"),
+                              "text/plain; version=0.0.4; charset=utf-8")
+            body = json.dumps(self.stats.summary())
+        except OSError as exc:
+            return _reply(req, 500, f"cannot read node stats: {exc}")
+        return _reply(req, 200, body, "application/json")
+
+    def _stream(self, req, parts, query):
+        if self.streams is None:
+            return _reply(req, 400, f"{parts[0]} needs a container runtime with a streaming "
+                                    "server: start the agent with --runtime cri")
+        req.connection.settimeout(None)     # the head has arrived: the stream has no deadline
+        self.streams.serve(req, parts, query)
 
     def _refusal(self, req):
         """Return (code, message) if the caller may not use the agent's API, else None."""

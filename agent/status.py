@@ -37,6 +37,8 @@ def _terminated(record, scheme):
            "startedAt": _stamp(record.started_at) if record.started_at else None,
            "finishedAt": _stamp(record.finished_at) if record.finished_at else None,
            "containerID": f"{scheme}://{record.container_id}"}
+    if getattr(record, "message", None):
+        out["message"] = record.message
     if record.exit_code and record.exit_code > 128:
         out["signal"] = record.exit_code - 128
     return out
@@ -54,7 +56,8 @@ def container_status(view, scheme):
     else:
         state = {"terminated": _terminated(record, scheme)}
     last = {"terminated": _terminated(view.previous, scheme)} if view.previous else {}
-    out = {"name": view.name, "image": view.image, "imageID": "", "state": state,
+    image_id = getattr(record, "image_id", "") if record is not None else ""
+    out = {"name": view.name, "image": view.image, "imageID": image_id or "", "state": state,
            "lastState": last, "ready": bool(view.ready), "restartCount": view.restart_count,
            "started": bool(view.started)}
     shown = record if record is not None else None

@@ -7,7 +7,8 @@ in which every mountPath is a symlink to the volume's directory; the container
 runs with that root as its working directory (or workingDir inside it) and finds
 it in ``$STEER_ROOT``. So ``cat $STEER_ROOT/etc/config/key`` (or ``cat
 etc/config/key`` from the working directory) reads a ConfigMap mounted at
-/etc/config. The runc runtime will bind-mount the same directories for real.
+/etc/config. The cri runtime bind-mounts the same directories at their real
+mountPath instead (``container_mounts``).
 
 Every name and path of the pod goes through agent/paths.py: nothing is written
 or removed outside the pod's directory (or its tmpfs directory for secrets),
@@ -23,6 +24,7 @@ import os
 from agent import paths
 from agent.env import ConfigError
 from agent.projected import downward_files, object_files, project_sources
+from agent.runtime.base import Mount
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +44,22 @@ def write_private(path, data, mode=0o600):
     os.replace(tmp, path)
 
 
-def write_files(target, files, default_mode):
-    """Write {relative path: (bytes, mode or None)} into ``target``, each kept inside it."""
-    paths.make_private_dir(target)
+def write_files(target, files, default_mode, dir_mode=0o700):
+    """Write {relative path: (bytes, mode or None)} into ``target``, each kept inside it.
+
+    ``dir_mode`` is the mode of ``target`` and the directories made in it: 0700
+    for host processes, 0755 when containers of any user mount it (the pod's own
+    directory, 0700, still keeps the host's other users out).
+    """
+    os.makedirs(target, mode=dir_mode, exist_ok=True)
+    os.chmod(target, dir_mode)
     # The directory is only the pod's: files keep their (often 0644) mode, as kubelet's.
     for rel, (data, mode) in files.items():
         path = paths.join_under(target, rel, "volume item path")
         parent = os.path.dirname(path)
-        os.makedirs(parent, mode=0o700, exist_ok=True)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, mode=dir_mode, exist_ok=True)
+            os.chmod(parent, dir_mode)
         if not paths.is_within(parent, target):
             raise paths.UnsafePath(f"volume item path {rel!r} resolves outside its volume")
         write_private(path, data, default_mode if mode is None else mode)
@@ -82,13 +92,20 @@ def _mode(source):
     return DEFAULT_MODE if mode is None else mode
 
 
-def materialise(pod, pod_dir, get, secret_dir=None, token=None, host_ip=""):
+def materialise(pod, pod_dir, get, secret_dir=None, token=None, host_ip="",
+                for_containers=False):
     """Create every volume of ``pod``; return volume name -> host path.
 
     ``get(kind, namespace, name)`` reads ConfigMaps and Secrets; ``token(pod,
     source)`` answers a projected serviceAccountToken (see agent/projected.py);
     ``secret_dir`` is the pod's tmpfs directory for secrets (None: the pod's own).
+    ``for_containers``: the volumes are bind-mounted into containers that may run
+    as any user, so they get Kubernetes' modes (emptyDir 0777, others 0755) and
+    the pod's fsGroup.
     """
+    dir_mode = 0o755 if for_containers else 0o700
+    fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup") \
+        if for_containers else None
     namespace = pod["metadata"].get("namespace")
     volumes_dir = paths.make_private_dir(os.path.join(pod_dir, "volumes"))
     private_dir = secret_dir or volumes_dir
@@ -108,21 +125,67 @@ def materialise(pod, pod_dir, get, secret_dir=None, token=None, host_ip=""):
             source = volume["configMap" if kind == "ConfigMap" else "secret"] or {}
             ref = {**source, "name": source.get("name") or source.get("secretName")}
             files = object_files(kind, ref, get, namespace)
-            write_files(target, files, _mode(source))
+            write_files(target, files, _mode(source), dir_mode)
         elif "downwardAPI" in volume:
             source = volume["downwardAPI"] or {}
-            write_files(target, downward_files(pod, source.get("items"), host_ip), _mode(source))
+            write_files(target, downward_files(pod, source.get("items"), host_ip), _mode(source),
+                        dir_mode)
         elif "projected" in volume:
             source = volume["projected"] or {}
             files = project_sources(pod, source.get("sources") or (), get, token, host_ip)
-            write_files(target, files, _mode(source))
+            write_files(target, files, _mode(source), dir_mode)
         else:
             if "emptyDir" not in volume:
                 log.info("volume=%s pod=%s msg=unsupported volume type, given an empty "
                          "directory", name, pod["metadata"].get("name"))
             paths.make_private_dir(target)
+            if for_containers:
+                os.chmod(target, 0o777)     # kubelet's emptyDir mode
+        if fs_group is not None:
+            _give_group(target, int(fs_group))
         result[name] = target
     return result
+
+
+def _give_group(target, gid):
+    """Hand a volume to the pod's fsGroup: group-owned, setgid directories, as kubelet."""
+    for base, _dirs, files in os.walk(target):
+        os.chown(base, -1, gid, follow_symlinks=False)
+        mode = os.stat(base).st_mode
+        group_bits = 0o070 if mode & 0o002 else 0o050     # an emptyDir stays writable
+        os.chmod(base, mode | 0o2000 | group_bits)
+        for name in files:
+            path = os.path.join(base, name)
+            if not os.path.islink(path):
+                os.chown(path, -1, gid, follow_symlinks=False)
+                os.chmod(path, os.stat(path).st_mode | 0o040)
+
+
+def container_mounts(spec, volume_paths):
+    """The bind mounts of a container's volumeMounts (image runtimes); a list of Mount.
+
+    A subPath is resolved inside its volume (never through a link out of it) and
+    created as a directory when missing, as kubelet does.
+    """
+    mounts = []
+    for mount in spec.get("volumeMounts") or ():
+        source = volume_paths.get(mount.get("name"))
+        if source is None:
+            raise ConfigError(f"volumeMount {mount.get('name')} names no volume of the pod")
+        target = mount.get("mountPath")
+        if not isinstance(target, str) or not target.startswith("/") or \
+                ".." in target.split("/"):
+            raise paths.UnsafePath(f"mountPath {target!r} must be an absolute path "
+                                   "without '..'")
+        if mount.get("subPath"):
+            source = paths.join_under(source, mount["subPath"], "subPath")
+            if not os.path.lexists(source):
+                os.makedirs(source, mode=0o755, exist_ok=True)
+                if not paths.is_within(source, volume_paths[mount["name"]]):
+                    raise paths.UnsafePath(f"subPath {mount['subPath']!r} resolves outside "
+                                           "its volume")
+        mounts.append(Mount(target, source, bool(mount.get("readOnly"))))
+    return mounts
 
 
 def container_root(pod_dir, container, volume_paths, secret_dir=None):

@@ -25,7 +25,7 @@ import urllib.request
 
 import yaml
 
-from cli import encryption_config, pki, supervisor
+from cli import encryption_config, local_containers, local_network, pki, supervisor
 from cli.local_cluster import LocalCluster, python_module
 from cli.local_pki import LocalCredentials, kubeconfig_document
 from cli.local_store import LocalStoreCluster, free_ports
@@ -47,8 +47,10 @@ def register(groups):
     up.add_argument("--nodes", type=int, help="node agents to run (default 2)")
     up.add_argument("--store-nodes", type=int, choices=(3, 5), default=3,
                     help="members of the Raft store (default 3)")
-    up.add_argument("--runtime", choices=("process",), default="process",
-                    help="container runtime of the agents (process: host processes)")
+    up.add_argument("--runtime", choices=("auto", "cri", "process"), default="auto",
+                    help="container runtime of the agents: cri (containerd, one network "
+                         "namespace per node), process (host processes: machines without "
+                         "containerd), auto (cri where this machine can, else process)")
     up.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                     help="seconds to wait for each part to become ready")
     addressing = up.add_argument_group(
@@ -155,6 +157,9 @@ def cmd_up(args):
         started = []
         try:
             credentials(home, cluster.state)
+            if cluster.state.get("network"):      # gone after a reboot: made again
+                local_network.create(local_network.LocalNetwork.from_record(
+                    cluster.state["network"]))
             handled = supervisor.supervised(cluster, stopped)   # it restarts those itself
             for name in [n for n in stopped if n not in handled]:
                 cluster.restart(name)
@@ -195,7 +200,9 @@ def fail(cluster, started, exc, fresh=False):
         say(f"--- last lines of {cluster.log_path(exc.name)} ---\n{tail.rstrip()}\n---")
     say(f"stopping the {len(started)} processes started ...")
     cluster.stop_containers(timeout=5)
-    cluster.stop(list(reversed(started)), timeout=5)
+    cluster.stop([n for n in reversed(started)
+                  if cluster.processes.get(n, {}).get("kind") != "containerd"], timeout=5)
+    local_containers.stop(cluster, say, timeout=5)
     if fresh:
         forget(cluster)
     raise CommandError(f"the local cluster did not come up: {exc}; logs are in "
@@ -204,7 +211,8 @@ def fail(cluster, started, exc, fresh=False):
 
 def forget(cluster):
     """Drop the record and data of a cluster that never came up; keep its logs."""
-    for path in (os.path.join(cluster.dir, "store"), os.path.join(cluster.dir, "agents")):
+    for path in (os.path.join(cluster.dir, "store"), os.path.join(cluster.dir, "agents"),
+                 os.path.join(cluster.dir, "containerd"), os.path.join(cluster.dir, "registry")):
         shutil.rmtree(path, ignore_errors=True)
     try:
         os.remove(cluster.state_path)
@@ -301,6 +309,9 @@ def start_all(cluster, args, started):
         started.append(name)
     say("scheduler and controller manager started")
 
+    # containerd per node (each in its own network namespace) and the registry.
+    runtime_flags = start_runtimes(cluster, args, node_names, started, timeout)
+
     # The node agents, each on its own loopback address.
     agents = []
     for name, ip in zip(node_names, node_ips):
@@ -317,7 +328,8 @@ def start_all(cluster, args, started):
             "--tls-cert-file", node_cert, "--tls-private-key-file", node_key,
             "--client-ca-file", creds.ca_file,
             "--node-name", name, "--node-ip", ip,
-            "--port", str(agent_port), "--runtime", args.runtime, "--data-dir", data_dir,
+            "--port", str(agent_port), "--data-dir", data_dir,
+            *runtime_flags.get(name, ["--runtime", "process"]),
             "--heartbeat-interval", f"{args.heartbeat_interval:g}",
             "--backoff-base", f"{args.backoff_base:g}"), "agent")
         started.append(name)
@@ -329,7 +341,10 @@ def start_all(cluster, args, started):
     # The service proxy: every ClusterIP and NodePort on this machine.
     cluster.start("proxy", python_module("agent.proxy", "--kubeconfig",
                                          creds.kubeconfig("proxy"),
-                                         "--node-ips", ",".join(node_ips)), "proxy")
+                                         "--node-ips", ",".join(node_ips),
+                                         "--pod-netns", ",".join(
+                                             f"{n}={i['netns']}" for n, i in
+                                             state.get("containerd", {}).items())), "proxy")
     started.append("proxy")
     say("service proxy started")
 
@@ -350,6 +365,25 @@ def start_all(cluster, args, started):
              lambda: isinstance(http_get_json(
                  f"{url}/api/v1/namespaces/default/serviceaccounts/default", context=context),
                  dict), "the ServiceAccount default/default", timeout)
+
+
+def start_runtimes(cluster, args, node_names, started, timeout):
+    """containerd per node when the cri runtime is chosen (or possible); {node: agent flags}."""
+    reason = local_containers.unavailable_reason()
+    if args.runtime == "process" or (args.runtime == "auto" and reason):
+        if args.runtime == "auto":
+            say(f"pods run as host processes (the process runtime): {reason}; "
+                "`make run` installs what containers need")
+        return {}
+    if reason:
+        raise Failure(f"--runtime cri cannot run here: {reason}")
+    try:
+        flags = local_containers.start(cluster, node_names, say, timeout)
+    except Exception as exc:
+        started.extend(n for n in cluster.processes if n not in started)
+        raise Failure(f"containers for the nodes: {exc}") from None
+    started.extend(n for n in cluster.processes if n not in started)
+    return flags
 
 
 def wait_up(cluster, timeout, context=None):
@@ -431,6 +465,9 @@ def cmd_down(args):
             count = cluster.stop_containers(timeout=args.timeout)
             if count:
                 say(f"stopped {count} containers")
+            nodes = local_containers.stop(cluster, say, timeout=args.timeout)
+            if nodes:
+                say(f"stopped containerd and the pods of {nodes} nodes, and the registry")
             continue
         running = {n: cluster.processes[n]["pid"] for n in names if cluster.is_running(n)}
         if not running:
@@ -450,6 +487,9 @@ def cmd_down(args):
 def purge(cluster, home):
     for record in glob.glob(os.path.join(cluster.dir, "agents", "*", "tmpfs-dir")):
         remove_agent_tmpfs(record)
+    network = cluster.state.get("network")
+    if network:         # containerd's sockets (cli/local_containers.socket_path)
+        shutil.rmtree(os.path.join("/run/steer", network["clusterId"]), ignore_errors=True)
     shutil.rmtree(cluster.dir, ignore_errors=True)
     shutil.rmtree(LocalCredentials(home).dir, ignore_errors=True)     # its CA and certificates
     for name in ("config", "kubeconfig"):

@@ -10,14 +10,18 @@ from cli import (
     delete_cmd,
     describe_cmd,
     events_cmd,
+    exec_cmd,
     get_cmd,
+    image_cmd,
     label_cmd,
     logs_cmd,
     node_cmd,
+    portforward_cmd,
     resources_cmd,
     rollout_cmd,
     scale_cmd,
     store_cmd,
+    top_cmd,
     wait_cmd,
 )
 from cli.errors import CommandError, describe_api_error
@@ -26,7 +30,8 @@ from control.client import errors as api_errors
 
 #: The kubectl-shaped verb groups, in the order `steer --help` lists them.
 VERB_MODULES = (get_cmd, describe_cmd, apply_cmd, delete_cmd, scale_cmd, rollout_cmd,
-                logs_cmd, label_cmd, node_cmd, events_cmd, resources_cmd, wait_cmd)
+                logs_cmd, exec_cmd, portforward_cmd, label_cmd, node_cmd, events_cmd, top_cmd,
+                resources_cmd, wait_cmd)
 
 
 def build_parser():
@@ -39,6 +44,7 @@ def build_parser():
         module.register(groups)
     store_cmd.register(groups)
     cluster_cmd.register(groups)
+    image_cmd.register(groups)
     return parser
 
 

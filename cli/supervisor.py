@@ -38,10 +38,13 @@ from cli.local_cluster import (
 )
 
 STATE_FILE = "supervisor.json"
+#: Kinds the supervisor restarts but does not stop when it stops (see stop_all).
+LEFT_FOR_STEER_DOWN = ("containerd", "addon")
 LOG_NAME = "supervisor"
 FIRST_DELAY, MAX_DELAY, STEADY_SECONDS = 1.0, 30.0, 60.0
 #: The kinds `steer up` supervises: every component it starts.
-DEFAULT_KINDS = ("store", "apiserver", "scheduler", "controller-manager", "agent", "proxy")
+DEFAULT_KINDS = ("store", "apiserver", "scheduler", "controller-manager", "agent", "proxy",
+                 "containerd", "addon")
 
 log = logging.getLogger("steer.supervisor")
 
@@ -189,9 +192,15 @@ class Supervisor:
 
     # -- the end ----------------------------------------------------------------------
     def stop_all(self, grace):
-        """Stop every supervised program: the store last (the rest need it to stop cleanly)."""
-        order = [[p for p in self.programs.values() if p.kind != "store"],
-                 [p for p in self.programs.values() if p.kind == "store"]]
+        """Stop every supervised program: the store last (the rest need it to stop cleanly).
+
+        containerd and the addons are left running: `steer down` removes the pods
+        through CRI first, then stops them (cli/local_containers.py); a containerd
+        stopped first would leave its shims and containers to be killed instead.
+        """
+        programs = [p for p in self.programs.values() if p.kind not in LEFT_FOR_STEER_DOWN]
+        order = [[p for p in programs if p.kind != "store"],
+                 [p for p in programs if p.kind == "store"]]
         for programs in order:
             pids = {p.pid: p.start for p in programs if p.pid and self._alive(p.pid, p.start)}
             killed = terminate(pids, grace, groups=True)

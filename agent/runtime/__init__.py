@@ -1,4 +1,7 @@
-"""Container runtimes behind one interface (base.Runtime): process, fake; runc later."""
+"""Container runtimes behind one interface (base.Runtime): cri (containerd), process, fake.
+
+The cri runtime needs a CRI endpoint and is built by agent.main (build_cri_runtime).
+"""
 
 
 def create(name, data_dir, clock=None):

@@ -4,12 +4,29 @@ A *container* here is one attempt at running one container of a pod: restarting 
 container starts a new attempt (attempt numbers count restarts, as kubelet's
 restartCount does). Records outlive the agent process: after a restart the agent
 calls ``list`` and re-adopts what still runs instead of starting duplicates.
-A later ``runc`` runtime fits the same shape: ``ContainerConfig`` carries the
-image, and ``Record.container_id`` is whatever id the runtime uses.
+Runtimes that run images in pod sandboxes (cri) also answer ``prepare_pod``:
+the worker asks for the pod's sandbox (its own network namespace and IP) before it
+starts a container, and every Record says which sandbox it ran in.
 """
 
 import abc
 import dataclasses
+
+
+@dataclasses.dataclass
+class Mount:
+    """A host path that an image runtime bind-mounts at ``container_path``."""
+    container_path: str
+    host_path: str
+    read_only: bool = False
+
+
+@dataclasses.dataclass
+class Sandbox:
+    """A pod's sandbox as an image runtime reports it (process runtimes have none)."""
+    id: str
+    ip: str
+    attempt: int = 0
 
 
 @dataclasses.dataclass
@@ -27,6 +44,14 @@ class ContainerConfig:
     memory_limit: int = None        # bytes
     cpu_limit_millis: int = None
     init: bool = False
+    # Image runtimes: command and args stay apart (they override the image's
+    # ENTRYPOINT and CMD), volumes come as mounts, and the pod and container specs
+    # carry what maps to the runtime's own settings (securityContext, ports, ...).
+    args: list = ()
+    mounts: list = ()               # Mount, in the container's order
+    pod: dict = None
+    spec: dict = None
+    pod_dir: str = ""
 
 
 @dataclasses.dataclass
@@ -43,10 +68,25 @@ class Record:
     reason: str = None              # Completed, Error, OOMKilled, ...
     init: bool = False
     log_path: str = ""
+    sandbox_id: str = ""            # image runtimes: the sandbox the attempt ran in
+    message: str = None             # the termination message, when the runtime has one
+    image_id: str = ""              # the image the attempt runs (status.imageID)
 
     @property
     def running(self):
         return self.exit_code is None
+
+
+@dataclasses.dataclass
+class ContainerStats:
+    """One running container's usage: cumulative cpu and current memory (agent/stats.py)."""
+    pod_uid: str
+    pod_namespace: str
+    pod_name: str
+    container: str
+    cpu_usage_core_ns: int          # cpu time since the container started, in ns
+    memory_working_set: int         # bytes
+    timestamp: float                # wall-clock seconds of the reading
 
 
 class RuntimeError_(Exception):
@@ -60,6 +100,10 @@ class Runtime(abc.ABC):
     scheme = "runtime"
     #: True when pods share the node's network (podIP = hostIP).
     host_network = True
+    #: True when containers run images in pod sandboxes (the cri runtime).
+    runs_images = False
+    #: The network namespace pod IPs are reachable from (None: this one).
+    netns_path = None
 
     @abc.abstractmethod
     def start(self, config):
@@ -74,8 +118,12 @@ class Runtime(abc.ABC):
         """Return the Records of every attempt this runtime remembers (for re-adoption)."""
 
     @abc.abstractmethod
-    def signal(self, container_id, sig):
-        """Send ``sig`` to the attempt (its whole process group where that applies)."""
+    def signal(self, container_id, sig, grace=None):
+        """Send ``sig`` to the attempt (its whole process group where that applies).
+
+        ``grace`` is the seconds a SIGTERM leaves before the worker sends SIGKILL;
+        a runtime that stops containers in one call (CRI StopContainer) uses it.
+        """
 
     @abc.abstractmethod
     def exec(self, container_id, command, timeout):
@@ -85,13 +133,33 @@ class Runtime(abc.ABC):
     def remove(self, container_id):
         """Forget a finished attempt and its state (not its logs)."""
 
+    def prepare_pod(self, pod, pod_dir):
+        """Make sure the pod's sandbox runs; return it (a Sandbox), or None without sandboxes.
+
+        Idempotent; a sandbox that died is replaced by a new one (a new id), and
+        the worker then restarts every container in it.
+        """
+        return None
+
+    def stop_pod(self, pod_uid):
+        """Stop the pod's sandbox once nothing will run in it again (its IP is freed)."""
+        return None
+
     def pod_ip(self, pod_uid, host_ip):
-        """The pod's IP: the node's for host-network runtimes; runc will give each pod its own."""
+        """The pod's IP: the node's for host-network runtimes, the sandbox's for cri."""
         return host_ip
+
+    def pod_uids(self):
+        """The uids of pods the runtime holds something for (sandboxes), to find orphans."""
+        return set()
 
     def release_pod(self, pod_uid):
         """Free what the runtime holds for a pod (a network namespace, an IP) once it is gone."""
         return None
+
+    def stats(self):
+        """Return a ContainerStats per running container (none known: an empty list)."""
+        return []
 
     def close(self):
         """Release what the runtime holds (not the containers: they outlive the agent)."""

@@ -10,7 +10,11 @@ import signal
 import threading
 import time
 
-from agent.runtime.base import Record, Runtime, RuntimeError_
+from agent.runtime.base import ContainerStats, Record, Runtime, RuntimeError_
+
+#: What a fake container uses: 1 millicore (cpu ns per second) and 4 MiB.
+FAKE_CPU_NS_PER_SECOND = 1_000_000
+FAKE_MEMORY_BYTES = 4 * 2**20
 
 
 class FakeRuntime(Runtime):
@@ -53,7 +57,7 @@ class FakeRuntime(Runtime):
         with self._lock:
             return [_copy(r) for r in self._records.values()]
 
-    def signal(self, container_id, sig):
+    def signal(self, container_id, sig, grace=None):
         with self._lock:
             self.signals.append((container_id, sig))
             record = self._records.get(container_id)
@@ -69,6 +73,13 @@ class FakeRuntime(Runtime):
     def remove(self, container_id):
         with self._lock:
             self._records.pop(container_id, None)
+
+    def stats(self):
+        """Small fixed usage for every running attempt: 1 millicore and 4 MiB each."""
+        now = self.clock()
+        return [ContainerStats(r.pod_uid, "", "", r.name,
+                               int((now - r.started_at) * FAKE_CPU_NS_PER_SECOND),
+                               FAKE_MEMORY_BYTES, now) for r in self.running()]
 
     # -- test controls ------------------------------------------------------------
     def exit(self, pod_uid, name, code):

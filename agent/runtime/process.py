@@ -20,8 +20,8 @@ import time
 import uuid
 
 from agent import logs, paths
-from agent.runtime import cgroups
-from agent.runtime.base import Record, Runtime, RuntimeError_
+from agent.runtime import cgroups, procstats
+from agent.runtime.base import ContainerStats, Record, Runtime, RuntimeError_
 from agent.runtime.shim import proc_start_time, write_atomically
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class ProcessRuntime(Runtime):
                 records.append(record)
         return records
 
-    def signal(self, container_id, sig):
+    def signal(self, container_id, sig, grace=None):
         pid_info = self._read(container_id, "pid")
         if not pid_info or self._read(container_id, "exit") is not None or \
                 not self._alive(pid_info):
@@ -199,6 +199,23 @@ class ProcessRuntime(Runtime):
             os.unlink(state.rstrip("/"))
         else:
             shutil.rmtree(state, ignore_errors=True)
+
+    def stats(self):
+        """Usage of each running container: its cgroup's counters, else its process group's."""
+        found, groups = [], None
+        for container_id in sorted(os.listdir(self.dir)):
+            meta, pid_info = self._read(container_id, "config.json"), self._read(container_id,
+                                                                                 "pid")
+            if not meta or not pid_info or self._read(container_id, "exit") is not None or \
+                    not self._alive(pid_info):
+                continue
+            usage = procstats.cgroup_usage(meta["cgroup"]) if meta.get("cgroup") else None
+            if usage is None:
+                groups = procstats.group_usage() if groups is None else groups
+                usage = groups.get(pid_info["pid"], (0, 0))
+            found.append(ContainerStats(meta["pod_uid"], "", "", meta["name"], usage[0],
+                                        usage[1], time.time()))
+        return found
 
     def close(self):
         """Reap shims that already ended; running ones are left to run."""

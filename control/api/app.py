@@ -18,7 +18,9 @@ from control.api import (
     guard,
     limits,
     metrics,
+    metrics_api,
     openapi,
+    streaming,
     subresources,
     systemnamespaces,
 )
@@ -190,11 +192,13 @@ def create_app(store_client, service=None, bootstrap=True,
     app.add_route("/readyz", Health(service.store_ready))
     app.add_route("/metrics", api_metrics)
 
-    sub = SubresourceResource(service, subresources.PodLogs(service, kubelet_tls))
+    sub = SubresourceResource(service, subresources.PodLogs(service, kubelet_tls),
+                              streaming.PodStreams(service, kubelet_tls))
     watches = metrics.CountedWatches(service.watch_source(), api_metrics.watchers)
     collection = CollectionResource(service, watches, sub)
     item = ItemResource(service)
     auth_setup.add_routes(app, auth, service)
+    metrics_api.add_routes(app, service, kubelet_tls)      # metrics.k8s.io from the agents
     for base in ("/api/{version}", "/apis/{group}/{version}"):
         app.add_route(base + "/{plural}", collection)
         app.add_route(base + "/{plural}/{name}", item)

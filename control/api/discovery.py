@@ -8,6 +8,7 @@ enough, and it then asks each group/version for its resources.
 import platform
 
 from control import errors
+from control.api import metrics_api
 from control.objects import kinds
 
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-steersman.0.1.0",
@@ -28,6 +29,7 @@ def api_group_list():
             continue
         gv = {"groupVersion": f"{group}/{version}", "version": version}
         groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
+    groups.append(metrics_api.group_entry())        # served by metrics_api.py, not stored
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
@@ -40,6 +42,8 @@ def api_group(group):
 
 def resource_list(group, version):
     """The APIResourceList of one group/version, subresources included."""
+    if (group, version) == (metrics_api.GROUP, metrics_api.VERSION):
+        return metrics_api.resource_list()
     resources = kinds.resources_in(group, version)
     if not resources:
         raise errors.NotFound("the server could not find the requested resource "
@@ -70,6 +74,10 @@ def _subresource_entry(resource, sub):
         kind, verbs = "Binding", ["create"]
     elif sub == "log":
         kind, verbs = "Pod", ["get"]
+    elif sub in ("exec", "attach", "portforward"):
+        kind = {"exec": "PodExecOptions", "attach": "PodAttachOptions",
+                "portforward": "PodPortForwardOptions"}[sub]
+        verbs = ["create", "get"]
     elif sub == "finalize":
         verbs = ["update"]
     elif sub == "token":

@@ -40,7 +40,8 @@ class RequestGuard:
 
     def process_request(self, req, resp):
         origin = req.get_header("Origin")
-        if origin is not None and not any(p.search(origin) for p in self.origins):
+        if origin is not None and not any(p.search(origin) for p in self.origins) \
+                and not _is_self(origin, req.get_header("Host") or ""):
             raise errors.Forbidden(
                 f"requests from web pages are refused (Origin: {_printable(origin)}); "
                 "allow the origin with --cors-allowed-origins if it must reach the API")
@@ -66,6 +67,18 @@ def host_name(header):
         return header[1:].split("]", 1)[0]
     host = header.rsplit(":", 1)[0] if header.count(":") == 1 else header
     return host.rstrip(".")
+
+
+def _is_self(origin, host_header):
+    """Whether Origin names this server by address: no web page can be that origin.
+
+    websocket-client (the official Python client's exec ``stream()``) sends the URL it
+    dials as Origin. A name could be rebound by a page's DNS; an address cannot.
+    """
+    scheme, sep, rest = origin.strip().lower().partition("://")
+    host = host_name(host_header)
+    return (bool(sep) and scheme in ("http", "https") and rest == host_header.strip().lower()
+            and (_is_address(host) or host in LOCAL_NAMES))
 
 
 def _is_address(host):

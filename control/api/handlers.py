@@ -11,7 +11,7 @@ import functools
 import falcon
 
 from control import errors
-from control.api import bodies, deletion, subresources, table, watch
+from control.api import bodies, deletion, streaming, subresources, table, watch
 from control.objects import kinds
 
 COLLECTION_METHODS = ("GET", "POST", "DELETE")
@@ -258,15 +258,18 @@ class ItemResource:
 
 class SubresourceResource:
     """Subresources: status and scale (GET, PUT, PATCH), namespaces/finalize (PUT),
-    pods/binding (POST) and pods/log (GET, streamed from the node agent)."""
+    pods/binding (POST), pods/log (GET, streamed from the node agent) and pods/exec,
+    attach and portforward (GET or POST upgrades proxied to it: control/api/streaming.py)."""
 
     #: The methods each served subresource answers.
     SERVED = {"status": ("GET", "PUT", "PATCH"), "scale": ("GET", "PUT", "PATCH"),
-              "finalize": ("PUT",), "binding": ("POST",), "log": ("GET",)}
+              "finalize": ("PUT",), "binding": ("POST",), "log": ("GET",),
+              **{sub: ("GET", "POST") for sub in streaming.SUBRESOURCES}}
 
-    def __init__(self, service, logs=None):
+    def __init__(self, service, logs=None, streams=None):
         self.service = service
         self.logs = logs or subresources.PodLogs(service)
+        self.streams = streams or streaming.PodStreams(service)
 
     def _check(self, req, params):
         resource, namespace = resolve(params)
@@ -282,6 +285,8 @@ class SubresourceResource:
 
     def on_get(self, req, resp, **params):
         resource, namespace, sub = self._check(req, params)
+        if sub in streaming.SUBRESOURCES:
+            return self.streams.serve(req, resp, sub, namespace, params["name"])
         if sub == "scale":
             return bodies.write_json(resp, self.service.get_scale(resource, namespace,
                                                                   params["name"]))
@@ -292,7 +297,9 @@ class SubresourceResource:
         bodies.write_json(resp, self.service.get(resource, namespace, params["name"]))
 
     def on_post(self, req, resp, **params):
-        _, namespace, _ = self._check(req, params)
+        _, namespace, sub = self._check(req, params)
+        if sub in streaming.SUBRESOURCES:
+            return self.streams.serve(req, resp, sub, namespace, params["name"])
         status = subresources.bind(self.service, namespace, params["name"],
                                    bodies.read_object(req))
         bodies.write_json(resp, status, falcon.HTTP_201)

@@ -58,34 +58,37 @@ class ApiServerApplication(BaseApplication):
 
     def load(self):
         from control.api.app import create_app
+        from control.api.streaming import hijackable
         from store.client import StoreClient
 
         store = StoreClient(self.args.store_endpoints, timeout=self.args.store_timeout,
                             ca_file=self.args.store_cafile, cert_file=self.args.store_certfile,
                             key_file=self.args.store_keyfile)
-        return create_app(store, kubelet_tls=kubelet_tls(self.args),
-                          max_requests_inflight=self.args.max_requests_inflight,
-                          max_mutating_requests_inflight=self.args.max_mutating_requests_inflight,
-                          max_watches=self.args.max_watches_inflight,
-                          max_long_running=self.args.max_long_running_inflight,
-                          body_timeout=self.args.request_body_timeout,
-                          allowed_origins=[o for o in self.args.cors_allowed_origins.split(",")
-                                           if o.strip()],
-                          allowed_hosts=allowed_hosts(self.args),
-                          system_namespaces_interval=self.args.system_namespaces_interval,
-                          default_not_ready_toleration_seconds=(
-                              self.args.default_not_ready_toleration_seconds),
-                          default_unreachable_toleration_seconds=(
-                              self.args.default_unreachable_toleration_seconds),
-                          service_cluster_ip_range=self.args.service_cluster_ip_range,
-                          service_node_port_range=self.args.service_node_port_range,
-                          encryption_provider_config=self.args.encryption_provider_config,
-                          audit_policy_file=self.args.audit_policy_file,
-                          audit_log_path=self.args.audit_log_path,
-                          audit_log_maxsize=self.args.audit_log_maxsize,
-                          audit_log_maxbackup=self.args.audit_log_maxbackup,
-                          auth_options=auth_flags.options(self.args),
-                          admission_plugins=admission_names(self.args))
+        app = create_app(store, kubelet_tls=kubelet_tls(self.args),
+                         max_requests_inflight=self.args.max_requests_inflight,
+                         max_mutating_requests_inflight=self.args.max_mutating_requests_inflight,
+                         max_watches=self.args.max_watches_inflight,
+                         max_long_running=self.args.max_long_running_inflight,
+                         body_timeout=self.args.request_body_timeout,
+                         allowed_origins=[o for o in self.args.cors_allowed_origins.split(",")
+                                          if o.strip()],
+                         allowed_hosts=allowed_hosts(self.args),
+                         system_namespaces_interval=self.args.system_namespaces_interval,
+                         default_not_ready_toleration_seconds=(
+                             self.args.default_not_ready_toleration_seconds),
+                         default_unreachable_toleration_seconds=(
+                             self.args.default_unreachable_toleration_seconds),
+                         service_cluster_ip_range=self.args.service_cluster_ip_range,
+                         service_node_port_range=self.args.service_node_port_range,
+                         encryption_provider_config=self.args.encryption_provider_config,
+                         audit_policy_file=self.args.audit_policy_file,
+                         audit_log_path=self.args.audit_log_path,
+                         audit_log_maxsize=self.args.audit_log_maxsize,
+                         audit_log_maxbackup=self.args.audit_log_maxbackup,
+                         auth_options=auth_flags.options(self.args),
+                         admission_plugins=admission_names(self.args))
+        # exec, attach and port-forward take their connection over (control/api/streaming.py).
+        return hijackable(app)
 
 
 KUBELET_FLAGS = ("--kubelet-client-certificate", "--kubelet-client-key",

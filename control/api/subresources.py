@@ -134,25 +134,7 @@ class PodLogs:
                             limit=_limit_bytes(params.get("limitBytes")))
 
     def _agent_address(self, node_name):
-        try:
-            node = self.service.get(kinds.NODES, None, node_name)
-        except errors.NotFound:
-            raise errors.ServiceUnavailable(f'node "{node_name}" of the pod does not exist, so '
-                                            "its agent cannot be reached") from None
-        status = node.get("status", {})
-        by_type = {}
-        for address in status.get("addresses") or []:
-            by_type.setdefault(address.get("type"), address.get("address"))
-        host = next((by_type[t] for t in ADDRESS_TYPES if by_type.get(t)), None)
-        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-        if not host or not port:
-            raise errors.ServiceUnavailable(
-                f'node "{node_name}" reports no agent endpoint (an InternalIP in '
-                "status.addresses and status.daemonEndpoints.kubeletEndpoint.Port): its agent "
-                "has not registered yet")
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-            raise errors.ServiceUnavailable(f'node "{node_name}" reports an invalid agent port')
-        return host, port
+        return agent_address(self.service, node_name)
 
     def _stream(self, host, port, path, follow, node_name, limit=None):
         if self.kubelet_tls is None:
@@ -187,6 +169,29 @@ class PodLogs:
             error.code = 502
             raise error
         return _chunks(conn, response, limit)
+
+
+def agent_address(service, node_name):
+    """Return (InternalIP, port) of the agent of node ``node_name`` (503 if it has none)."""
+    try:
+        node = service.get(kinds.NODES, None, node_name)
+    except errors.NotFound:
+        raise errors.ServiceUnavailable(f'node "{node_name}" of the pod does not exist, so '
+                                        "its agent cannot be reached") from None
+    status = node.get("status", {})
+    by_type = {}
+    for address in status.get("addresses") or []:
+        by_type.setdefault(address.get("type"), address.get("address"))
+    host = next((by_type[t] for t in ADDRESS_TYPES if by_type.get(t)), None)
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    if not host or not port:
+        raise errors.ServiceUnavailable(
+            f'node "{node_name}" reports no agent endpoint (an InternalIP in '
+            "status.addresses and status.daemonEndpoints.kubeletEndpoint.Port): its agent "
+            "has not registered yet")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise errors.ServiceUnavailable(f'node "{node_name}" reports an invalid agent port')
+    return host, port
 
 
 def _limit_bytes(value):

@@ -66,7 +66,8 @@ AUTHN = "authentication.k8s.io"
 RESOURCES = (
     _r("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize"), ()),
     _r("", "v1", "Node", "nodes", False, ("no",), ("status",), ()),
-    _r("", "v1", "Pod", "pods", True, ("po",), ("status", "binding", "log")),
+    _r("", "v1", "Pod", "pods", True, ("po",),
+       ("status", "binding", "log", "exec", "attach", "portforward")),
     _r("", "v1", "Service", "services", True, ("svc",), ("status",)),
     _r("", "v1", "Endpoints", "endpoints", True, ("ep",), (), ()),
     _r("", "v1", "ConfigMap", "configmaps", True, ("cm",), (), ()),

@@ -30,7 +30,7 @@ from tests.support.apiproc import eventually
 from tests.support.kubectl import run_kubectl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HELLO = os.path.join(ROOT, "examples", "hello.yaml")
+HELLO = os.path.join(ROOT, "examples", "hello-process.yaml")
 SHORT_TIMINGS = ["--heartbeat-interval", "1", "--node-monitor-grace-period", "5",
                  "--pod-eviction-timeout", "2", "--backoff-base", "1"]
 
@@ -38,8 +38,8 @@ SHORT_TIMINGS = ["--heartbeat-interval", "1", "--node-monitor-grace-period", "5"
 class E2ECluster:
     """Drive `steer up/down/status` in a private STEER_HOME and look at the result."""
 
-    def __init__(self, home, nodes=3):
-        self.home, self.nodes = str(home), nodes
+    def __init__(self, home, nodes=3, runtime="process"):
+        self.home, self.nodes, self.runtime = str(home), nodes, runtime
         rng = random.Random()
         self.node_prefix = f"127.{rng.randint(100, 199)}.{rng.randint(1, 254)}"
         self.service_range = f"127.{rng.randint(200, 250)}.0.0/16"
@@ -60,7 +60,8 @@ class E2ECluster:
         return result
 
     def up(self):
-        self.steer("up", "--nodes", str(self.nodes), "--node-ip-prefix", self.node_prefix,
+        self.steer("up", "--nodes", str(self.nodes), "--runtime", self.runtime,
+                   "--node-ip-prefix", self.node_prefix,
                    "--service-cluster-ip-range", self.service_range, *SHORT_TIMINGS)
         with open(os.path.join(self.home, "config")) as f:
             self.url = yaml.safe_load(f)["apiServer"]
@@ -187,9 +188,9 @@ class E2ECluster:
 
 
 @contextlib.contextmanager
-def running_cluster(tmp_path_factory, nodes=3):
+def running_cluster(tmp_path_factory, nodes=3, runtime="process"):
     """A cluster `steer up` started in a fresh STEER_HOME, stopped on leaving."""
-    c = E2ECluster(tmp_path_factory.mktemp("steer-home"), nodes=nodes)
+    c = E2ECluster(tmp_path_factory.mktemp("steer-home"), nodes=nodes, runtime=runtime)
     try:
         yield c.up()
     finally:

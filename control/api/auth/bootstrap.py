@@ -79,6 +79,10 @@ CLUSTER_ROLES = {
     "system:aggregate-to-admin": ({"rules": ADMIN_RULES}, {AGGREGATE + "admin": "true"}),
     "system:aggregate-to-edit": ({"rules": EDIT_RULES}, {AGGREGATE + "edit": "true"}),
     "system:aggregate-to-view": ({"rules": VIEW_RULES}, {AGGREGATE + "view": "true"}),
+    # metrics-server's role: kubectl top for whoever may view, edit or administer.
+    "system:aggregated-metrics-reader": ({"rules": [
+        rule(READ, ["metrics.k8s.io"], ["pods", "nodes"])]}, {
+        AGGREGATE + "view": "true", AGGREGATE + "edit": "true", AGGREGATE + "admin": "true"}),
     "system:basic-user": ({"rules": [
         SELF_REVIEWS, rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"])]}, {}),
     "system:discovery": ({"rules": [urls(["get"], [

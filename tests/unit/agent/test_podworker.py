@@ -243,7 +243,7 @@ def test_volumes_and_mounts_are_laid_out_under_the_pod_dir(tmp_path):
 def _ignoring_sigterm(runtime):
     original = runtime.signal
 
-    def signal_(cid, sig):
+    def signal_(cid, sig, grace=None):
         if sig == signal.SIGTERM:
             runtime.signals.append((cid, sig))
             return

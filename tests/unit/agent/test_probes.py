@@ -45,3 +45,47 @@ def test_named_ports():
     assert port_of("82", container) == 82
     with pytest.raises(ValueError):
         port_of("nope", container)
+
+
+class _Runtime:
+    netns_path = None       # probes connect from this namespace
+
+    def exec(self, container_id, command, timeout):
+        return (0, "fine") if command == ["true"] else (1, "bad")
+
+
+def _serve(status):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.parametrize("status, ok", [(200, True), (302, True), (500, False)])
+def test_http_and_tcp_probes_against_the_pod_ip(status, ok):
+    from agent.probes import Prober
+    from agent.runtime.base import Record
+    server = _serve(status)
+    try:
+        port = server.server_address[1]
+        container = {"name": "c", "ports": [{"name": "web", "containerPort": port}]}
+        record = Record("id", "uid", "c", 0)
+        prober = Prober(_Runtime())
+        http_probe = ProbeState("readiness", {"httpGet": {"port": "web", "path": "/"}}, 0)
+        assert prober.run(http_probe, record, container, "127.0.0.1")[0] is ok
+        tcp = ProbeState("liveness", {"tcpSocket": {"port": port}}, 0)
+        assert prober.run(tcp, record, container, "127.0.0.1") == (True, "")
+        assert prober.run(ProbeState("liveness", {"exec": {"command": ["true"]}}, 0), record,
+                          container, "127.0.0.1")[0]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -28,7 +28,7 @@ def test_discovery_documents(client):
     assert client.simulate_get("/api").json["versions"] == ["v1"]
     groups = {g["name"] for g in client.simulate_get("/apis").json["groups"]}
     assert groups == {"apps", "batch", "coordination.k8s.io", "rbac.authorization.k8s.io",
-                      "authorization.k8s.io", "authentication.k8s.io"}
+                      "authorization.k8s.io", "authentication.k8s.io", "metrics.k8s.io"}
     core = {r["name"]: r for r in client.simulate_get("/api/v1").json["resources"]}
     assert core["pods"]["namespaced"] and not core["nodes"]["namespaced"]
     assert core["pods"]["shortNames"] == ["po"] and "pods/status" in core

@@ -1,0 +1,146 @@
+"""Containers for a local cluster: its network, its registry and one containerd per node.
+
+`steer up` with the cri runtime (the default where containerd is installed and we
+are root) starts, before the agents:
+
+1. the cluster's namespaces (cli/local_network.py): a LAN and one namespace per node;
+2. the registry addon (Debian's docker-registry, cli/registry.py) in the LAN
+   namespace at <gateway>:5000, holding the images built here without internet
+   (cli/local_images.py: the pause image, busybox and the hello example); every node
+   pulls ``steer.local/...`` from it over plain HTTP (containerd's certs.d);
+3. one containerd per node inside the node's namespace (agent/provision), so pods,
+   their CNI bridge and their addresses exist only there.
+
+Each agent then runs with ``--runtime cri`` against its node's containerd. What was
+started is recorded in cluster.json (``network``, ``containerd``), so `steer down`
+can remove the pods, stop every containerd and its shims and delete the namespaces.
+"""
+
+import os
+import shutil
+
+from agent.provision.containerd import (
+    ContainerdError,
+    stop_containerd,
+    wait_ready,
+    write_config,
+)
+from agent.provision.containerd_config import containerd_paths
+from cli import local_images, local_network
+from cli.registry import Registry, push
+
+REGISTRY_PORT = 5000
+#: containerd's streaming server (exec, attach, port-forward) inside each node namespace.
+STREAM_PORT = 10010
+REGISTRY_HOST = "steer.local"
+#: Programs the cri runtime of a local cluster needs, with the Debian package of each.
+REQUIRED = (("containerd", "containerd"), ("runc", "runc"), ("nsenter", "util-linux"),
+            ("docker-registry", "docker-registry"), ("skopeo", "skopeo"), ("gcc", "gcc"))
+CNI_BRIDGE = "/usr/lib/cni/bridge"
+
+
+def unavailable_reason():
+    """Why this machine cannot run a local cluster's pods in containerd (None if it can)."""
+    reason = local_network.unavailable_reason()
+    if reason:
+        return reason
+    missing = sorted({package for program, package in REQUIRED
+                      if not shutil.which(program, path=os.environ.get("PATH", "") +
+                                          ":/usr/sbin:/sbin")})
+    if not os.path.exists(CNI_BRIDGE):
+        missing.append("containernetworking-plugins")
+    if local_images.find_static_busybox() is None:
+        missing.append("busybox-static")
+    if missing:
+        return f"missing Debian packages: {' '.join(sorted(missing))}"
+    return None
+
+
+def socket_path(cluster_id, node):
+    """containerd's socket: short (a unix socket path holds 107 bytes), root's own /run."""
+    return f"/run/steer/{cluster_id}/{node}/containerd.sock"
+
+
+def start(cluster, node_names, say, timeout):
+    """Start the network, the registry and every node's containerd; return agent flags per node."""
+    net = local_network.create(local_network.plan(cluster.home, node_names))
+    cluster.state["network"] = net.record()
+    cluster.save()
+    say(f"node namespaces {', '.join(n.netns for n in net.nodes)} on LAN {net.network}")
+
+    registry_addr = f"{net.gateway}:{REGISTRY_PORT}"
+    registry = Registry(os.path.join(cluster.dir, "registry"), registry_addr,
+                        netns=net.lan_netns, cluster=cluster, name="registry")
+    registry.start(timeout=min(timeout, 30.0))
+    for build in (local_images.build_pause, local_images.build_busybox,
+                  local_images.build_hello):
+        archive = build()
+        push(archive, registry_addr, archive.name.split("/", 1)[1], netns=net.lan_netns)
+    say(f"registry at {registry_addr} (as {REGISTRY_HOST}) with "
+        f"{local_images.PAUSE_IMAGE}, {local_images.BUSYBOX_IMAGE}, {local_images.HELLO_IMAGE}")
+
+    flags, record = {}, {}
+    for node in net.nodes:
+        paths = write_config(
+            node_dir(cluster, node.name), pod_cidr=None, stream_port=STREAM_PORT,
+            sandbox_image=local_images.PAUSE_IMAGE,
+            registry_mirrors={REGISTRY_HOST: f"http://{registry_addr}"},
+            node_name=node.netns, network_name=f"steer-{node.name}",
+            socket=socket_path(net.cluster_id, node.name))
+        name = f"containerd-{node.name}"
+        pid = cluster.start(name, local_network.exec_argv(
+            node.netns, ["containerd", "--config", paths.config]), "containerd")
+        try:
+            wait_ready(paths.endpoint, timeout, pid=pid, log_path=cluster.log_path(name))
+        except ContainerdError as exc:
+            raise ContainerdError(f"{exc}\n{cluster.log_tail(name, 10)}") from None
+        record[node.name] = {"socket": paths.socket, "endpoint": paths.endpoint,
+                             "nodeDir": paths.node_dir, "netns": node.netns_path,
+                             "cgroupNode": node.netns, "process": name}
+        flags[node.name] = ["--runtime", "cri", "--container-runtime-endpoint", paths.endpoint,
+                            "--node-netns", node.netns_path,
+                            # No resolver reaches out of the cluster's namespaces
+                            # (cluster DNS comes with the network issue).
+                            "--resolv-conf", "",
+                            "--cni-conf-dir", paths.cni_conf_dir,
+                            "--cgroup-root", paths.cgroup_parent]
+    cluster.state["containerd"] = record
+    cluster.save()
+    say(f"containerd {', '.join(sorted(record))} ready")
+    return flags
+
+
+def node_dir(cluster, node):
+    return os.path.join(cluster.dir, "containerd", node)
+
+
+def stop(cluster, say, timeout=10.0):
+    """Remove every pod, stop each containerd and its shims, the registry and the namespaces.
+
+    Returns how many containerds were stopped. Every step runs even when one fails.
+    """
+    stopped = 0
+    record = cluster.state.get("containerd") or {}
+    network = cluster.state.get("network")
+    for info in record.values():
+        paths = containerd_paths(info["nodeDir"], node_name=info["cgroupNode"],
+                                 socket=info["socket"])
+        proc = cluster.processes.get(info["process"]) or {}
+        pid = proc.get("pid") if cluster.is_running(info["process"]) else None
+        try:
+            stop_containerd(paths, pid, timeout=timeout)
+        except ContainerdError as exc:
+            say(f"warning: {exc}")
+        if info["process"] in cluster.processes:
+            cluster.stop([info["process"]], timeout)
+        stopped += 1
+    if "registry" in cluster.processes:
+        cluster.stop(["registry"], timeout)
+    if network:
+        net = local_network.LocalNetwork.from_record(network)
+        local_network.delete(net)
+        left = local_network.leftovers(net)
+        if left:
+            say(f"warning: network namespaces still exist: {', '.join(left)} "
+                "(a process still inside? `ip netns pids NAME`)")
+    return stopped

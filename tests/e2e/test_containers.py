@@ -1,0 +1,166 @@
+"""End to end on containers: `steer up --runtime cri`, the hello example from its image.
+
+Each node runs its own containerd inside its own network namespace (cli/local_network.py),
+so pod IPs exist only there: the tests reach a pod from its node's namespace
+(agent/netns.py), and from the host only through the Service (the proxy) or the API
+server (logs, exec). The tests run in file order on one cluster; the last one stops it.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from agent import netns
+from cli import local_containers, local_images, local_network
+from cli.local_cluster import alive
+from tests.support import rawhttp
+from tests.support.apiproc import eventually
+
+from .conftest import ROOT, running_cluster
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(local_containers.unavailable_reason() is not None,
+                                 reason=f"no containers here: "
+                                        f"{local_containers.unavailable_reason()}")]
+
+HELLO = os.path.join(ROOT, "examples", "hello.yaml")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with running_cluster(tmp_path_factory, nodes=2, runtime="cri") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def hello(cluster):
+    cluster.steer("apply", "-f", HELLO)
+    eventually(lambda: cluster.rolled_out(replicas=3), timeout=120,
+               message="the hello Deployment to roll out", logs=cluster.logs)
+    return cluster
+
+
+def http_get_in(netns_path, ip, port, path="/"):
+    """GET http://ip:port/path from inside a network namespace; the body, stripped."""
+    with netns.connect(netns_path, (ip, port), timeout=5) as sock:
+        status, body = rawhttp.get(sock, path, host=ip)
+    assert status.startswith(b"HTTP/1.") and b" 200 " in status, status
+    return body.decode().strip()
+
+
+def node_netns(cluster, node):
+    return cluster.local.state["containerd"][node]["netns"]
+
+
+def root_routes():
+    return subprocess.run(["ip", "route", "show", "table", "all"], capture_output=True,
+                          text=True).stdout
+
+
+def test_every_node_runs_its_own_containerd_in_its_own_namespace(cluster):
+    state = cluster.local.state
+    assert set(state["containerd"]) == {"node-1", "node-2"}
+    nodes = json.loads(cluster.steer("get", "nodes", "-o", "json").stdout)["items"]
+    for node in nodes:
+        assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        assert node["spec"].get("podCIDR")
+        assert os.path.exists(node_netns(cluster, node["metadata"]["name"]))
+    net = local_network.LocalNetwork.from_record(state["network"])
+    assert local_network.leftovers(net) == [n.netns for n in net.nodes] + [net.lan_netns]
+    # The pod and node ranges live only in the cluster's namespaces.
+    routes = root_routes()
+    assert "10.244." not in routes and net.network.rsplit(".", 1)[0] not in routes
+
+
+def test_hello_pods_are_containers_with_their_own_ips(hello):
+    pods = hello.ready_pods()
+    assert len(pods) == 3
+    for pod in pods:
+        status = pod["status"]
+        assert status["podIP"].startswith("10.244.")
+        (container,) = status["containerStatuses"]
+        assert container["containerID"].startswith("containerd://")
+        assert container["image"] == local_images.HELLO_IMAGE
+        assert container["imageID"]
+        body = http_get_in(node_netns(hello, pod["spec"]["nodeName"]), status["podIP"], 8080)
+        assert body == f"hello from {pod['metadata']['name']}"
+
+
+def test_hello_serves_through_its_cluster_ip_from_the_host(hello):
+    ip = hello.service_cluster_ip("hello")
+    names = {p["metadata"]["name"] for p in hello.ready_pods()}
+    seen = set()
+
+    def every_pod_answered():
+        body = http_get_in(None, ip, 80)
+        assert body.startswith("hello from "), body
+        seen.add(body.split()[-1])
+        return seen == names
+
+    eventually(every_pod_answered, timeout=30, message="every pod to answer through the Service")
+
+
+def test_logs_of_a_container(hello):
+    out = hello.steer("logs", "deployment/hello").stdout
+    assert "serving /www on port 8080" in out
+
+
+@pytest.mark.kubectl
+def test_kubectl_exec_runs_in_the_container(hello):
+    pod = hello.ready_pods()[0]["metadata"]["name"]
+    out = hello.kubectl("exec", pod, "--", "cat", "/www/index.html").stdout
+    assert out.strip() == f"hello from {pod}"
+
+
+def test_top_shows_the_pods(hello):
+    def top_lists_hello():
+        out = hello.steer("top", "pods", check=False).stdout
+        return out.count("hello-") == 3
+    eventually(top_lists_hello, timeout=60, message="steer top pods to show the hello pods",
+               logs=hello.logs)
+
+
+def test_image_import_makes_an_image_runnable_with_pull_policy_never(cluster, tmp_path):
+    archive = local_images.build_busybox()
+    out = cluster.steer("image", "import", archive.path).stdout
+    assert out.count("node-") == 2, out
+    cluster.steer("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "imported"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": local_images.BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "echo imported-ok"]}]}}))
+
+    def succeeded():
+        pod = cluster.pod("imported")
+        return pod is not None and pod["status"].get("phase") == "Succeeded"
+    eventually(succeeded, timeout=60, message="the imported image's pod to succeed",
+               logs=cluster.logs)
+    assert "imported-ok" in cluster.steer("logs", "imported").stdout
+
+
+def test_down_leaves_no_containerd_shim_namespace_or_cgroup(cluster):
+    state = cluster.local.state
+    net = local_network.LocalNetwork.from_record(state["network"])
+    containerd_pids = {cluster.local.processes[info["process"]]["pid"]:
+                       cluster.local.processes[info["process"]].get("start")
+                       for info in state["containerd"].values()}
+    cluster.steer("down", "--timeout", "5")
+    assert not [pid for pid, start in containerd_pids.items() if alive(pid, start)]
+    assert local_network.leftovers(net) == []
+    sockets = [info["socket"] for info in state["containerd"].values()]
+    shims = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().decode(errors="replace")
+            except OSError:
+                continue
+            if "containerd-shim" in argv and any(s in argv for s in sockets):
+                shims.append(entry)
+    assert shims == []
+    for info in state["containerd"].values():
+        for root in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup"):
+            assert not os.path.exists(os.path.join(root, "steer", info["cgroupNode"]))
