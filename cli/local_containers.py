@@ -18,6 +18,7 @@ can remove the pods, stop every containerd and its shims and delete the namespac
 
 import os
 import shutil
+import socket
 
 from agent.provision.containerd import (
     ContainerdError,
@@ -27,6 +28,8 @@ from agent.provision.containerd import (
 )
 from agent.provision.containerd_config import containerd_paths
 from cli import local_images, local_network
+from cli.local_cluster import python_module
+from cli.local_store import free_ports
 from cli.registry import Registry, push
 
 REGISTRY_PORT = 5000
@@ -76,7 +79,8 @@ def start(cluster, node_names, say, timeout):
                   local_images.build_hello):
         archive = build()
         push(archive, registry_addr, archive.name.split("/", 1)[1], netns=net.lan_netns)
-    say(f"registry at {registry_addr} (as {REGISTRY_HOST}) with "
+    door = open_registry_door(cluster, net, registry_addr)
+    say(f"registry at {registry_addr} (as {REGISTRY_HOST}; from this machine {door}) with "
         f"{local_images.PAUSE_IMAGE}, {local_images.BUSYBOX_IMAGE}, {local_images.HELLO_IMAGE}")
 
     flags, record = {}, {}
@@ -110,6 +114,33 @@ def start(cluster, node_names, say, timeout):
     return flags
 
 
+def open_registry_door(cluster, net, registry_addr):
+    """Forward 127.0.0.1:5000 (or a free port) to the registry in the LAN namespace.
+
+    So the user's own tools push to it from here (`skopeo copy ...
+    docker://127.0.0.1:PORT/app:1`) and pods run it as steer.local/app:1, while no
+    cluster address appears in this machine's namespace. Returns 127.0.0.1:PORT.
+    """
+    port = REGISTRY_PORT if _free(REGISTRY_PORT) else free_ports(1)[0]
+    listen = f"127.0.0.1:{port}"
+    cluster.start("registry-door", python_module(
+        "agent.netns_door", "--listen", listen, "--netns", os.path.join(
+            local_network.NETNS_DIR, net.lan_netns), "--to", registry_addr), "addon")
+    cluster.state["registry"] = {"address": registry_addr, "door": listen,
+                                 "host": REGISTRY_HOST}
+    cluster.save()
+    return listen
+
+
+def _free(port):
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def node_dir(cluster, node):
     return os.path.join(cluster.dir, "containerd", node)
 
@@ -134,8 +165,9 @@ def stop(cluster, say, timeout=10.0):
         if info["process"] in cluster.processes:
             cluster.stop([info["process"]], timeout)
         stopped += 1
-    if "registry" in cluster.processes:
-        cluster.stop(["registry"], timeout)
+    addons = [n for n in ("registry-door", "registry") if n in cluster.processes]
+    if addons:
+        cluster.stop(addons, timeout)
     if network:
         net = local_network.LocalNetwork.from_record(network)
         local_network.delete(net)

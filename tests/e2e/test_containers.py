@@ -133,11 +133,34 @@ def test_image_import_makes_an_image_runnable_with_pull_policy_never(cluster, tm
             "command": ["sh", "-c", "echo imported-ok"]}]}}))
 
     def succeeded():
-        pod = cluster.pod("imported")
-        return pod is not None and pod["status"].get("phase") == "Succeeded"
+        return cluster.pod("imported")["status"].get("phase") == "Succeeded"
     eventually(succeeded, timeout=60, message="the imported image's pod to succeed",
                logs=cluster.logs)
     assert "imported-ok" in cluster.steer("logs", "imported").stdout
+
+
+def test_an_image_pushed_through_the_registry_door_runs_as_steer_local(cluster):
+    door = cluster.local.state["registry"]["door"]
+    archive = local_images.build_busybox()
+
+    def pushed():
+        result = subprocess.run(
+            ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+             f"docker-archive:{archive.path}", f"docker://{door}/mybox:2"],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return result.returncode == 0 or print(result.stderr)
+    eventually(pushed, timeout=30, message="a push to the registry through its door")
+    cluster.steer("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pushed"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "c", "image": "steer.local/mybox:2", "imagePullPolicy": "Always",
+            "command": ["sh", "-c", "echo pushed-ok"]}]}}))
+
+    def succeeded():
+        return cluster.pod("pushed")["status"].get("phase") == "Succeeded"
+    eventually(succeeded, timeout=60, message="the pushed image's pod to succeed",
+               logs=cluster.logs)
+    assert "pushed-ok" in cluster.steer("logs", "pushed").stdout
 
 
 def test_down_leaves_no_containerd_shim_namespace_or_cgroup(cluster):

@@ -6,7 +6,9 @@ serviceAccountName gets "default"; the account must exist in the pod's namespace
 account sets automountServiceAccountToken false, the pod gets a projected volume
 ``kube-api-access-<5 chars>`` (a bound token from the TokenRequest API, the
 cluster CA from the ConfigMap kube-root-ca.crt, the namespace) mounted read-only
-at /var/run/secrets/kubernetes.io/serviceaccount in every container.
+at /var/run/secrets/kubernetes.io/serviceaccount in every container. A pod that
+names no imagePullSecrets gets the account's, so the node can pull its images
+with the credentials the account was given.
 """
 
 from control import errors
@@ -40,6 +42,12 @@ def should_automount(account, spec):
     return True
 
 
+def account_pull_secrets(account):
+    """The account's imagePullSecrets as the pod's LocalObjectReferences (names only)."""
+    return [{"name": ref["name"]} for ref in account.get("imagePullSecrets") or ()
+            if isinstance(ref, dict) and ref.get("name")]
+
+
 class ServiceAccountAdmission:
     """Default the pod's account, check it exists, and mount its token."""
 
@@ -71,6 +79,10 @@ class ServiceAccountAdmission:
                                 pod["metadata"].get("name", ""))
         if should_automount(account, spec):
             self._mount_token(spec)
+        if not spec.get("imagePullSecrets"):
+            secrets = account_pull_secrets(account)
+            if secrets:
+                spec["imagePullSecrets"] = secrets
         return pod
 
     def _mount_token(self, spec):

@@ -84,6 +84,38 @@ def test_updates_and_status_writes_are_not_mutated(sa_client):
     assert len(updated["spec"]["volumes"]) == 1
 
 
+
+def _account_with_pull_secrets(client, name="robot"):
+    client.simulate_post("/api/v1/namespaces/default/serviceaccounts", json={
+        "metadata": {"name": name},
+        "imagePullSecrets": [{"name": "regcred"}, {"name": "mirror"}]})
+
+
+def test_a_pod_without_pull_secrets_gets_the_accounts(sa_client):
+    _account_with_pull_secrets(sa_client)
+    created = sa_client.simulate_post(PODS, json=pod(serviceAccountName="robot")).json
+    assert created["spec"]["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
+
+
+def test_a_pod_with_pull_secrets_keeps_its_own(sa_client):
+    _account_with_pull_secrets(sa_client)
+    created = sa_client.simulate_post(PODS, json=pod(
+        serviceAccountName="robot", imagePullSecrets=[{"name": "mine"}])).json
+    assert created["spec"]["imagePullSecrets"] == [{"name": "mine"}]
+
+
+def test_pull_secrets_are_copied_without_the_token(sa_client):
+    _account_with_pull_secrets(sa_client)
+    created = sa_client.simulate_post(PODS, json=pod(
+        serviceAccountName="robot", automountServiceAccountToken=False)).json
+    assert created["spec"]["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
+    assert not created["spec"].get("volumes")
+
+
+def test_an_account_without_pull_secrets_adds_none(sa_client):
+    created = sa_client.simulate_post(PODS, json=pod()).json
+    assert "imagePullSecrets" not in created["spec"]
+
 # -- PodSecurity ------------------------------------------------------------------------
 
 

@@ -1,0 +1,90 @@
+"""A door into a network namespace: forward a port of this namespace to an address in another.
+
+    python -m agent.netns_door --listen 127.0.0.1:5000 --netns /run/netns/st-ab12cd-lan \
+        --to 172.31.250.254:5000
+
+A local cluster's registry listens inside the cluster's LAN namespace, where the
+nodes reach it; this door lets the user's own tools (skopeo, docker push) reach it
+on 127.0.0.1 without any address or route of the cluster appearing in this
+machine's namespace. Each accepted connection gets an upstream socket made inside
+the namespace (agent/netns.py) and bytes are copied both ways until each side has
+closed its half.
+"""
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from agent import netns
+
+log = logging.getLogger("steer.door")
+CHUNK = 64 * 1024
+
+
+def parse_address(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+async def _pipe(reader, writer):
+    try:
+        while data := await reader.read(CHUNK):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (ConnectionError, OSError):
+        writer.close()
+
+
+async def serve(listen, netns_path, target, connect_timeout=5.0):
+    """Accept on ``listen`` (host, port); return the asyncio server."""
+    loop = asyncio.get_running_loop()
+
+    async def handle(reader, writer):
+        try:
+            sock = await loop.run_in_executor(None, netns.connect, netns_path, target,
+                                              connect_timeout)
+        except OSError as exc:
+            log.info("target=%s:%d msg=cannot connect inside the namespace: %s", *target, exc)
+            writer.close()
+            return
+        sock.setblocking(False)
+        up_reader, up_writer = await asyncio.open_connection(sock=sock)
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            for w in (writer, up_writer):
+                w.close()
+
+    return await asyncio.start_server(handle, *listen, reuse_address=True)
+
+
+async def _main(args):
+    server = await serve(args.listen, args.netns, args.to)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("listen=%s:%d netns=%s to=%s:%d msg=door open", *args.listen, args.netns,
+             *args.to)
+    await stop.wait()
+    server.close()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="steer-door", description=__doc__.split("\n")[0])
+    p.add_argument("--listen", type=parse_address, required=True, help="HOST:PORT here")
+    p.add_argument("--netns", required=True, help="the namespace's file (/run/netns/NAME)")
+    p.add_argument("--to", type=parse_address, required=True,
+                   help="HOST:PORT inside the namespace")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()
