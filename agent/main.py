@@ -21,7 +21,14 @@ from agent import runtime as runtimes
 from agent.containers import POLL, Context
 from agent.kubelet import ApiAdapter, PodManager
 from agent.network.cni import PodNetwork
-from agent.node import NodeAgent, default_node_ip, machine_pressure, parse_labels, parse_taints
+from agent.node import (
+    NodeAgent,
+    cri_problem,
+    default_node_ip,
+    machine_pressure,
+    parse_labels,
+    parse_taints,
+)
 from agent.probes import Prober
 from agent.server import AgentServer, server_context
 from agent.stats import DEFAULT_INTERVAL as STATS_INTERVAL
@@ -52,6 +59,9 @@ def parse_args(argv=None):
                    "in (a local cluster's node); probes and streams connect from there")
     p.add_argument("--resolv-conf", default="/etc/resolv.conf",
                    help='resolvers handed to pods (--runtime cri); "" hands none')
+    p.add_argument("--runtime-request-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="deadline of each CRI call but pulls (kubelet: 2m); a sandbox "
+                        "start under load can take many seconds")
     p.add_argument("--cni-conf-dir", help="write the pod network's CNI configuration here "
                    "once the Node has a spec.podCIDR (--runtime cri; containerd's conf_dir)")
     p.add_argument("--cgroup-root", help="cgroupfs directory under which pods' cgroups go "
@@ -88,8 +98,14 @@ def parse_args(argv=None):
                    help="seconds of running after which the backoff starts over")
     p.add_argument("--sync-period", type=float, default=POLL,
                    help="seconds between a pod worker's looks at its containers")
-    p.add_argument("--container-log-max-size", type=int, default=logs.DEFAULT_MAX_BYTES)
-    p.add_argument("--container-log-max-files", type=int, default=logs.DEFAULT_MAX_FILES)
+    p.add_argument("--container-log-max-size", type=int, default=logs.DEFAULT_MAX_BYTES,
+                   help="bytes a container's log file reaches before it is rotated "
+                        "(negative: never, --runtime cri)")
+    p.add_argument("--container-log-max-files", type=int, default=logs.DEFAULT_MAX_FILES,
+                   help="log files kept per container, the one being written included")
+    p.add_argument("--container-log-monitor-interval", type=float, default=10.0,
+                   metavar="SECONDS",
+                   help="seconds between checks of containerd's log files (--runtime cri)")
     p.add_argument("--stats-interval", type=float, default=STATS_INTERVAL,
                    help="seconds between readings of container cpu, for usage rates (0: only "
                         "when asked)")
@@ -118,7 +134,8 @@ def build_cri_runtime(args):
         root = args.cgroup_root.rstrip("/")
         def cgroup_parent(_node, uid):     # noqa: E306 - kubelet's --cgroup-root
             return f"{root}/pod{uid}"
-    return CriRuntime(CriClient(args.container_runtime_endpoint), args.node_name,
+    return CriRuntime(CriClient(args.container_runtime_endpoint,
+                                timeout=args.runtime_request_timeout), args.node_name,
                       netns_path=args.node_netns, resolv_conf=args.resolv_conf,
                       cgroup_parent=cgroup_parent, version=version)
 
@@ -150,6 +167,17 @@ def build_image_gc(args, runtime, recorder):
                    low_threshold=args.image_gc_low_threshold, recorder=recorder,
                    node=node_reference(args.node_name),
                    sandbox_image=sandbox_image_of(runtime.client))
+
+
+def build_log_rotation(args, runtime):
+    """Rotation of the log files containerd writes (kubelet's log manager), else None."""
+    client = getattr(runtime, "client", None)
+    if not runtime.runs_images or client is None or args.container_log_max_size < 0:
+        return None
+    from agent.runtime.cri.labels import ours
+    from agent.runtime.cri.logrotation import ContainerLogRotator
+    return ContainerLogRotator(client, args.container_log_max_size,
+                               args.container_log_max_files, labels=ours(args.node_name))
 
 
 def sandbox_image_of(client):
@@ -212,6 +240,7 @@ class Agent:
                            images=build_images(args, self.runtime, recorder))
         self.pods = PodManager(self.rest, self.ctx, max_pods=args.max_pods)
         self.image_gc = build_image_gc(args, self.runtime, recorder)
+        self.log_rotation = build_log_rotation(args, self.runtime)
         self.pod_network = PodNetwork(self.rest, args.node_name, args.cni_conf_dir) \
             if args.cni_conf_dir else None
         self._stop = threading.Event()
@@ -227,6 +256,8 @@ class Agent:
                               report_interval=args.node_status_report_frequency,
                               runtime_name=args.runtime,
                               runtime_version=getattr(self.runtime, "version", None),
+                              runtime_problem=(lambda: cri_problem(self.runtime.client))
+                              if args.runtime == "cri" else None,
                               pressure=lambda: machine_pressure(args.data_dir),
                               on_node=self.pod_network.observe if self.pod_network else None)
 
@@ -255,6 +286,10 @@ class Agent:
         if self.image_gc is not None:
             threading.Thread(target=self.image_gc.run, args=(self._stop, 300.0),
                              name="image-gc", daemon=True).start()
+        if self.log_rotation is not None:
+            threading.Thread(target=self.log_rotation.run,
+                             args=(self._stop, self.args.container_log_monitor_interval),
+                             name="log-rotation", daemon=True).start()
         self.pods.start()
         self.stats.start(self.args.stats_interval)
         log.info("node=%s ip=%s port=%d runtime=%s msg=agent running", self.args.node_name,

@@ -96,6 +96,19 @@ def default_node_ip():
         return "127.0.0.1"
 
 
+def cri_problem(client):
+    """kubelet's reason for NotReady from CRI Status (RuntimeReady, NetworkReady), or None."""
+    conditions = client.status().status.conditions
+    down = [c for c in conditions if not c.status]
+    for c in down:
+        if c.type == "RuntimeReady":
+            return f"container runtime is down: {c.reason}: {c.message}"
+    for c in down:
+        return (f"container runtime network not ready: {c.type}=false reason:{c.reason} "
+                f"message:{c.message}")
+    return None
+
+
 def parse_taints(text):
     """``key=value:Effect,key:Effect`` -> taints, as --register-with-taints takes them."""
     taints = []
@@ -135,7 +148,7 @@ class NodeAgent:
 
     def __init__(self, rest, name, node_ip, port, max_pods=110, labels=None, taints=None,
                  heartbeat=10.0, report_interval=300.0, runtime_name="process", clock=None,
-                 pressure=None, runtime_version=None, on_node=None):
+                 pressure=None, runtime_version=None, on_node=None, runtime_problem=None):
         self.rest, self.name, self.node_ip, self.port = rest, name, node_ip, port
         self.max_pods, self.labels, self.taints = max_pods, dict(labels or {}), taints or []
         self.heartbeat, self.report_interval = heartbeat, report_interval
@@ -145,6 +158,9 @@ class NodeAgent:
         self.pressure = pressure or (lambda: machine_pressure("/"))
         #: Called with the stored Node at every heartbeat (the pod network follows podCIDR).
         self.on_node = on_node
+        #: Why the container runtime cannot run pods yet (None: it can): the Node is
+        #: NotReady meanwhile, as kubelet's, so nothing is scheduled here in vain.
+        self.runtime_problem = runtime_problem or (lambda: None)
         self.clock = clock or time.monotonic
         self._last_report, self._last_digest = None, None
         self._conditions = {}
@@ -188,7 +204,7 @@ class NodeAgent:
                                       "no disk pressure", "disk pressure", no_has=True),
                   _pressure_condition("PIDPressure", pressure.get("PIDPressure"), "PID",
                                       "sufficient PID available", "insufficient PID available"),
-                  ("Ready", "True", "KubeletReady", "kubelet is posting ready status")]
+                  self._ready()]
         conditions = []
         for kind, value, reason, message in wanted:
             previous = self._conditions.get(kind)
@@ -210,6 +226,15 @@ class NodeAgent:
                          "kubeletVersion": VERSION, "kubeProxyVersion": VERSION,
                          "operatingSystem": "linux", "architecture": ARCH},
             "conditions": conditions}
+
+    def _ready(self):
+        try:
+            problem = self.runtime_problem()
+        except Exception as exc:        # noqa: BLE001 - an unreadable runtime is not ready
+            problem = f"container runtime status check failed: {exc}"
+        if problem:
+            return ("Ready", "False", "KubeletNotReady", problem)
+        return ("Ready", "True", "KubeletReady", "kubelet is posting ready status")
 
     @staticmethod
     def _digest(status):

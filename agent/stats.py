@@ -194,7 +194,9 @@ class StatsCollector:
         try:
             containers = self.runtime.stats()
         except Exception as exc:     # noqa: BLE001 - a runtime hiccup leaves pods out, no more
-            log.warning("msg=cannot read container stats from the runtime error=%s", exc)
+            # A container created a moment ago has no stats yet (containerd 1.6 answers
+            # NOT_FOUND for the whole list): this round leaves the pods out.
+            log.info("msg=cannot read container stats from the runtime error=%s", exc)
             containers = []
         pods = self.pods()
         found = []

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.node import NodeAgent, parse_labels, parse_taints
+from agent.node import NodeAgent, cri_problem, parse_labels, parse_taints
 from control.client import AlreadyExists, NotFound
 
 
@@ -112,3 +112,41 @@ def test_machine_pressure_reads_this_machine(tmp_path):
     from agent.node import machine_pressure
     assert set(machine_pressure(str(tmp_path))) == {"MemoryPressure", "DiskPressure",
                                                     "PIDPressure"}
+
+
+class FakeCri:
+    """CRI Status with the given (type, ready, reason, message) conditions."""
+
+    def __init__(self, *conditions):
+        from agent.runtime.cri import api_pb2
+        self.response = api_pb2.StatusResponse(status=api_pb2.RuntimeStatus(conditions=[
+            api_pb2.RuntimeCondition(type=t, status=ok, reason=r, message=m)
+            for t, ok, r, m in conditions]))
+
+    def status(self):
+        return self.response
+
+
+def test_cri_problem_says_what_kubelet_says():
+    assert cri_problem(FakeCri(("RuntimeReady", True, "", ""),
+                               ("NetworkReady", True, "", ""))) is None
+    problem = cri_problem(FakeCri(("RuntimeReady", True, "", ""), (
+        "NetworkReady", False, "NetworkPluginNotReady",
+        "Network plugin returns error: cni plugin not initialized")))
+    assert problem == ("container runtime network not ready: NetworkReady=false "
+                       "reason:NetworkPluginNotReady message:Network plugin returns error: "
+                       "cni plugin not initialized")
+    assert cri_problem(FakeCri(("RuntimeReady", False, "Down", "gone"))).startswith(
+        "container runtime is down")
+
+
+def test_node_is_not_ready_while_the_runtime_cannot_run_pods():
+    problems = ["container runtime network not ready: NetworkReady=false"]
+    agent = NodeAgent(FakeRest(), "n1", "10.0.0.5", 10250, clock=Clock(),
+                      pressure=lambda: {}, runtime_problem=lambda: problems[0])
+    ready = next(c for c in agent.status()["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "KubeletNotReady")
+    assert ready["message"] == problems[0]
+    problems[0] = None
+    ready = next(c for c in agent.status()["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "KubeletReady")
