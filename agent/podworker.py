@@ -23,7 +23,7 @@ from agent import launch, paths, pullsecrets, volumes
 from agent import status as statusmod
 from agent.containers import ContainerState
 from agent.probes import ProbeState
-from agent.runtime.base import Record, RuntimeError_
+from agent.runtime.base import CreateContainerError, Record, RuntimeError_
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,10 @@ class PodWorker:
                 return now + CONFIG_RETRY
         elif now >= self.volumes_refresh_at and volumes.has_projected(self.pod):
             self._refresh_volumes(now)
-        if not self._sync_sandbox(now):
+        blocked_until = self._sync_sandbox(now)
+        if blocked_until is not None:
             self._post(now)
-            return now + CONFIG_RETRY
+            return blocked_until
         if self._sync_init(now, wake):
             for state in self.main:
                 self._sync_container(state, now, wake)
@@ -138,6 +139,8 @@ class PodWorker:
             for state in self.main:
                 if state.current is None:
                     state.waiting_reason = "PodInitializing"
+                elif state.running:
+                    self._sync_kill(state, now, wake)   # killed with an old sandbox
         self._post(now)
         return min(wake)
 
@@ -152,11 +155,21 @@ class PodWorker:
                                    for_containers=self.ctx.runtime.runs_images)
 
     def _sync_sandbox(self, now):
-        """Have the pod's sandbox run (image runtimes); return False while it cannot.
+        """Have the pod's sandbox run (image runtimes); None once containers may start,
+        else the time to look again.
 
         A sandbox that died is replaced, and what still runs in the old one is
-        killed so that it restarts in the new one, as kubelet does.
+        killed so that it restarts in the new one, where the init containers run
+        again first, as kubelet does. It is not replaced when nothing would run
+        in it (kubelet's computePodActions): a restartPolicy Never pod that ran,
+        or one whose init containers and containers are all done for good.
         """
+        if self._had_sandbox():
+            if self.ctx.runtime.sandbox_ready(self.uid):
+                if self.sandbox_id is not None:
+                    return None
+            elif not self._recreate_sandbox():
+                return self._stop_in_dead_sandbox(now)
         try:
             sandbox = self.ctx.runtime.prepare_pod(self.pod, self.pod_dir)
         except RuntimeError_ as exc:
@@ -164,9 +177,9 @@ class PodWorker:
             for state in self.init + self.main:
                 if not state.running:
                     state.waiting_reason, state.waiting_message = "ContainerCreating", str(exc)
-            return False
+            return now + CONFIG_RETRY
         if sandbox is None:
-            return True
+            return None
         if self.sandbox_id is not None and self.sandbox_id != sandbox.id:
             self._event("Normal", "SandboxChanged",
                         "Pod sandbox changed, it will be killed and re-created.")
@@ -175,7 +188,36 @@ class PodWorker:
             if state.running and state.kill_deadline is None and \
                     state.current.sandbox_id not in ("", sandbox.id):
                 self._kill(state, now, self._grace())
-        return True
+        return None
+
+    def _had_sandbox(self):
+        """True once the pod has had a sandbox (this agent's, or one adopted from records)."""
+        return self.sandbox_id is not None or any(
+            record is not None and record.sandbox_id
+            for state in self.init + self.main for record in (state.current, state.previous))
+
+    def _recreate_sandbox(self):
+        """Whether a dead sandbox is replaced: only if something would run in the new one."""
+        policy = self._policy()
+        if policy == "Never" and any(s.current is not None for s in self.init + self.main):
+            return False
+        to_start = [s for s in self.main if not (policy == "OnFailure" and _succeeded(s))]
+        return bool(to_start) or not all(_succeeded(s) for s in self.init)
+
+    def _stop_in_dead_sandbox(self, now):
+        """Kill what still runs of a pod whose sandbox died and will not be replaced."""
+        wake = [now + self.ctx.poll]
+        for state in self.init + self.main:
+            if state.running and state.kill_deadline is None:
+                self._kill(state, now, self._grace())
+            if state.running:
+                self._sync_kill(state, now, wake)
+        return min(wake)
+
+    def _in_sandbox(self, record):
+        """True if ``record`` ran in the pod's current sandbox (or the runtime has none)."""
+        return not record.sandbox_id or self.sandbox_id is None or \
+            record.sandbox_id == self.sandbox_id
 
     def _refuse(self, now):
         """Run nothing of a pod whose files could not be kept in its directory; say why."""
@@ -204,15 +246,19 @@ class PodWorker:
         """Run init containers in order; return True once all have succeeded."""
         policy = self._policy()
         for state in self.init:
-            if state.current is not None and not state.running and state.current.exit_code == 0:
+            if state.running:
+                self._sync_kill(state, now, wake)
+                return False
+            fresh = state.current is not None and self._in_sandbox(state.current)
+            if fresh and state.current.exit_code == 0:
                 continue
-            if state.current is None:
+            if not fresh:
+                # Never ran, or ran in a sandbox that is gone: (again) from the first one.
                 self._start(state, now, wake)
-            elif not state.running:
-                if policy == "Never":
-                    self.init_failed = True
-                else:
-                    self._restart(state, now, wake)
+            elif policy == "Never":
+                self.init_failed = True
+            else:
+                self._restart(state, now, wake)
             return False
         return True
 
@@ -232,6 +278,9 @@ class PodWorker:
 
     def _restart(self, state, now, wake):
         """Start the next attempt, unless crash-loop backoff says to wait."""
+        if state.retry_at is not None and now < state.retry_at:
+            wake.append(state.retry_at)     # a configuration or create error: keep waiting
+            return
         key = f"{self.uid}/{state.name}"
         finished = state.current.finished_at or now
         backoff = self.ctx.backoff
@@ -248,6 +297,9 @@ class PodWorker:
             return
         backoff.next(key, now)
         self._start(state, now, wake)
+
+    def _create_key(self, state):
+        return f"{self.uid}/{state.name}/create"
 
     def _start(self, state, now, wake):
         if state.retry_at is not None and now < state.retry_at:
@@ -274,6 +326,9 @@ class PodWorker:
         except envmod.ConfigError as exc:         # the runtime refused the configuration
             self._config_error(state, now, wake, exc)
             return
+        except CreateContainerError as exc:
+            self._create_error(state, now, wake, exc)
+            return
         except RuntimeError_ as exc:
             # As a StartError: the attempt counts and ends at once, so backoff applies.
             record = Record("", self.uid, state.name, attempt, started_at=now, exit_code=128,
@@ -284,6 +339,7 @@ class PodWorker:
             # Both once the runtime answered: a refused configuration created nothing.
             self._event("Normal", "Created", f"Created container {state.name}")
             self._event("Normal", "Started", f"Started container {state.name}")
+        self.ctx.backoff.forget(self._create_key(state))
         if state.current is not None:
             self._forget(state.previous)        # kubelet keeps one previous attempt
             state.previous = state.current
@@ -299,6 +355,15 @@ class PodWorker:
         state.retry_at = now + CONFIG_RETRY
         self._event("Warning", "Failed", f"Error: {exc}")
         wake.append(now + CONFIG_RETRY)
+
+    def _create_error(self, state, now, wake, exc):
+        """kubelet's CreateContainerError: nothing ran, so the container waits and is
+        retried after a delay that doubles per failure (10 s, 20 s ... up to the cap)."""
+        delay = self.ctx.backoff.next(self._create_key(state), now)
+        state.waiting_reason, state.waiting_message = "CreateContainerError", str(exc)
+        state.retry_at = now + delay
+        self._event("Warning", "Failed", f"Error: {exc}")
+        wake.append(state.retry_at)
 
     def _ensure_image(self, state, now, wake):
         """The image to run (the image manager's ref), or None while the container waits."""
@@ -415,6 +480,7 @@ class PodWorker:
             self.ctx.images.forget_pod(self.uid)
         for state in self.init + self.main:
             self.ctx.backoff.forget(f"{self.uid}/{state.name}")
+            self.ctx.backoff.forget(self._create_key(state))
 
     # -- helpers ----------------------------------------------------------------------
     def _forget(self, record):
@@ -519,3 +585,8 @@ class PodWorker:
                 wake = self.ctx.clock() + 1.0
             if self.finished:
                 return
+
+
+def _succeeded(state):
+    """True if the container's last attempt ended with exit code 0."""
+    return state.current is not None and not state.running and state.current.exit_code == 0

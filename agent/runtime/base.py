@@ -93,6 +93,14 @@ class RuntimeError_(Exception):
     """A container could not be started (bad command, missing binary): the pod says so."""
 
 
+class CreateContainerError(RuntimeError_):
+    """The runtime could not even create the container (a bad mount, the image's config).
+
+    Nothing ran, so no attempt is counted: the container waits with kubelet's reason
+    CreateContainerError and is retried with backoff (a failed start is a StartError).
+    """
+
+
 class Runtime(abc.ABC):
     """Start, watch, signal and forget container attempts."""
 
@@ -140,6 +148,10 @@ class Runtime(abc.ABC):
         the worker then restarts every container in it.
         """
         return None
+
+    def sandbox_ready(self, pod_uid):
+        """False once the pod's sandbox died (the worker then decides whether to replace it)."""
+        return True
 
     def stop_pod(self, pod_uid):
         """Stop the pod's sandbox once nothing will run in it again (its IP is freed)."""

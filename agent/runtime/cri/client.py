@@ -238,6 +238,15 @@ class CriClient:
         )
         self._runtime_call("UpdateContainerResources", request)
 
+    def reopen_container_log(self, container_id):
+        """Make the runtime write the container's output to a fresh file at its log path.
+
+        Called after the agent renamed (rotated) the file; fails for a container that
+        does not run, and then no new file is made.
+        """
+        request = api.ReopenContainerLogRequest(container_id=container_id)
+        self._runtime_call("ReopenContainerLog", request)
+
     # --- exec, attach, port-forward ------------------------------------------
 
     def exec_sync(self, container_id, cmd, timeout):

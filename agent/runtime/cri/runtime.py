@@ -16,7 +16,7 @@ import signal as signals
 import threading
 
 from agent import paths
-from agent.runtime.base import Record, Runtime, RuntimeError_, Sandbox
+from agent.runtime.base import CreateContainerError, Record, Runtime, RuntimeError_, Sandbox
 from agent.runtime.cri import api_pb2, containerconfig, podfiles
 from agent.runtime.cri import labels as labelmod
 from agent.runtime.cri import sandbox as sandboxmod
@@ -78,6 +78,15 @@ class CriRuntime(Runtime):
         with self._lock:
             self._pods[uid] = current
         return Sandbox(current.id, current.ip, current.attempt)
+
+    def sandbox_ready(self, pod_uid):
+        """True while the pod's sandbox (the one remembered, else any of ours) is ready."""
+        with self._lock:
+            known = self._pods.get(pod_uid)
+        if known is not None:
+            return self._ready(known.id)
+        return any(item.state == api_pb2.SANDBOX_READY for item in self.client.list_pod_sandbox(
+            label_selector={labelmod.POD_UID: pod_uid, **labelmod.ours(self.node)}))
 
     def _ready(self, sandbox_id):
         try:
@@ -177,8 +186,8 @@ class CriRuntime(Runtime):
         try:
             container_id = self.client.create_container(current.id, request, current.config)
         except CriError as exc:
-            raise RuntimeError_(f"failed to create container {config.name}: "
-                                f"{exc.details or exc}") from None
+            # kubelet shows the runtime's own message (no prefix) as CreateContainerError.
+            raise CreateContainerError(exc.details or str(exc)) from None
         try:
             self.client.start_container(container_id)
         except CriError as exc:

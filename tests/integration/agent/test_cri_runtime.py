@@ -301,3 +301,76 @@ def test_deleting_a_pod_removes_its_sandbox(node, cri_agent, rest):
                logs=cri_agent.logs)
     eventually(lambda: not node.handle.client.list_pod_sandbox(
         label_selector={labelmod.POD_UID: uid}), timeout=30, message="sandbox removed")
+
+
+def _delete(rest, agent, name):
+    rest.delete(PODS, "default", name)
+    eventually(lambda: pod_gone(rest, name), timeout=60, message=f"{name} deleted",
+               logs=agent.logs)
+
+
+def test_log_rotation_renames_and_containerd_reopens(server, node, cri_agent, rest):
+    from agent.runtime.cri.logrotation import ContainerLogRotator
+    rest.create(PODS, "default", _pod(cri_agent.node_name, "chatty", [
+        {"name": "main", "command": ["sh", "-c", "i=0; while true; do for j in 1 2 3 4 5; "
+                                     "do i=$((i+1)); echo line $i; done; sleep 1; done"]}]))
+    _, statuses = _wait_running(rest, cri_agent, "chatty")
+    container_id = _container_id(statuses["main"])
+    path = node.handle.client.container_status(container_id).status.log_path
+    eventually(lambda: os.path.getsize(path) >= 200, timeout=30, message="log grows")
+    rotator = ContainerLogRotator(node.handle.client, 200, 3,
+                                  labels={labelmod.POD_NAME: "chatty"})
+    assert rotator.rotate_all() == [container_id]
+
+    def numbers(name):
+        with open(name) as f:
+            return [int(line.rsplit(" ", 1)[1]) for line in f if " line " in line]
+    fresh = eventually(lambda: numbers(path), timeout=30, message="containerd writes anew")
+    assert numbers(f"{path}.1")[-1] + 1 == fresh[0]     # nothing lost, nothing twice
+    out = eventually(lambda: (text := server.steer("logs", "chatty", check=False).stdout)
+                     .startswith("line 1\n") and f"line {fresh[0]}\n" in text and text,
+                     timeout=30, message="logs across the rotation", logs=cri_agent.logs)
+    assert out.count("line 1\n") == 1
+    _delete(rest, cri_agent, "chatty")
+
+
+def test_a_failed_create_waits_as_create_container_error(node, cri_agent, rest, tmp_path):
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")      # containerd cannot make a directory here
+    rest.create(PODS, "default", _pod(cri_agent.node_name, "badmount", [
+        _sleeper(volumeMounts=[{"name": "data", "mountPath": "/data"}])],
+        volumes=[{"name": "data", "hostPath": {"path": str(dangling)}}]))
+
+    def waiting():
+        _, statuses = _statuses(rest, "badmount")
+        state = (statuses.get("main") or {}).get("state", {}).get("waiting") or {}
+        return state.get("reason") == "CreateContainerError" and (statuses["main"], state)
+    status, state = eventually(waiting, timeout=60, message="CreateContainerError",
+                               logs=cri_agent.logs)
+    assert str(dangling) in state["message"] and status["restartCount"] == 0
+    assert rest.get(PODS, "default", "badmount")["status"]["phase"] == "Pending"
+    assert not _containers(node, "badmount")
+    _delete(rest, cri_agent, "badmount")
+
+
+def test_a_replaced_sandbox_runs_the_init_containers_again(node, cri_agent, rest):
+    pod = _pod(cri_agent.node_name, "initagain", [_sleeper()])
+    pod["spec"]["initContainers"] = [{"name": "init", "image": BUSYBOX_IMAGE,
+                                      "command": ["true"]}]
+    rest.create(PODS, "default", pod)
+    created = _wait_running(rest, cri_agent, "initagain")[0]
+    [sandbox] = node.handle.client.list_pod_sandbox(
+        label_selector={labelmod.POD_UID: created["metadata"]["uid"]})
+    node.handle.client.stop_pod_sandbox(sandbox.id)
+
+    def again():
+        pod, statuses = _running(rest, "initagain") or (None, None)
+        init = pod and pod["status"]["initContainerStatuses"][0]
+        return init and init["restartCount"] == 1 and statuses["main"]["restartCount"] == 1 \
+            and pod
+    eventually(again, timeout=60, message="init and main again in a new sandbox",
+               logs=cri_agent.logs)
+    inits = [c for c in _containers(node, "initagain")
+             if c.labels.get(labelmod.CONTAINER_NAME) == "init"]
+    assert len({c.pod_sandbox_id for c in inits}) == 2
+    _delete(rest, cri_agent, "initagain")

@@ -55,6 +55,7 @@ UPSTREAM_NUMBERS = [
     ("AttachRequest", "tty", 3),
     ("Image", "uid", 5),
     ("UpdateContainerResourcesRequest", "annotations", 4),
+    ("ReopenContainerLogRequest", "container_id", 1),
     ("ImageFsInfoResponse", "container_filesystems", 2),
 ]
 
