@@ -55,7 +55,7 @@ export STEER_HOME
 run: $(VENV)/.installed deb-packages
 	@$(STEER) up --nodes 3
 	@example=examples/hello.yaml; \
-	if [ "$$($(STEER) get nodes -l node.steersman.io/runtime=process -o name)" ]; then \
+	if [ "$$($(STEER) get nodes -l node.steersman.io/runtime=process -o name 2>/dev/null)" ]; then \
 	  example=examples/hello-process.yaml; fi; \
 	echo; echo "== deploy $$example: 3 replicas of a small HTTP server and a Service =="; \
 	$(STEER) apply -f $$example

@@ -528,7 +528,7 @@ def cmd_status(args):
     pid = supervisor.running_pid(cluster)
     say(f"supervisor: {f'pid {pid}' if pid else 'not running (`steer up` starts it)'}")
     containers = len(cluster.running_containers())
-    say(f"\ncontainers running: {containers}")
+    say(f"\ncontainers running: {containers + local_containers.running(cluster)}")
     url = cluster.state.get("apiServer")
     context = _admin_context(steer_home()) if url and url.startswith("https:") else None
     ready = http_get_json(f"{url}/readyz", context=context) if url else None

@@ -22,6 +22,7 @@ import socket
 
 from agent.provision.containerd import (
     ContainerdError,
+    running_containers,
     stop_containerd,
     wait_ready,
     write_config,
@@ -139,6 +140,13 @@ def _free(port):
         except OSError:
             return False
     return True
+
+
+def running(cluster):
+    """Containers running in the cluster's containerds (those that answer)."""
+    counts = [running_containers(info["endpoint"])
+              for info in (cluster.state.get("containerd") or {}).values()]
+    return sum(c for c in counts if c)
 
 
 def node_dir(cluster, node):

@@ -22,8 +22,8 @@ from agent.provision.containerd_config import (
 )
 
 __all__ = ["ContainerdError", "ContainerdPaths", "check_runtime", "node_cgroup_parent",
-           "pod_cgroup_parent", "start_containerd", "stop_containerd", "wait_ready",
-           "write_config", "write_registry_host"]
+           "pod_cgroup_parent", "running_containers", "start_containerd", "stop_containerd",
+           "wait_ready", "write_config", "write_registry_host"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,18 @@ def wait_ready(endpoint, timeout=30.0, pid=None, log_path=None):
                 if time.monotonic() >= deadline:
                     raise ContainerdError(f"containerd at {endpoint} did not answer CRI "
                                           f"within {timeout:g}s: {exc.details}") from None
+
+
+def running_containers(endpoint):
+    """How many containers run in the containerd at ``endpoint`` (None: it does not answer)."""
+    from agent.runtime.cri import api_pb2
+    from agent.runtime.cri.client import CriClient, CriError
+
+    try:
+        with CriClient(endpoint, timeout=2) as client:
+            return len(client.list_containers(state=api_pb2.CONTAINER_RUNNING))
+    except CriError:
+        return None
 
 
 def check_runtime(endpoint):

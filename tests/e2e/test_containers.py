@@ -102,6 +102,14 @@ def test_hello_serves_through_its_cluster_ip_from_the_host(hello):
     eventually(every_pod_answered, timeout=30, message="every pod to answer through the Service")
 
 
+def test_status_counts_the_containers_and_shows_containerd_and_the_registry(hello):
+    out = hello.steer("status").stdout
+    for name in ("containerd-node-1", "containerd-node-2", "registry", "registry-door"):
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert "running" in line, line
+    assert "containers running: 3" in out, out
+
+
 def test_logs_of_a_container(hello):
     out = hello.steer("logs", "deployment/hello").stdout
     assert "serving /www on port 8080" in out
