@@ -531,7 +531,13 @@ def cmd_status(args):
     say(f"\ncontainers running: {containers + local_containers.running(cluster)}")
     url = cluster.state.get("apiServer")
     context = _admin_context(steer_home()) if url and url.startswith("https:") else None
-    ready = http_get_json(f"{url}/readyz", context=context) if url else None
+    ready = None
+    # A busy machine can stall one answer (the store's leader mid-election, say):
+    # look a few times over about 6 s before calling the API server down.
+    for attempt in range(3) if url else ():
+        ready = http_get_json(f"{url}/readyz", timeout=2.0 + attempt, context=context)
+        if ready is not None:
+            break
     say(f"api server {url}: {'ready' if ready is not None else 'not answering'}")
     if ready is None:
         return 1
