@@ -8,9 +8,9 @@ STEER  := $(VENV)/bin/steer
 # Debian packages the test suite and `make run` need; installed only when missing:
 # containerd and what pods need (runc, CNI plugins), the cluster registry and the
 # tools that build images without internet (skopeo, busybox-static, gcc for pause),
-# network namespaces (iproute2, nsenter from util-linux).
+# network namespaces (iproute2, nsenter from util-linux), Services in nftables.
 DEB_TEST_PACKAGES ?= containerd runc containernetworking-plugins docker-registry skopeo \
-                     umoci busybox-static gcc libc6-dev iproute2 util-linux
+                     umoci busybox-static gcc libc6-dev iproute2 util-linux nftables
 PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint unit cri-proto deb-packages bench-store bench-api bench-control bench-pods down clean
