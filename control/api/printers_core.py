@@ -271,3 +271,31 @@ def print_event(obj, now):
     return [last, obj.get("type", ""), obj.get("reason", ""), target,
             involved.get("fieldPath", ""), _event_source(obj), (obj.get("message") or "").strip(),
             first, count, metadata_of(obj).get("name", "")]
+
+
+def _first_three(items):
+    """Up to three items joined by commas, then " + N more...", or "<unset>" when none."""
+    items = list(items)
+    text = ",".join(items[:3])
+    if len(items) > 3:
+        return f"{text} + {len(items) - 3} more..."
+    return text or "<unset>"
+
+
+def format_slice_ports(ports):
+    """The PORTS cell of an EndpointSlice: numbers, a name when unset, else "*"."""
+    return _first_three(str(p["port"]) if p.get("port") is not None
+                        else p["name"] if p.get("name") is not None else "*"
+                        for p in ports or [])
+
+
+def format_slice_endpoints(endpoints):
+    """The ENDPOINTS cell of an EndpointSlice: every endpoint's addresses, in order."""
+    return _first_three(address for endpoint in endpoints or []
+                        for address in (endpoint or {}).get("addresses") or [])
+
+
+def print_endpointslice(obj, now):
+    return [metadata_of(obj).get("name", ""), obj.get("addressType") or "",
+            format_slice_ports(obj.get("ports")), format_slice_endpoints(obj.get("endpoints")),
+            created_age(obj, now)]

@@ -129,6 +129,12 @@ _SERVICE = [NAME, _c("Type", description="type determines how the Service is exp
                     "values matching this selector.", priority=1)]
 _ENDPOINTS = [NAME, _c("Endpoints", description="The set of all endpoints is the union of all "
                        "subsets."), AGE]
+_ENDPOINTSLICE = [NAME, _c("AddressType", description="addressType specifies the type of "
+                           "address carried by this EndpointSlice."),
+                  _c("Ports", description="ports specifies the list of network ports exposed "
+                     "by each endpoint in this slice."),
+                  _c("Endpoints", description="endpoints is a list of unique endpoints in "
+                     "this slice."), AGE]
 _NODE = [NAME, _c("Status", description="The status of the node"),
          _c("Roles", description="The roles of the node"), AGE,
          _c("Version", description="Kubelet Version reported by the node."),
@@ -164,6 +170,7 @@ PRINTERS = {
     "CronJob": (_CRONJOB, p.print_cronjob),
     "Service": (_SERVICE, core.print_service),
     "Endpoints": (_ENDPOINTS, core.print_endpoints),
+    "EndpointSlice": (_ENDPOINTSLICE, core.print_endpointslice),
     "Node": (_NODE, core.print_node),
     "Event": (_EVENT, core.print_event),
     "Namespace": ([NAME, _c("Status", description="The status of the namespace"), AGE],

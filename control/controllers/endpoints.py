@@ -265,6 +265,14 @@ def _normal(subsets):
     return out
 
 
+def services_selecting(services, pod):
+    """The cached Services in the pod's namespace whose selector matches the pod's labels."""
+    labels = pod["metadata"].get("labels") or {}
+    return [s for s in by_namespace(services, pod["metadata"].get("namespace"))
+            if (selector := (s.get("spec") or {}).get("selector"))
+            and all(labels.get(k) == v for k, v in selector.items())]
+
+
 class EndpointsController(Controller):
     """Converge each Service's Endpoints from the Service and pod caches."""
 
@@ -293,13 +301,7 @@ class EndpointsController(Controller):
 
     # -- handlers: map pod changes to the Services that select the pod -----------------
     def _services_for(self, pod):
-        labels = pod["metadata"].get("labels") or {}
-        found = []
-        for service in by_namespace(self.services, pod["metadata"].get("namespace")):
-            selector = (service.get("spec") or {}).get("selector")
-            if selector and all(labels.get(k) == v for k, v in selector.items()):
-                found.append(service)
-        return found
+        return services_selecting(self.services, pod)
 
     def _pod_changed(self, pod):
         for service in self._services_for(pod):

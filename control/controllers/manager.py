@@ -22,6 +22,8 @@ from control.client.component import (
 from control.client.events import EventRecorder
 from control.controllers import (
     endpoints,
+    endpointslice,
+    endpointslicing,
     garbagecollector,
     namespace,
     nodeipam,
@@ -154,6 +156,14 @@ def _endpoint(rest, informers, options):
                                          informers.informer(kinds.ENDPOINTS))
 
 
+def _endpointslice(rest, informers, options):
+    return endpointslice.EndpointSliceController(
+        rest, informers.informer(kinds.SERVICES), informers.informer(kinds.PODS),
+        informers.informer(kinds.ENDPOINTSLICES), informers.informer(kinds.NODES),
+        max_endpoints_per_slice=_option(options, "max_endpoints_per_slice",
+                                        endpointslicing.MAX_ENDPOINTS_PER_SLICE))
+
+
 def _namespace(rest, informers, options):
     return namespace.NamespaceController(rest, informers.informer(kinds.NAMESPACES))
 
@@ -205,6 +215,7 @@ CONTROLLERS = {
     "cronjob": _cronjob,
     "ttl-after-finished": _ttl_after_finished,
     "endpoint": _endpoint,
+    "endpointslice-controller": _endpointslice,
     "namespace": _namespace,
     "garbagecollector": _garbagecollector,
     "podgc": _podgc,
@@ -280,11 +291,19 @@ def parse_args(argv=None):
     parser.add_argument("--podgc-quarantine", type=float, default=podgc.QUARANTINE,
                         help="seconds a node must be missing before its pods are force-deleted "
                              "(Kubernetes: fixed 40)")
+    parser.add_argument("--max-endpoints-per-slice", type=int,
+                        default=endpointslicing.MAX_ENDPOINTS_PER_SLICE,
+                        help="the most endpoints the EndpointSlice controller puts in one "
+                             f"slice (1 to {endpointslicing.MAX_ENDPOINTS_LIMIT}; default "
+                             f"{endpointslicing.MAX_ENDPOINTS_PER_SLICE})")
     parser.add_argument("--root-ca-file", metavar="FILE",
                         help="the cluster CA (PEM) published as ConfigMap kube-root-ca.crt in "
                              "every namespace, for pods' service account token volumes")
     args = parser.parse_args(argv)
     args.controllers = [n.strip() for n in args.controllers.split(",") if n.strip()]
+    if not 1 <= args.max_endpoints_per_slice <= endpointslicing.MAX_ENDPOINTS_LIMIT:
+        parser.error(f"--max-endpoints-per-slice must be between 1 and "
+                     f"{endpointslicing.MAX_ENDPOINTS_LIMIT}")
     unknown = [n for n in args.controllers if n not in CONTROLLERS]
     if unknown:
         parser.error(f"unknown controllers: {', '.join(unknown)} "

@@ -477,6 +477,13 @@ def _endpoints(endpoints):
             _default_value(port, "protocol", "TCP")
 
 
+def _endpoint_slice(endpoint_slice):
+    """SetDefaults_EndpointPort of discovery/v1: an unnamed port has name "", TCP by default."""
+    for port in _objects(endpoint_slice, "ports"):
+        _default(port, "name", "")
+        _default(port, "protocol", "TCP")
+
+
 def _namespace(namespace):
     """SetDefaults_Namespace and SetDefaults_NamespaceStatus."""
     metadata = _child(namespace, "metadata")
@@ -503,6 +510,7 @@ _DEFAULTERS = {
     ("v1", "Service"): _service,
     ("v1", "Secret"): _secret,
     ("v1", "Endpoints"): _endpoints,
+    ("discovery.k8s.io/v1", "EndpointSlice"): _endpoint_slice,
     ("v1", "Namespace"): _namespace,
     ("v1", "Node"): _node,
     ("apps/v1", "Deployment"): _deployment,

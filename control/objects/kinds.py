@@ -75,6 +75,7 @@ RESOURCES = (
     _r("", "v1", "Event", "events", True, ("ev",), (), ()),
     _r("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), ()),
     _r("coordination.k8s.io", "v1", "Lease", "leases", True, (), (), ()),
+    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), (), ()),
     _r("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     _r("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
     _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
@@ -137,6 +138,7 @@ SECRETS = lookup("", "v1", "secrets")
 EVENTS = lookup("", "v1", "events")
 SERVICEACCOUNTS = lookup("", "v1", "serviceaccounts")
 LEASES = lookup("coordination.k8s.io", "v1", "leases")
+ENDPOINTSLICES = lookup("discovery.k8s.io", "v1", "endpointslices")
 REPLICASETS = lookup("apps", "v1", "replicasets")
 DEPLOYMENTS = lookup("apps", "v1", "deployments")
 DAEMONSETS = lookup("apps", "v1", "daemonsets")

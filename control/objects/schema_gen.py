@@ -45,6 +45,7 @@ KINDS = [
     ("v1", "ServiceAccount", "V1ServiceAccount"),
     ("v1", "Binding", "V1Binding"),
     ("coordination.k8s.io/v1", "Lease", "V1Lease"),
+    ("discovery.k8s.io/v1", "EndpointSlice", "V1EndpointSlice"),
     ("apps/v1", "ReplicaSet", "V1ReplicaSet"),
     ("apps/v1", "Deployment", "V1Deployment"),
     ("apps/v1", "DaemonSet", "V1DaemonSet"),

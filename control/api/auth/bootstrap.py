@@ -44,6 +44,9 @@ VIEW_RULES = [
     rule(READ, ["apps"], APPS),
     rule(READ, ["batch"], BATCH),
     rule(READ, ["coordination.k8s.io"], ["leases"]),
+    # Read only, also for edit and admin: writing slices could point a Service
+    # anywhere (CVE-2021-25740), so Kubernetes grants no write.
+    rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
 ]
 EDIT_RULES = [
     rule([*READ, *WRITE], [""], ["pods", "pods/attach", "pods/exec", "pods/portforward",
@@ -104,6 +107,7 @@ CLUSTER_ROLES = {
         rule(["*"], ["", "apps", "batch", "coordination.k8s.io", "policy", "events.k8s.io"],
              ["*"]),
         rule([*READ, "delete", "deletecollection", "patch", "update"], ["*"], ["*"]),
+        rule(["create"], ["discovery.k8s.io"], ["endpointslices"]),
         rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),
         rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
     ]}, {}),
@@ -114,6 +118,7 @@ CLUSTER_ROLES = {
     ]}, {}),
     "system:node": ({"rules": [
         rule(READ + ["create", "update", "patch", "delete"], [""], ["nodes", "nodes/status"]),
+        rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
         rule([*READ, "delete"], [""], ["pods"]),
         rule(["update", "patch"], [""], ["pods/status"]),
         rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims"]),
@@ -121,6 +126,15 @@ CLUSTER_ROLES = {
         rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"],
              ["leases"]),
+    ]}, {}),
+    # Kubernetes' role of the EndpointSlice controller's own account; here the
+    # controller manager runs every controller as one user, which holds all of it.
+    "system:controller:endpointslice-controller": ({"rules": [
+        rule(READ, [""], ["services", "pods", "nodes"]),
+        rule(["update"], [""], ["services/finalizers"]),
+        rule(["get", "list", "watch", "create", "update", "delete"], ["discovery.k8s.io"],
+             ["endpointslices"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
     ]}, {}),
     "system:node-bootstrapper": ({"rules": [
         rule(["create", "get", "list", "watch"], ["certificates.k8s.io"],
@@ -144,6 +158,10 @@ CLUSTER_ROLE_BINDINGS = {
     "system:kube-controller-manager": ("system:kube-controller-manager",
                                        [_subject("User", "system:kube-controller-manager")]),
     "system:node-proxier": ("system:node-proxier", [_subject("User", "system:kube-proxy")]),
+    "system:controller:endpointslice-controller": (
+        "system:controller:endpointslice-controller",
+        [{"kind": "ServiceAccount", "name": "endpointslice-controller",
+          "namespace": "kube-system"}]),
     "system:node-bootstrapper": ("system:node-bootstrapper",
                                  [_subject("Group", "system:bootstrappers")]),
 }

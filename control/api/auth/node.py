@@ -113,6 +113,11 @@ class NodeAuthorizer:
     def _events(self, node, info):
         return info.verb in ("create", "update", "patch"), ""
 
+    def _endpointslices(self, node, info):
+        """Read-only: a node's service proxy and DNS follow every Service's endpoints."""
+        allowed = info.verb in READ and not info.subresource
+        return allowed, "" if allowed else f'node "{node}" may only read endpointslices'
+
     def _referenced(self, node, info):
         if info.verb not in READ or not info.name or info.subresource:
             return False, f'node "{node}" can only get individual {info.resource}'
@@ -145,6 +150,7 @@ class NodeAuthorizer:
         ("", "configmaps"): _referenced,
         ("", "persistentvolumeclaims"): _referenced,
         ("", "serviceaccounts"): _serviceaccounts,
+        ("discovery.k8s.io", "endpointslices"): _endpointslices,
     }
 
     # -- lookups (per request; see the module docstring) -------------------------------

@@ -9,6 +9,7 @@ import functools
 
 from control import errors
 from control.api.strategies.base import Strategy
+from control.api.strategies.endpointslice import EndpointSliceStrategy
 from control.api.strategies.job import JobStrategy
 from control.api.strategies.namespace import NamespaceFinalizeStrategy, NamespaceStrategy
 from control.api.strategies.node import LeaseStrategy, NodeStrategy
@@ -25,6 +26,7 @@ _BY_RESOURCE = {
     kinds.NAMESPACES: NamespaceStrategy,
     kinds.PODS: PodStrategy,
     kinds.SERVICES: ServiceStrategy,
+    kinds.ENDPOINTSLICES: EndpointSliceStrategy,
     kinds.JOBS: JobStrategy,
     kinds.SECRETS: SecretStrategy,
     kinds.NODES: NodeStrategy,
