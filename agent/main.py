@@ -21,6 +21,7 @@ from agent import runtime as runtimes
 from agent.containers import POLL, Context
 from agent.kubelet import ApiAdapter, PodManager
 from agent.network.cni import PodNetwork
+from agent.network.routes import NODE_IP_ANNOTATION, HostGateway
 from agent.node import (
     NodeAgent,
     cri_problem,
@@ -64,6 +65,12 @@ def parse_args(argv=None):
                         "start under load can take many seconds")
     p.add_argument("--cni-conf-dir", help="write the pod network's CNI configuration here "
                    "once the Node has a spec.podCIDR (--runtime cri; containerd's conf_dir)")
+    p.add_argument("--pod-network-ip", help="the address other nodes route this node's "
+                   "podCIDR through (default: the node IP); published on the Node as "
+                   "annotation network.steersman.io/node-ip")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   help="the pods' address range of the whole cluster: pod traffic leaving "
+                        "it is masqueraded, traffic inside it keeps the pod's address")
     p.add_argument("--cgroup-root", help="cgroupfs directory under which pods' cgroups go "
                    "(--runtime cri; default /steer/<node name>)")
     p.add_argument("--image-gc-high-threshold", type=int, default=85, metavar="PERCENT",
@@ -200,6 +207,19 @@ def stream_server(args, runtime, pods):
                                   idle_timeout=args.streaming_connection_idle_timeout)
 
 
+def build_host_gateway(args, rest, own_ip):
+    """Routes to the other nodes' pods in the node's namespace (a local cluster's node).
+
+    Only with --node-netns: there the routes land in a namespace made for the node,
+    never in the machine's own. (A real host's agent does not manage routes yet; its
+    CNI bridge masquerades all pod traffic leaving the node, as before.)
+    """
+    if args.runtime != "cri" or not args.node_netns:
+        return None
+    return HostGateway(rest, args.node_name, args.node_netns, own_ip=own_ip,
+                       cluster_cidr=args.cluster_cidr)
+
+
 TLS_FLAGS = "--tls-cert-file, --tls-private-key-file and --client-ca-file"
 
 
@@ -241,7 +261,11 @@ class Agent:
         self.pods = PodManager(self.rest, self.ctx, max_pods=args.max_pods)
         self.image_gc = build_image_gc(args, self.runtime, recorder)
         self.log_rotation = build_log_rotation(args, self.runtime)
-        self.pod_network = PodNetwork(self.rest, args.node_name, args.cni_conf_dir) \
+        self.pod_network_ip = args.pod_network_ip or self.node_ip
+        self.host_gateway = build_host_gateway(args, self.rest, self.pod_network_ip)
+        # Without a HostGateway nobody else masquerades: the CNI bridge does, as before.
+        self.pod_network = PodNetwork(self.rest, args.node_name, args.cni_conf_dir,
+                                      ip_masq=self.host_gateway is None) \
             if args.cni_conf_dir else None
         self._stop = threading.Event()
         self.stats = StatsCollector(args.node_name, self.runtime, self.pods.pods_by_uid)
@@ -259,7 +283,8 @@ class Agent:
                               runtime_problem=(lambda: cri_problem(self.runtime.client))
                               if args.runtime == "cri" else None,
                               pressure=lambda: machine_pressure(args.data_dir),
-                              on_node=self.pod_network.observe if self.pod_network else None)
+                              on_node=self.pod_network.observe if self.pod_network else None,
+                              annotations={NODE_IP_ANNOTATION: self.pod_network_ip})
 
     def start(self, stop=None):
         """Serve, register the Node, start heartbeats and pod workers; return at once.
@@ -283,6 +308,8 @@ class Agent:
         self.node.start()
         if self.pod_network is not None:
             self.pod_network.start()
+        if self.host_gateway is not None:
+            self.host_gateway.start()
         if self.image_gc is not None:
             threading.Thread(target=self.image_gc.run, args=(self._stop, 300.0),
                              name="image-gc", daemon=True).start()
@@ -302,6 +329,8 @@ class Agent:
         self.node.stop()
         if self.pod_network is not None:
             self.pod_network.stop()
+        if self.host_gateway is not None:
+            self.host_gateway.stop()
         self.pods.stop()
         self.stats.stop()
         self.server.stop()

@@ -148,8 +148,11 @@ class NodeAgent:
 
     def __init__(self, rest, name, node_ip, port, max_pods=110, labels=None, taints=None,
                  heartbeat=10.0, report_interval=300.0, runtime_name="process", clock=None,
-                 pressure=None, runtime_version=None, on_node=None, runtime_problem=None):
+                 pressure=None, runtime_version=None, on_node=None, runtime_problem=None,
+                 annotations=None):
         self.rest, self.name, self.node_ip, self.port = rest, name, node_ip, port
+        #: Annotations the agent keeps on its Node (the pod network address: routes.py).
+        self.annotations = dict(annotations or {})
         self.max_pods, self.labels, self.taints = max_pods, dict(labels or {}), taints or []
         self.heartbeat, self.report_interval = heartbeat, report_interval
         self.runtime_name = runtime_name
@@ -176,14 +179,17 @@ class NodeAgent:
 
     def register(self):
         """Create the Node (or adopt the existing one, merging our labels)."""
-        body = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.name, "labels": self.node_labels()},
+        metadata = {"name": self.name, "labels": self.node_labels()}
+        if self.annotations:
+            metadata["annotations"] = dict(self.annotations)
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": metadata,
                 "spec": {"taints": self.taints} if self.taints else {}}
         try:
             self.rest.create(kinds.NODES, None, body)
             log.info("node=%s msg=registered", self.name)
         except AlreadyExists:
-            self.rest.patch(kinds.NODES, None, self.name, {"metadata": {"labels": self.node_labels()}})
+            self.rest.patch(kinds.NODES, None, self.name,
+                            {"metadata": {k: v for k, v in metadata.items() if k != "name"}})
             log.info("node=%s msg=node already registered, labels reconciled", self.name)
         self.post_status(force=True)
         self.renew_lease()
@@ -261,10 +267,20 @@ class NodeAgent:
             return False
         if self.on_node is not None:
             self.on_node(node)
+        self._keep_annotations(node)
         ready = conditions.find(node, "Ready")
         ports = ((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint")
         return ready is None or ready.get("status") != "True" or \
             (ports or {}).get("Port") != self.port
+
+    def _keep_annotations(self, node):
+        """Put our annotations back if the stored Node lost or changed them."""
+        stored = (node.get("metadata") or {}).get("annotations") or {}
+        changed = {k: v for k, v in self.annotations.items() if stored.get(k) != v}
+        if changed:
+            self.rest.patch(kinds.NODES, None, self.name, {"metadata": {"annotations": changed}})
+            log.info("node=%s annotations=%s msg=node annotations set", self.name,
+                     ",".join(sorted(changed)))
 
     # -- the Lease --------------------------------------------------------------------
     def renew_lease(self):

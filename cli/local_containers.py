@@ -41,6 +41,8 @@ REGISTRY_HOST = "steer.local"
 REQUIRED = (("containerd", "containerd"), ("runc", "runc"), ("nsenter", "util-linux"),
             ("docker-registry", "docker-registry"), ("skopeo", "skopeo"), ("gcc", "gcc"))
 CNI_BRIDGE = "/usr/lib/cni/bridge"
+#: The pods' range: the controller manager's --cluster-cidr default (control/controllers/nodeipam).
+CLUSTER_CIDR = "10.244.0.0/16"
 
 
 def unavailable_reason():
@@ -104,6 +106,9 @@ def start(cluster, node_names, say, timeout):
                              "cgroupNode": node.netns, "process": name}
         flags[node.name] = ["--runtime", "cri", "--container-runtime-endpoint", paths.endpoint,
                             "--node-netns", node.netns_path,
+                            # Other nodes route this node's pods through its LAN address.
+                            "--pod-network-ip", node.address,
+                            "--cluster-cidr", CLUSTER_CIDR,
                             # No resolver reaches out of the cluster's namespaces
                             # (cluster DNS comes with the network issue).
                             "--resolv-conf", "",

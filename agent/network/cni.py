@@ -26,11 +26,14 @@ def pod_cidr_of(node):
 class PodNetwork:
     """Write the node's CNI configuration for the podCIDR its Node carries."""
 
-    def __init__(self, rest, node_name, cni_conf_dir, network_name=None, poll=1.0):
+    def __init__(self, rest, node_name, cni_conf_dir, network_name=None, poll=1.0,
+                 ip_masq=False):
         self.rest, self.node_name = rest, node_name
         self.cni_conf_dir = cni_conf_dir
         self.network_name = network_name or f"steer-{node_name}"
         self.poll = poll
+        #: The bridge masquerades pod traffic itself: no HostGateway does it here.
+        self.ip_masq = ip_masq
         self.pod_cidr = None
         self._stop = threading.Event()
 
@@ -39,7 +42,7 @@ class PodNetwork:
         cidr = pod_cidr_of(node)
         if not cidr or cidr == self.pod_cidr:
             return False
-        path = write_pod_network(self.cni_conf_dir, cidr, self.network_name)
+        path = write_pod_network(self.cni_conf_dir, cidr, self.network_name, self.ip_masq)
         log.info("node=%s pod_cidr=%s cni_config=%s msg=pod network configured",
                  self.node_name, cidr, path)
         self.pod_cidr = cidr

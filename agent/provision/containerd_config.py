@@ -169,7 +169,7 @@ def ipam_dir_of(cni_conf_dir):
     return os.path.join(os.path.dirname(os.path.abspath(cni_conf_dir)), "ipam")
 
 
-def write_pod_network(cni_conf_dir, pod_cidr, network_name):
+def write_pod_network(cni_conf_dir, pod_cidr, network_name, ip_masq=False):
     """Write the node's CNI configuration for ``pod_cidr``; return its path.
 
     containerd's CRI plugin watches the directory and starts using the file at once;
@@ -180,15 +180,19 @@ def write_pod_network(cni_conf_dir, pod_cidr, network_name):
     os.makedirs(cni_conf_dir, mode=0o700, exist_ok=True)
     path = os.path.join(cni_conf_dir, CNI_CONF_NAME)
     _write_private(path, json.dumps(
-        cni_conflist(network_name, str(network), ipam_dir_of(cni_conf_dir)), indent=2) + "\n")
+        cni_conflist(network_name, str(network), ipam_dir_of(cni_conf_dir), ip_masq),
+        indent=2) + "\n")
     return path
 
 
-def cni_conflist(network_name, pod_cidr, ipam_dir):
+def cni_conflist(network_name, pod_cidr, ipam_dir, ip_masq=False):
     """The pod network: a bridge with host-local addresses from ``pod_cidr``, and hostPorts.
 
     No loopback entry: containerd's CRI plugin always brings up the pod's ``lo`` with
-    its own built-in loopback network, before this list.
+    its own built-in loopback network, before this list. No ipMasq by default: the
+    bridge plugin would masquerade everything leaving the pod subnet, pods on other
+    nodes included; the agent masquerades only what leaves the cluster CIDR
+    (agent/network/routes.py). ``ip_masq`` is for an agent that does not.
     """
     return {
         "cniVersion": "1.0.0",
@@ -198,7 +202,7 @@ def cni_conflist(network_name, pod_cidr, ipam_dir):
                 "type": "bridge",
                 "bridge": "cni0",
                 "isGateway": True,
-                "ipMasq": True,
+                "ipMasq": ip_masq,
                 "hairpinMode": True,       # a pod reaching itself through a hostPort
                 "ipam": {
                     "type": "host-local",

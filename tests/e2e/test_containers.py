@@ -15,6 +15,7 @@ import pytest
 from agent import netns
 from cli import local_containers, local_images, local_network
 from cli.local_cluster import alive
+from control.objects import kinds
 from tests.support import rawhttp
 from tests.support.apiproc import eventually
 
@@ -128,6 +129,44 @@ def test_top_shows_the_pods(hello):
         return out.count("hello-") == 3
     eventually(top_lists_hello, timeout=60, message="steer top pods to show the hello pods",
                logs=hello.logs)
+
+
+#: busybox httpd on 8080 with a CGI script that answers the address a request came from.
+PEER_SERVER = ("mkdir -p /www/cgi-bin && "
+               "printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' "
+               "> /www/cgi-bin/peer && chmod +x /www/cgi-bin/peer && exec httpd -f -p 8080 -h /www")
+
+
+def test_a_pod_reaches_a_pod_on_another_node_by_ip_without_nat(cluster):
+    net = local_network.LocalNetwork.from_record(cluster.local.state["network"])
+    for node in net.nodes:       # the address other nodes route this node's pods through
+        annotations = cluster.rest.get(kinds.NODES, None, node.name)["metadata"]["annotations"]
+        assert annotations["network.steersman.io/node-ip"] == node.address
+    for name, node in (("hop-a", "node-1"), ("hop-b", "node-2")):
+        cluster.steer("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [{
+                "name": "c", "image": local_images.BUSYBOX_IMAGE,
+                "command": ["sh", "-c", PEER_SERVER]}]}}))
+    try:
+        def running_ips():
+            statuses = [cluster.pod(n).get("status") or {} for n in ("hop-a", "hop-b")]
+            return all(s.get("phase") == "Running" and s.get("podIP") for s in statuses) \
+                and [s["podIP"] for s in statuses]
+        ip_a, ip_b = eventually(running_ips, timeout=60, message="the two pods to run",
+                                logs=cluster.logs)
+
+        def peer_seen_by_b():
+            result = cluster.steer("exec", "hop-a", "--", "timeout", "5", "wget", "-q", "-O",
+                                   "-", f"http://{ip_b}:8080/cgi-bin/peer", check=False)
+            return result.returncode == 0 and result.stdout.strip()
+        seen = eventually(peer_seen_by_b, timeout=60, logs=cluster.logs,
+                          message="hop-a on node-1 to reach hop-b on node-2 by its pod IP")
+        # busybox httpd writes IPv4 peers as [::ffff:a.b.c.d]; hop-b sees hop-a's own IP.
+        assert seen.strip("[]").removeprefix("::ffff:") == ip_a
+    finally:
+        for name in ("hop-a", "hop-b"):
+            cluster.steer("delete", "pod", name, check=False)
 
 
 def test_image_import_makes_an_image_runnable_with_pull_policy_never(cluster, tmp_path):

@@ -69,19 +69,21 @@ class Handle:
 
 @contextlib.contextmanager
 def running_containerd(tmp_dir, pod_cidr="10.244.9.0/24", images=("pause", "busybox"),
-                       registry_mirrors=None):
+                       registry_mirrors=None, netns_name=None):
     """Start a containerd in a new namespace under ``tmp_dir``; yield its Handle.
 
     ``images`` names the local images to import ("pause", "busybox", "hello").
+    ``netns_name``: run in this existing namespace instead (a node of a LAN the test
+    made, cli/local_network.py); the caller deletes it.
     """
     reason = missing_requirements()
     if reason is not None:
         raise RuntimeError(f"cannot run containerd here: {reason}")
-    name = f"steer-ctd-{os.getpid()}-{secrets.token_hex(3)}"
+    name = netns_name or f"steer-ctd-{os.getpid()}-{secrets.token_hex(3)}"
     node_dir = os.path.join(str(tmp_dir), name)
     # A unix socket path holds 107 bytes; pytest's tmp_path can be deeper than that.
     socket_dir = tempfile.mkdtemp(prefix="steer-ctd-")
-    netns_path = netns.add(name)
+    netns_path = netns.path_for(name) if netns_name else netns.add(name)
     paths = pid = client = None
     try:
         paths = provision.write_config(
@@ -104,7 +106,8 @@ def running_containerd(tmp_dir, pod_cidr="10.244.9.0/24", images=("pause", "busy
         finally:
             if client is not None:
                 client.close()
-            netns.delete(name)
+            if not netns_name:
+                netns.delete(name)
             shutil.rmtree(socket_dir, ignore_errors=True)
 
 
