@@ -256,6 +256,8 @@ def start_all(cluster, args, started):
         raise Failure(f"the store answers no reads: {exc}", names[0]) from None
     state["store"] = {"dir": store_dir, "endpoints": store.endpoints}
 
+    containers = uses_containers(args)
+
     # The API server.
     port = free_ports(1)[0]
     url = f"https://127.0.0.1:{port}"
@@ -282,7 +284,11 @@ def start_all(cluster, args, started):
                          # cli/local_pki.py), projected into every pod by the admission.
                          "--service-account-signing-key-file", creds.service_account_key,
                          "--service-account-key-file", creds.service_account_public_key,
-                         "--enable-admission-plugins", "ServiceAccount",
+                         # Pods of a containers cluster must meet the Pod Security
+                         # baseline unless their namespace's label says otherwise; the
+                         # process runtime's pods share the host's network (host ports).
+                         "--enable-admission-plugins",
+                         "ServiceAccount,PodSecurity" if containers else "ServiceAccount",
                          "--service-cluster-ip-range", args.service_cluster_ip_range,
                          "--default-not-ready-toleration-seconds",
                          str(args.pod_eviction_timeout),
@@ -310,7 +316,7 @@ def start_all(cluster, args, started):
     say("scheduler and controller manager started")
 
     # containerd per node (each in its own network namespace) and the registry.
-    runtime_flags = start_runtimes(cluster, args, node_names, started, timeout)
+    runtime_flags = start_runtimes(cluster, containers, node_names, started, timeout)
 
     # The node agents, each on its own loopback address.
     agents = []
@@ -367,16 +373,23 @@ def start_all(cluster, args, started):
                  dict), "the ServiceAccount default/default", timeout)
 
 
-def start_runtimes(cluster, args, node_names, started, timeout):
-    """containerd per node when the cri runtime is chosen (or possible); {node: agent flags}."""
+def uses_containers(args):
+    """True for the cri runtime: asked for, or (auto) possible here; says why not."""
     reason = local_containers.unavailable_reason()
     if args.runtime == "process" or (args.runtime == "auto" and reason):
         if args.runtime == "auto":
             say(f"pods run as host processes (the process runtime): {reason}; "
                 "`make run` installs what containers need")
-        return {}
+        return False
     if reason:
         raise Failure(f"--runtime cri cannot run here: {reason}")
+    return True
+
+
+def start_runtimes(cluster, containers, node_names, started, timeout):
+    """containerd per node for the cri runtime; {node: agent flags} ({} for process)."""
+    if not containers:
+        return {}
     try:
         flags = local_containers.start(cluster, node_names, say, timeout)
     except Exception as exc:

@@ -111,6 +111,15 @@ def test_status_counts_the_containers_and_shows_containerd_and_the_registry(hell
     assert "containers running: 3" in out, out
 
 
+def test_a_privileged_pod_is_refused_by_pod_security(cluster):
+    result = cluster.steer("apply", "-f", "-", check=False, input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root-of-node"},
+        "spec": {"containers": [{"name": "c", "image": local_images.BUSYBOX_IMAGE,
+                                 "securityContext": {"privileged": True}}]}}))
+    assert result.returncode != 0
+    assert 'violates PodSecurity "baseline:latest": privileged' in result.stderr, result.stderr
+
+
 def test_logs_of_a_container(hello):
     out = hello.steer("logs", "deployment/hello").stdout
     assert "serving /www on port 8080" in out
