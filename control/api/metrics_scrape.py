@@ -30,24 +30,20 @@ SCRAPE_THREADS = 16
 
 def agent_endpoint(node):
     """(host, port) of a Node's agent (its InternalIP and daemon endpoint), or None."""
-    status = node.get("status") or {}
-    by_type = {}
-    for address in status.get("addresses") or ():
-        by_type.setdefault(address.get("type"), address.get("address"))
-    host = next((by_type[t] for t in subresources.ADDRESS_TYPES if by_type.get(t)), None)
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    if not host or not isinstance(port, int) or isinstance(port, bool) or \
-            not 0 < port < 65536:
+    try:
+        return subresources.agent_endpoint(node)
+    except ValueError:
         return None
-    return host, port
 
 
 def fetch_summary(context, node_name, host, port, timeout=READ_TIMEOUT):
     """GET /stats/summary from an agent over mutual TLS; its certificate must name the node."""
     conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
     try:
-        conn.connect()
-        conn.sock = context.wrap_socket(conn.sock, server_hostname=node_name)
+        try:
+            conn.sock = subresources.dial_agent(context, host, port, node_name, CONNECT_TIMEOUT)
+        except errors.ApiError as exc:      # unreachable, or not the node: left out
+            raise OSError(str(exc)) from None
         conn.sock.settimeout(timeout)
         conn.request("GET", "/stats/summary", headers={"Accept": "application/json"})
         response = conn.getresponse()

@@ -30,8 +30,6 @@ signal, in both the gevent and the gthread workers).
 
 import dataclasses
 import logging
-import socket
-import ssl
 import urllib.parse
 
 import falcon
@@ -195,25 +193,9 @@ class PodStreams:
     def _connect(self, target):
         if self.kubelet_tls is None:
             raise errors.ServiceUnavailable(subresources.NO_KUBELET_CLIENT)
-        where = f"the node agent at {target.host}:{target.port}"
-        try:
-            raw = socket.create_connection((target.host, target.port),
-                                           subresources.CONNECT_TIMEOUT)
-        except OSError as exc:
-            raise errors.ServiceUnavailable(f"{where} cannot be reached: {exc}") from None
         # A stream may idle for hours: keepalives notice an agent whose machine vanished.
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        try:
-            # The agent must prove it is the pod's node: its certificate names it.
-            return self.kubelet_tls.wrap_socket(raw, server_hostname=target.node_name)
-        except ssl.SSLCertVerificationError as exc:
-            raw.close()
-            raise errors.ServiceUnavailable(
-                f'{where} is not node "{target.node_name}": its serving certificate failed '
-                f"verification ({exc.verify_message})") from None
-        except OSError as exc:
-            raw.close()
-            raise errors.ServiceUnavailable(f"{where} cannot be reached: {exc}") from None
+        return subresources.dial_agent(self.kubelet_tls, target.host, target.port,
+                                       target.node_name, keepalive=True)
 
     def _request(self, upstream, target, method, headers):
         where = f"the node agent at {target.host}:{target.port}"

@@ -17,6 +17,7 @@ the flags (never plain HTTP).
 
 import http.client
 import re
+import socket
 import ssl
 import urllib.parse
 
@@ -140,18 +141,11 @@ class PodLogs:
         if self.kubelet_tls is None:
             raise errors.ServiceUnavailable(NO_KUBELET_CLIENT)
         conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
+        conn.sock = dial_agent(self.kubelet_tls, host, port, node_name)
         try:
-            conn.connect()
-            # The agent must prove it is this node: its certificate names node_name.
-            conn.sock = self.kubelet_tls.wrap_socket(conn.sock, server_hostname=node_name)
             conn.sock.settimeout(None if follow else READ_TIMEOUT)
             conn.request("GET", path)
             response = conn.getresponse()
-        except ssl.SSLCertVerificationError as exc:
-            conn.close()
-            raise errors.ServiceUnavailable(
-                f'the node agent at {host}:{port} is not node "{node_name}": its serving '
-                f"certificate failed verification ({exc.verify_message})") from None
         except OSError as exc:
             conn.close()
             raise errors.ServiceUnavailable(f"the node agent at {host}:{port} cannot be "
@@ -178,20 +172,52 @@ def agent_address(service, node_name):
     except errors.NotFound:
         raise errors.ServiceUnavailable(f'node "{node_name}" of the pod does not exist, so '
                                         "its agent cannot be reached") from None
-    status = node.get("status", {})
+    try:
+        return agent_endpoint(node)
+    except ValueError as exc:
+        raise errors.ServiceUnavailable(f'node "{node_name}" {exc}') from None
+
+
+def agent_endpoint(node):
+    """(host, port) a Node reports for its agent; ValueError saying what is missing."""
+    status = node.get("status") or {}
     by_type = {}
     for address in status.get("addresses") or []:
         by_type.setdefault(address.get("type"), address.get("address"))
     host = next((by_type[t] for t in ADDRESS_TYPES if by_type.get(t)), None)
     port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
     if not host or not port:
-        raise errors.ServiceUnavailable(
-            f'node "{node_name}" reports no agent endpoint (an InternalIP in '
-            "status.addresses and status.daemonEndpoints.kubeletEndpoint.Port): its agent "
-            "has not registered yet")
+        raise ValueError("reports no agent endpoint (an InternalIP in status.addresses and "
+                         "status.daemonEndpoints.kubeletEndpoint.Port): its agent has not "
+                         "registered yet")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise errors.ServiceUnavailable(f'node "{node_name}" reports an invalid agent port')
+        raise ValueError("reports an invalid agent port")
     return host, port
+
+
+def dial_agent(kubelet_tls, host, port, node_name, timeout=CONNECT_TIMEOUT, keepalive=False):
+    """A mutual-TLS socket to the agent at host:port that proved it is ``node_name``.
+
+    Its serving certificate must name the node (a Node object may claim any address).
+    503 with what went wrong otherwise. ``keepalive`` for streams that idle for hours.
+    """
+    where = f"the node agent at {host}:{port}"
+    try:
+        raw = socket.create_connection((host, port), timeout)
+    except OSError as exc:
+        raise errors.ServiceUnavailable(f"{where} cannot be reached: {exc}") from None
+    if keepalive:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    try:
+        return kubelet_tls.wrap_socket(raw, server_hostname=node_name)
+    except ssl.SSLCertVerificationError as exc:
+        raw.close()
+        raise errors.ServiceUnavailable(
+            f'{where} is not node "{node_name}": its serving certificate failed '
+            f"verification ({exc.verify_message})") from None
+    except OSError as exc:
+        raw.close()
+        raise errors.ServiceUnavailable(f"{where} cannot be reached: {exc}") from None
 
 
 def _limit_bytes(value):
