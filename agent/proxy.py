@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 
 from agent import netns
+from agent.network import nftproxy
 from control.client import Informer
 from control.client.component import add_connection_flags, configure_logging, connect
 from control.objects import kinds
@@ -426,6 +427,10 @@ def parse_args(argv=None):
                    help="network namespaces whose pods are reached from inside them "
                         "(a local cluster's nodes), by the endpoint's nodeName")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--mode", choices=("userspace", "nftables"), default="userspace",
+                   help="userspace: this process forwards connections (the default); "
+                        "nftables: program one node's kernel (agent/network/nftproxy.py)")
+    nftproxy.add_flags(p)
     return p.parse_args(argv)
 
 
@@ -455,6 +460,9 @@ def main(argv=None):
     args = parse_args(argv)
     configure_logging(args.log_level)
     threading.current_thread().name = "steer-proxy"
+    if args.mode == "nftables":
+        nftproxy.run(args, connect(args))
+        return
     asyncio.run(_main(args))
 
 
