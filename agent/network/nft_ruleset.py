@@ -32,11 +32,12 @@ class Ruleset:
     sets: tuple = ()
     chains: tuple = ()
     elements: tuple = field(default=())      # ((map name, ((key, verdict), ...)), ...)
+    family: str = "ip"                       # "inet" for a table of IPv4 and IPv6 rules
 
     def script(self):
         """Replace the table with this one (delete and recreate, one transaction)."""
-        lines = [f"add table ip {self.table}", f"delete table ip {self.table}",
-                 f"table ip {self.table} {{"]
+        t = f"{self.family} {self.table}"
+        lines = [f"add table {t}", f"delete table {t}", f"table {t} {{"]
         for item in self.sets:
             lines += [f"\t{item.kind} {item.name} {{", *(f"\t\t{b}" for b in item.body), "\t}"]
         for chain in self.chains:
@@ -48,7 +49,7 @@ class Ruleset:
         # Elements last: they name chains, and the chains' rules name the maps.
         for name, entries in self.elements:
             if entries:
-                lines.append(f"add element ip {self.table} {name} {{")
+                lines.append(f"add element {t} {name} {{")
                 lines += [f"\t{key} : {verdict}," for key, verdict in entries]
                 lines.append("}")
         return "\n".join(lines) + "\n"
@@ -58,7 +59,7 @@ def _structure_differs(old, new):
     """Whether base chains, or a set kept by name, changed: then replace the table."""
     base = lambda rs: {c.name: c for c in rs.chains if c.hook}   # noqa: E731
     old_sets = {s.name: s for s in old.sets}
-    return (old.table != new.table or base(old) != base(new)
+    return (old.table != new.table or old.family != new.family or base(old) != base(new)
             or any(s.name in old_sets and old_sets[s.name] != s for s in new.sets))
 
 
@@ -66,7 +67,7 @@ def update_script(old, new):
     """The script turning table ``old`` into ``new``; None when only a full replace will do."""
     if _structure_differs(old, new):
         return None
-    t = f"ip {new.table}"
+    t = f"{new.family} {new.table}"
     old_chains = {c.name: c for c in old.chains}
     new_chains = {c.name: c for c in new.chains}
     added = [c for c in new.chains if c.name not in old_chains]

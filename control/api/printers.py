@@ -236,5 +236,11 @@ def print_controllerrevision(obj, now):
             created_age(obj, now)]
 
 
+def print_networkpolicy(obj, now):
+    """NAME, POD-SELECTOR (``<none>`` for the empty selector: every pod), AGE."""
+    return [metadata_of(obj).get("name", ""),
+            format_label_selector(spec_of(obj).get("podSelector") or {}), created_age(obj, now)]
+
+
 def print_default(obj, now):
     return [metadata_of(obj).get("name", ""), created_age(obj, now)]

@@ -135,6 +135,8 @@ _ENDPOINTSLICE = [NAME, _c("AddressType", description="addressType specifies the
                      "by each endpoint in this slice."),
                   _c("Endpoints", description="endpoints is a list of unique endpoints in "
                      "this slice."), AGE]
+_NETWORKPOLICY = [NAME, _c("Pod-Selector", description="podSelector selects the pods to which "
+                           "this NetworkPolicy object applies."), AGE]
 _NODE = [NAME, _c("Status", description="The status of the node"),
          _c("Roles", description="The roles of the node"), AGE,
          _c("Version", description="Kubelet Version reported by the node."),
@@ -171,6 +173,7 @@ PRINTERS = {
     "Service": (_SERVICE, core.print_service),
     "Endpoints": (_ENDPOINTS, core.print_endpoints),
     "EndpointSlice": (_ENDPOINTSLICE, core.print_endpointslice),
+    "NetworkPolicy": (_NETWORKPOLICY, p.print_networkpolicy),
     "Node": (_NODE, core.print_node),
     "Event": (_EVENT, core.print_event),
     "Namespace": ([NAME, _c("Status", description="The status of the namespace"), AGE],

@@ -484,6 +484,24 @@ def _endpoint_slice(endpoint_slice):
         _default(port, "protocol", "TCP")
 
 
+def _network_policy(policy):
+    """SetDefaults_NetworkPolicy(Port): Ingress (+ Egress with egress rules), TCP ports.
+
+    podSelector is a struct without omitempty in Go: a policy sent without one is
+    stored (and read back) with ``podSelector: {}``, every pod of its namespace.
+    """
+    spec = _child(policy, "spec")
+    if spec is None:
+        return
+    _default(spec, "podSelector", {})
+    for rules in ("ingress", "egress"):
+        for rule in _objects(spec, rules):
+            for port in _objects(rule, "ports"):
+                _default(port, "protocol", "TCP")
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
+
+
 def _namespace(namespace):
     """SetDefaults_Namespace and SetDefaults_NamespaceStatus."""
     metadata = _child(namespace, "metadata")
@@ -511,6 +529,7 @@ _DEFAULTERS = {
     ("v1", "Secret"): _secret,
     ("v1", "Endpoints"): _endpoints,
     ("discovery.k8s.io/v1", "EndpointSlice"): _endpoint_slice,
+    ("networking.k8s.io/v1", "NetworkPolicy"): _network_policy,
     ("v1", "Namespace"): _namespace,
     ("v1", "Node"): _node,
     ("apps/v1", "Deployment"): _deployment,

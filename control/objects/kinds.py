@@ -76,6 +76,7 @@ RESOURCES = (
     _r("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",), ()),
     _r("coordination.k8s.io", "v1", "Lease", "leases", True, (), (), ()),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, (), (), ()),
+    _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",), (), ()),
     _r("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     _r("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
     _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
@@ -139,6 +140,7 @@ EVENTS = lookup("", "v1", "events")
 SERVICEACCOUNTS = lookup("", "v1", "serviceaccounts")
 LEASES = lookup("coordination.k8s.io", "v1", "leases")
 ENDPOINTSLICES = lookup("discovery.k8s.io", "v1", "endpointslices")
+NETWORKPOLICIES = lookup("networking.k8s.io", "v1", "networkpolicies")
 REPLICASETS = lookup("apps", "v1", "replicasets")
 DEPLOYMENTS = lookup("apps", "v1", "deployments")
 DAEMONSETS = lookup("apps", "v1", "daemonsets")

@@ -46,6 +46,7 @@ KINDS = [
     ("v1", "Binding", "V1Binding"),
     ("coordination.k8s.io/v1", "Lease", "V1Lease"),
     ("discovery.k8s.io/v1", "EndpointSlice", "V1EndpointSlice"),
+    ("networking.k8s.io/v1", "NetworkPolicy", "V1NetworkPolicy"),
     ("apps/v1", "ReplicaSet", "V1ReplicaSet"),
     ("apps/v1", "Deployment", "V1Deployment"),
     ("apps/v1", "DaemonSet", "V1DaemonSet"),

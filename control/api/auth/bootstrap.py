@@ -47,6 +47,7 @@ VIEW_RULES = [
     # Read only, also for edit and admin: writing slices could point a Service
     # anywhere (CVE-2021-25740), so Kubernetes grants no write.
     rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
+    rule(READ, ["networking.k8s.io"], ["networkpolicies"]),
 ]
 EDIT_RULES = [
     rule([*READ, *WRITE], [""], ["pods", "pods/attach", "pods/exec", "pods/portforward",
@@ -58,6 +59,7 @@ EDIT_RULES = [
     rule([*READ, *WRITE], ["apps"], APPS),
     rule([*READ, *WRITE], ["batch"], BATCH),
     rule([*READ, *WRITE], ["coordination.k8s.io"], ["leases"]),
+    rule([*READ, *WRITE], ["networking.k8s.io"], ["networkpolicies"]),
 ]
 ADMIN_RULES = [
     rule(["create"], ["authorization.k8s.io"], ["localsubjectaccessreviews"]),
@@ -119,6 +121,8 @@ CLUSTER_ROLES = {
     "system:node": ({"rules": [
         rule(READ + ["create", "update", "patch", "delete"], [""], ["nodes", "nodes/status"]),
         rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
+        # Each node enforces NetworkPolicy for its own pods (agent/network/netpol.py).
+        rule(READ, ["networking.k8s.io"], ["networkpolicies"]),
         rule([*READ, "delete"], [""], ["pods"]),
         rule(["update", "patch"], [""], ["pods/status"]),
         rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims"]),

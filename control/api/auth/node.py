@@ -118,6 +118,11 @@ class NodeAuthorizer:
         allowed = info.verb in READ and not info.subresource
         return allowed, "" if allowed else f'node "{node}" may only read endpointslices'
 
+    def _networkpolicies(self, node, info):
+        """Read-only: a node enforces every policy that selects its pods or their peers."""
+        allowed = info.verb in READ and not info.subresource
+        return allowed, "" if allowed else f'node "{node}" may only read networkpolicies'
+
     def _referenced(self, node, info):
         if info.verb not in READ or not info.name or info.subresource:
             return False, f'node "{node}" can only get individual {info.resource}'
@@ -151,6 +156,7 @@ class NodeAuthorizer:
         ("", "persistentvolumeclaims"): _referenced,
         ("", "serviceaccounts"): _serviceaccounts,
         ("discovery.k8s.io", "endpointslices"): _endpointslices,
+        ("networking.k8s.io", "networkpolicies"): _networkpolicies,
     }
 
     # -- lookups (per request; see the module docstring) -------------------------------

@@ -12,6 +12,7 @@ from control.api.strategies.base import Strategy
 from control.api.strategies.endpointslice import EndpointSliceStrategy
 from control.api.strategies.job import JobStrategy
 from control.api.strategies.namespace import NamespaceFinalizeStrategy, NamespaceStrategy
+from control.api.strategies.networkpolicy import NetworkPolicyStrategy
 from control.api.strategies.node import LeaseStrategy, NodeStrategy
 from control.api.strategies.pod import PodStrategy
 from control.api.strategies.rbac import BindingStrategy, RoleStrategy
@@ -27,6 +28,7 @@ _BY_RESOURCE = {
     kinds.PODS: PodStrategy,
     kinds.SERVICES: ServiceStrategy,
     kinds.ENDPOINTSLICES: EndpointSliceStrategy,
+    kinds.NETWORKPOLICIES: NetworkPolicyStrategy,
     kinds.JOBS: JobStrategy,
     kinds.SECRETS: SecretStrategy,
     kinds.NODES: NodeStrategy,

@@ -28,6 +28,7 @@ def test_discovery_documents(client):
     assert client.simulate_get("/api").json["versions"] == ["v1"]
     groups = {g["name"] for g in client.simulate_get("/apis").json["groups"]}
     assert groups == {"apps", "batch", "coordination.k8s.io", "discovery.k8s.io",
+                      "networking.k8s.io",
                       "rbac.authorization.k8s.io",
                       "authorization.k8s.io", "authentication.k8s.io", "metrics.k8s.io"}
     core = {r["name"]: r for r in client.simulate_get("/api/v1").json["resources"]}
@@ -240,7 +241,7 @@ def test_label_and_field_selectors_filter_lists(client):
 def test_openapi_v3_index_and_documents(client):
     index = client.simulate_get("/openapi/v3").json["paths"]
     assert set(index) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
-                          "apis/discovery.k8s.io/v1",
+                          "apis/discovery.k8s.io/v1", "apis/networking.k8s.io/v1",
                           "apis/rbac.authorization.k8s.io/v1", "apis/authorization.k8s.io/v1",
                           "apis/authentication.k8s.io/v1"}
     doc = client.simulate_get(index["apis/apps/v1"]["serverRelativeURL"]).json
