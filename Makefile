@@ -61,8 +61,11 @@ run: $(VENV)/.installed deb-packages
 	$(STEER) apply -f $$example
 	$(STEER) rollout status deployment/hello --timeout 180
 	@echo; echo "== fetch the page through the Service's ClusterIP (the service proxy spreads requests) =="
-	@ip=$$($(STEER) get service hello -o jsonpath='{.spec.clusterIP}'); \
-	for i in 1 2 3 4 5 6; do echo "GET http://$$ip/ -> $$($(FETCH) http://$$ip/)"; done
+	@ip=$$($(STEER) get service hello -o jsonpath='{.spec.clusterIP}'); via=""; \
+	if [ -z "$$($(STEER) get nodes -l node.steersman.io/runtime=process -o name 2>/dev/null)" ]; then \
+	  echo "(from node-1's network namespace: ClusterIPs exist only inside the nodes)"; \
+	  via="$(STEER) node-shell node-1 --"; fi; \
+	for i in 1 2 3 4 5 6; do echo "GET http://$$ip/ -> $$($$via $(FETCH) http://$$ip/)"; done
 	@echo; echo "== the pods =="
 	$(STEER) get pods -o wide
 	@echo; echo "The cluster keeps running. Go on with:"
@@ -71,6 +74,7 @@ run: $(VENV)/.installed deb-packages
 	@echo "  $(STEER) scale deployment/hello --replicas=1"
 	@echo "  $(STEER) logs deployment/hello"
 	@echo "  $(STEER) top pods                        # cpu and memory of each pod"
+	@echo "  $(STEER) node-shell node-1                # a shell where pod and Service IPs answer"
 	@echo "  $(STEER) describe deployment hello"
 	@echo "  export KUBECONFIG=$(STEER_HOME)/kubeconfig; kubectl get pods   # kubectl works too"
 	@echo "Stop it with: make down   (or $(STEER) down; add --purge to delete its data)"

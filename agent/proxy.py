@@ -30,7 +30,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-from agent import netns
 from agent.network import nftproxy
 from control.client import Informer
 from control.client.component import add_connection_flags, configure_logging, connect
@@ -92,16 +91,6 @@ def desired_routes(services, node_ips):
         for address, route in routes_for(service, node_ips).items():
             routes.setdefault(address, route)
     return routes
-
-
-def endpoint_nodes(endpoints):
-    """{ip: nodeName} of an Endpoints object's addresses (ready or not)."""
-    nodes = {}
-    for subset in (endpoints or {}).get("subsets") or ():
-        for address in (subset.get("addresses") or []) + (subset.get("notReadyAddresses") or []):
-            if address.get("ip") and address.get("nodeName"):
-                nodes[address["ip"]] = address["nodeName"]
-    return nodes
 
 
 def ready_backends(endpoints, port_name):
@@ -177,13 +166,8 @@ class Stats:
 class Proxy:
     """Listeners and connections on one asyncio loop, fed by two informers."""
 
-    def __init__(self, rest, node_ips, connect_timeout=CONNECT_TIMEOUT, informers=None,
-                 pod_netns=None):
+    def __init__(self, rest, node_ips, connect_timeout=CONNECT_TIMEOUT, informers=None):
         self.rest, self.node_ips = rest, list(node_ips)
-        #: node name -> network namespace its pods live in (a local cluster's CRI nodes):
-        #: a pod IP there is reached from inside that namespace.
-        self.pod_netns = dict(pod_netns or {})
-        self.endpoint_node = {}     # pod ip -> node name
         self.connect_timeout = connect_timeout
         if informers is None:
             informers = (Informer(rest, kinds.SERVICES), Informer(rest, kinds.ENDPOINTS))
@@ -224,13 +208,12 @@ class Proxy:
     async def _sync_locked(self):
         services = self.services.store.list()
         desired = desired_routes(services, self.node_ips)
-        backends, endpoint_node = {}, {}
+        backends = {}
         for route in set(desired.values()):
             endpoints = self.endpoints.store.get(route.service)
             backends[(route.service, route.port_name)] = ready_backends(endpoints,
                                                                         route.port_name)
-            endpoint_node.update(endpoint_nodes(endpoints))
-        self.backends, self.endpoint_node = backends, endpoint_node
+        self.backends = backends
         self.balancer.forget({service_key(s) for s in services})
         # Addresses we failed to bind are tried again on every sync (a port in use
         # may free up), but logged only when the reason changes.
@@ -281,7 +264,8 @@ class Proxy:
         upstream = None
         for backend in self.balancer.order(route, backends, client_ip) if route else []:
             try:
-                upstream = await asyncio.wait_for(self._open(backend), self.connect_timeout)
+                upstream = await asyncio.wait_for(asyncio.open_connection(*backend),
+                                                  self.connect_timeout)
             except (OSError, asyncio.TimeoutError) as exc:
                 self.stats.upstream_failures += 1
                 log.info("service=%s endpoint=%s:%d msg=connect failed, trying the next: %s",
@@ -305,16 +289,6 @@ class Proxy:
             self.stats.active -= 1
             for w in (writer, upstream[1]):
                 w.close()
-
-    async def _open(self, backend):
-        """Connect to an endpoint: from its node's namespace when its pods live in one."""
-        netns_path = self.pod_netns.get(self.endpoint_node.get(backend[0]))
-        if netns_path is None:
-            return await asyncio.open_connection(*backend)
-        sock = await asyncio.get_running_loop().run_in_executor(
-            None, netns.connect, netns_path, backend, self.connect_timeout)
-        sock.setblocking(False)
-        return await asyncio.open_connection(sock=sock)
 
     async def _pipe(self, reader, writer):
         """Copy one direction; pass its end on as a half-close (FIN)."""
@@ -423,9 +397,6 @@ def parse_args(argv=None):
                    help="host:port serving /healthz and /metrics (default: none)")
     p.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT,
                    help="seconds to wait for an endpoint before trying the next")
-    p.add_argument("--pod-netns", default="", metavar="NODE=PATH,...",
-                   help="network namespaces whose pods are reached from inside them "
-                        "(a local cluster's nodes), by the endpoint's nodeName")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--mode", choices=("userspace", "nftables"), default="userspace",
                    help="userspace: this process forwards connections (the default); "
@@ -437,8 +408,7 @@ def parse_args(argv=None):
 async def _main(args):
     rest = connect(args)
     node_ips = [ip.strip() for ip in args.node_ips.split(",") if ip.strip()]
-    pod_netns = dict(item.split("=", 1) for item in args.pod_netns.split(",") if "=" in item)
-    proxy = Proxy(rest, node_ips, connect_timeout=args.connect_timeout, pod_netns=pod_netns)
+    proxy = Proxy(rest, node_ips, connect_timeout=args.connect_timeout)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,6 +14,7 @@ certificate embedded), both 0600. `steer down` stops it all by pid, the agents'
 containers included.
 """
 
+import argparse
 import glob
 import json
 import os
@@ -33,6 +34,9 @@ from cli.store_cmd import CommandError
 from control.objects import conditions
 
 SERVICE_CIDR = "127.64.0.0/16"
+#: A containers cluster's ClusterIPs live only inside its node namespaces (Kubernetes'
+#: default range); the process runtime's are loopback addresses of this machine.
+CONTAINERS_SERVICE_CIDR = "10.96.0.0/12"
 NODE_IP_PREFIX = "127.0.1"
 STORE_ARGS = ["--election-min", "1.0", "--election-max", "2.0"]
 
@@ -57,8 +61,10 @@ def register(groups):
         "addressing (change them to run two local clusters side by side)")
     addressing.add_argument("--node-ip-prefix", default=NODE_IP_PREFIX, metavar="A.B.C",
                             help="node-N gets the address PREFIX.N (default 127.0.1)")
-    addressing.add_argument("--service-cluster-ip-range", default=SERVICE_CIDR, metavar="CIDR",
-                            help=f"loopback range for ClusterIPs (default {SERVICE_CIDR})")
+    addressing.add_argument("--service-cluster-ip-range", metavar="CIDR",
+                            help=f"range of ClusterIPs (default {CONTAINERS_SERVICE_CIDR} "
+                                 "inside the node namespaces of a containers cluster; "
+                                 f"the loopback range {SERVICE_CIDR} with the process runtime)")
     timings = up.add_argument_group(
         "timings (Kubernetes' defaults; the end-to-end tests shorten them)")
     timings.add_argument("--heartbeat-interval", metavar="SECONDS", type=float, default=10.0,
@@ -85,6 +91,14 @@ def register(groups):
 
     status = groups.add_parser("status", help="the local cluster's processes and nodes")
     status.set_defaults(func=cmd_status)
+
+    shell = groups.add_parser(
+        "node-shell", help="run a command (default: a shell) in a local node's network "
+                           "namespace, where its pods' and Services' addresses answer")
+    shell.add_argument("node", help="node name (node-1, ...)")
+    shell.add_argument("command", nargs=argparse.REMAINDER,
+                       help="-- COMMAND [ARGS...] (default: $SHELL)")
+    shell.set_defaults(func=cmd_node_shell)
 
 
 # -- small helpers --------------------------------------------------------------------
@@ -257,6 +271,8 @@ def start_all(cluster, args, started):
     state["store"] = {"dir": store_dir, "endpoints": store.endpoints}
 
     containers = uses_containers(args)
+    if args.service_cluster_ip_range is None:
+        args.service_cluster_ip_range = CONTAINERS_SERVICE_CIDR if containers else SERVICE_CIDR
 
     # The API server.
     port = free_ports(1)[0]
@@ -344,15 +360,10 @@ def start_all(cluster, args, started):
     state["nodeIPs"] = node_ips
     cluster.save()
 
-    # The service proxy: every ClusterIP and NodePort on this machine.
-    cluster.start("proxy", python_module("agent.proxy", "--kubeconfig",
-                                         creds.kubeconfig("proxy"),
-                                         "--node-ips", ",".join(node_ips),
-                                         "--pod-netns", ",".join(
-                                             f"{n}={i['netns']}" for n, i in
-                                             state.get("containerd", {}).items())), "proxy")
-    started.append("proxy")
-    say("service proxy started")
+    if containers:
+        start_node_proxies(cluster, args, creds, started)
+    else:
+        start_userspace_proxy(cluster, creds, node_ips, started)
 
     ready = set()
 
@@ -371,6 +382,27 @@ def start_all(cluster, args, started):
              lambda: isinstance(http_get_json(
                  f"{url}/api/v1/namespaces/default/serviceaccounts/default", context=context),
                  dict), "the ServiceAccount default/default", timeout)
+
+
+def start_userspace_proxy(cluster, creds, node_ips, started):
+    """The process runtime's service proxy: every ClusterIP and NodePort on this machine."""
+    cluster.start("proxy", python_module("agent.proxy", "--kubeconfig",
+                                         creds.kubeconfig("proxy"),
+                                         "--node-ips", ",".join(node_ips)), "proxy")
+    started.append("proxy")
+    say("service proxy started")
+
+
+def start_node_proxies(cluster, args, creds, started):
+    """A containers cluster: kube-proxy's nftables mode in each node's namespace."""
+    for node, info in cluster.state.get("containerd", {}).items():
+        name = f"proxy-{node}"
+        cluster.start(name, python_module(
+            "agent.proxy", "--mode", "nftables", "--kubeconfig", creds.kubeconfig("proxy"),
+            "--node-name", node, "--netns", info["netns"], "--cluster-cidr", local_containers.CLUSTER_CIDR,
+            "--service-cluster-ip-range", args.service_cluster_ip_range), "proxy")
+        started.append(name)
+    say("service proxies (nftables, one per node namespace) started")
 
 
 def uses_containers(args):
@@ -523,6 +555,20 @@ def remove_agent_tmpfs(record):
     # Only what an agent makes (agent/paths.py tmpfs_dir), never a path a file names.
     if os.path.dirname(path) == "/dev/shm" and os.path.basename(path).startswith("steer-agent-"):
         shutil.rmtree(path, ignore_errors=True)
+
+
+# -- steer node-shell -----------------------------------------------------------------
+def cmd_node_shell(args):
+    """Exec ``command`` inside the node's network namespace (as `docker exec` into kind)."""
+    cluster = LocalCluster(steer_home())
+    nodes = cluster.state.get("containerd") or {}
+    if args.node not in nodes:
+        known = ", ".join(sorted(nodes)) or "none: its pods are host processes"
+        raise CommandError(f"no local node {args.node!r} with a network namespace "
+                           f"(nodes of the local cluster: {known})")
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = command or [os.environ.get("SHELL") or "/bin/sh"]
+    os.execvp("nsenter", ["nsenter", f"--net={nodes[args.node]['netns']}", "--", *command])
 
 
 # -- steer status ---------------------------------------------------------------------

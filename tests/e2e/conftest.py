@@ -60,9 +60,12 @@ class E2ECluster:
         return result
 
     def up(self):
+        # A containers cluster's ClusterIPs stay inside its own namespaces (the default
+        # range); the process runtime's are loopback addresses: a random range each.
+        services = ["--service-cluster-ip-range", self.service_range] \
+            if self.runtime == "process" else []
         self.steer("up", "--nodes", str(self.nodes), "--runtime", self.runtime,
-                   "--node-ip-prefix", self.node_prefix,
-                   "--service-cluster-ip-range", self.service_range, *SHORT_TIMINGS)
+                   "--node-ip-prefix", self.node_prefix, *services, *SHORT_TIMINGS)
         with open(os.path.join(self.home, "config")) as f:
             self.url = yaml.safe_load(f)["apiServer"]
         # As the admin: the cluster CA and the client certificate of $STEER_HOME/kubeconfig.

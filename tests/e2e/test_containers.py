@@ -89,18 +89,40 @@ def test_hello_pods_are_containers_with_their_own_ips(hello):
         assert body == f"hello from {pod['metadata']['name']}"
 
 
-def test_hello_serves_through_its_cluster_ip_from_the_host(hello):
+def test_hello_serves_through_its_cluster_ip_from_every_node(hello):
     ip = hello.service_cluster_ip("hello")
+    assert ip.startswith("10.")     # inside the node namespaces only
     names = {p["metadata"]["name"] for p in hello.ready_pods()}
     seen = set()
 
     def every_pod_answered():
-        body = http_get_in(None, ip, 80)
+        body = http_get_in(node_netns(hello, "node-1"), ip, 80)
+        assert http_get_in(node_netns(hello, "node-2"), ip, 80).startswith("hello from ")
         assert body.startswith("hello from "), body
         seen.add(body.split()[-1])
         return seen == names
 
     eventually(every_pod_answered, timeout=30, message="every pod to answer through the Service")
+
+
+def test_pods_reach_the_service_from_any_node_their_own_included(hello):
+    ip = hello.service_cluster_ip("hello")
+    def answered(name):
+        result = hello.steer("exec", name, "--", "sh", "-c",
+                             f"timeout 5 wget -qO- http://{ip}/", check=False)
+        return result.returncode == 0 and result.stdout.startswith("hello from ")
+
+    for pod in hello.ready_pods():      # one of them is always its own endpoint (hairpin)
+        name = pod["metadata"]["name"]
+        eventually(lambda name=name: answered(name), timeout=30,
+                   message=f"{name} to reach the hello Service")
+
+
+def test_node_shell_runs_a_command_in_the_node_namespace(cluster):
+    out = cluster.steer("node-shell", "node-1", "--", "ip", "-o", "-4", "addr").stdout
+    assert "eth0" in out and "172.31.250.1/24" in out
+    unknown = cluster.steer("node-shell", "node-9", "--", "true", check=False)
+    assert unknown.returncode == 1 and "no local node 'node-9'" in unknown.stderr
 
 
 def test_status_counts_the_containers_and_shows_containerd_and_the_registry(hello):
