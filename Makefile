@@ -13,7 +13,7 @@ DEB_TEST_PACKAGES ?= containerd runc containernetworking-plugins docker-registry
                      umoci busybox-static gcc libc6-dev iproute2 util-linux nftables
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint unit cri-proto deb-packages bench-store bench-api bench-control bench-pods down clean
+.PHONY: run test lint unit cri-proto deb-packages bench-store bench-api bench-control bench-pods bench-network down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -94,6 +94,9 @@ bench-control: $(VENV)/.installed
 
 bench-pods: $(VENV)/.installed
 	$(PY) -m bench.pods
+
+bench-network: $(VENV)/.installed
+	$(PY) -m bench.network
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -93,6 +93,23 @@ class Syncer:
             self.applied_count += 1
             return True
 
+    def in_place(self):
+        """Does the table last applied still exist in the kernel? (cheap: names only)
+
+        A resync that finds it replaces nothing: it re-applies the wanted state as an
+        incremental change, so a periodic resync never stalls changes behind a
+        whole-table transaction (seconds with thousands of Services).
+        """
+        applied = self._applied
+        if not isinstance(applied, Ruleset):
+            return False
+        argv = [find_binary("nft"), "list", "tables"]
+        if self.netns_path:
+            argv = [find_binary("nsenter"), f"--net={self.netns_path}", *argv]
+        done = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+        wanted = f"table {applied.family} {applied.table}"
+        return done.returncode == 0 and wanted in done.stdout.decode().splitlines()
+
     def forget(self):
         """Make the next sync replace the table whatever it gets (someone touched it)."""
         with self._lock:

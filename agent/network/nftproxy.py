@@ -9,6 +9,9 @@ table (agent/network/nft_rules.py) and the Syncer (nft_apply.py) sends the kerne
 only what changed, inside the node's network namespace. The node's addresses (for
 NodePorts) are its ``network.steersman.io/node-ip`` annotation, else its
 InternalIPs. On SIGTERM the table goes, so no stale DNAT outlives the proxy.
+With ``--network-policy`` (the default) it also enforces NetworkPolicy for this
+node's pods (agent/network/netpol_enforcer.py), with informers, runner and table
+of its own.
 
 The latency metric follows kube-proxy's network-programming latency: from the
 EndpointSlice's ``endpoints.kubernetes.io/last-change-trigger-time`` (when the
@@ -25,6 +28,7 @@ import threading
 import time
 
 from agent.network import service_routes
+from agent.network.netpol_enforcer import NetpolEnforcer
 from agent.network.nft_apply import NftError, Syncer, run_script
 from agent.network.nft_rules import NodeView, build_ruleset, delete_script
 from agent.network.routes import NODE_IP_ANNOTATION
@@ -36,6 +40,8 @@ log = logging.getLogger("steer.nftproxy")
 
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+#: Seconds between whole-table replacements by the periodic resync (kube-proxy: 1 h).
+FULL_REPLACE_PERIOD = 3600.0
 
 
 # -- pure helpers ----------------------------------------------------------------------
@@ -105,8 +111,10 @@ class NftProxy:
 
     def __init__(self, rest, node_name, netns_path=None, cluster_cidr="", service_cidr="",
                  node_ips=(), service_route=None, syncer=None, informers=None,
-                 debounce=DEBOUNCE, resync=RESYNC, clock=time.monotonic, wall=time.time):
+                 debounce=DEBOUNCE, resync=RESYNC, clock=time.monotonic, wall=time.time,
+                 netpol=None):
         self.node_name, self.netns_path = node_name, netns_path
+        self.netpol = netpol        # a NetpolEnforcer (agent/network/netpol_enforcer.py)
         self.cluster_cidr, self.service_cidr = cluster_cidr, service_cidr
         self.fixed_node_ips = tuple(node_ips)
         # On a shared machine only a namespace of our own may get the route.
@@ -116,7 +124,8 @@ class NftProxy:
             informers = (Informer(rest, kinds.SERVICES), Informer(rest, kinds.ENDPOINTSLICES),
                          Informer(rest, kinds.NODES, field_selector=f"metadata.name={node_name}"))
         self.services, self.slices, self.nodes = informers
-        self.wall = wall
+        self.wall, self.clock = wall, clock
+        self._replace_at = 0.0
         self.runner = SyncRunner(self.sync, clock=clock, wall=wall, debounce=debounce,
                                  resync=resync, on_done=self._applied)
         self.latency = Histogram()
@@ -146,9 +155,15 @@ class NftProxy:
 
     # -- one sync (the runner's thread) -----------------------------------------------
     def sync(self, full):
-        """Build the table from the caches and put it in place (``full``: whole)."""
-        if full:
+        """Build the table from the caches and put it in place.
+
+        ``full`` (the periodic resync) replaces the whole table only when it is gone
+        from the kernel or once every FULL_REPLACE_PERIOD (as kube-proxy's nftables
+        mode): otherwise it is an incremental change like any other.
+        """
+        if full and (not self.syncer.in_place() or self.clock() >= self._replace_at):
             self.syncer.forget()
+            self._replace_at = self.clock() + FULL_REPLACE_PERIOD
         node_ips = self.node_ips()
         if self.service_route and self.service_cidr:
             wanted = (self.service_cidr, node_ips[:1])
@@ -181,6 +196,8 @@ class NftProxy:
             informer.start()
         self._thread = threading.Thread(target=self._run, name="nft-sync", daemon=True)
         self._thread.start()
+        if self.netpol is not None:
+            self.netpol.start()
         return self
 
     def _run(self):
@@ -194,6 +211,8 @@ class NftProxy:
         """Stop syncing; then remove the table (the rules die with the proxy)."""
         self._stop.set()
         self.runner.wake()
+        if self.netpol is not None:
+            self.netpol.stop(remove_table)
         if self._thread is not None:
             self._thread.join(30)
         for informer in (self.services, self.slices, self.nodes):
@@ -212,6 +231,8 @@ class NftProxy:
             return False, f"the last sync failed: {self.runner.last_error}"
         if not self.runner.syncs:
             return False, "no sync yet (waiting for the informers)"
+        if self.netpol is not None:
+            return self.netpol.healthy()
         return True, "ok"
 
     def metrics_text(self):
@@ -231,6 +252,8 @@ class NftProxy:
                       "steer_proxy_last_endpoint_change_latency_seconds "
                       f"{self.last_latency:.6f}"]
         lines += self.latency.lines("steer_proxy_endpoint_change_latency_seconds")
+        if self.netpol is not None:
+            lines += self.netpol.metrics_lines()
         return "\n".join(lines) + "\n"
 
 
@@ -277,6 +300,9 @@ def add_flags(parser):
     parser.add_argument("--service-route", action=argparse.BooleanOptionalAction,
                         default=None, help="route the service range locally in the node "
                                            "namespace (default: on with --netns)")
+    parser.add_argument("--network-policy", action=argparse.BooleanOptionalAction,
+                        default=True, help="enforce NetworkPolicy for this node's pods "
+                                           "(table inet steer-netpol; nftables mode)")
     parser.add_argument("--sync-debounce", type=float, default=DEBOUNCE,
                         help="seconds to gather changes into one sync")
     parser.add_argument("--resync-period", type=float, default=RESYNC,
@@ -288,9 +314,13 @@ def run(args, rest):
     if not args.node_name:
         raise SystemExit("error: --mode nftables needs --node-name (this node's Node name)")
     node_ips = tuple(ip.strip() for ip in (args.node_ips or "").split(",") if ip.strip())
+    netpol = None
+    if args.network_policy:
+        netpol = NetpolEnforcer(rest, args.node_name, args.netns,
+                                debounce=args.sync_debounce, resync=args.resync_period)
     proxy = NftProxy(rest, args.node_name, args.netns, args.cluster_cidr,
                      args.service_cluster_ip_range, node_ips, args.service_route,
-                     debounce=args.sync_debounce, resync=args.resync_period)
+                     debounce=args.sync_debounce, resync=args.resync_period, netpol=netpol)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -33,8 +33,9 @@ class SyncRunner:
 
     def __init__(self, sync, clock=time.monotonic, wall=time.time, debounce=DEBOUNCE,
                  resync=RESYNC, backoff_initial=BACKOFF_INITIAL, backoff_max=BACKOFF_MAX,
-                 on_done=None):
+                 on_done=None, what="service rules"):
         self._sync, self.clock, self.wall = sync, clock, wall
+        self.what = what               # names the rules in log lines
         self.debounce, self.resync = debounce, resync
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self._on_done = on_done
@@ -104,8 +105,8 @@ class SyncRunner:
             self._triggers = triggers + self._triggers
             if self._pending_since is None:
                 self._pending_since = self.clock()
-        log.warning("msg=service rules sync failed, retrying delay=%.1fs error=%s",
-                    delay, exc)
+        log.warning("msg=%s sync failed, retrying delay=%.1fs error=%s",
+                    self.what, delay, exc)
 
     def _succeeded(self, full, started, triggers):
         now = self.clock()

@@ -241,6 +241,57 @@ def test_an_image_pushed_through_the_registry_door_runs_as_steer_local(cluster):
     assert "pushed-ok" in cluster.steer("logs", "pushed").stdout
 
 
+ACCESS_POLICY = {
+    "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+    "metadata": {"name": "hello-access", "namespace": "default"},
+    "spec": {"podSelector": {"matchLabels": {"app": "hello"}},
+             "ingress": [{"from": [{"podSelector": {"matchLabels": {"access": "true"}}}]}]}}
+
+
+def fetches(cluster, client, ips):
+    """{ip: whether ``client`` got a hello page from ip:8080}, one exec for all."""
+    script = "; ".join(f"timeout 3 wget -qO- http://{ip}:8080/ >/dev/null 2>&1 "
+                       f"&& echo ok {ip} || echo no {ip}" for ip in ips)
+    out = cluster.steer("exec", client, "--", "sh", "-c", script, check=False).stdout
+    answers = dict(line.split()[::-1] for line in out.splitlines() if line.strip())
+    return {ip: answers.get(ip) == "ok" for ip in ips}
+
+
+def test_network_policy_lets_in_only_the_labelled_pods_until_it_is_deleted(hello):
+    """Each node's steer-proxy enforces it for its own hello pods (same bridge or not)."""
+    clients = {"np-plain": {}, "np-access": {"access": "true"}}
+    for name, labels in clients.items():
+        hello.steer("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": {"nodeName": "node-1", "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "c", "image": local_images.BUSYBOX_IMAGE,
+                                     "command": ["sleep", "3600"]}]}}))
+    try:
+        eventually(lambda: all(hello.pod(n).get("status", {}).get("phase") == "Running"
+                               for n in clients),
+                   timeout=60, message="the two client pods to run", logs=hello.logs)
+        ips = [p["status"]["podIP"] for p in hello.ready_pods()]
+        hello.steer("apply", "-f", "-", input=json.dumps(ACCESS_POLICY))
+
+        def only_the_labelled_pod_gets_in():
+            return (not any(fetches(hello, "np-plain", ips).values())
+                    and all(fetches(hello, "np-access", ips).values()))
+        eventually(only_the_labelled_pod_gets_in, timeout=60, logs=hello.logs,
+                   message="the policy to keep np-plain out and let np-access in")
+
+        hello.steer("delete", "networkpolicy", "hello-access")
+
+        def both_get_in():
+            return all(fetches(hello, "np-plain", ips).values()) and \
+                all(fetches(hello, "np-access", ips).values())
+        eventually(both_get_in, timeout=60, logs=hello.logs,
+                   message="both clients to reach every hello pod once the policy is gone")
+    finally:
+        hello.steer("delete", "networkpolicy", "hello-access", check=False)
+        for name in clients:
+            hello.steer("delete", "pod", name, check=False)
+
+
 def test_down_leaves_no_containerd_shim_namespace_or_cgroup(cluster):
     state = cluster.local.state
     net = local_network.LocalNetwork.from_record(state["network"])

@@ -118,6 +118,13 @@ CLUSTER_ROLES = {
         rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
         rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
     ]}, {}),
+    # steer-proxy --mode nftables also enforces NetworkPolicy for its node, as
+    # kube-router does; Kubernetes has no such default role, its network plugins
+    # bring their own.
+    "system:steersman:network-policy-enforcer": ({"rules": [
+        rule(["list", "watch"], [""], ["pods", "namespaces"]),
+        rule(["list", "watch"], ["networking.k8s.io"], ["networkpolicies"]),
+    ]}, {}),
     "system:node": ({"rules": [
         rule(READ + ["create", "update", "patch", "delete"], [""], ["nodes", "nodes/status"]),
         rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
@@ -162,6 +169,8 @@ CLUSTER_ROLE_BINDINGS = {
     "system:kube-controller-manager": ("system:kube-controller-manager",
                                        [_subject("User", "system:kube-controller-manager")]),
     "system:node-proxier": ("system:node-proxier", [_subject("User", "system:kube-proxy")]),
+    "system:steersman:network-policy-enforcer": ("system:steersman:network-policy-enforcer",
+                                                 [_subject("User", "system:kube-proxy")]),
     "system:controller:endpointslice-controller": (
         "system:controller:endpointslice-controller",
         [{"kind": "ServiceAccount", "name": "endpointslice-controller",

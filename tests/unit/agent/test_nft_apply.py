@@ -88,3 +88,28 @@ def test_a_refused_change_falls_back_to_replacing_the_table():
     assert syncer.sync(_ruleset(["drop"])) is True
     assert len(scripts) == 3 and "delete table" in scripts[2]
     assert syncer.incremental_count == 0
+
+
+def test_in_place_asks_the_kernel_for_the_applied_tables_name(monkeypatch):
+    from agent.network import nft_apply
+    from agent.network.nft_ruleset import Ruleset
+
+    syncer = nft_apply.Syncer("/run/netns/x", run=lambda *a: None)
+    assert syncer.in_place() is False              # nothing applied yet
+    syncer.sync(Ruleset("steer-proxy"))
+    seen = []
+
+    class Done:
+        def __init__(self, out):
+            self.returncode, self.stdout = 0, out
+
+    def fake_run(argv, **kwargs):
+        seen.append(argv)
+        return Done(tables)
+    monkeypatch.setattr(nft_apply.subprocess, "run", fake_run)
+    tables = b"table inet steer-netpol\ntable ip steer-proxy\n"
+    assert syncer.in_place() is True
+    assert seen[0][:2] == [nft_apply.find_binary("nsenter"), "--net=/run/netns/x"]
+    assert seen[0][-2:] == ["list", "tables"]
+    tables = b"table inet steer-netpol\n"
+    assert syncer.in_place() is False
