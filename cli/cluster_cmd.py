@@ -532,9 +532,6 @@ def cmd_down(args):
 def purge(cluster, home):
     for record in glob.glob(os.path.join(cluster.dir, "agents", "*", "tmpfs-dir")):
         remove_agent_tmpfs(record)
-    network = cluster.state.get("network")
-    if network:         # containerd's sockets (cli/local_containers.socket_path)
-        shutil.rmtree(os.path.join("/run/steer", network["clusterId"]), ignore_errors=True)
     shutil.rmtree(cluster.dir, ignore_errors=True)
     shutil.rmtree(LocalCredentials(home).dir, ignore_errors=True)     # its CA and certificates
     for name in ("config", "kubeconfig"):

@@ -62,9 +62,13 @@ def unavailable_reason():
     return None
 
 
+def socket_dir(cluster_id):
+    return f"/run/steer/{cluster_id}"
+
+
 def socket_path(cluster_id, node):
     """containerd's socket: short (a unix socket path holds 107 bytes), root's own /run."""
-    return f"/run/steer/{cluster_id}/{node}/containerd.sock"
+    return f"{socket_dir(cluster_id)}/{node}/containerd.sock"
 
 
 def start(cluster, node_names, say, timeout):
@@ -182,6 +186,8 @@ def stop(cluster, say, timeout=10.0):
     if addons:
         cluster.stop(addons, timeout)
     if network:
+        # containerd's sockets (socket_path); a containerd killed leaves its .ttrpc one.
+        shutil.rmtree(socket_dir(network["clusterId"]), ignore_errors=True)
         net = local_network.LocalNetwork.from_record(network)
         local_network.delete(net)
         left = local_network.leftovers(net)
