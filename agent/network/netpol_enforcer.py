@@ -20,7 +20,7 @@ from agent import netns
 from agent.network.netpol import compute
 from agent.network.netpol_rules import FAMILY, TABLE, build_ruleset
 from agent.network.nft_apply import NftError, Syncer, run_script
-from agent.network.sync_runner import DEBOUNCE, RESYNC, SyncRunner
+from agent.network.sync_runner import DEBOUNCE, RESYNC, SyncRunner, run_when_synced
 from control.client import Informer
 from control.objects import kinds
 
@@ -106,11 +106,7 @@ class NetpolEnforcer:
         return (self.policies, self.pods, self.namespaces)
 
     def _run(self):
-        for informer in self.informers():
-            while not informer.wait_for_sync(0.5):
-                if self._stop.is_set():
-                    return
-        self.runner.run(self._stop)
+        run_when_synced(self.informers(), self.runner, self._stop)
 
     def stop(self, remove_table=True):
         """Stop syncing; then remove the table."""

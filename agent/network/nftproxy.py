@@ -32,7 +32,7 @@ from agent.network.netpol_enforcer import NetpolEnforcer
 from agent.network.nft_apply import NftError, Syncer, run_script
 from agent.network.nft_rules import NodeView, build_ruleset, delete_script
 from agent.network.routes import NODE_IP_ANNOTATION
-from agent.network.sync_runner import DEBOUNCE, RESYNC, SyncRunner
+from agent.network.sync_runner import DEBOUNCE, RESYNC, SyncRunner, run_when_synced
 from control.client import Informer
 from control.objects import kinds
 
@@ -201,11 +201,7 @@ class NftProxy:
         return self
 
     def _run(self):
-        for informer in (self.services, self.slices, self.nodes):
-            while not informer.wait_for_sync(0.5):
-                if self._stop.is_set():
-                    return
-        self.runner.run(self._stop)
+        run_when_synced((self.services, self.slices, self.nodes), self.runner, self._stop)
 
     def stop(self, remove_table=True):
         """Stop syncing; then remove the table (the rules die with the proxy)."""

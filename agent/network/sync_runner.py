@@ -130,3 +130,15 @@ class SyncRunner:
     def wake(self):
         """Make ``run`` look again at once (to stop it promptly)."""
         self._wake.set()
+
+
+def run_when_synced(informers, runner, stop):
+    """Wait until every informer holds a full list, then run ``runner`` until ``stop``.
+
+    A sync from half-listed caches would remove rules of objects not listed yet.
+    """
+    for informer in informers:
+        while not informer.wait_for_sync(0.5):
+            if stop.is_set():
+                return
+    runner.run(stop)
