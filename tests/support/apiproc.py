@@ -23,6 +23,7 @@ import yaml
 from cli.local_store import LocalStoreCluster, free_ports
 from cli.pki import CertificateAuthority, ensure_key_pair
 from control.client import RestClient
+from tests.support import children
 from tests.support.kubectl import run_kubectl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -195,13 +196,7 @@ class LocalApiServer:
         return self
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        children.stop(self.proc)
         if self.owns_store:
             self.store.stop_all()
 

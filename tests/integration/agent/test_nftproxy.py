@@ -13,7 +13,6 @@ rule refused it (a local route with no rule would deliver it to the decoy).
 import datetime
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import pytest
 from agent import netns
 from cli.local_store import free_ports
 from control.objects import kinds
+from tests.support import children
 from tests.support.apiproc import ROOT, eventually
 
 pytestmark = [
@@ -158,13 +158,7 @@ class NftProxyProcess:
             return f.read()[-20000:]
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        children.stop(self.proc, grace=30)
 
 
 @pytest.fixture(scope="module")

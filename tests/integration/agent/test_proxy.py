@@ -8,7 +8,6 @@ Endpoints, as a user may. The API server allocates clusterIPs from 127.64.0.0/16
 import http.client
 import http.server
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import urllib.request
 
 from cli.local_store import free_ports
 from control.objects.kinds import ENDPOINTS, SERVICES
+from tests.support import children
 from tests.support.apiproc import ROOT, eventually
 
 NODE_IP = "127.0.1.1"
@@ -73,13 +73,7 @@ class ProxyProcess:
             return f.read()[-20000:]
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        children.stop(self.proc)
 
 
 def get(ip, port, timeout=5):

@@ -7,7 +7,6 @@ admin's kubeconfig, on port 0 of 127.0.0.1 (the ports come from its log line).
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -20,6 +19,7 @@ import pytest
 
 from control.client import NotFound
 from control.objects import kinds
+from tests.support import children
 from tests.support.apiproc import ROOT, eventually
 from tests.support.controlplane import ControlPlane, create_namespace
 from tests.support.dns import rows
@@ -72,13 +72,7 @@ class DnsProcess:
 
     def stop(self):
         """SIGTERM, then SIGKILL if it has not exited within 15 s."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        children.stop(self.proc)
 
     def logs(self):
         if not os.path.exists(self.log_path):
