@@ -8,9 +8,12 @@ STEER  := $(VENV)/bin/steer
 # Debian packages the test suite and `make run` need; installed only when missing:
 # containerd and what pods need (runc, CNI plugins), the cluster registry and the
 # tools that build images without internet (skopeo, busybox-static, gcc for pause),
-# network namespaces (iproute2, nsenter from util-linux), Services in nftables.
+# network namespaces (iproute2, nsenter from util-linux), Services in nftables (and
+# conntrack, which deletes stale UDP flows),
+# the simulated bare-metal hosts (an sshd per host, supervisord for their services).
 DEB_TEST_PACKAGES ?= containerd runc containernetworking-plugins docker-registry skopeo \
-                     umoci busybox-static gcc libc6-dev iproute2 util-linux nftables
+                     umoci busybox-static gcc libc6-dev iproute2 util-linux nftables \
+                     conntrack openssh-server supervisor
 PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint unit cri-proto deb-packages bench-store bench-api bench-control bench-pods bench-network down clean
@@ -20,11 +23,17 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
+# Without systemd, a package's postinst starts its service through invoke-rc.d
+# (openssh-server would leave an sshd listening on this machine): a policy-rc.d that
+# exits 101 denies that for the install, and is removed after unless it was there.
 deb-packages:
 	@missing=""; for p in $(DEB_TEST_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  policy=/usr/sbin/policy-rc.d; \
+	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' >$$policy; \
+	    chmod 755 $$policy; trap 'rm -f $$policy' EXIT; fi; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
 lint: $(VENV)/.installed

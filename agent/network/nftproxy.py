@@ -27,10 +27,11 @@ import signal
 import threading
 import time
 
-from agent.network import service_routes
+from agent.network import conntrack, service_routes
 from agent.network.netpol_enforcer import NetpolEnforcer
 from agent.network.nft_apply import NftError, Syncer, run_script
-from agent.network.nft_rules import NodeView, build_ruleset, delete_script
+from agent.network.nft_rules import NodeView, delete_script, render
+from agent.network.nft_services import service_ports
 from agent.network.routes import NODE_IP_ANNOTATION
 from agent.network.sync_runner import DEBOUNCE, RESYNC, SyncRunner, run_when_synced
 from control.client import Informer
@@ -112,8 +113,10 @@ class NftProxy:
     def __init__(self, rest, node_name, netns_path=None, cluster_cidr="", service_cidr="",
                  node_ips=(), service_route=None, syncer=None, informers=None,
                  debounce=DEBOUNCE, resync=RESYNC, clock=time.monotonic, wall=time.time,
-                 netpol=None):
+                 netpol=None, conntrack_flush=conntrack.flush):
         self.node_name, self.netns_path = node_name, netns_path
+        self.conntrack_flush = conntrack_flush
+        self._udp = {}          # the UDP Service ports in place: (address, port) -> endpoint IPs
         self.netpol = netpol        # a NetpolEnforcer (agent/network/netpol_enforcer.py)
         self.cluster_cidr, self.service_cidr = cluster_cidr, service_cidr
         self.fixed_node_ips = tuple(node_ips)
@@ -172,11 +175,23 @@ class NftProxy:
                                        node_ips[0] if node_ips else None)
                 self._prepared = wanted
         view = NodeView(self.node_name, node_ips, self.cluster_cidr, self.service_cidr)
-        ruleset = build_ruleset(self.services.store.list(), self.slices.store.list(), view)
+        ports = service_ports(self.services.store.list(), self.slices.store.list(),
+                              self.node_name)
+        ruleset = render(ports, view)
         if self.syncer.sync(ruleset):
             log.info("node=%s node_ips=%s chains=%d full=%s msg=service rules applied",
                      self.node_name, ",".join(node_ips) or "-", len(ruleset.chains), full)
         self._node_ips = node_ips
+        self._forget_stale_udp(conntrack.udp_view(ports, node_ips))
+
+    def _forget_stale_udp(self, udp):
+        """Delete conntrack entries the new rules would never have made (after they apply)."""
+        stale = conntrack.stale_entries(self._udp, udp)
+        self._udp = udp
+        if stale:
+            self.conntrack_flush(stale, self.netns_path)
+            log.info("node=%s deletions=%d msg=stale UDP conntrack entries deleted",
+                     self.node_name, len(stale))
 
     def _applied(self, triggers, now):
         for trigger in triggers:
