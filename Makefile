@@ -10,13 +10,14 @@ STEER  := $(VENV)/bin/steer
 # tools that build images without internet (skopeo, busybox-static, gcc for pause),
 # network namespaces (iproute2, nsenter from util-linux), Services in nftables (and
 # conntrack, which deletes stale UDP flows),
-# the simulated bare-metal hosts (an sshd per host, supervisord for their services).
+# the simulated bare-metal hosts (an sshd per host, supervisord for their services,
+# sudo for a login that is not root).
 DEB_TEST_PACKAGES ?= containerd runc containernetworking-plugins docker-registry skopeo \
                      umoci busybox-static gcc libc6-dev iproute2 util-linux nftables \
-                     conntrack openssh-server supervisor
+                     conntrack openssh-server supervisor sudo
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint unit cri-proto deb-packages bench-store bench-api bench-control bench-pods bench-network down clean
+.PHONY: run test lint ansible-lint unit cri-proto deb-packages bench-store bench-api bench-control bench-pods bench-network down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,15 @@ deb-packages:
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check store control agent cli tests bench
 	$(VENV)/bin/lint-imports
+	$(MAKE) --no-print-directory ansible-lint
+
+# The Ansible collection (ansible/) on ansible-lint's production profile. Ansible finds
+# collections only under ansible_collections/<namespace>/<name>: a link in the venv.
+ANSIBLE_TREE := $(abspath $(VENV))/ansible
+ansible-lint: $(VENV)/.installed
+	@mkdir -p $(ANSIBLE_TREE)/ansible_collections/steersman
+	@ln -sfn $(CURDIR)/ansible $(ANSIBLE_TREE)/ansible_collections/steersman/cluster
+	cd ansible && ANSIBLE_COLLECTIONS_PATH=$(ANSIBLE_TREE) $(abspath $(VENV))/bin/ansible-lint --offline --profile production
 
 # pytest exits 5 when it collects nothing; any non-zero exit fails the target.
 # --dist loadfile: a file's tests share one worker, so a module-scoped cluster starts

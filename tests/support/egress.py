@@ -22,8 +22,9 @@ TABLE_PREFIX = "steer-egress-watch-"
 FAMILY = "inet"
 
 # The test clusters' ranges: pod CIDR, the local cluster's node LAN, the service range
+# and the simulated bare-metal hosts' LAN (tests/support/hosts.py)
 # (the tests' loopback ClusterIP ranges live on 127.0.0.0/8 and are not watched).
-WATCHED_RANGES = ("10.244.0.0/16", "172.31.250.0/24", "10.96.0.0/12")
+WATCHED_RANGES = ("10.244.0.0/16", "172.31.250.0/24", "10.96.0.0/12", "172.31.240.0/24")
 
 # (hook, priority): before filter (0) in output/forward; before srcnat (100) after routing.
 HOOKS = (("output", -10), ("forward", -10), ("postrouting", 90))

@@ -19,7 +19,8 @@ def test_table_text_counts_and_drops_every_range_both_ways_at_every_hook():
     assert all(" counter drop comment " in rule for rule in rules)
     assert ('oifname { "eth0", "eth1" } ip saddr 10.244.0.0/16 counter drop '
             'comment "saddr 10.244.0.0/16"') in rules
-    assert {"10.244.0.0/16", "172.31.250.0/24", "10.96.0.0/12"} == set(egress.WATCHED_RANGES)
+    assert {"10.244.0.0/16", "172.31.250.0/24", "10.96.0.0/12",
+            "172.31.240.0/24"} == set(egress.WATCHED_RANGES)
 
 
 def test_table_text_takes_other_ranges_and_refuses_no_interface():
