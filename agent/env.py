@@ -108,6 +108,58 @@ def resolve_env(pod, container, get, host_ip, extra=None):
     return result
 
 
+#: Services of the default namespace every pod gets variables for (kubelet's masterServices).
+MASTER_SERVICES = ("kubernetes",)
+
+
+def service_env(services, namespace, enable_service_links=True):
+    """The Services' variables kubelet gives a pod's containers (its getServiceEnvVarMap).
+
+    ``services`` are those of the pod's namespace and of ``default``. The master
+    Service `kubernetes` always counts; the others only with enableServiceLinks
+    (default true), and a Service of the pod's own namespace wins over a master
+    one of the same name. Headless Services and those without a ClusterIP give none.
+    """
+    chosen = {}
+    for svc in services:
+        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        if spec.get("clusterIP") in (None, "", "None") or not spec.get("ports"):
+            continue
+        name, ns = meta.get("name"), meta.get("namespace")
+        if ns == "default" and name in MASTER_SERVICES:
+            chosen.setdefault(name, svc)
+        elif ns == namespace and enable_service_links:
+            chosen[name] = svc
+    result = {}
+    for name in sorted(chosen):
+        result.update(_variables_of(chosen[name]))
+    return result
+
+
+def _variable_name(text):
+    return text.upper().replace("-", "_")
+
+
+def _variables_of(svc):
+    """{NAME}_SERVICE_HOST/_PORT[_PORTNAME] and Docker's link variables of one Service."""
+    spec, prefix = svc["spec"], _variable_name(svc["metadata"]["name"])
+    ip, ports = spec["clusterIP"], spec["ports"]
+    out = {f"{prefix}_SERVICE_HOST": ip, f"{prefix}_SERVICE_PORT": str(ports[0]["port"])}
+    for port in ports:
+        if port.get("name"):
+            out[f"{prefix}_SERVICE_PORT_{_variable_name(port['name'])}"] = str(port["port"])
+    host = f"[{ip}]" if ":" in ip else ip
+    for index, port in enumerate(ports):
+        protocol = (port.get("protocol") or "TCP").upper()
+        url = f"{protocol.lower()}://{host}:{port['port']}"
+        if index == 0:
+            out[f"{prefix}_PORT"] = url
+        base = f"{prefix}_PORT_{port['port']}_{protocol}"
+        out.update({base: url, f"{base}_PROTO": protocol.lower(),
+                    f"{base}_PORT": str(port["port"]), f"{base}_ADDR": ip})
+    return out
+
+
 def command_line(container, env):
     """The argv to run: command (or the image's, which the process runtime lacks) + args."""
     command = [expand(part, env) for part in container.get("command") or ()]

@@ -6,16 +6,21 @@ are root) starts, before the agents:
 1. the cluster's namespaces (cli/local_network.py): a LAN and one namespace per node;
 2. the registry addon (Debian's docker-registry, cli/registry.py) in the LAN
    namespace at <gateway>:5000, holding the images built here without internet
-   (cli/local_images.py: the pause image, busybox and the hello example); every node
+   (cli/local_images.py: the pause image, busybox and the hello example;
+   cli/local_dns_image.py: steer-dns, the cluster DNS addon's); every node
    pulls ``steer.local/...`` from it over plain HTTP (containerd's certs.d);
 3. one containerd per node inside the node's namespace (agent/provision), so pods,
-   their CNI bridge and their addresses exist only there.
+   their CNI bridge and their addresses exist only there;
+4. the API door: pods reach the API server (on this machine's 127.0.0.1) through
+   ``default/kubernetes`` (10.96.0.1:443), whose endpoint is <gateway>:6443, where
+   agent/netns_door.py listens inside the LAN namespace and forwards to 127.0.0.1.
 
 Each agent then runs with ``--runtime cri`` against its node's containerd. What was
 started is recorded in cluster.json (``network``, ``containerd``), so `steer down`
 can remove the pods, stop every containerd and its shims and delete the namespaces.
 """
 
+import ipaddress
 import os
 import shutil
 import socket
@@ -28,7 +33,7 @@ from agent.provision.containerd import (
     write_config,
 )
 from agent.provision.containerd_config import containerd_paths
-from cli import local_images, local_network
+from cli import local_dns_image, local_images, local_network
 from cli.local_cluster import python_module
 from cli.local_store import free_ports
 from cli.registry import Registry, push
@@ -43,6 +48,31 @@ REQUIRED = (("containerd", "containerd"), ("runc", "runc"), ("nsenter", "util-li
 CNI_BRIDGE = "/usr/lib/cni/bridge"
 #: The pods' range: the controller manager's --cluster-cidr default (control/controllers/nodeipam).
 CLUSTER_CIDR = "10.244.0.0/16"
+#: The API door's port on the LAN gateway: the endpoint of default/kubernetes.
+API_DOOR_PORT = 6443
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def nth_address(cidr, n):
+    """The ``n``-th address of a range: 1 is `kubernetes`, 10 is cluster DNS (kube-dns)."""
+    return str(ipaddress.ip_network(cidr, strict=False).network_address + n)
+
+
+def api_advertise(home, node_names):
+    """(address, port) pods reach the API server at: the door on the LAN's gateway."""
+    return local_network.plan(home, node_names).gateway, API_DOOR_PORT
+
+
+def advertise_flags(advertise):
+    """The API server's --advertise-address/--advertise-port for ``advertise`` (None: none)."""
+    if not advertise:
+        return []
+    return ["--advertise-address", advertise[0], "--advertise-port", str(advertise[1])]
+
+
+def in_cluster_addresses(home, node_names, service_cidr):
+    """Addresses pods reach the API server by: its ClusterIP and the door (certificate SANs)."""
+    return [nth_address(service_cidr, 1), api_advertise(home, node_names)[0]]
 
 
 def unavailable_reason():
@@ -83,12 +113,16 @@ def start(cluster, node_names, say, timeout):
                         netns=net.lan_netns, cluster=cluster, name="registry")
     registry.start(timeout=min(timeout, 30.0))
     for build in (local_images.build_pause, local_images.build_busybox,
-                  local_images.build_hello):
+                  local_images.build_hello, local_dns_image.build_dns):
         archive = build()
         push(archive, registry_addr, archive.name.split("/", 1)[1], netns=net.lan_netns)
     door = open_registry_door(cluster, net, registry_addr)
     say(f"registry at {registry_addr} (as {REGISTRY_HOST}; from this machine {door}) with "
-        f"{local_images.PAUSE_IMAGE}, {local_images.BUSYBOX_IMAGE}, {local_images.HELLO_IMAGE}")
+        f"{local_images.PAUSE_IMAGE}, {local_images.BUSYBOX_IMAGE}, {local_images.HELLO_IMAGE}, "
+        f"{local_dns_image.DNS_IMAGE}")
+    api_door = open_api_door(cluster, net)
+    say(f"API door {api_door} (default/kubernetes) -> {cluster.state['apiServer']}")
+    cluster_dns = nth_address(cluster.state.get("serviceClusterIPRange") or "10.96.0.0/12", 10)
 
     flags, record = {}, {}
     for node in net.nodes:
@@ -113,9 +147,10 @@ def start(cluster, node_names, say, timeout):
                             # Other nodes route this node's pods through its LAN address.
                             "--pod-network-ip", node.address,
                             "--cluster-cidr", CLUSTER_CIDR,
-                            # No resolver reaches out of the cluster's namespaces
-                            # (cluster DNS comes with the network issue).
+                            # No resolver reaches out of the cluster's namespaces:
+                            # pods get cluster DNS (cli/local_addons.py) and nothing else.
                             "--resolv-conf", "",
+                            "--cluster-dns", cluster_dns, "--cluster-domain", CLUSTER_DOMAIN,
                             "--cni-conf-dir", paths.cni_conf_dir,
                             "--cgroup-root", paths.cgroup_parent]
     cluster.state["containerd"] = record
@@ -138,6 +173,22 @@ def open_registry_door(cluster, net, registry_addr):
             local_network.NETNS_DIR, net.lan_netns), "--to", registry_addr), "addon")
     cluster.state["registry"] = {"address": registry_addr, "door": listen,
                                  "host": REGISTRY_HOST}
+    cluster.save()
+    return listen
+
+
+def open_api_door(cluster, net):
+    """Listen on <gateway>:6443 inside the LAN namespace, forward to the API server here.
+
+    The API server stays on this machine's loopback; no cluster address appears in
+    this namespace. Returns the door's address.
+    """
+    api_port = int(cluster.state["apiServer"].rpartition(":")[2])
+    listen = f"{net.gateway}:{API_DOOR_PORT}"
+    cluster.start("api-door", python_module(
+        "agent.netns_door", "--listen-netns", os.path.join(local_network.NETNS_DIR,
+                                                           net.lan_netns),
+        "--listen", listen, "--to", f"127.0.0.1:{api_port}"), "addon")
     cluster.save()
     return listen
 
@@ -182,7 +233,7 @@ def stop(cluster, say, timeout=10.0):
         if info["process"] in cluster.processes:
             cluster.stop([info["process"]], timeout)
         stopped += 1
-    addons = [n for n in ("registry-door", "registry") if n in cluster.processes]
+    addons = [n for n in ("api-door", "registry-door", "registry") if n in cluster.processes]
     if addons:
         cluster.stop(addons, timeout)
     if network:

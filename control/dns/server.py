@@ -3,6 +3,9 @@
     python -m control.dns.server --kubeconfig F --listen 0.0.0.0:53 \\
         --cluster-domain cluster.local --upstream-resolv-conf /etc/resolv.conf
 
+In a pod (the addon, cli/local_addons.py) no connection flag is needed: the
+pod's ServiceAccount token and KUBERNETES_SERVICE_HOST are used.
+
 Names in the cluster domain are answered from Services, EndpointSlices (when
 the API serves them; else Endpoints) and, in ``--pods verified`` mode, Pods;
 every other name is forwarded to the resolv.conf's nameservers (an empty path:
@@ -17,7 +20,7 @@ import signal
 import struct
 import threading
 
-from control.client import Informer, errors
+from control.client import Informer, RestClient, errors, incluster
 from control.client.component import add_connection_flags, configure_logging, connect
 from control.dns.handler import Handler
 from control.dns.health import serve_health
@@ -207,8 +210,18 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _connect(args):
+    """The flags' client; with none of them, the pod's own access (control/client/incluster)."""
+    if args.kubeconfig or args.api_server or not incluster.available():
+        return connect(args)
+    try:
+        return RestClient.from_config(incluster.load())
+    except incluster.InClusterError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 async def _run(args, stop):
-    rest = connect(args)
+    rest = _connect(args)
     host, port = parse_address(args.listen)
     servers = ([parse_address(u) for u in args.upstream] if args.upstream
                else read_nameservers(args.upstream_resolv_conf))

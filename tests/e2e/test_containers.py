@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from agent import netns
-from cli import local_containers, local_images, local_network
+from cli import local_addons, local_containers, local_images, local_network
 from cli.local_cluster import alive
 from control.objects import kinds
 from tests.support import rawhttp
@@ -130,7 +130,10 @@ def test_status_counts_the_containers_and_shows_containerd_and_the_registry(hell
     for name in ("containerd-node-1", "containerd-node-2", "registry", "registry-door"):
         line = next(line for line in out.splitlines() if line.startswith(name + " "))
         assert "running" in line, line
-    assert "containers running: 3" in out, out
+    # hello's 3 and the cluster DNS addon's (cli/local_addons.py), once those have started.
+    want = f"containers running: {3 + local_addons.REPLICAS}"
+    eventually(lambda: want in hello.steer("status").stdout, timeout=60,
+               message=f"steer status to say {want!r}", logs=hello.logs)
 
 
 def test_a_privileged_pod_is_refused_by_pod_security(cluster):

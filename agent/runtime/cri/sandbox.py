@@ -44,18 +44,50 @@ def read_resolv_conf(path):
     return servers, searches, options
 
 
-def dns_config(pod, host_dns):
-    """The pod's DNSConfig: the node's resolvers (unless dnsPolicy None) + spec.dnsConfig.
+def dns_type(pod, cluster_dns):
+    """"cluster", "host" or "none": where a pod's resolvers come from (kubelet's getPodDNSType).
 
-    Cluster DNS (dnsPolicy ClusterFirst) arrives with the network issue; until
-    then ClusterFirst pods get the node's resolvers, as dnsPolicy Default does.
+    ClusterFirst on the host network means the node's resolvers (only
+    ClusterFirstWithHostNet keeps cluster DNS there); a cluster-DNS pod on a node
+    without --cluster-dns gets the node's, as kubelet falls back.
     """
     spec = pod.get("spec") or {}
-    servers, searches, options = ([], [], []) if spec.get("dnsPolicy") == "None" else \
-        (list(host_dns[0]), list(host_dns[1]), list(host_dns[2]))
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    if policy == "None":
+        return "none"
+    wants_cluster = policy == "ClusterFirstWithHostNet" or (
+        policy == "ClusterFirst" and not spec.get("hostNetwork"))
+    return "cluster" if wants_cluster and cluster_dns else "host"
+
+
+def cluster_searches(namespace, cluster_domain, host_searches):
+    """<ns>.svc.<domain>, svc.<domain>, <domain>, then the node's (no duplicates)."""
+    if not cluster_domain:
+        return list(host_searches)
+    ours = [f"{namespace}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
+    return _unique(ours + list(host_searches))
+
+
+def dns_config(pod, host_dns, cluster_dns=(), cluster_domain=""):
+    """The pod's DNSConfig per dnsPolicy, then spec.dnsConfig merged in (as kubelet's GetPodDNS).
+
+    cluster: the cluster DNS servers, the cluster search path, ndots:5; host: the
+    node's resolv.conf (``host_dns``); none: only spec.dnsConfig.
+    """
+    spec = pod.get("spec") or {}
+    kind = dns_type(pod, cluster_dns)
+    if kind == "cluster":
+        namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+        servers = list(cluster_dns)
+        searches = cluster_searches(namespace, cluster_domain, host_dns[1])
+        options = ["ndots:5"]
+    elif kind == "host":
+        servers, searches, options = list(host_dns[0]), list(host_dns[1]), list(host_dns[2])
+    else:
+        servers, searches, options = [], [], []
     extra = spec.get("dnsConfig") or {}
-    servers += [s for s in extra.get("nameservers") or () if s not in servers]
-    searches += [s for s in extra.get("searches") or () if s not in searches]
+    servers = _unique(servers + list(extra.get("nameservers") or ()))
+    searches = _unique(searches + list(extra.get("searches") or ()))
     for option in extra.get("options") or ():
         name = option.get("name")
         if not name:
@@ -68,6 +100,10 @@ def dns_config(pod, host_dns):
         options = [NO_DNS_OPTION]
     return api_pb2.DNSConfig(servers=servers[:MAX_SERVERS], searches=searches[:MAX_SEARCHES],
                              options=options)
+
+
+def _unique(items):
+    return list(dict.fromkeys(items))
 
 
 def port_mappings(pod):
@@ -131,7 +167,8 @@ def hostname(pod):
     return (spec.get("hostname") or pod["metadata"]["name"])[:63].rstrip("-.")
 
 
-def build(pod, *, node, attempt, log_directory, cgroup_parent, host_dns=((), (), ())):
+def build(pod, *, node, attempt, log_directory, cgroup_parent, host_dns=((), (), ()),
+          cluster_dns=(), cluster_domain=""):
     """The PodSandboxConfig of ``pod``'s sandbox number ``attempt`` on ``node``."""
     meta = pod["metadata"]
     spec = pod.get("spec") or {}
@@ -141,7 +178,8 @@ def build(pod, *, node, attempt, log_directory, cgroup_parent, host_dns=((), (),
         metadata=api_pb2.PodSandboxMetadata(name=meta["name"], uid=meta["uid"],
                                             namespace=meta["namespace"], attempt=attempt),
         hostname=hostname(pod), log_directory=log_directory,
-        dns_config=dns_config(pod, host_dns), port_mappings=port_mappings(pod),
+        dns_config=dns_config(pod, host_dns, cluster_dns, cluster_domain),
+        port_mappings=port_mappings(pod),
         labels=labelmod.pod_labels(pod, node),
         annotations={k: v for k, v in (meta.get("annotations") or {}).items()
                      if isinstance(v, str)},

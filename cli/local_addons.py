@@ -1,0 +1,120 @@
+"""The cluster addons `steer up` creates on a containers cluster: cluster DNS.
+
+As kubeadm installs CoreDNS, `steer up` creates in kube-system:
+
+    ServiceAccount      steer-dns
+    ClusterRole         system:steer-dns   list/watch services, endpoints, endpointslices,
+                                           pods, namespaces (what control/dns watches)
+    ClusterRoleBinding  system:steer-dns   -> the ServiceAccount
+    Deployment          steer-dns          2 replicas of steer.local/steer-dns:<version>
+                                           (cli/local_dns_image.py), labels k8s-app=kube-dns
+    Service             kube-dns           the 10th address of the service range
+                                           (10.96.0.10), 53/UDP, 53/TCP, 9153/TCP (metrics)
+
+The server inside reaches the API server with its projected ServiceAccount token
+through KUBERNETES_SERVICE_HOST (control/client/incluster.py), so it needs no
+kubeconfig. It forwards no name out of the cluster (``--upstream-resolv-conf ""``):
+a local cluster has no resolver to reach, so other names get SERVFAIL at once.
+Objects that exist already are left as they are (a restarted cluster keeps them).
+"""
+
+import ipaddress
+
+from control.client import AlreadyExists, RestClient
+from control.client.kubeconfig import ClientConfig
+from control.objects import kinds
+
+NAMESPACE = "kube-system"
+NAME = "steer-dns"
+ROLE = "system:steer-dns"
+SERVICE = "kube-dns"
+LABELS = {"k8s-app": "kube-dns"}
+METRICS_PORT = 9153
+REPLICAS = 2
+
+
+def dns_objects(image, cluster_ip, cluster_domain="cluster.local", replicas=REPLICAS):
+    """[(resource, namespace, body)] of the DNS addon, in the order they are created."""
+    read = ["get", "list", "watch"]
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": ROLE},
+            "rules": [{"apiGroups": [""], "verbs": read,
+                       "resources": ["services", "endpoints", "pods", "namespaces"]},
+                      {"apiGroups": ["discovery.k8s.io"], "verbs": read,
+                       "resources": ["endpointslices"]}]}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": ROLE},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": ROLE},
+               "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]}
+    account = {"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": NAME, "namespace": NAMESPACE}}
+    return [(kinds.SERVICEACCOUNTS, NAMESPACE, account), (kinds.CLUSTERROLES, None, role),
+            (kinds.CLUSTERROLEBINDINGS, None, binding),
+            (kinds.DEPLOYMENTS, NAMESPACE, deployment(image, cluster_domain, replicas)),
+            (kinds.SERVICES, NAMESPACE, service(cluster_ip))]
+
+
+def deployment(image, cluster_domain, replicas):
+    probe = {"httpGet": {"path": "/readyz", "port": METRICS_PORT}, "periodSeconds": 2,
+             "failureThreshold": 3}
+    container = {
+        "name": "dns", "image": image, "imagePullPolicy": "IfNotPresent",
+        "args": ["--listen", "0.0.0.0:53", "--cluster-domain", cluster_domain,
+                 "--upstream-resolv-conf", "", "--metrics-addr", f"0.0.0.0:{METRICS_PORT}"],
+        "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                  {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                  {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        "readinessProbe": probe,
+        "livenessProbe": dict(probe, httpGet={"path": "/healthz", "port": METRICS_PORT},
+                              periodSeconds=10, failureThreshold=5, initialDelaySeconds=10),
+        "resources": {"requests": {"cpu": "100m", "memory": "70Mi"},
+                      "limits": {"memory": "170Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}},
+    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": dict(LABELS)},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": dict(LABELS)},
+                     "template": {"metadata": {"labels": dict(LABELS)},
+                                  "spec": {"serviceAccountName": NAME,
+                                           # Its own resolvers are the node's, never itself.
+                                           "dnsPolicy": "Default",
+                                           "containers": [container]}}}}
+
+
+def service(cluster_ip):
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": SERVICE, "namespace": NAMESPACE,
+                         "labels": {**LABELS, "kubernetes.io/cluster-service": "true",
+                                    "kubernetes.io/name": "steer-dns"}},
+            "spec": {"selector": dict(LABELS), "clusterIP": cluster_ip,
+                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                               {"name": "dns-tcp", "port": 53, "protocol": "TCP",
+                                "targetPort": 53},
+                               {"name": "metrics", "port": METRICS_PORT, "protocol": "TCP",
+                                "targetPort": METRICS_PORT}]}}
+
+
+def deploy(rest, objects):
+    """Create each object; return the names created (those already there are kept)."""
+    created = []
+    for resource, namespace, body in objects:
+        try:
+            rest.create(resource, namespace, body)
+            created.append(f"{resource.plural}/{body['metadata']['name']}")
+        except AlreadyExists:
+            pass
+    return created
+
+
+def start_dns(url, creds, service_cidr, image, say, cluster_domain="cluster.local"):
+    """Create the DNS addon on the cluster at ``url`` as its admin (creds: LocalCredentials)."""
+    cert, key = creds.cert("admin")
+    rest = RestClient.from_config(ClientConfig(server=url, ca_file=creds.ca_file,
+                                               cert_file=cert, key_file=key))
+    cluster_ip = str(ipaddress.ip_network(service_cidr, strict=False).network_address + 10)
+    created = deploy(rest, dns_objects(image, cluster_ip, cluster_domain))
+    say(f"cluster DNS: {NAMESPACE}/{NAME} ({REPLICAS} replicas of {image}) behind "
+        f"{NAMESPACE}/{SERVICE} at {cluster_ip}" + ("" if created else " (already there)"))
+    return cluster_ip
