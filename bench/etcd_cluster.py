@@ -1,4 +1,4 @@
-"""A local 3-member etcd 3.4 cluster and a small client for its JSON gateway.
+"""A local 3-member etcd 3.4 cluster and a small client for its native gRPC API.
 
 Both mirror the Steersman API the store benchmark uses, so ``bench/store.py``
 can drive either system with the same code:
@@ -9,192 +9,169 @@ can drive either system with the same code:
 * :class:`EtcdClient` has the shape of ``store.client.StoreClient``
   (``put``, ``get``, ``status``, ``close``) and returns the same dicts.
 
-The members run durably: etcd fsyncs its WAL on every commit by default and
-``--unsafe-no-fsync`` is never passed.  They listen on loopback only, on free
-ports, with their data under ``base_dir``.
+Settings are Steersman's, so the comparison is like for like:
 
-The client speaks etcd's JSON gRPC gateway (``POST /v3/kv/put``,
-``/v3/kv/range``, ``/v3/maintenance/status``; keys and values base64) over a
-persistent HTTP/1.1 connection (a minimal keep-alive client, see
-``EtcdClient._exchange``).  A connection is not thread-safe, so an
-:class:`EtcdClient` is meant for one thread; the benchmark gives every
-concurrent client its own.
+* durable: etcd fsyncs its WAL on every commit by default and
+  ``--unsafe-no-fsync`` is never passed (Steersman fdatasyncs its journal);
+* Raft timing: ``--heartbeat-interval 100`` (Steersman's ``--heartbeat 0.1``)
+  and ``--election-timeout 800``.  etcd's Raft draws each election timeout
+  from [T, 2T) in heartbeat ticks, so T = 800 ms gives 0.8-1.5 s in 0.1 s
+  steps; Steersman draws uniformly from its ``--election-min 0.8`` /
+  ``--election-max 1.6``.  Same range, etcd's only in whole ticks;
+* mutual TLS on both ports, as Steersman's client port and kubeadm's etcd:
+  the bench makes a CA (``<base_dir>/pki``, cli.pki, ECDSA P-256 like the
+  store CA), each member gets a certificate for 127.0.0.1 that serves and
+  dials its peers, and the client presents a client certificate
+  (``--client-cert-auth``, ``--peer-client-cert-auth``).  Steersman's peer
+  traffic is encrypted too (Fernet with the cluster secret).
+
+The client speaks etcd's gRPC API (``etcdserverpb.KV/Put``, ``KV/Range``,
+``Maintenance/Status``) through stubs generated from bench/etcdpb/rpc.proto;
+no JSON gateway, so every CPU-second counted as etcd's is etcd's own work.
+One channel (one HTTP/2 connection) per client; a client is meant for one
+thread and the benchmark gives every concurrent client its own.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
+import grpc
+
+from bench.etcdpb import rpc_pb2 as pb
+from bench.etcdpb import rpc_pb2_grpc as pb_grpc
+from cli import pki
 from cli.local_store import free_ports
 
 ETCD_BINARY = "etcd"
-# Members' raft timing: etcd's defaults, stated so the figures are reproducible.
+# Raft timing matched to Steersman's defaults (store/node_main.py); see the module doc.
 HEARTBEAT_MS = 100
-ELECTION_MS = 1000
+ELECTION_MS = 800
+CLIENT_CERT = "bench-client"
 
 
 class EtcdError(Exception):
     """An error answer from etcd, or no answer at all."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _header(header) -> dict:
+    return {
+        "cluster_id": header.cluster_id,
+        "member_id": header.member_id,
+        "revision": header.revision,
+        "raft_term": header.raft_term,
+    }
 
 
-def _unb64(text: str | None) -> bytes:
-    return base64.b64decode(text) if text else b""
+def make_pki(directory: Path, members: int) -> dict:
+    """Make the bench's etcd CA, one certificate per member and a client certificate.
 
-
-def _header(raw: dict | None) -> dict:
-    """The gateway sends 64-bit integers as strings; make them ints again."""
-    return {name: int(value) for name, value in (raw or {}).items()}
+    Returns ``{"ca": path, "members": [(cert, key)...], "client": (cert, key)}``.
+    """
+    ca = pki.CertificateAuthority.load_or_create(str(directory), common_name="bench-etcd-ca")
+    issued = [
+        ca.issue(str(directory), f"m{i}", f"m{i}", ip_addresses=["127.0.0.1"],
+                 server=True, client=True)
+        for i in range(members)
+    ]  # fmt: skip
+    client = ca.issue(str(directory), CLIENT_CERT, "root", client=True)
+    return {
+        "ca": ca.cert_path,
+        "members": [(i.cert, i.key) for i in issued],
+        "client": (client.cert, client.key),
+    }
 
 
 class EtcdClient:
-    """A client of one etcd cluster through its JSON gateway; one per thread.
+    """A gRPC client of one etcd cluster over mutual TLS; one per thread.
 
     It talks to ``endpoints[0]`` and moves on to the next endpoint when a
-    request fails at the connection level; the failed request is not retried
-    (the caller decides), mirroring what a benchmark needs to observe.
+    request fails; the failed request is not retried (the caller decides),
+    mirroring what a benchmark needs to observe.  ``tls`` is
+    ``{"ca_file", "cert_file", "key_file"}``.
     """
 
-    def __init__(self, endpoints: list[str], timeout: float = 10.0) -> None:
+    def __init__(self, endpoints: list[str], timeout: float = 10.0, tls: dict | None = None):
         if not endpoints:
             raise ValueError("EtcdClient needs at least one endpoint")
+        if not tls:
+            raise ValueError("EtcdClient needs the bench CA and client certificate (tls=...)")
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self._credentials = grpc.ssl_channel_credentials(
+            root_certificates=Path(tls["ca_file"]).read_bytes(),
+            private_key=Path(tls["key_file"]).read_bytes(),
+            certificate_chain=Path(tls["cert_file"]).read_bytes(),
+        )
         self._current = 0
-        self._sock: socket.socket | None = None
-        self._buffer = b""
+        self._channel: grpc.Channel | None = None
+        self._kv = self._maintenance = None
 
-    # -- transport -----------------------------------------------------
-    # A minimal HTTP/1.1 keep-alive client: http.client parses every response
-    # header through the email package and costs ~3x the CPU per request,
-    # which on a 2-core machine is taken from the servers under test.
-    def _connection(self) -> socket.socket:
-        if self._sock is None:
-            host, port = self.endpoints[self._current].rsplit(":", 1)
-            sock = socket.create_connection((host, int(port)), timeout=self.timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._sock, self._buffer = sock, b""
-        return self._sock
+    def _stubs(self):
+        if self._channel is None:
+            self._channel = grpc.secure_channel(self.endpoints[self._current], self._credentials)
+            self._kv = pb_grpc.KVStub(self._channel)
+            self._maintenance = pb_grpc.MaintenanceStub(self._channel)
+        return self._kv, self._maintenance
 
-    def _drop_connection(self, rotate: bool) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+    def _drop_channel(self, rotate: bool) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = self._kv = self._maintenance = None
         if rotate:
             self._current = (self._current + 1) % len(self.endpoints)
 
-    def _read_until(self, sock: socket.socket, marker: bytes) -> bytes:
-        while marker not in self._buffer:
-            self._recv(sock)
-        head, _, self._buffer = self._buffer.partition(marker)
-        return head
-
-    def _read_exactly(self, sock: socket.socket, size: int) -> bytes:
-        while len(self._buffer) < size:
-            self._recv(sock)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def _recv(self, sock: socket.socket) -> None:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("connection closed by the server")
-        self._buffer += chunk
-
-    def _exchange(self, path: str, payload: bytes) -> tuple[int, bytes]:
-        """Send one POST and read its response on the kept-alive connection."""
-        sock = self._connection()
-        sock.sendall(
-            b"POST %s HTTP/1.1\r\nHost: etcd\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(payload), payload)
-        )
-        head = self._read_until(sock, b"\r\n\r\n").split(b"\r\n")
-        status = int(head[0].split(b" ", 2)[1])
-        headers = {}
-        for line in head[1:]:
-            name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip().lower()
-        if b"content-length" in headers:
-            body = self._read_exactly(sock, int(headers[b"content-length"]))
-        elif headers.get(b"transfer-encoding") == b"chunked":
-            parts = []
-            while size := int(self._read_until(sock, b"\r\n").split(b";")[0], 16):
-                parts.append(self._read_exactly(sock, size))
-                self._read_exactly(sock, 2)
-            self._read_until(sock, b"\r\n")  # no trailers from the gateway
-            body = b"".join(parts)
-        else:
-            raise ConnectionError("response without length")
-        if headers.get(b"connection") == b"close":
-            self._drop_connection(rotate=False)
-        return status, body
-
-    def _post(self, path: str, body: dict) -> dict:
+    def _call(self, pick, request):
         endpoint = self.endpoints[self._current]
         try:
-            status, data = self._exchange(path, json.dumps(body).encode())
-        except (OSError, ValueError, IndexError) as exc:
-            self._drop_connection(rotate=True)
-            raise EtcdError(f"{endpoint}: {exc!r}") from exc
-        try:
-            answer = json.loads(data) if data else {}
-        except ValueError as exc:
-            raise EtcdError(f"HTTP {status}: {data[:200]!r}") from exc
-        if status != 200 or "error" in answer:
-            raise EtcdError(f"HTTP {status}: {answer.get('error', answer)}")
-        return answer
+            return pick(*self._stubs())(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            self._drop_channel(rotate=True)
+            raise EtcdError(f"{endpoint}: {exc.code().name}: {exc.details()}") from None
 
     # -- API (the shape of store.client.StoreClient) -------------------
     def put(self, key: bytes, value: bytes) -> dict:
         """Write ``key``; returns ``{"header": {"revision": ..., ...}}``."""
-        answer = self._post("/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
-        return {"header": _header(answer.get("header"))}
+        answer = self._call(lambda kv, _: kv.Put, pb.PutRequest(key=key, value=value))
+        return {"header": _header(answer.header)}
 
     def get(self, key: bytes, serializable: bool = False) -> dict:
         """Read ``key``, linearizable unless ``serializable``."""
-        body = {"key": _b64(key)}
-        if serializable:
-            body["serializable"] = True
-        answer = self._post("/v3/kv/range", body)
+        request = pb.RangeRequest(key=key, serializable=serializable)
+        answer = self._call(lambda kv, _: kv.Range, request)
         kvs = [
             {
-                "key": _unb64(kv.get("key")),
-                "value": _unb64(kv.get("value")),
-                "create_revision": int(kv.get("create_revision", 0)),
-                "mod_revision": int(kv.get("mod_revision", 0)),
-                "version": int(kv.get("version", 0)),
-                "lease": int(kv.get("lease", 0)),
+                "key": kv.key,
+                "value": kv.value,
+                "create_revision": kv.create_revision,
+                "mod_revision": kv.mod_revision,
+                "version": kv.version,
+                "lease": kv.lease,
             }
-            for kv in answer.get("kvs", [])
+            for kv in answer.kvs
         ]
-        return {"header": _header(answer.get("header")), "kvs": kvs}
+        return {"header": _header(answer.header), "kvs": kvs}
 
     def status(self) -> dict:
         """Status of the member this client talks to."""
-        answer = self._post("/v3/maintenance/status", {})
-        header = _header(answer.get("header"))
+        answer = self._call(lambda _, m: m.Status, pb.StatusRequest())
+        header = _header(answer.header)
         return {
             "header": header,
-            "member_id": header.get("member_id", 0),
-            "leader": int(answer.get("leader", 0)),
-            "raft_term": int(answer.get("raftTerm", 0)),
-            "raft_index": int(answer.get("raftIndex", 0)),
-            "version": answer.get("version", ""),
+            "member_id": header["member_id"],
+            "leader": answer.leader,
+            "raft_term": answer.raftTerm,
+            "raft_index": answer.raftIndex,
+            "version": answer.version,
         }
 
     def close(self) -> None:
-        self._drop_connection(rotate=False)
+        self._drop_channel(rotate=False)
 
 
 class EtcdCluster:
@@ -215,6 +192,10 @@ class EtcdCluster:
         ports = free_ports(2 * size)
         self.client_ports, self.peer_ports = ports[:size], ports[size:]
         self.endpoints = [f"127.0.0.1:{port}" for port in self.client_ports]
+        self.pki = make_pki(self.base_dir / "pki", size)
+        cert, key = self.pki["client"]
+        #: What an EtcdClient needs (``EtcdClient(endpoints, tls=cluster.client_tls)``).
+        self.client_tls = {"ca_file": self.pki["ca"], "cert_file": cert, "key_file": key}
         self._procs: list[subprocess.Popen | None] = [None] * size
         self._logs: list = [None] * size
         self._member_ids: dict[int, int] = {}
@@ -222,11 +203,12 @@ class EtcdCluster:
     # -- processes -----------------------------------------------------
     def _command(self, i: int) -> list[str]:
         peers = ",".join(
-            f"{name}=http://127.0.0.1:{port}"
+            f"{name}=https://127.0.0.1:{port}"
             for name, port in zip(self.names, self.peer_ports, strict=True)
         )
-        client_url = f"http://127.0.0.1:{self.client_ports[i]}"
-        peer_url = f"http://127.0.0.1:{self.peer_ports[i]}"
+        client_url = f"https://127.0.0.1:{self.client_ports[i]}"
+        peer_url = f"https://127.0.0.1:{self.peer_ports[i]}"
+        cert, key = self.pki["members"][i]
         return [
             ETCD_BINARY,
             "--name", self.names[i],
@@ -240,6 +222,10 @@ class EtcdCluster:
             "--initial-cluster-token", "steersman-bench",
             "--heartbeat-interval", str(HEARTBEAT_MS),
             "--election-timeout", str(ELECTION_MS),
+            "--cert-file", cert, "--key-file", key,
+            "--trusted-ca-file", self.pki["ca"], "--client-cert-auth",
+            "--peer-cert-file", cert, "--peer-key-file", key,
+            "--peer-trusted-ca-file", self.pki["ca"], "--peer-client-cert-auth",
             "--logger", "zap",
             "--log-level", "warn",
         ]  # fmt: skip
@@ -301,7 +287,7 @@ class EtcdCluster:
     def _statuses(self) -> list[dict | None]:
         statuses: list[dict | None] = []
         for endpoint in self.endpoints:
-            client = EtcdClient([endpoint], timeout=1.0)
+            client = EtcdClient([endpoint], timeout=1.0, tls=self.client_tls)
             try:
                 statuses.append(client.status())
             except EtcdError:
@@ -349,9 +335,8 @@ class EtcdCluster:
             time.sleep(0.05)
         raise TimeoutError(f"etcd cluster not ready within {timeout} s")
 
-    @staticmethod
-    def _serves(endpoint: str) -> bool:
-        client = EtcdClient([endpoint], timeout=2.0)
+    def _serves(self, endpoint: str) -> bool:
+        client = EtcdClient([endpoint], timeout=2.0, tls=self.client_tls)
         try:
             client.get(b"bench-ready")
             return True

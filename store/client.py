@@ -145,13 +145,16 @@ class _Connection:
                 header = self._recv_exactly(4)
                 length = protocol.read_length(header, protocol.MAX_RESPONSE_BYTES)
                 message = protocol.unpack_body(self._recv_exactly(length))
+                if message.get("id") == 0 and isinstance(message.get("error"), dict):
+                    # About the connection itself (a limit hit): the reason it may close.
+                    self.failure = str(message["error"].get("message", ""))
                 with self._lock:
                     inbox = self._waiters.get(message.get("id"))
                 if inbox is not None:
                     inbox.put(message)
         except (OSError, EOFError, protocol.ProtocolError) as exc:
             # A refused client certificate shows up here, as a TLS alert on the first read.
-            self.failure = str(exc)
+            self.failure = self.failure or str(exc)
         finally:
             self._fail()
 

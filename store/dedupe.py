@@ -3,23 +3,38 @@
 A client that loses a reply retries with the same ``(client, req)``; the machine
 then answers with the remembered result instead of applying the command again.
 Memory is bounded deterministically (every replica must forget the same entries):
-the newest ``max_requests`` results per client, and at most ``max_clients``
-clients, dropping the least recently active client first.
+the newest ``max_requests`` results per client, at most ``max_clients`` clients,
+and at most ``max_bytes`` of results in all (measured as their msgpack size, so
+large results such as a txn's ranges or prev_kv cannot grow it without bound),
+dropping the least recently active client's oldest results first. The bounds are
+constants, not flags: members with different bounds would answer a retried write
+differently and their states would drift apart.
 """
 
 from collections import OrderedDict
 
+import msgpack
+
 from store.txn import invalid, is_int
+
+
+def result_size(result: dict) -> int:
+    """Return the bytes a remembered result counts (its msgpack encoding)."""
+    return len(msgpack.packb(result, use_bin_type=True))
 
 
 class RequestCache:
     """Map (client, req) to the result of the first successful apply."""
 
-    def __init__(self, max_clients: int = 10_000, max_requests: int = 1024) -> None:
+    def __init__(self, max_clients: int = 10_000, max_requests: int = 1024,
+                 max_bytes: int = 64 << 20) -> None:
         self.max_clients = max_clients
         self.max_requests = max_requests
+        self.max_bytes = max_bytes
         # client -> (req -> result), both ordered oldest activity first.
         self._clients: OrderedDict[int, OrderedDict[int, dict]] = OrderedDict()
+        self._sizes: dict[tuple[int, int], int] = {}
+        self.bytes = 0
 
     def lookup(self, client: int, req: int) -> dict | None:
         """Return the remembered result, marking the client active; None if unknown."""
@@ -35,11 +50,28 @@ class RequestCache:
         if requests is None:
             requests = self._clients[client] = OrderedDict()
         self._clients.move_to_end(client)
+        if req in requests:
+            self._forget(client, req)
         requests[req] = result
+        size = result_size(result)
+        self._sizes[(client, req)] = size
+        self.bytes += size
         while len(requests) > self.max_requests:
-            requests.popitem(last=False)
+            self._forget(client, requests.popitem(last=False)[0])
         while len(self._clients) > self.max_clients:
-            self._clients.popitem(last=False)
+            self._drop_client(*self._clients.popitem(last=False))
+        while self.bytes > self.max_bytes and self._clients:
+            oldest, its_requests = next(iter(self._clients.items()))
+            self._forget(oldest, its_requests.popitem(last=False)[0])
+            if not its_requests:
+                del self._clients[oldest]
+
+    def _forget(self, client: int, req: int) -> None:
+        self.bytes -= self._sizes.pop((client, req), 0)
+
+    def _drop_client(self, client: int, requests: OrderedDict) -> None:
+        for req in requests:
+            self._forget(client, req)
 
     def dump(self) -> list:
         """Return ``[[client, [[req, result]...]]...]`` in activity order."""
@@ -52,6 +84,10 @@ class RequestCache:
             (client, OrderedDict((req, result) for req, result in requests))
             for client, requests in dumped
         )
+        self._sizes = {(client, req): result_size(result)
+                       for client, requests in self._clients.items()
+                       for req, result in requests.items()}
+        self.bytes = sum(self._sizes.values())
 
 
 def request_id(command: dict, name: str) -> tuple[int, int] | None:

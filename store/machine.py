@@ -218,6 +218,11 @@ class Machine:
     }
     _OPS = {"put": _op_put, "delete": _op_delete, "range": _op_range}
 
+    @property
+    def db_size(self) -> int:
+        """Bytes of every retained key version, for the quota (store/mvcc.py ``size``)."""
+        return self._index.size
+
     # ----------------------------------------------------------------- reads
 
     def range(self, key, range_end=None, revision=0, limit=0,

@@ -10,6 +10,11 @@ Two sorted maps are kept side by side:
   answers reads at past revisions and is what compaction trims.
 * ``_live``: key -> newest version, for the keys that exist now. It answers reads
   at the current revision without looking at history or deleted keys.
+
+``size`` is the store's size for its quota (etcd's --quota-backend-bytes): the key
+and value bytes of every retained version plus ``VERSION_OVERHEAD`` each, kept up
+to date on every write and compaction (derived from the state, so equal on every
+replica).
 """
 
 from bisect import bisect_right
@@ -19,6 +24,13 @@ from sortedcontainers import SortedDict
 
 # Positions inside a version tuple.
 MOD, CREATE, VERSION, VALUE, LEASE = range(5)
+#: Bytes counted per stored version beside its key and value (revisions, lease, index).
+VERSION_OVERHEAD = 64
+
+
+def version_size(key: bytes, version: tuple) -> int:
+    """Return what one stored version counts toward the store's size."""
+    return len(key) + len(version[VALUE] or b"") + VERSION_OVERHEAD
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -77,6 +89,7 @@ class KeyIndex:
     def __init__(self) -> None:
         self._versions: SortedDict = SortedDict()
         self._live: SortedDict = SortedDict()
+        self.size = 0
 
     def get(self, key: bytes) -> tuple | None:
         """Return the current version of ``key``, or None if it does not exist."""
@@ -91,6 +104,7 @@ class KeyIndex:
             create, version = prev[CREATE], prev[VERSION] + 1
         new = (revision, create, version, value, lease)
         self._versions.setdefault(key, []).append(new)
+        self.size += len(key) + len(value) + VERSION_OVERHEAD
         self._live[key] = new
         return prev
 
@@ -99,6 +113,7 @@ class KeyIndex:
         prev = self._live.pop(key, None)
         if prev is not None:
             self._versions[key].append((revision, 0, 0, None, 0))
+            self.size += len(key) + VERSION_OVERHEAD
         return prev
 
     def live_keys(self, low: bytes, high: bytes | None) -> list[bytes]:
@@ -158,6 +173,8 @@ class KeyIndex:
             kept = versions[newest_old:]
             if kept[0][VALUE] is None:
                 kept = kept[1:]
+            if len(kept) < len(versions):
+                self.size -= sum(version_size(key, v) for v in versions[:len(versions) - len(kept)])
             if kept:
                 self._versions[key] = kept
             else:
@@ -174,6 +191,7 @@ class KeyIndex:
         for key, versions in dumped:
             stored = [tuple(v) for v in versions]
             index._versions[key] = stored
+            index.size += sum(version_size(key, v) for v in stored)
             if stored[-1][VALUE] is not None:
                 index._live[key] = stored[-1]
         return index

@@ -11,6 +11,7 @@ import os
 import sys
 
 from store import tls
+from store.connection import Limits
 from store.server import StoreServer
 
 
@@ -48,6 +49,31 @@ def build_parser():
     p.add_argument("--metrics-addr", default="",
                    help="host:port to serve Prometheus /metrics and /healthz (off if empty)")
     p.add_argument("--heartbeat", type=float, default=0.1, help="leader heartbeat period, s")
+    # The client port's limits (store/connection.py); defaults fit a small cluster.
+    limits = Limits()
+    p.add_argument("--max-connections", type=int, default=limits.max_connections,
+                   help="client connections served at once; more are refused with "
+                        "too_many_connections")
+    p.add_argument("--max-inflight", type=int, default=limits.max_inflight,
+                   help="requests in flight per connection; more are answered with "
+                        "too_many_requests")
+    p.add_argument("--max-queued-bytes", type=int, default=limits.max_queued_bytes,
+                   help="output bytes queued for one client before it is dropped as not reading")
+    p.add_argument("--idle-timeout", type=float, default=limits.idle_timeout,
+                   help="seconds before a connection with nothing in flight and no watch is closed")
+    p.add_argument("--frame-timeout", type=float, default=limits.frame_timeout,
+                   help="seconds a request frame may take to arrive whole after its first byte")
+    p.add_argument("--max-request-bytes", type=int, default=limits.max_request_bytes,
+                   help="largest request frame accepted (as etcd's flag)")
+    p.add_argument("--max-watches-per-connection", type=int,
+                   default=limits.max_watches_per_connection, help="watches open per connection")
+    p.add_argument("--max-watches", type=int, default=limits.max_watches,
+                   help="watches open on this node in all")
+    p.add_argument("--max-range-bytes", type=int, default=limits.max_range_bytes,
+                   help="largest range answer (key + value bytes); larger ones must be paged")
+    p.add_argument("--quota-backend-bytes", type=int, default=limits.quota_backend_bytes,
+                   help="store size (every retained key version) past which writes fail with "
+                        "no_space until compaction frees room (as etcd's flag)")
     # The client port's TLS, with etcd's flag names.
     p.add_argument("--cert-file", help="serving certificate of the client port (PEM)")
     p.add_argument("--key-file", help="key of --cert-file (PEM)")
@@ -111,6 +137,14 @@ def main(argv=None):
     if args.name not in args.initial_cluster or args.initial_cluster[args.name] != args.peer_addr:
         sys.exit(f"steer-store: --initial-cluster must list this member as "
                  f"{args.name}={args.peer_addr}")
+    bad_limits = [name for name in ("max_connections", "max_inflight", "max_queued_bytes",
+                                    "idle_timeout", "frame_timeout", "max_request_bytes",
+                                    "max_watches_per_connection", "max_watches",
+                                    "max_range_bytes", "quota_backend_bytes")
+                  if getattr(args, name) <= 0]
+    if bad_limits:
+        sys.exit("steer-store: these limits must be positive: "
+                 + ", ".join("--" + name.replace("_", "-") for name in bad_limits))
     # PySyncObj only asserts these (a bare AssertionError); say what is wrong instead.
     if not 0 < args.heartbeat * 3 < args.election_min < args.election_max:
         sys.exit(f"steer-store: need 0 < 3 * --heartbeat ({args.heartbeat:g}) < "

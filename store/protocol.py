@@ -41,6 +41,11 @@ BAD_REQUEST = "bad_request"    # malformed frame or message
 TOO_LARGE = "too_large"        # frame over MAX_REQUEST_BYTES
 NOT_FOUND = "not_found"        # member or watch that does not exist
 DENIED = "denied"              # membership change refused (another one is in progress)
+# Limits of the client port (store/connection.py, store/node_main.py flags):
+TOO_MANY_CONNECTIONS = "too_many_connections"  # --max-connections reached; connection closed
+TOO_MANY_REQUESTS = "too_many_requests"  # --max-inflight reached on this connection; not run
+TOO_MANY_WATCHES = "too_many_watches"  # --max-watches(-per-connection) reached; watch refused
+NO_SPACE = "no_space"          # --quota-backend-bytes exceeded: writes refused until compaction
 
 #: Errors after which a client may safely retry the same request elsewhere.
 RETRYABLE = {UNAVAILABLE}

@@ -11,10 +11,16 @@ their start revision and then follow the commits this node applies.
 The client port speaks mutual TLS when the node has a serving certificate
 (store/tls.py): with client certificate authentication on, only clients holding a
 certificate from the store's own CA (API servers and admins) get past the
-handshake; which identity connected is logged. Plain TCP is only an explicit
+handshake; which identity connected is logged. A renewed certificate file is
+loaded for new connections when it changes or on SIGHUP. Plain TCP is only an explicit
 choice (--insecure-plain-client). The metrics endpoint stays plain HTTP: it
 serves counters and health, no keys or values. The Raft peer port keeps its
 shared secret (PySyncObj's encryption) until its transport is rewritten.
+
+Every connection runs inside the client port's limits (store/connection.py:
+connections, requests in flight, queued output, idle and frame-read timeouts);
+this module adds the caps on watches and range sizes and the size quota
+(--quota-backend-bytes: writes fail with ``no_space`` until compaction frees room).
 
 Raft, the client port and the metrics endpoint share the asyncio loop's one thread,
 so requests read the state machine without a lock.
@@ -23,6 +29,7 @@ so requests read the state machine without a lock.
 import asyncio
 import hashlib
 import logging
+import os
 import signal
 import ssl
 import time
@@ -30,6 +37,7 @@ import time
 import msgpack
 
 from store import protocol, tls
+from store.connection import ClientConnection, Limits
 from store.leases import LeaseClock
 from store.metrics import StoreMetrics
 from store.protocol import error
@@ -65,6 +73,7 @@ class StoreServer:
 
     MAINTENANCE_PERIOD = 0.25
     COMPACTION_PERIOD = 5.0
+    CERT_CHECK_PERIOD = 2.0
 
     def __init__(self, args, secret, ssl_context=None):
         self.args = args
@@ -78,7 +87,10 @@ class StoreServer:
         self.loop = None
         self._last_registration = 0.0
         self._last_compaction_check = 0.0
+        self._last_cert_check, self._cert_stamp = 0.0, None
         self._next_conn_id = 0
+        self.limits = Limits.from_args(args)
+        self._connections = 0
         self.metrics = StoreMetrics(self._gauges)
 
     # -- lifecycle -------------------------------------------------------------
@@ -105,6 +117,8 @@ class StoreServer:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, stop.set)
+        if self.ssl_context is not None:
+            self.loop.add_signal_handler(signal.SIGHUP, self._reload_certificate, True)
         maintenance = asyncio.create_task(self._maintenance())
         if self.args.metrics_addr:
             metrics_host, metrics_port = self.args.metrics_addr.rsplit(":", 1)
@@ -133,43 +147,31 @@ class StoreServer:
     # -- connections -------------------------------------------------------------
     async def _serve_connection(self, reader, writer):
         self._next_conn_id += 1
-        conn_id = self._next_conn_id
+        conn = ClientConnection(self._next_conn_id, reader, writer, self.limits, self._header,
+                                self._answer, lambda: self.hub.count(conn.conn_id))
         if self.ssl_context is not None:
-            log.debug("event=client_connected conn=%d peer=%s identity=%s", conn_id,
+            log.debug("event=client_connected conn=%d peer=%s identity=%s", conn.conn_id,
                       writer.get_extra_info("peername"),
                       tls.peer_name(writer.get_extra_info("peercert")) or "-")
-
-        def send(message):
-            if writer.is_closing():
-                return
-            writer.write(protocol.pack(message))
-            if writer.transport.get_write_buffer_size() > 256 << 20:
-                log.warning("event=slow_client_dropped conn=%d", conn_id)
-                writer.close()
-
+        if self._connections >= self.limits.max_connections:
+            log.warning("event=connection_refused reason=too_many_connections limit=%d",
+                        self.limits.max_connections)
+            conn.refuse(protocol.TOO_MANY_CONNECTIONS, (
+                f"this node already serves {self._connections} client connections, the limit "
+                f"is {self.limits.max_connections} (--max-connections); retry later or use "
+                "another member"))
+            conn.close()
+            return
+        self._connections += 1
         try:
-            while True:
-                header = await reader.readexactly(4)
-                try:
-                    length = protocol.read_length(header, protocol.MAX_REQUEST_BYTES)
-                except protocol.ProtocolError as exc:
-                    # The rest of the stream cannot be framed any more: say why and hang up.
-                    send({"id": 0, "header": self._header(), "error": error(exc.code, exc.message)})
-                    break
-                body = await reader.readexactly(length)
-                try:
-                    message = protocol.unpack_body(body)
-                except protocol.ProtocolError as exc:
-                    send({"id": 0, "header": self._header(), "error": error(exc.code, exc.message)})
-                    continue
-                asyncio.create_task(self._answer(conn_id, message, send))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            await conn.serve()
         finally:
-            self.hub.drop_connection(conn_id)
-            writer.close()
+            self._connections -= 1
+            self.hub.drop_connection(conn.conn_id)
+            conn.close()
 
-    async def _answer(self, conn_id, message, send):
+    async def _answer(self, conn, message):
+        conn_id, send = conn.conn_id, conn.send
         started, code = time.monotonic(), "ok"
         request_id = message.get("id")
         try:
@@ -209,6 +211,11 @@ class StoreServer:
             "steer_store_revision": ("Current store revision.", raft.machine.revision),
             "steer_store_compact_revision": ("Revision compacted up to.", raft.machine.compact_revision),
             "steer_store_watchers": ("Watches open on this node.", len(self.hub)),
+            "steer_store_client_connections": ("Client connections open.", self._connections),
+            "steer_store_db_size_bytes": ("Bytes of every retained key version.",
+                                          raft.machine.db_size),
+            "steer_store_quota_bytes": ("--quota-backend-bytes.", self.limits.quota_backend_bytes),
+            "steer_store_alarm_nospace": ("1 while over the quota.", int(bool(self._alarms()))),
             "steer_store_members": ("Voting members in the Raft configuration.", len(raft.peer_addrs())),
         }
 
@@ -260,6 +267,14 @@ class StoreServer:
             count_only=bool(msg.get("count_only")))
         if "error" in result:
             raise _machine_error(result)
+        # One key always comes back (a value may be up to 1 MiB); the cap is on many.
+        size = sum(len(kv["key"]) + len(kv["value"]) for kv in result["kvs"])
+        if size > self.limits.max_range_bytes and len(result["kvs"]) > 1:
+            raise RequestError(protocol.TOO_LARGE, (
+                f"the range holds {len(result['kvs'])} keys and {size} bytes, over the "
+                f"{self.limits.max_range_bytes}-byte limit (--max-range-bytes); read it in "
+                "pages (limit, then continue after the last key) or with keys_only"),
+                count=result["count"])
         return result
 
     async def _op_put(self, msg):
@@ -281,9 +296,26 @@ class StoreServer:
         command = {"op": "txn", "compare": msg.get("compare") or [],
                    "success": msg.get("success") or [], "failure": msg.get("failure") or []}
         _check_value_sizes(command)
+        if any(isinstance(op, dict) and op.get("op") == "put"
+               for op in command["success"] + command["failure"]):
+            self._check_quota("a write")
         return await self._replicate(_with_request_id(command, msg))
 
+    def _check_quota(self, what):
+        """Refuse ``what`` while the store is over --quota-backend-bytes (etcd's NOSPACE)."""
+        size, quota = self.raft.machine.db_size, self.limits.quota_backend_bytes
+        if size > quota:
+            raise RequestError(protocol.NO_SPACE, (
+                f"{what} was refused: the store holds {size} bytes, over its quota of {quota} "
+                "(--quota-backend-bytes; alarm NOSPACE). Reads, deletes and lease revokes "
+                "still work: delete keys and compact (steer store compact) to free room"),
+                db_size=size, quota=quota)
+
+    def _alarms(self):
+        return ["NOSPACE"] if self.raft.machine.db_size > self.limits.quota_backend_bytes else []
+
     async def _op_lease_grant(self, msg):
+        self._check_quota("a lease grant")
         return await self._replicate(_with_request_id({"op": "lease_grant", "ttl": msg.get("ttl")}, msg))
 
     async def _op_lease_revoke(self, msg):
@@ -307,7 +339,9 @@ class StoreServer:
                 "raft_applied": self.raft.last_applied(),
                 "raft_commit": self.raft.commit_index(),
                 "revision": revision, "compact_revision": compact_revision,
-                "watchers": len(self.hub)}
+                "watchers": len(self.hub), "connections": self._connections,
+                "db_size": machine.db_size, "quota": self.limits.quota_backend_bytes,
+                "alarms": self._alarms()}
 
     async def _op_members(self, msg):
         registered = self.raft.machine.members()
@@ -360,6 +394,7 @@ class StoreServer:
     # -- watches ---------------------------------------------------------------------
     def _watch(self, conn_id, msg, send):
         key = _require_bytes(msg, "key")
+        self._check_watch_limits(conn_id)
         start = msg.get("start_revision", 0) or 0
         machine = self.raft.machine
         current = machine.revision
@@ -374,6 +409,19 @@ class StoreServer:
         watcher = Watcher(msg["id"], key, msg.get("range_end"), bool(msg.get("prev_kv")), send,
                           last_revision=start - 1 if start > 0 else current)
         self.hub.add(conn_id, watcher, history["events"], current)
+
+    def _check_watch_limits(self, conn_id):
+        limits = self.limits
+        if self.hub.count(conn_id) >= limits.max_watches_per_connection:
+            raise RequestError(protocol.TOO_MANY_WATCHES, (
+                f"this connection already holds {self.hub.count(conn_id)} watches, the limit "
+                f"is {limits.max_watches_per_connection} (--max-watches-per-connection); cancel "
+                "watches you no longer need or watch a wider range"))
+        if len(self.hub) >= limits.max_watches:
+            raise RequestError(protocol.TOO_MANY_WATCHES, (
+                f"this node already serves {len(self.hub)} watches, the limit is "
+                f"{limits.max_watches} (--max-watches); watch through another member or "
+                "cancel watches"))
 
     def _watch_cancel(self, conn_id, msg, send):
         watcher = self.hub.remove(conn_id, msg.get("watch_id"))
@@ -390,8 +438,37 @@ class StoreServer:
                 self._expire_leases()
                 self._register_self()
                 self._auto_compact()
+                self._reload_certificate()
             except Exception:
                 log.exception("event=maintenance_failed")
+
+    def _certificate_stamp(self):
+        files = (self.args.cert_file, self.args.key_file)
+        return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in map(os.stat, files))
+
+    def _reload_certificate(self, forced=False):
+        """Load a renewed serving certificate for new connections (on SIGHUP or a file change).
+
+        Checked at most every CERT_CHECK_PERIOD; a pair caught mid-write (key and
+        certificate not matching) is skipped and read again next time.
+        """
+        if self.ssl_context is None or not getattr(self.args, "cert_file", None):
+            return
+        now = time.monotonic()
+        if not forced and now - self._last_cert_check < self.CERT_CHECK_PERIOD:
+            return
+        self._last_cert_check = now
+        try:
+            stamp = self._certificate_stamp()
+            if stamp == self._cert_stamp and not forced:
+                return
+            self.ssl_context.load_cert_chain(self.args.cert_file, self.args.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("event=certificate_reload_failed error=%s", exc)
+            return
+        if self._cert_stamp is not None or forced:
+            log.info("event=certificate_reloaded cert=%s", self.args.cert_file)
+        self._cert_stamp = stamp
 
     def _expire_leases(self):
         for lease_id in self.leases.expired(self.raft.is_leader()):

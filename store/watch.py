@@ -51,6 +51,11 @@ class WatchHub:
 
     def __init__(self):
         self._watchers = {}   # (connection id, watch id) -> Watcher
+        self._per_connection = {}   # connection id -> number of its watchers
+
+    def count(self, conn_id):
+        """Return how many watches connection ``conn_id`` holds open."""
+        return self._per_connection.get(conn_id, 0)
 
     def add(self, conn_id, watcher, history, current_revision):
         """Register ``watcher`` after replaying ``history`` (events up to current)."""
@@ -60,14 +65,24 @@ class WatchHub:
         for revision in sorted(by_revision):
             watcher.deliver(revision, by_revision[revision])
         watcher.last_revision = max(watcher.last_revision, current_revision)
+        if (conn_id, watcher.watch_id) not in self._watchers:
+            self._per_connection[conn_id] = self.count(conn_id) + 1
         self._watchers[(conn_id, watcher.watch_id)] = watcher
 
     def remove(self, conn_id, watch_id):
-        return self._watchers.pop((conn_id, watch_id), None)
+        watcher = self._watchers.pop((conn_id, watch_id), None)
+        if watcher is not None:
+            left = self.count(conn_id) - 1
+            if left:
+                self._per_connection[conn_id] = left
+            else:
+                self._per_connection.pop(conn_id, None)
+        return watcher
 
     def drop_connection(self, conn_id):
-        for key in [k for k in self._watchers if k[0] == conn_id]:
-            del self._watchers[key]
+        if self._per_connection.pop(conn_id, None):
+            for key in [k for k in self._watchers if k[0] == conn_id]:
+                del self._watchers[key]
 
     def publish(self, revision, events):
         for watcher in list(self._watchers.values()):
@@ -78,6 +93,7 @@ class WatchHub:
         for watcher in list(self._watchers.values()):
             watcher.send({"id": watcher.watch_id, "watch": "canceled", "error": error})
         self._watchers.clear()
+        self._per_connection.clear()
 
     def __len__(self):
         return len(self._watchers)
