@@ -11,13 +11,13 @@ STEER  := $(VENV)/bin/steer
 # network namespaces (iproute2, nsenter from util-linux), Services in nftables (and
 # conntrack, which deletes stale UDP flows),
 # the simulated bare-metal hosts (an sshd per host, supervisord for their services,
-# sudo for a login that is not root).
+# sudo for a login that is not root), etcd (the store benchmark and its tests).
 DEB_TEST_PACKAGES ?= containerd runc containernetworking-plugins docker-registry skopeo \
                      umoci busybox-static gcc libc6-dev iproute2 util-linux nftables \
-                     conntrack openssh-server supervisor sudo
+                     conntrack openssh-server supervisor sudo etcd-server
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint ansible-lint unit cri-proto deb-packages bench-store bench-api bench-control bench-pods bench-network down clean
+.PHONY: run test lint ansible-lint unit cri-proto etcd-proto deb-packages bench-store bench-api bench-control bench-pods bench-network down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,10 +63,14 @@ unit: $(VENV)/.installed
 cri-proto: $(VENV)/.installed
 	$(PY) -m agent.runtime.cri.generate
 
+# The store benchmark's stubs for etcd's gRPC API (bench/etcdpb/, bench only).
+etcd-proto: $(VENV)/.installed
+	$(PY) -m bench.etcdpb.generate
+
 # `make run`: a local cluster (3 store nodes, control plane, 3 nodes each with its own
 # containerd in its own network namespace, the cluster registry), the hello
-# application from its image, and its page fetched through its Service. The cluster
-# keeps running; `make down` stops it.
+# application from its image, its page fetched through its Service and the Service's
+# name resolved by cluster DNS from a pod. The cluster keeps running; `make down` stops it.
 STEER_HOME ?= $(HOME)/.steer
 FETCH      := $(PY) -c "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=3).read().decode().strip())"
 export STEER_HOME
@@ -85,6 +89,10 @@ run: $(VENV)/.installed deb-packages
 	  echo "(from node-1's network namespace: ClusterIPs exist only inside the nodes)"; \
 	  via="$(STEER) node-shell node-1 --"; fi; \
 	for i in 1 2 3 4 5 6; do echo "GET http://$$ip/ -> $$($$via $(FETCH) http://$$ip/)"; done
+	@if [ -z "$$($(STEER) get nodes -l node.steersman.io/runtime=process -o name 2>/dev/null)" ]; then \
+	  pod=$$($(STEER) get pods -l app=hello -o jsonpath='{.items[0].metadata.name}'); \
+	  echo; echo "== $$pod resolves the Service's name through cluster DNS (kube-system/kube-dns) =="; \
+	  $(STEER) exec $$pod -- nslookup hello.default.svc.cluster.local; fi
 	@echo; echo "== the pods =="
 	$(STEER) get pods -o wide
 	@echo; echo "The cluster keeps running. Go on with:"

@@ -23,6 +23,10 @@ real 3-node store and `steer-apiserver`, then in network namespaces of its own:
 3. TCP connect rate from the node ns to the :9090 server: straight to the pod IP and
    through a ClusterIP (one endpoint), in alternating rounds, same client process.
 
+4. With ``--dns-in-pod`` (or ``--only-dns-in-pod``): DNS from inside a pod of a real
+   2-node containers cluster, through kube-dns and straight at a DNS pod
+   (bench/network_pod_dns.py; `steer up`, about 2 minutes more).
+
 Figures are printed beside the issue's goals; nothing is asserted. Every process is
 stopped by pid and every namespace deleted in ``finally``.
 """
@@ -47,6 +51,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from agent import netns  # noqa: E402
+from bench import network_pod_dns  # noqa: E402
 from cli.local_store import free_ports  # noqa: E402
 from control.objects import kinds  # noqa: E402
 from tests.support.apiproc import ROOT, LocalApiServer  # noqa: E402
@@ -564,9 +569,25 @@ def main():
     parser.add_argument("--dns-seconds", type=float, default=3.0, help="per DNS run")
     parser.add_argument("--connect-seconds", type=float, default=1.0, help="per round")
     parser.add_argument("--rounds", type=int, default=4, help="alternating connect rounds")
+    parser.add_argument("--dns-in-pod", action="store_true",
+                        help="then DNS from inside a pod of a 2-node containers cluster "
+                             "(`steer up`; about 2 minutes more)")
+    parser.add_argument("--only-dns-in-pod", action="store_true",
+                        help="only the DNS-from-a-pod figures (no namespaces bench)")
+    parser.add_argument("--pod-dns-seconds", type=float, default=5.0, help="per pod DNS run")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.network needs root (network namespaces and nftables): run it with sudo")
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}", flush=True)
+    if not args.only_dns_in_pod:
+        run_bed(args)
+    if args.dns_in_pod or args.only_dns_in_pod:
+        results = network_pod_dns.measure(DNS_CLIENT, seconds=args.pod_dns_seconds)
+        network_pod_dns.report(results, args.pod_dns_seconds)
+
+
+def run_bed(args):
+    """The namespaces bench: Service sync, DNS against the server, TCP connects."""
     if not 1 <= args.endpoints + args.changes <= 250:
         sys.exit("--endpoints + --changes must stay within 250 (one /24 of pod addresses)")
     base_dir = tempfile.mkdtemp(prefix="steer-bench-network-")
