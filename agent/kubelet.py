@@ -34,6 +34,11 @@ class ApiAdapter:
         except NotFound:
             return None
 
+    def services(self, namespace):
+        """The Services of ``namespace`` and of default (for the containers' variables)."""
+        names = [namespace] if namespace == "default" else [namespace, "default"]
+        return [svc for ns in names for svc in self.rest.list_all(kinds.SERVICES, ns)[0]]
+
     def request_token(self, pod, source):
         """Ask the TokenRequest API for a token of the pod's ServiceAccount, bound to the pod."""
         meta, spec = pod["metadata"], pod.get("spec") or {}

@@ -5,6 +5,9 @@
 Registers the Node, renews its Lease, runs the pods bound to it through the
 chosen runtime, reports their status and serves their logs on --port. Stopping
 the agent (SIGTERM) leaves containers running: the next agent re-adopts them.
+Its client and serving certificates are renewed by CSRs while it runs
+(agent/certrotation.py); with --bootstrap-kubeconfig it first gets a client
+certificate with a bootstrap token (agent/bootstrap.py).
 """
 
 import argparse
@@ -16,7 +19,8 @@ import threading
 import time
 
 from agent import backoff as backoffmod
-from agent import logs, paths, streaming
+from agent import bootstrap, logs, paths, streaming
+from agent import certrotation_setup as rotation
 from agent import runtime as runtimes
 from agent.containers import POLL, Context
 from agent.kubelet import ApiAdapter, PodManager
@@ -60,6 +64,11 @@ def parse_args(argv=None):
                    "in (a local cluster's node); probes and streams connect from there")
     p.add_argument("--resolv-conf", default="/etc/resolv.conf",
                    help='resolvers handed to pods (--runtime cri); "" hands none')
+    p.add_argument("--cluster-dns", default="", metavar="IP[,IP]",
+                   help="cluster DNS servers ClusterFirst pods resolve with (kubelet's flag; "
+                        "none: they get the node's resolvers)")
+    p.add_argument("--cluster-domain", default="cluster.local",
+                   help="the cluster's DNS domain: pods' search path (<ns>.svc.DOMAIN ...)")
     p.add_argument("--runtime-request-timeout", type=float, default=120.0, metavar="SECONDS",
                    help="deadline of each CRI call but pulls (kubelet: 2m); a sandbox "
                         "start under load can take many seconds")
@@ -94,9 +103,23 @@ def parse_args(argv=None):
     tls.add_argument("--tls-private-key-file", help="key of --tls-cert-file")
     tls.add_argument("--client-ca-file", help="cluster CA: clients of the agent's port must "
                      "present a certificate it signed (the API server's kubelet client)")
+    tls.add_argument("--rotate-server-certificates", action=argparse.BooleanOptionalAction,
+                     default=True, help="renew the serving certificate by CSRs (signer "
+                     "kubernetes.io/kubelet-serving) at 70-90%% of its life; without "
+                     "--tls-cert-file the first one is requested at start (default on)")
     tls.add_argument("--insecure-plain-http", action="store_true",
                      help="serve the agent's port as plain HTTP with no check of the caller: "
                           "anyone who reaches it reads every pod's logs (tests only)")
+    certs = p.add_argument_group("client certificate (agent/certrotation.py, agent/bootstrap.py)")
+    certs.add_argument("--bootstrap-kubeconfig", metavar="FILE",
+                       help="kubeconfig with a bootstrap token: when --kubeconfig is missing or "
+                            "its certificate expired, request a client certificate by a CSR "
+                            "and write --kubeconfig (kubelet's TLS bootstrap)")
+    certs.add_argument("--cert-dir", help="where renewed certificates are kept, 0700 "
+                       "(default <data dir>/pki)")
+    certs.add_argument("--rotate-certificates", action=argparse.BooleanOptionalAction,
+                       default=True, help="renew the client certificate by CSRs at 70-90%% "
+                       "of its life (default on)")
     p.add_argument("--backoff-base", type=float, default=backoffmod.DEFAULT_BASE,
                    help="first crash-loop restart delay (kubelet: 10 s)")
     p.add_argument("--backoff-max", type=float, default=backoffmod.DEFAULT_MAX,
@@ -144,7 +167,9 @@ def build_cri_runtime(args):
     return CriRuntime(CriClient(args.container_runtime_endpoint,
                                 timeout=args.runtime_request_timeout), args.node_name,
                       netns_path=args.node_netns, resolv_conf=args.resolv_conf,
-                      cgroup_parent=cgroup_parent, version=version)
+                      cgroup_parent=cgroup_parent, version=version,
+                      cluster_dns=[a for a in args.cluster_dns.split(",") if a],
+                      cluster_domain=args.cluster_domain)
 
 
 def build_images(args, runtime, recorder):
@@ -231,6 +256,10 @@ def agent_port_tls(args):
             raise SystemExit(f"steer-agent: --insecure-plain-http serves plain HTTP: drop "
                              f"{TLS_FLAGS}, or drop it")
         return None
+    if args.rotate_server_certificates and args.client_ca_file and not (
+            args.tls_cert_file or args.tls_private_key_file):
+        # The serving certificate comes by CSR (agent/certrotation.py) before serving.
+        return server_context(None, None, args.client_ca_file)
     if not all(given):
         raise SystemExit(f"steer-agent: the agent's port needs TLS: pass {TLS_FLAGS} "
                          "(or --insecure-plain-http to serve plain HTTP on purpose)")
@@ -245,7 +274,16 @@ class Agent:
         ssl_context = agent_port_tls(args)     # refuse a half or missing TLS setup first
         self.node_ip = args.node_ip or default_node_ip()
         paths.make_private_dir(args.data_dir)      # pods' files, logs, container state: 0700
+        args.cert_dir = args.cert_dir or os.path.join(args.data_dir, "pki")
+        if args.bootstrap_kubeconfig and rest is None:
+            if not args.kubeconfig:
+                raise SystemExit("steer-agent: --bootstrap-kubeconfig needs --kubeconfig: "
+                                 "the file the node's own credentials are written to")
+            bootstrap.bootstrap(args.kubeconfig, args.bootstrap_kubeconfig, args.cert_dir,
+                                args.node_name)
         self.rest = rest or connect(args, timeout=30)
+        self.client_certs, self.serving_certs = rotation.managers(
+            args, self.rest, ssl_context, self.node_ip)
         self.runtime = runtime or build_runtime(args)
         recorder = EventRecorder(self.rest, "kubelet", instance=args.node_name)
         self.ctx = Context(runtime=self.runtime, api=ApiAdapter(self.rest), recorder=recorder,
@@ -293,7 +331,9 @@ class Agent:
         as kubelet does, unless ``stop`` (an Event) is set meanwhile.
         """
         stop = stop or threading.Event()
-        self.server.start()
+        first_serving = self.serving_certs is not None and not self.serving_certs.pem
+        if not first_serving:
+            self.server.start()
         delay = 1.0
         while True:
             try:
@@ -305,6 +345,13 @@ class Agent:
                 if stop.wait(delay):
                     return self
                 delay = min(delay * 2, 30.0)
+        if first_serving and not rotation.first_serving_certificate(self.serving_certs, stop):
+            return self
+        if first_serving:
+            self.server.start()
+        for manager in (self.client_certs, self.serving_certs):
+            if manager is not None:
+                manager.start(self._stop)
         self.node.start()
         if self.pod_network is not None:
             self.pod_network.start()

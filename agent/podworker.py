@@ -24,6 +24,7 @@ from agent import status as statusmod
 from agent.containers import ContainerState
 from agent.probes import ProbeState
 from agent.runtime.base import CreateContainerError, Record, RuntimeError_
+from control.client import ApiException
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +299,19 @@ class PodWorker:
         backoff.next(key, now)
         self._start(state, now, wake)
 
+    def _service_env(self):
+        """Services' variables (agent/env.py service_env) for containers of an image runtime."""
+        services = getattr(self.ctx.api, "services", None)
+        if services is None or not self.ctx.runtime.runs_images:
+            return {}
+        namespace = self.pod["metadata"]["namespace"]
+        try:
+            listed = services(namespace)
+        except (ApiException, OSError) as exc:
+            raise envmod.ConfigError(f"failed to list services: {exc}") from None
+        links = (self.pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+        return envmod.service_env(listed, namespace, links)
+
     def _create_key(self, state):
         return f"{self.uid}/{state.name}/create"
 
@@ -313,7 +327,8 @@ class PodWorker:
             paths.check_name(state.name, "container")
             container_env = envmod.resolve_env(self.pod, state.spec, self.ctx.api.lookup,
                                                self.ctx.host_ip,
-                                               extra={"HOSTNAME": self.pod["metadata"]["name"]})
+                                               extra={**self._service_env(),
+                                                      "HOSTNAME": self.pod["metadata"]["name"]})
             build = launch.image_config if self.ctx.runtime.runs_images else \
                 launch.process_config
             files = launch.PodFiles(self.pod, self.pod_dir, self.volume_paths, self.secret_dir)

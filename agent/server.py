@@ -43,7 +43,8 @@ def server_context(cert_file, key_file, client_ca_file):
     """Return the agent port's TLS context: a client certificate of ``client_ca_file`` required."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
+    if cert_file:       # None: a certificate requested by CSR is loaded later (certrotation)
+        context.load_cert_chain(cert_file, key_file)
     context.load_verify_locations(cafile=client_ca_file)
     context.verify_mode = ssl.CERT_REQUIRED
     return context
@@ -108,7 +109,8 @@ class AgentServer:
 
     def stop(self):
         self._stopping.set()
-        self.httpd.shutdown()
+        if self._thread is not None:    # never started (no serving certificate yet): no loop
+            self.httpd.shutdown()
         self.httpd.server_close()
 
     # -- requests -----------------------------------------------------------------------

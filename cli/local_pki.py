@@ -5,7 +5,9 @@
 reused; a certificate is (re-)issued only when it is missing or near its expiry
 (``pki.needs_rotation``). The identities are Kubernetes' (kubeadm's):
 
-    apiserver                  serving: 127.0.0.1, localhost, the bind address
+    apiserver                  serving: 127.0.0.1, localhost, the bind address and the
+                               in-cluster names (IN_CLUSTER_NAMES, the `kubernetes`
+                               ClusterIP, the advertise address); re-issued when one lacks
     apiserver-kubelet-client   CN=kube-apiserver-kubelet-client O=system:masters
     admin                      CN=admin O=system:masters
     scheduler                  CN=system:kube-scheduler
@@ -43,6 +45,9 @@ CLIENTS = {
     "proxy": ("system:kube-proxy", ()),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", ("system:masters",)),
 }
+#: The names pods reach the API server by (the `kubernetes` Service's, as kubeadm's SANs).
+IN_CLUSTER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local")
 #: The clients that talk to the API server with a kubeconfig of their own.
 KUBECONFIG_CLIENTS = ("scheduler", "controller-manager", "proxy")
 
@@ -50,8 +55,11 @@ KUBECONFIG_CLIENTS = ("scheduler", "controller-manager", "proxy")
 class LocalCredentials:
     """The files under ``<home>/pki``; ``ensure`` makes whatever is missing or expiring."""
 
-    def __init__(self, home, now=None):
+    def __init__(self, home, now=None, lifetime=None):
         self.dir = os.path.join(os.path.abspath(home), "pki")
+        # Seconds a new leaf certificate lives (None: pki.LEAF_DAYS); `steer up
+        # --cert-lifetime 60s` makes them short to see them renewed while running.
+        self.lifetime = lifetime
         self.nodes_dir = os.path.join(self.dir, "nodes")
         self.kubeconfigs_dir = os.path.join(self.dir, "kubeconfigs")
         self.now = now          # a fixed "now" for tests; None: the clock
@@ -80,17 +88,20 @@ class LocalCredentials:
         return os.path.join(self.dir, "sa.pub")
 
     # -- issuing ------------------------------------------------------------------------
-    def ensure(self, server_url, nodes=(), bind_host="127.0.0.1"):
+    def ensure(self, server_url, nodes=(), bind_host="127.0.0.1", extra_hosts=()):
         """Make the CA and every certificate and component kubeconfig; return self.
 
         ``nodes`` is [(node name, node IP)]: each gets a client and a serving certificate.
+        ``extra_hosts`` (names, addresses) go into the API server's certificate too.
         """
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         os.chmod(self.dir, 0o700)
         ca = pki.CertificateAuthority.load_or_create(self.dir, now=self.now)
         self.issued = []
         pki.ensure_key_pair(self.service_account_key, self.service_account_public_key)
-        hosts = {"127.0.0.1", "localhost", bind_host}
+        hosts = {"127.0.0.1", "localhost", bind_host, *extra_hosts}
+        if _lacks_hosts(self.cert("apiserver")[0], hosts):
+            _remove(self.cert("apiserver")[0])
         self._issue(ca, "apiserver", "kube-apiserver", server=True,
                     dns_names=sorted(h for h in hosts if not _is_ip(h)),
                     ip_addresses=sorted(h for h in hosts if _is_ip(h)))
@@ -114,8 +125,9 @@ class LocalCredentials:
         cert_path, _ = self.cert(name)
         if not pki.needs_rotation(cert_path, now=self.now):
             return
+        days = pki.LEAF_DAYS if not self.lifetime else self.lifetime / 86400
         ca.issue(os.path.dirname(cert_path), os.path.basename(name), common_name,
-                 organizations, now=self.now, **kwargs)
+                 organizations, now=self.now, days=days, **kwargs)
         self.issued.append(name)
 
     def _write_kubeconfig(self, name, server_url, cert_file, key_file):
@@ -155,6 +167,27 @@ def kubeconfig_document(server_url, user, cluster_fields, user_fields, namespace
 def _b64(path):
     with open(path, "rb") as handle:
         return base64.b64encode(handle.read()).decode("ascii")
+
+
+def _lacks_hosts(cert_path, hosts):
+    """True if the certificate at ``cert_path`` exists and misses one of ``hosts`` in its SANs."""
+    from cryptography import x509
+    try:
+        with open(cert_path, "rb") as handle:
+            cert = x509.load_pem_x509_certificate(handle.read())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    have = set(sans.get_values_for_type(x509.DNSName)) | {
+        str(a) for a in sans.get_values_for_type(x509.IPAddress)}
+    return not set(hosts) <= have
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def _is_ip(host):

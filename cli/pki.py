@@ -145,7 +145,9 @@ class CertificateAuthority:
                    .issuer_name(self.cert.subject)
                    .public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   # Backdated for clocks a little behind; at most half a short lifetime.
+                   .not_valid_before(now - min(datetime.timedelta(minutes=5),
+                                               datetime.timedelta(days=days) / 2))
                    .not_valid_after(min(now + datetime.timedelta(days=days),
                                         self.cert.not_valid_after_utc))
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+from cli import certrenewal
 from cli.local_cluster import (
     LocalCluster,
     alive,
@@ -316,6 +317,9 @@ def main(argv=None):
         signal.signal(sig, lambda *_: stop_event.set())
     supervisor = Supervisor(args.home, [k for k in args.kinds.split(",") if k])
     log.info("event=supervising programs=%s", ",".join(supervisor.programs))
+    # Certificates are re-issued before they expire (cli/certrenewal.py).
+    threading.Thread(target=certrenewal.Renewer(args.home).run, args=(stop_event,),
+                     name="certificate-renewal", daemon=True).start()
     supervisor.run(stop_event, args.interval, args.grace)
     log.info("event=stopped")
 

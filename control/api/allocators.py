@@ -166,7 +166,11 @@ class ServiceAllocator:
             raise self._invalid(name, field, f"Invalid value: {shown}: failed to allocate IP "
                                 f"{wanted}: IPv6 is not configured on this cluster")
         index = self.ips.to_index(wanted)
-        if index is None or not 0 <= index < self.ips.size or index in self.ips.reserved:
+        # The first address is kept for default/kubernetes (control/api/masterservice.py).
+        master = index == 1 and (owner.get("namespace"), owner.get("name")) == (
+            "default", "kubernetes")
+        if index is None or not 0 <= index < self.ips.size or (
+                index in self.ips.reserved and not master):
             raise self._invalid(
                 name, field, f"Invalid value: {shown}: failed to allocate IP {wanted}: the "
                 f"provided IP ({wanted}) is not in the valid range. The range of valid IPs is "

@@ -264,6 +264,7 @@ class SubresourceResource:
     #: The methods each served subresource answers.
     SERVED = {"status": ("GET", "PUT", "PATCH"), "scale": ("GET", "PUT", "PATCH"),
               "finalize": ("PUT",), "binding": ("POST",), "log": ("GET",),
+              "approval": ("GET", "PUT", "PATCH"),     # certificatesigningrequests
               **{sub: ("GET", "POST") for sub in streaming.SUBRESOURCES}}
 
     def __init__(self, service, logs=None, streams=None):
@@ -319,5 +320,5 @@ class SubresourceResource:
             return bodies.write_json(resp, self.service.patch_scale(
                 resource, namespace, params["name"], _media_type(req), bodies.read_value(req)))
         patched = self.service.patch(resource, namespace, params["name"], _media_type(req),
-                                     bodies.read_value(req), subresource="status")
+                                     bodies.read_value(req), subresource=sub)
         bodies.write_json(resp, patched)

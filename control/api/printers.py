@@ -7,6 +7,7 @@ and the current time and returns the row's cells.
 """
 
 from control.objects import conditions
+from control.objects.certificates import display_status
 from control.objects.meta import human_duration, parse_time
 from control.objects.selectors import selector_to_string
 
@@ -244,3 +245,13 @@ def print_networkpolicy(obj, now):
 
 def print_default(obj, now):
     return [metadata_of(obj).get("name", ""), created_age(obj, now)]
+
+
+def print_certificatesigningrequest(obj, now):
+    """NAME, AGE, SIGNERNAME, REQUESTOR, REQUESTEDDURATION, CONDITION (as kubectl's csr printer)."""
+    spec = spec_of(obj)
+    seconds = spec.get("expirationSeconds")
+    duration = "<none>" if seconds is None else human_duration(int(seconds))
+    return [metadata_of(obj).get("name", ""), created_age(obj, now),
+            spec.get("signerName") or "<none>", spec.get("username", ""), duration,
+            display_status(obj)]

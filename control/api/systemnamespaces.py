@@ -14,19 +14,22 @@ from control import errors
 log = logging.getLogger("steer.apiserver")
 
 
-def start(service, interval, sleep=time.sleep):
+def start(service, interval, sleep=time.sleep, also=()):
     """Run ``service.ensure_system_namespaces()`` every ``interval`` seconds, in the background.
+
+    ``also`` are more callables run each round (the `kubernetes` Service, masterservice.py).
 
     A gevent worker makes the thread a greenlet. Failures (the store away) are
     logged and tried again at the next round.
     """
-    thread = threading.Thread(target=run, args=(service, interval, sleep), daemon=True,
+    thread = threading.Thread(target=run, args=(service, interval, sleep, None, also),
+                              daemon=True,
                               name="system-namespaces")
     thread.start()
     return thread
 
 
-def run(service, interval, sleep=time.sleep, rounds=None):
+def run(service, interval, sleep=time.sleep, rounds=None, also=()):
     """Re-create missing system namespaces every ``interval`` seconds (``rounds`` times)."""
     done = 0
     while rounds is None or done < rounds:
@@ -35,4 +38,6 @@ def run(service, interval, sleep=time.sleep, rounds=None):
             service.ensure_system_namespaces()
         except errors.ApiError as exc:
             log.warning("event=system_namespaces_failed error=%r", exc.message)
+        for task in also:
+            task()
         done += 1

@@ -196,6 +196,15 @@ PRINTERS = {
                                description="Revision indicates the revision of the state "
                                "represented by Data."), AGE],
                            p.print_controllerrevision),
+    "CertificateSigningRequest": ([NAME, AGE, _c("SignerName", description="Only "
+                                                 "requests for this signer may be signed by it."),
+                                   _c("Requestor", description="Name of the user who made "
+                                      "the request."),
+                                   _c("RequestedDuration", description="How long the "
+                                      "issued certificate should be valid."),
+                                   _c("Condition", description="Approved, Denied, Failed "
+                                      "and whether a certificate is issued.")],
+                                  p.print_certificatesigningrequest),
 }
 DEFAULT = ([NAME, AGE], p.print_default)
 

@@ -15,6 +15,7 @@ retry for any verb.
 import http.client
 import json
 import logging
+import os
 import random
 import select
 import ssl
@@ -86,9 +87,43 @@ class RestClient:
 
     @classmethod
     def from_config(cls, config, **kwargs):
-        """Build a client from a ``kubeconfig.ClientConfig`` (more keywords pass through)."""
-        return cls(config.server, token=config.token, ssl_context=config.ssl_context(),
-                   **kwargs)
+        """Build a client from a ``kubeconfig.ClientConfig`` (more keywords pass through).
+
+        Its client certificate files are watched: renewed ones (`steer up` re-issues
+        before expiry) are presented by the next new connection.
+        """
+        client = cls(config.server, token=config.token, ssl_context=config.ssl_context(),
+                     **kwargs)
+        if client.ssl_context is not None and config.cert_file and config.key_file:
+            client.reload_certificates_from(config.cert_file, config.key_file)
+        return client
+
+    def reload_certificates_from(self, cert_file, key_file, interval=1.0):
+        """Re-read ``cert_file``/``key_file`` into the TLS context when they change."""
+        self._cert_files = (cert_file, key_file)
+        self._cert_check_interval = interval
+        self._cert_stamp, self._cert_checked = _file_stamp(self._cert_files), time.monotonic()
+
+    def _refresh_client_certificate(self):
+        files = getattr(self, "_cert_files", None)
+        now = time.monotonic()
+        if files is None or now - self._cert_checked < self._cert_check_interval:
+            return
+        self._cert_checked = now
+        stamp = _file_stamp(files)
+        if stamp is None or stamp == self._cert_stamp:
+            return
+        try:
+            self.ssl_context.load_cert_chain(*files)
+        except (OSError, ssl.SSLError):
+            return      # caught mid-write: read again on a later connection
+        self._cert_stamp = stamp
+        self.certificates_changed()
+
+    def certificates_changed(self):
+        """Make every thread reconnect: the server checks a certificate only in the handshake,
+        and stops trusting a connection at the old certificate's notAfter."""
+        self._cert_generation = getattr(self, "_cert_generation", 0) + 1
 
     # -- URLs -------------------------------------------------------------------------
     def path(self, resource, namespace=None, name=None, subresource=None):
@@ -275,10 +310,17 @@ class RestClient:
             conn = self._local.conn = self._new_connection(self.timeout)
         elif conn.sock is not None and _peer_closed(conn.sock):
             conn.close()
+        if self.scheme == "https":
+            self._refresh_client_certificate()
+            generation = getattr(self, "_cert_generation", 0)
+            if getattr(conn, "steer_cert_generation", 0) != generation:
+                conn.close()    # the next request handshakes with the renewed certificate
+                conn.steer_cert_generation = generation
         return conn
 
     def _new_connection(self, timeout):
         if self.scheme == "https":
+            self._refresh_client_certificate()
             return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
                                                context=self.ssl_context)
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
@@ -305,6 +347,13 @@ class RestClient:
         """Exponential backoff with jitter, so many clients do not retry in step."""
         delay = min(self.backoff_max, self.backoff_base * (2 ** attempt))
         return delay * (0.5 + self.rng.random() / 2)
+
+
+def _file_stamp(paths):
+    try:
+        return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in map(os.stat, paths))
+    except OSError:
+        return None
 
 
 def _quote(segment):

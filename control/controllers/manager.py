@@ -21,6 +21,8 @@ from control.client.component import (
 )
 from control.client.events import EventRecorder
 from control.controllers import (
+    csrapproving,
+    csrsigning,
     endpoints,
     endpointslice,
     endpointslicing,
@@ -200,6 +202,28 @@ def _root_ca_cert_publisher(rest, informers, options):
         root_ca)
 
 
+def _csrsigning(rest, informers, options):
+    cert_file = _option(options, "cluster_signing_cert_file", None)
+    key_file = _option(options, "cluster_signing_key_file", None)
+    if not cert_file or not key_file:
+        log.info("msg=csrsigning signs nothing: no --cluster-signing-cert-file/"
+                 "--cluster-signing-key-file")
+        return Controller("csrsigning")     # no CA: on, doing nothing
+    try:
+        ca = csrsigning.SigningCA(cert_file, key_file)
+    except (csrsigning.SigningKeyError, ValueError) as exc:
+        raise SystemExit(f"steer-controller-manager: csrsigning: {exc}") from None
+    return csrsigning.CSRSigningController(
+        rest, informers.informer(kinds.CERTIFICATESIGNINGREQUESTS), ca,
+        duration=_option(options, "cluster_signing_duration", csrsigning.DEFAULT_DURATION))
+
+
+def _csrapproving(rest, informers, options):
+    return csrapproving.CSRApprovingController(
+        rest, informers.informer(kinds.CERTIFICATESIGNINGREQUESTS),
+        informers.informer(kinds.NODES))
+
+
 #: Every controller this manager can run, by its --controllers name: a factory
 #: (rest client, SharedInformers, parsed options) -> Controller. A controller's own
 #: flags are added in parse_args and read from ``options``.
@@ -221,6 +245,8 @@ CONTROLLERS = {
     "podgc": _podgc,
     "serviceaccount": _serviceaccount,
     "root-ca-cert-publisher": _root_ca_cert_publisher,
+    "csrsigning": _csrsigning,
+    "csrapproving": _csrapproving,
 }
 
 
@@ -266,6 +292,19 @@ def add_node_flags(parser):
         help="prefix length of each node's pod subnet (24)")
 
 
+def add_signing_flags(parser):
+    """kube-controller-manager's flags of the certificate signer (csrsigning)."""
+    add = parser.add_argument
+    add("--cluster-signing-cert-file", metavar="FILE",
+        help="the cluster CA certificate (PEM) that signs approved kubelet and client "
+             "certificate requests; read again when it changes")
+    add("--cluster-signing-key-file", metavar="FILE",
+        help="its private key (PEM, mode 0600)")
+    add("--cluster-signing-duration", type=duration, default=csrsigning.DEFAULT_DURATION,
+        help="the longest life of a signed certificate (default 8760h: a year); a request's "
+             "spec.expirationSeconds may ask for less")
+
+
 def parse_args(argv=None):
     """Parse the command line."""
     parser = argparse.ArgumentParser(prog="steer-controller-manager",
@@ -299,6 +338,7 @@ def parse_args(argv=None):
     parser.add_argument("--root-ca-file", metavar="FILE",
                         help="the cluster CA (PEM) published as ConfigMap kube-root-ca.crt in "
                              "every namespace, for pods' service account token volumes")
+    add_signing_flags(parser)
     args = parser.parse_args(argv)
     args.controllers = [n.strip() for n in args.controllers.split(",") if n.strip()]
     if not 1 <= args.max_endpoints_per_slice <= endpointslicing.MAX_ENDPOINTS_LIMIT:

@@ -61,6 +61,7 @@ def _r(group, version, kind, plural, namespaced=True, short=(), sub=(), cat=("al
 RBAC = "rbac.authorization.k8s.io"
 AUTHZ = "authorization.k8s.io"
 AUTHN = "authentication.k8s.io"
+CERTIFICATES = "certificates.k8s.io"
 
 
 RESOURCES = (
@@ -98,6 +99,8 @@ RESOURCES = (
        CREATE_ONLY),
     _r(AUTHN, "v1", "TokenReview", "tokenreviews", False, (), (), (), CREATE_ONLY),
     _r(AUTHN, "v1", "SelfSubjectReview", "selfsubjectreviews", False, (), (), (), CREATE_ONLY),
+    _r(CERTIFICATES, "v1", "CertificateSigningRequest", "certificatesigningrequests", False,
+       ("csr",), ("status", "approval"), ()),
 )
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
@@ -152,3 +155,4 @@ ROLES = lookup(RBAC, "v1", "roles")
 CLUSTERROLES = lookup(RBAC, "v1", "clusterroles")
 ROLEBINDINGS = lookup(RBAC, "v1", "rolebindings")
 CLUSTERROLEBINDINGS = lookup(RBAC, "v1", "clusterrolebindings")
+CERTIFICATESIGNINGREQUESTS = lookup(CERTIFICATES, "v1", "certificatesigningrequests")

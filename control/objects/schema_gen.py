@@ -67,6 +67,7 @@ KINDS = [
     ("authentication.k8s.io/v1", "TokenReview", "V1TokenReview"),
     ("authentication.k8s.io/v1", "SelfSubjectReview", "V1SelfSubjectReview"),
     ("authentication.k8s.io/v1", "TokenRequest", "AuthenticationV1TokenRequest"),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", "V1CertificateSigningRequest"),
     # Meta and discovery kinds the API server sends or accepts.
     ("v1", "Status", "V1Status"),
     ("v1", "DeleteOptions", "V1DeleteOptions"),

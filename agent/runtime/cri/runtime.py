@@ -46,8 +46,11 @@ class CriRuntime(Runtime):
     runs_images = True
 
     def __init__(self, client, node, netns_path=None, resolv_conf="/etc/resolv.conf",
-                 cgroup_parent=default_cgroup_parent, version=None):
+                 cgroup_parent=default_cgroup_parent, version=None, cluster_dns=(),
+                 cluster_domain=""):
         self.client, self.node, self.netns_path = client, node, netns_path
+        #: kubelet's --cluster-dns and --cluster-domain (ClusterFirst pods' resolv.conf).
+        self.cluster_dns, self.cluster_domain = tuple(cluster_dns), cluster_domain
         #: containerRuntimeVersion for the Node ("containerd://1.6.20").
         self.version = version
         self.resolv_conf, self.cgroup_parent = resolv_conf, cgroup_parent
@@ -102,7 +105,8 @@ class CriRuntime(Runtime):
             pod, node=self.node, attempt=attempt,
             log_directory=os.path.join(pod_dir, "logs"),
             cgroup_parent=self.cgroup_parent(self.node, pod["metadata"]["uid"]),
-            host_dns=sandboxmod.read_resolv_conf(self.resolv_conf))
+            host_dns=sandboxmod.read_resolv_conf(self.resolv_conf),
+            cluster_dns=self.cluster_dns, cluster_domain=self.cluster_domain)
 
     def _run(self, pod, pod_dir, attempt):
         config = self._config(pod, pod_dir, attempt)

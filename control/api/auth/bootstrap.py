@@ -76,6 +76,33 @@ def _aggregated(name, feeds=None):
     return role, ({AGGREGATE + feeds: "true"} if feeds else {})
 
 
+CSR = "certificatesigningrequests"
+#: The certificates.k8s.io roles Kubernetes bootstraps: approving per signer, the
+#: kubelet client auto-approval (nodeclient for new nodes, selfnodeclient for
+#: renewals) and the certificate controller's own (here the controller manager's).
+CERTIFICATE_ROLES = {
+    **{f"system:certificates.k8s.io:{signer.split('/')[1]}-approver": ({"rules": [
+        rule(["approve"], ["certificates.k8s.io"], ["signers"], [signer])]}, {})
+       for signer in ("kubernetes.io/kube-apiserver-client",
+                      "kubernetes.io/kube-apiserver-client-kubelet",
+                      "kubernetes.io/kubelet-serving", "kubernetes.io/legacy-unknown")},
+    "system:certificates.k8s.io:certificatesigningrequests:nodeclient": ({"rules": [
+        rule(["create"], ["certificates.k8s.io"], [f"{CSR}/nodeclient"])]}, {}),
+    "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": ({"rules": [
+        rule(["create"], ["certificates.k8s.io"], [f"{CSR}/selfnodeclient"])]}, {}),
+    "system:controller:certificate-controller": ({"rules": [
+        rule(["get", "list", "watch", "delete"], ["certificates.k8s.io"], [CSR]),
+        rule(["update"], ["certificates.k8s.io"], [f"{CSR}/status", f"{CSR}/approval"]),
+        rule(["approve"], ["certificates.k8s.io"], ["signers"],
+             ["kubernetes.io/kube-apiserver-client-kubelet", "kubernetes.io/kubelet-serving"]),
+        rule(["sign"], ["certificates.k8s.io"], ["signers"],
+             ["kubernetes.io/kube-apiserver-client", "kubernetes.io/kube-apiserver-client-kubelet",
+              "kubernetes.io/kubelet-serving", "kubernetes.io/legacy-unknown"]),
+        rule(["create"], ["authorization.k8s.io"], ["subjectaccessreviews"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+    ]}, {}),
+}
+
 CLUSTER_ROLES = {
     "cluster-admin": ({"rules": [rule(["*"], ["*"], ["*"]), urls(["*"], ["*"])]}, {}),
     "admin": _aggregated("admin"),
@@ -128,6 +155,7 @@ CLUSTER_ROLES = {
     "system:node": ({"rules": [
         rule(READ + ["create", "update", "patch", "delete"], [""], ["nodes", "nodes/status"]),
         rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
+        rule(READ, [""], ["services"]),     # the containers' service variables
         # Each node enforces NetworkPolicy for its own pods (agent/network/netpol.py).
         rule(READ, ["networking.k8s.io"], ["networkpolicies"]),
         rule([*READ, "delete"], [""], ["pods"]),
@@ -137,6 +165,9 @@ CLUSTER_ROLES = {
         rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"],
              ["leases"]),
+        # Client and serving certificate renewal (kubelet's certificate manager).
+        rule(["create", "get", "list", "watch"], ["certificates.k8s.io"],
+             ["certificatesigningrequests"]),
     ]}, {}),
     # Kubernetes' role of the EndpointSlice controller's own account; here the
     # controller manager runs every controller as one user, which holds all of it.
@@ -151,6 +182,7 @@ CLUSTER_ROLES = {
         rule(["create", "get", "list", "watch"], ["certificates.k8s.io"],
              ["certificatesigningrequests"]),
     ]}, {}),
+    **CERTIFICATE_ROLES,
 }
 
 
@@ -177,6 +209,19 @@ CLUSTER_ROLE_BINDINGS = {
           "namespace": "kube-system"}]),
     "system:node-bootstrapper": ("system:node-bootstrapper",
                                  [_subject("Group", "system:bootstrappers")]),
+    # kubeadm's bindings: new nodes' client certificates and their renewals are
+    # approved by the csrapproving controller.
+    "kubeadm:node-autoapprove-bootstrap": (
+        "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+        [_subject("Group", "system:bootstrappers")]),
+    "kubeadm:node-autoapprove-certificate-rotation": (
+        "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+        [_subject("Group", "system:nodes")]),
+    "system:controller:certificate-controller": (
+        "system:controller:certificate-controller",
+        [_subject("User", "system:kube-controller-manager"),
+         {"kind": "ServiceAccount", "name": "certificate-controller",
+          "namespace": "kube-system"}]),
 }
 
 #: Leader election: each component renews its own Lease in kube-system.

@@ -118,10 +118,21 @@ class NodeAuthorizer:
         allowed = info.verb in READ and not info.subresource
         return allowed, "" if allowed else f'node "{node}" may only read endpointslices'
 
+    def _services(self, node, info):
+        """Read-only: the agent gives containers every Service's variables (kubelet does)."""
+        allowed = info.verb in READ and not info.subresource
+        return allowed, "" if allowed else f'node "{node}" may only read services'
+
     def _networkpolicies(self, node, info):
         """Read-only: a node enforces every policy that selects its pods or their peers."""
         allowed = info.verb in READ and not info.subresource
         return allowed, "" if allowed else f'node "{node}" may only read networkpolicies'
+
+    def _certificatesigningrequests(self, node, info):
+        """Its own client and serving certificates: create CSRs and read them back."""
+        allowed = info.verb in ("create", *READ) and not info.subresource
+        return allowed, "" if allowed else (
+            f'node "{node}" may only create and read certificatesigningrequests')
 
     def _referenced(self, node, info):
         if info.verb not in READ or not info.name or info.subresource:
@@ -156,7 +167,9 @@ class NodeAuthorizer:
         ("", "persistentvolumeclaims"): _referenced,
         ("", "serviceaccounts"): _serviceaccounts,
         ("discovery.k8s.io", "endpointslices"): _endpointslices,
+        ("", "services"): _services,
         ("networking.k8s.io", "networkpolicies"): _networkpolicies,
+        ("certificates.k8s.io", "certificatesigningrequests"): _certificatesigningrequests,
     }
 
     # -- lookups (per request; see the module docstring) -------------------------------

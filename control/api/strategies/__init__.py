@@ -9,6 +9,7 @@ import functools
 
 from control import errors
 from control.api.strategies.base import Strategy
+from control.api.strategies.csr import CSRApprovalStrategy, CSRStatusStrategy, CSRStrategy
 from control.api.strategies.endpointslice import EndpointSliceStrategy
 from control.api.strategies.job import JobStrategy
 from control.api.strategies.namespace import NamespaceFinalizeStrategy, NamespaceStrategy
@@ -37,10 +38,14 @@ _BY_RESOURCE = {
     kinds.CLUSTERROLES: RoleStrategy,
     kinds.ROLEBINDINGS: BindingStrategy,
     kinds.CLUSTERROLEBINDINGS: BindingStrategy,
+    kinds.CERTIFICATESIGNINGREQUESTS: CSRStrategy,
 }
-#: Subresources with rules of their own besides status, which every kind shares.
+#: Subresources with rules of their own (a kind without its own status rules gets
+#: StatusStrategy).
 _BY_SUBRESOURCE = {
     (kinds.NAMESPACES, "finalize"): NamespaceFinalizeStrategy,
+    (kinds.CERTIFICATESIGNINGREQUESTS, "status"): CSRStatusStrategy,
+    (kinds.CERTIFICATESIGNINGREQUESTS, "approval"): CSRApprovalStrategy,
 }
 
 
@@ -49,9 +54,9 @@ def strategy_for(resource, subresource=None):
     """Return the strategy for writes to ``resource`` (or to one of its subresources)."""
     if subresource is None:
         return _BY_RESOURCE.get(resource, Strategy)(resource)
-    if subresource == "status":
-        return StatusStrategy(strategy_for(resource))
     special = _BY_SUBRESOURCE.get((resource, subresource))
+    if special is None and subresource == "status":
+        return StatusStrategy(strategy_for(resource))
     if special is None:
         raise errors.NotFound(f"{resource.plural}/{subresource} cannot be written")
     return special(resource)

@@ -30,7 +30,8 @@ def test_discovery_documents(client):
     assert groups == {"apps", "batch", "coordination.k8s.io", "discovery.k8s.io",
                       "networking.k8s.io",
                       "rbac.authorization.k8s.io",
-                      "authorization.k8s.io", "authentication.k8s.io", "metrics.k8s.io"}
+                      "authorization.k8s.io", "authentication.k8s.io", "metrics.k8s.io",
+                      "certificates.k8s.io"}
     core = {r["name"]: r for r in client.simulate_get("/api/v1").json["resources"]}
     assert core["pods"]["namespaced"] and not core["nodes"]["namespaced"]
     assert core["pods"]["shortNames"] == ["po"] and "pods/status" in core
@@ -243,7 +244,7 @@ def test_openapi_v3_index_and_documents(client):
     assert set(index) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
                           "apis/discovery.k8s.io/v1", "apis/networking.k8s.io/v1",
                           "apis/rbac.authorization.k8s.io/v1", "apis/authorization.k8s.io/v1",
-                          "apis/authentication.k8s.io/v1"}
+                          "apis/authentication.k8s.io/v1", "apis/certificates.k8s.io/v1"}
     doc = client.simulate_get(index["apis/apps/v1"]["serverRelativeURL"]).json
     deployment_schema = doc["components"]["schemas"]["V1Deployment"]
     assert {"group": "apps", "version": "v1", "kind": "Deployment"} in \
