@@ -6,9 +6,16 @@ store cluster and a real `steer-apiserver`, drives creates, gets and lists at 1,
 keep-alive connection), then opens 1,000 watches and measures how long each write
 takes to reach every watcher. It prints each figure beside Kubernetes' API call
 latency SLOs (mutating and read-only single-object calls: p99 <= 1 s) and passes
-or fails nothing. By default it runs twice in one go, secured (TLS, a client
-certificate, Node,RBAC, as an ordinary user bound to `edit`) and plain (HTTP,
-AlwaysAllow), and prints what security costs as the ratio of the two.
+or fails nothing. By default it runs two servers side by side, secured (TLS, a
+client certificate, Node,RBAC, as an ordinary user bound to `edit`) and plain
+(HTTP, AlwaysAllow), each on its own store and otherwise with the same flags, runs
+each level on one right after the other, and prints what security costs as the
+ratio of the two.
+
+Each client connects (TCP, and over TLS the handshake with its client certificate)
+before its timed requests, as Kubernetes' SLOs time API calls and not connection
+set-up; the connect times are printed beside each level. The client processes run
+on the same cores as the servers, so the TLS they pay is in the secured figures.
 """
 
 import argparse
@@ -52,8 +59,29 @@ def _connection(port, tls):
     return http.client.HTTPSConnection("127.0.0.1", port, timeout=60, context=_tls_context(tls))
 
 
-def _client_loop(port, verb, client_id, duration, results, names, tls):
+def server_cpu_seconds(pid):
+    """CPU seconds (user + system) used so far by process ``pid`` and its children
+    (the gunicorn master and its workers): unlike latency, not skewed by what else
+    the machine runs."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                pending += [int(child) for child in handle.read().split()]
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _client_loop(port, verb, client_id, duration, results, names, tls, connects):
     conn = _connection(port, tls)
+    started = time.perf_counter()
+    conn.connect()      # not an API call: set-up is timed apart (``connects``)
+    connects.append(time.perf_counter() - started)
     latencies, errors, n = [], 0, 0
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:
@@ -76,19 +104,21 @@ def _client_loop(port, verb, client_id, duration, results, names, tls):
 
 
 def _process(port, verb, clients, first_id, duration, queue, names, tls):
-    results = []
+    results, connects = [], []
     threads = [threading.Thread(target=_client_loop,
-                                args=(port, verb, first_id + i, duration, results, names, tls))
+                                args=(port, verb, first_id + i, duration, results, names, tls,
+                                      connects))
                for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    queue.put(results)
+    queue.put((results, connects))
 
 
 def run_level(port, verb, clients, duration, procs, names, tls=None):
-    """Drive ``verb`` with ``clients`` concurrent clients; return (rate, p50, p99, errors)."""
+    """Drive ``verb`` with ``clients`` concurrent clients; return (rate, p50, p99, errors,
+    connect times)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     per_proc = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
@@ -98,16 +128,20 @@ def run_level(port, verb, clients, duration, procs, names, tls=None):
             workers.append(ctx.Process(target=_process, args=(port, verb, count, first, duration,
                                                               queue, names, tls)))
             first += count
-    started = time.monotonic()
     for w in workers:
         w.start()
-    results = [r for _ in workers for r in queue.get()]
+    results, connects = [], []
+    for _ in workers:
+        got, connected = queue.get()
+        results += got
+        connects += connected
     for w in workers:
         w.join()
-    elapsed = time.monotonic() - started
+    # Each client sends for ``duration`` once connected: starting the client processes
+    # (seconds, on a loaded machine) is not the server's time.
     latencies = [lat for lat, _ in results]
-    return (len(latencies) / max(elapsed, 1e-9), percentile(latencies, 0.5),
-            percentile(latencies, 0.99), sum(e for _, e in results))
+    return (len(latencies) / duration, percentile(latencies, 0.5),
+            percentile(latencies, 0.99), sum(e for _, e in results), connects)
 
 
 def watch_fanout(server, watchers, writes, tls=None):
@@ -188,38 +222,72 @@ def _as_bench_user(server):
     return server.ca_file, issued.cert, issued.key
 
 
-def run_suite(args, levels, secure):
-    """Run every figure once; ``secure``: TLS + Node,RBAC as an ordinary user, else
-    plain HTTP with AlwaysAllow. Returns (rows, watch latencies, expected deliveries)."""
+def _start(args, base, secure):
+    """Start one server: secured (TLS, Node,RBAC, the bench user) or plain (HTTP,
+    AlwaysAllow), otherwise with the same flags. Returns (server, client TLS or None)."""
+    extra = [] if secure else ["--authorization-mode", "AlwaysAllow"]
+    server = LocalApiServer(os.path.join(base, "secure" if secure else "plain"),
+                            workers=args.workers, tls=secure, extra_args=extra)
+    server.start()
+    return server, (_as_bench_user(server) if secure else None)
+
+
+def _object_names(server, tls):
+    conn = _connection(server.port, tls)
+    conn.request("GET", f"{CMS}?limit=500")
+    return [i["metadata"]["name"] for i in json.loads(conn.getresponse().read())["items"]]
+
+
+def run_suites(args, levels, modes):
+    """Run every figure for each of ``modes`` ("secure", "plain"); return {mode: (rows,
+    watch latencies, expected deliveries)}.
+
+    Both servers run side by side and each level is run on one right after the
+    other (which goes first alternates), so a change in the machine's load between
+    two halves of a comparison weighs on both alike.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-api-") as base:
-        extra = [] if secure else ["--authorization-mode", "AlwaysAllow"]
-        server = LocalApiServer(base, workers=args.workers, tls=secure, extra_args=extra)
-        server.start()
+        targets = {}
         try:
-            tls = _as_bench_user(server) if secure else None
-            rows = []
+            for mode in modes:
+                targets[mode] = _start(args, base, mode == "secure")
+            rows = {mode: [] for mode in modes}
+            turn = 0
             for verb in ("create", "get", "list"):
-                names = []
-                if verb == "get":
-                    conn = _connection(server.port, tls)
-                    conn.request("GET", f"{CMS}?limit=500")
-                    names = [i["metadata"]["name"] for i in json.loads(conn.getresponse().read())["items"]]
+                names = {mode: _object_names(*targets[mode]) if verb == "get" else []
+                         for mode in modes}
                 for clients in levels:
-                    rate, p50, p99, errors = run_level(server.port, verb, clients, args.duration,
-                                                       min(args.procs, clients), names, tls)
-                    rows.append((verb, clients, rate, p50, p99, errors))
-                    print(f"  {verb:6s} {clients:3d} clients: {rate:8.1f} req/s  p50 {p50 * 1000:7.2f} ms"
-                          f"  p99 {p99 * 1000:7.2f} ms  errors {errors}", flush=True)
-            latencies, expected = watch_fanout(server, args.watchers, args.writes, tls)
+                    order = modes if turn % 2 == 0 else tuple(reversed(modes))
+                    turn += 1
+                    for mode in order:
+                        server, tls = targets[mode]
+                        cpu = server_cpu_seconds(server.proc.pid)
+                        rate, p50, p99, errors, connects = run_level(
+                            server.port, verb, clients, args.duration,
+                            min(args.procs, clients), names[mode], tls)
+                        cpu = server_cpu_seconds(server.proc.pid) - cpu
+                        per_request = cpu / max(1, rate * args.duration)
+                        rows[mode].append((verb, clients, rate, p50, p99, errors, per_request))
+                        print(f"  {mode:6s} {verb:6s} {clients:3d} clients: {rate:8.1f} req/s  "
+                              f"p50 {p50 * 1000:7.2f} ms  p99 {p99 * 1000:7.2f} ms  errors "
+                              f"{errors}  server CPU {per_request * 1000:.2f} ms/req  (connect "
+                              f"p50 {percentile(connects, 0.5) * 1000:.1f} ms, max "
+                              f"{max(connects) * 1000:.1f} ms)", flush=True)
+            results = {}
+            for mode in modes:
+                server, tls = targets[mode]
+                results[mode] = (rows[mode], *watch_fanout(server, args.watchers, args.writes,
+                                                           tls))
+            return results
         finally:
-            server.stop()
-    return rows, latencies, expected
+            for server, _ in targets.values():
+                server.stop()
 
 
 def print_table(rows, latencies, expected, watchers):
     print("\n| figure | clients | req/s | p50 (ms) | p99 (ms) | Kubernetes SLO (p99) |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
-    for verb, clients, rate, p50, p99, _errors in rows:
+    for verb, clients, rate, p50, p99, _errors, _cpu in rows:
         slo = "<= 1 s (mutating)" if verb == "create" else "<= 1 s" if verb == "get" else \
             "<= 30 s (list, cluster scope)"
         verdict = "met" if p99 <= (30 if verb == "list" else 1.0) else "MISSED"
@@ -232,11 +300,14 @@ def print_table(rows, latencies, expected, watchers):
 
 def print_comparison(secure, plain):
     """Print what security costs: each figure secured over the same figure without."""
-    print("\n| figure | clients | req/s secured / plain | p99 secured / plain (ms) | p99 ratio |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for (verb, clients, rate_s, _, p99_s, _), (_, _, rate_p, _, p99_p, _) in zip(secure, plain):
+    print("\n| figure | clients | req/s secured / plain | p99 secured / plain (ms) | p99 ratio "
+          "| server CPU ms/req secured / plain | CPU ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (verb, clients, rate_s, _, p99_s, _, cpu_s), (_, _, rate_p, _, p99_p, _, cpu_p) in \
+            zip(secure, plain):
         print(f"| {verb} | {clients} | {rate_s:,.0f} / {rate_p:,.0f} | "
-              f"{p99_s * 1000:.2f} / {p99_p * 1000:.2f} | {p99_s / p99_p:.2f}x |")
+              f"{p99_s * 1000:.2f} / {p99_p * 1000:.2f} | {p99_s / p99_p:.2f}x | "
+              f"{cpu_s * 1000:.2f} / {cpu_p * 1000:.2f} | {cpu_s / max(cpu_p, 1e-9):.2f}x |")
 
 
 def main(argv=None):
@@ -249,16 +320,18 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
     parser.add_argument("--mode", choices=("compare", "secure", "plain"), default="compare",
                         help="secure: TLS + Node,RBAC as an ordinary user bound to edit; plain: "
-                             "HTTP + AlwaysAllow; compare (default): both, one after the other "
-                             "in this run, and the ratio")
+                             "HTTP + AlwaysAllow; compare (default): both side by side, each "
+                             "level on one then the other, and the ratio")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
-    results = {}
-    for mode in (("secure", "plain") if args.mode == "compare" else (args.mode,)):
-        print(f"== {mode}: " + ("TLS, client certificate, Node,RBAC" if mode == "secure"
-                                else "plain HTTP, AlwaysAllow"), flush=True)
-        results[mode] = run_suite(args, levels, mode == "secure")
+    modes = ("secure", "plain") if args.mode == "compare" else (args.mode,)
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    results = run_suites(args, levels, modes)
+    for mode in modes:
+        print(f"\n== {mode}: " + ("TLS, client certificate, Node,RBAC" if mode == "secure"
+                                  else "plain HTTP, AlwaysAllow"), flush=True)
         print_table(*results[mode], args.watchers)
+    print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)
     if args.mode == "compare":
         print_comparison(results["secure"][0], results["plain"][0])
 

@@ -5,6 +5,7 @@ Routes mirror kube-apiserver's: the core group under /api/v1, named groups under
 items and subresources; discovery and health alongside.
 """
 
+import functools
 import logging
 
 import falcon
@@ -17,12 +18,15 @@ from control.api import (
     encryption,
     guard,
     limits,
+    masterservice,
     metrics,
     metrics_api,
     openapi,
+    priority,
     streaming,
     subresources,
     systemnamespaces,
+    timeouts,
 )
 from control.api.allocators import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE
 from control.api.auth import bootstrap as auth_bootstrap
@@ -128,7 +132,9 @@ def create_app(store_client, service=None, bootstrap=True,
                system_namespaces_interval=0,
                encryption_provider_config=None, audit_policy_file=None, audit_log_path=None,
                audit_log_maxsize=100, audit_log_maxbackup=0, kubelet_tls=None,
-               auth_options=None, admission_plugins=None):
+               auth_options=None, admission_plugins=None, advertise_address=None,
+               advertise_port=None, request_timeout=timeouts.DEFAULT_REQUEST_TIMEOUT,
+               enable_priority_and_fairness=False):
     """Return the WSGI app serving the Kubernetes API over ``store_client``.
 
     ``kubelet_tls`` (subresources.kubelet_client_context) reaches the node agents over
@@ -144,6 +150,9 @@ def create_app(store_client, service=None, bootstrap=True,
     resources it lists at rest; with ``audit_policy_file`` and ``audit_log_path``
     requests are audited (control/api/audit.py). ``auth_options``
     (control/api/auth/setup.py AuthOptions) configures authentication and authorization.
+    ``request_timeout`` seconds (0: none) answer a non-long-running request 504
+    (timeouts.py); ``enable_priority_and_fairness`` admits reads and writes by
+    priority level (priority.py) out of the two in-flight limits' sum.
     """
     if service is None:
         service = for_store(store_client, toleration_seconds={
@@ -158,21 +167,32 @@ def create_app(store_client, service=None, bootstrap=True,
     if bootstrap:
         service.bootstrap()
         auth_bootstrap.ensure_policy(service)
+        # default/kubernetes -> --advertise-address:--advertise-port (masterservice.py).
+        master = functools.partial(masterservice.ensure, service, service_cluster_ip_range,
+                                   advertise_address, advertise_port or 443)
+        master()
         if system_namespaces_interval:
-            systemnamespaces.start(service, system_namespaces_interval)
+            systemnamespaces.start(service, system_namespaces_interval, also=(master,))
+    levels = (priority.PriorityLevels(max_requests_inflight + max_mutating_requests_inflight,
+                                      queue_wait=(request_timeout or 60) / 4)
+              if enable_priority_and_fairness else None)
     inflight = limits.InflightLimits(max_requests_inflight, max_mutating_requests_inflight,
-                                     max_watches, max_long_running, body_timeout)
-    api_metrics = metrics.ApiMetrics(inflight.inflight)
+                                     max_watches, max_long_running, body_timeout, levels)
+    api_metrics = metrics.ApiMetrics(inflight.inflight,
+                                     extra=levels.metrics() if levels is not None else ())
     # Metrics first: it also sees (and counts) the 429s the limits raise; the audit
     # before it, to see every request (a 401, a 429) with its final code.
     auth = auth_setup.build(auth_options or auth_setup.AuthOptions(), service)
     auditing = audit.middleware(audit_policy_file, audit_log_path, audit_log_maxsize,
                                 audit_log_maxbackup)
+    # The request timeout covers authentication, queueing and the handler (timeouts.py).
+    timeout = timeouts.RequestTimeout(request_timeout)
     app = falcon.App(media_type="application/json",
-                     middleware=auditing + [api_metrics, auth.protobuf_reviews,
+                     middleware=auditing + [api_metrics, timeout, auth.protobuf_reviews,
                                                guard.RequestGuard(allowed_origins, allowed_hosts),
                                                auth.middleware,
-                                               inflight, RefuseDryRunWrites()])
+                                               inflight, RefuseDryRunWrites(),
+                                               timeout.disarm])
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(errors.ApiError, _api_error)

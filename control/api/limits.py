@@ -9,6 +9,11 @@ a deadline): clients trickling bodies hold their own connections, never the slot
 every other write needs. Only a GET is a watch (``?watch=true`` on a POST is a
 write like any other); a watch or log stream holds its slot until the stream is
 closed, not merely until its headers are sent.
+
+With priority levels (priority.py, ``--enable-priority-and-fairness``, on by
+default in the server) the read-only and mutating requests are admitted by their
+priority level instead, out of the two limits' sum, as kube-apiserver does when
+API Priority and Fairness is on; they are still counted by kind for the metrics.
 """
 
 import threading
@@ -59,7 +64,8 @@ class InflightLimits:
     def __init__(self, max_inflight=DEFAULT_MAX_INFLIGHT,
                  max_mutating_inflight=DEFAULT_MAX_MUTATING_INFLIGHT,
                  max_watches=DEFAULT_MAX_WATCHES, max_long_running=DEFAULT_MAX_LONG_RUNNING,
-                 body_timeout=bodies.BODY_READ_TIMEOUT):
+                 body_timeout=bodies.BODY_READ_TIMEOUT, priority=None):
+        self.priority = priority        # a priority.PriorityLevels, or None
         self.limits = {READ_ONLY: max_inflight, MUTATING_KIND: max_mutating_inflight,
                        WATCH: max_watches, LONG_RUNNING: max_long_running}
         self.current = dict.fromkeys(self.limits, 0)
@@ -70,9 +76,13 @@ class InflightLimits:
         kind = request_kind(req)
         if bodies.has_body(req):
             bodies.buffer_body(req, self.body_timeout)
+        prioritized = self.priority is not None and kind in (READ_ONLY, MUTATING_KIND)
+        if prioritized:
+            # May wait in the level's queue; a 429 here leaves nothing to release.
+            req.context.priority_level = self.priority.admit(req, resp)
         with self._lock:
             limit = self.limits[kind]
-            if limit and self.current[kind] >= limit:
+            if limit and not prioritized and self.current[kind] >= limit:
                 raise errors.TooManyRequests("Too many requests, please try again later.",
                                              retry_after=1)
             self.current[kind] += 1
@@ -80,6 +90,10 @@ class InflightLimits:
         req.context.inflight_kind = kind
 
     def process_response(self, req, resp, resource, req_succeeded):
+        level = req.context.get("priority_level")
+        if level is not None:
+            req.context.priority_level = None
+            self.priority.release(level)
         kind = req.context.get("inflight_kind")
         if kind is None:
             return

@@ -116,7 +116,8 @@ def verb_of(req, params):
 class ApiMetrics:
     """Falcon middleware recording every request; also the /metrics resource."""
 
-    def __init__(self, inflight=None):
+    def __init__(self, inflight=None, extra=()):
+        self.extra = tuple(extra)       # more metrics to render (priority levels')
         labels = ("verb", "group", "resource", "subresource", "code")
         self.requests = Counter("apiserver_request_total",
                                 "Counter of apiserver requests broken out for each verb, "
@@ -155,7 +156,8 @@ class ApiMetrics:
 
     def on_get(self, req, resp):
         resp.content_type = CONTENT_TYPE
-        resp.text = render((self.requests, self.durations, self.inflight, self.watchers))
+        resp.text = render((self.requests, self.durations, self.inflight, self.watchers)
+                           + self.extra)
 
 
 class CountedWatches:

@@ -17,6 +17,7 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
+from control.api import tlsreload
 from control.api.auth import flags as auth_flags
 
 log = logging.getLogger("steer.apiserver")
@@ -52,6 +53,9 @@ class ApiServerApplication(BaseApplication):
             "proc_name": "steer-apiserver",
         }
         settings.update(tls_settings(self.args))
+        if self.args.tls_cert_file:
+            # Renewed certificate files are read in the handshake (control/api/tlsreload.py).
+            settings["ssl_context"] = tlsreload.gunicorn_ssl_context
         for key, value in settings.items():
             if value is not None:
                 self.cfg.set(key, value)
@@ -64,12 +68,22 @@ class ApiServerApplication(BaseApplication):
         store = StoreClient(self.args.store_endpoints, timeout=self.args.store_timeout,
                             ca_file=self.args.store_cafile, cert_file=self.args.store_certfile,
                             key_file=self.args.store_keyfile)
-        app = create_app(store, kubelet_tls=kubelet_tls(self.args),
+        kubelet_context = kubelet_tls(self.args)
+        for context, cert, key in ((kubelet_context, self.args.kubelet_client_certificate,
+                                    self.args.kubelet_client_key),
+                                   (store.ssl_context, self.args.store_certfile,
+                                    self.args.store_keyfile)):
+            if context is not None and cert and key:
+                tlsreload.FILES.add(context, cert, key)
+        app = create_app(store, kubelet_tls=kubelet_context,
                          max_requests_inflight=self.args.max_requests_inflight,
                          max_mutating_requests_inflight=self.args.max_mutating_requests_inflight,
                          max_watches=self.args.max_watches_inflight,
                          max_long_running=self.args.max_long_running_inflight,
                          body_timeout=self.args.request_body_timeout,
+                         request_timeout=self.args.request_timeout,
+                         enable_priority_and_fairness=(
+                             self.args.enable_priority_and_fairness == "true"),
                          allowed_origins=[o for o in self.args.cors_allowed_origins.split(",")
                                           if o.strip()],
                          allowed_hosts=allowed_hosts(self.args),
@@ -86,7 +100,9 @@ class ApiServerApplication(BaseApplication):
                          audit_log_maxsize=self.args.audit_log_maxsize,
                          audit_log_maxbackup=self.args.audit_log_maxbackup,
                          auth_options=auth_flags.options(self.args),
-                         admission_plugins=admission_names(self.args))
+                         admission_plugins=admission_names(self.args),
+                         advertise_address=self.args.advertise_address,
+                         advertise_port=advertise_port(self.args))
         # exec, attach and port-forward take their connection over (control/api/streaming.py).
         return hijackable(app)
 
@@ -154,6 +170,11 @@ def allowed_hosts(args):
     return names + [socket.gethostname()]
 
 
+def advertise_port(args):
+    """--advertise-port, else the port of --bind."""
+    return args.advertise_port or int(args.bind.rpartition(":")[2])
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="steer-apiserver",
                                 description="Serve the Kubernetes API over a Steersman store.")
@@ -202,6 +223,16 @@ def build_parser():
                    help="open log, exec and proxy streams per worker before 429 (0: no limit)")
     p.add_argument("--request-body-timeout", type=float, default=30.0,
                    help="seconds a client has to send a request body (408 after)")
+    p.add_argument("--request-timeout", type=_duration, default=60.0, metavar="DURATION",
+                   help="time a request that is not a watch, log or exec stream may take "
+                        "before it is answered 504 (e.g. 1m0s, 30s; 0: no limit); a "
+                        "client's ?timeout= shortens it (gevent workers only)")
+    p.add_argument("--enable-priority-and-fairness", type=str.lower, choices=("true", "false"),
+                   default="true",
+                   help="admit requests by priority level (API Priority and Fairness' default "
+                        "configuration: system:masters exempt; nodes, leader election, system "
+                        "components, service accounts and users each with their own share of "
+                        "the two in-flight limits' sum); false: the two limits by kind")
     p.add_argument("--cors-allowed-origins", default="",
                    help="comma-separated regular expressions of web origins allowed to send "
                         "requests (a request with any other Origin header gets 403)")
@@ -220,6 +251,11 @@ def build_parser():
                         "gets unless it has one")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
                    help="CIDR Services' clusterIPs are allocated from")
+    p.add_argument("--advertise-address", metavar="IP",
+                   help="the address pods reach this server at: the endpoint of the "
+                        "default/kubernetes Service (none: that Service is not written)")
+    p.add_argument("--advertise-port", type=int, metavar="PORT",
+                   help="the port at --advertise-address (default: the --bind port)")
     p.add_argument("--service-node-port-range", default="30000-32767",
                    help="ports (FIRST-LAST, inclusive) NodePort Services' nodePorts come from")
     p.add_argument("--enable-admission-plugins", metavar="NAMES",
@@ -240,6 +276,20 @@ def build_parser():
                          help="rotated audit logs to keep (0: all)")
     auth_flags.add_arguments(p)
     return p
+
+
+def _duration(text):
+    """Seconds of a duration flag: a Go duration (1m0s) or a plain number of seconds."""
+    from control.api.timeouts import parse_duration
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def admission_names(args):
@@ -283,6 +333,11 @@ def main(argv=None):
         admission_names(args)
     except ValueError as exc:
         parser.error(f"--enable-admission-plugins: {exc}")
+    if args.advertise_address:
+        try:
+            ipaddress.ip_address(args.advertise_address)
+        except ValueError as exc:
+            parser.error(f"--advertise-address: {exc}")
     first, _, last = args.service_node_port_range.partition("-")
     if not (first.isdigit() and last.isdigit() and 0 < int(first) <= int(last) < 65536):
         parser.error("--service-node-port-range: want FIRST-LAST, e.g. 30000-32767")

@@ -4,12 +4,20 @@ The x509 authenticator reads the peer certificate the TLS layer verified against
 --client-ca-file: gunicorn hands its socket over as ``environ["gunicorn.socket"]``
 (tests inject a parsed certificate as ``environ["steer.peer_cert"]``, which no
 client can set). CN is the user, each O a group, as Kubernetes reads them.
+A connection's certificate is read and parsed once: its user is remembered for
+the connection's later requests, until the certificate's notAfter.
 """
+
+import ssl
+import time
+import weakref
 
 from control.api.auth import user
 from control.api.auth.tokens import InvalidCredentials
 
 PEER_CERT_KEY = "steer.peer_cert"
+#: TLS socket -> (UserInfo or None, notAfter in epoch seconds) of its peer certificate.
+_connection_users = weakref.WeakKeyDictionary()
 
 
 def peer_certificate(environ):
@@ -25,6 +33,36 @@ def peer_certificate(environ):
         return getpeercert() or None
     except (ValueError, OSError):
         return None
+
+
+def connection_user(environ, clock=time.time):
+    """Return the UserInfo of the request's verified client certificate, or None.
+
+    Parsed once per TLS connection (getpeercert builds a new dict on every call);
+    past the certificate's notAfter the connection no longer authenticates.
+    """
+    if PEER_CERT_KEY in environ:
+        cert = environ[PEER_CERT_KEY]
+        return user_from_certificate(cert) if cert else None
+    sock = environ.get("gunicorn.socket")
+    try:
+        found, not_after = _connection_users[sock]
+    except (KeyError, TypeError):
+        cert = peer_certificate(environ)
+        found = user_from_certificate(cert) if cert else None
+        not_after = _not_after(cert)
+        try:
+            _connection_users[sock] = (found, not_after)
+        except TypeError:
+            pass        # not weakly referable (not a socket): nothing remembered
+    return found if found is None or clock() < not_after else None
+
+
+def _not_after(cert):
+    try:
+        return ssl.cert_time_to_seconds(cert["notAfter"])
+    except (KeyError, TypeError, ValueError):
+        return float("inf")     # no date to go by: as long as the connection lasts
 
 
 def user_from_certificate(cert):
@@ -66,8 +104,7 @@ class RequestAuthenticator:
         A failure (an invalid token) is never anonymous: the caller answers 401.
         """
         if self.client_certificates:
-            cert = peer_certificate(environ)
-            found = user_from_certificate(cert) if cert else None
+            found = connection_user(environ)
             if found is not None:
                 return found, None
         token = bearer_token(headers_get)

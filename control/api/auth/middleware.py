@@ -15,7 +15,7 @@ import json
 import logging
 
 from control import errors
-from control.api import bodies
+from control.api import bodies, protobuf_csr
 from control.api.auth import context, protobuf
 from control.api.auth import user as users
 from control.api.auth.aggregation import aggregate
@@ -98,6 +98,12 @@ class ProtobufReviews:
 
     def process_request(self, req, resp):
         media = (req.content_type or "").split(";")[0].strip().lower()
+        if media == protobuf.MEDIA_TYPE and protobuf_csr.is_approval(req.method, req.path):
+            # kubectl certificate approve|deny (control/api/protobuf_csr.py).
+            body = protobuf_csr.decode_csr(bodies.buffer_body(req))
+            req.context.raw_body = json.dumps(body).encode()
+            req.content_type = "application/json"
+            return
         if req.method != "POST" or media != protobuf.MEDIA_TYPE or not (
                 req.path.startswith(REVIEW_PREFIXES)):
             return

@@ -33,6 +33,8 @@ class Snapshot:
             self.role_bindings.setdefault(binding["metadata"].get("namespace", ""),
                                           []).append(binding)
         self.cluster_role_bindings = list(cluster_role_bindings)
+        #: Values derived from this snapshot alone (rbac.py: the bindings of a user).
+        self.memo = {}
 
     def role_rules(self, kind, namespace, name):
         """Return the rules of a Role (in ``namespace``) or ClusterRole; [] if missing."""
