@@ -26,9 +26,18 @@ import urllib.request
 
 import yaml
 
-from cli import encryption_config, local_containers, local_network, pki, supervisor
+from cli import (
+    certrenewal,
+    encryption_config,
+    local_addons,
+    local_containers,
+    local_dns_image,
+    local_network,
+    pki,
+    supervisor,
+)
 from cli.local_cluster import LocalCluster, python_module
-from cli.local_pki import LocalCredentials, kubeconfig_document
+from cli.local_pki import IN_CLUSTER_NAMES, LocalCredentials, kubeconfig_document
 from cli.local_store import LocalStoreCluster, free_ports
 from cli.store_cmd import CommandError
 from control.objects import conditions
@@ -76,6 +85,10 @@ def register(groups):
                               "they are evicted (the API server's default tolerations)")
     timings.add_argument("--backoff-base", metavar="SECONDS", type=float, default=10.0,
                          help="first crash-loop restart delay of a container")
+    timings.add_argument("--cert-lifetime", metavar="DURATION", type=certrenewal.parse_lifetime,
+                         help="life of the certificates `steer up` issues and the controller "
+                              "manager signs (default a year); e.g. 60s to watch them renewed "
+                              "while the cluster runs (cli/certrenewal.py)")
     up.add_argument("--supervise", default=",".join(supervisor.DEFAULT_KINDS), metavar="KINDS",
                     help="kinds of processes a supervisor restarts when they exit (default "
                          f"{','.join(supervisor.DEFAULT_KINDS)}; "
@@ -121,8 +134,9 @@ def http_get_json(url, timeout=2.0, context=None):
 
 def credentials(home, state):
     """Issue (or renew) the local cluster's certificates and kubeconfigs for its record."""
-    creds = LocalCredentials(home)
-    creds.ensure(state["apiServer"], list(zip(state.get("nodes", []), state.get("nodeIPs", []))))
+    creds = LocalCredentials(home, lifetime=state.get("certLifetime"))
+    creds.ensure(state["apiServer"], list(zip(state.get("nodes", []), state.get("nodeIPs", []))),
+                 extra_hosts=(*IN_CLUSTER_NAMES, *state.get("inClusterAddresses", ())))
     if creds.issued:
         say(f"issued {len(creds.issued)} certificates in {creds.dir}")
     return creds
@@ -279,7 +293,15 @@ def start_all(cluster, args, started):
     url = f"https://127.0.0.1:{port}"
     node_names = [f"node-{n}" for n in range(1, args.nodes + 1)]
     node_ips = [f"{args.node_ip_prefix}.{n}" for n in range(1, args.nodes + 1)]
-    state.update(apiServer=url, nodes=node_names, nodeIPs=node_ips)
+    if args.cert_lifetime:
+        state["certLifetime"] = args.cert_lifetime
+    state.update(apiServer=url, nodes=node_names, nodeIPs=node_ips,
+                 serviceClusterIPRange=args.service_cluster_ip_range)
+    # Pods reach the API server as default/kubernetes: its ClusterIP leads to the door
+    # on the LAN's gateway (cli/local_containers.py); both are in its certificate.
+    advertise = local_containers.api_advertise(cluster.home, node_names) if containers else None
+    state["inClusterAddresses"] = local_containers.in_cluster_addresses(
+        cluster.home, node_names, args.service_cluster_ip_range) if containers else []
     creds = credentials(cluster.home, state)
     context = creds.admin_context()
     serving_cert, serving_key = creds.cert("apiserver")
@@ -306,6 +328,7 @@ def start_all(cluster, args, started):
                          "--enable-admission-plugins",
                          "ServiceAccount,PodSecurity" if containers else "ServiceAccount",
                          "--service-cluster-ip-range", args.service_cluster_ip_range,
+                         *local_containers.advertise_flags(advertise),
                          "--default-not-ready-toleration-seconds",
                          str(args.pod_eviction_timeout),
                          "--default-unreachable-toleration-seconds",
@@ -323,6 +346,8 @@ def start_all(cluster, args, started):
             ("scheduler", "control.scheduler.main", []),
             ("controller-manager", "control.controllers.manager",
              ["--root-ca-file", creds.ca_file,        # published as kube-root-ca.crt
+              # The agents renew their certificates by CSRs; the cluster CA signs them.
+              *certrenewal.signing_flags(creds, state.get("certLifetime")),
               "--node-monitor-grace-period", f"{args.node_monitor_grace_period:g}s",
               "--node-monitor-period",
               f"{max(1.0, min(5.0, args.node_monitor_grace_period / 4)):g}s"])):
@@ -382,6 +407,10 @@ def start_all(cluster, args, started):
              lambda: isinstance(http_get_json(
                  f"{url}/api/v1/namespaces/default/serviceaccounts/default", context=context),
                  dict), "the ServiceAccount default/default", timeout)
+    if containers:
+        # Cluster DNS as an addon Deployment behind kube-dns (cli/local_addons.py).
+        local_addons.start_dns(url, creds, args.service_cluster_ip_range,
+                               local_dns_image.DNS_IMAGE, say)
 
 
 def start_userspace_proxy(cluster, creds, node_ips, started):

@@ -6,6 +6,7 @@ import sys
 
 from cli import (
     apply_cmd,
+    baremetal,
     cluster_cmd,
     delete_cmd,
     describe_cmd,
@@ -44,6 +45,7 @@ def build_parser():
         module.register(groups)
     store_cmd.register(groups)
     cluster_cmd.register(groups)
+    baremetal.register(groups)
     image_cmd.register(groups)
     return parser
 

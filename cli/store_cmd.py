@@ -93,6 +93,7 @@ def register(groups):
     remove = member.add_parser("remove", help="remove a member by name or peer address")
     remove.add_argument("name")
     remove.set_defaults(func=cmd_member_remove)
+    _register_member_replace(member)
 
     snapshot = verbs.add_parser("snapshot", help="save or restore a snapshot").add_subparsers(
         dest="snapshot_verb", metavar="save|restore")
@@ -105,6 +106,29 @@ def register(groups):
     restore.add_argument("file")
     restore.add_argument("--nodes", type=int, choices=(1, 3, 5), default=3)
     restore.set_defaults(func=cmd_snapshot_restore)
+
+
+def _register_member_replace(member):
+    """`steer store member replace`: a control host of a `steer cluster create` cluster."""
+    from cli.baremetal.commands import add_ssh_flags  # cli.baremetal imports this module
+
+    replace = member.add_parser(
+        "replace", help="replace a control host (store member) of a cluster made by "
+                        "`steer cluster create` with a new host")
+    replace.add_argument("old", metavar="OLD", help="the member's host name")
+    replace.add_argument("--with", dest="with_target", required=True, metavar="USER@HOST",
+                         help="the new control host")
+    replace.add_argument("--cluster", default="steersman", help="the cluster's name")
+    replace.add_argument("--wheelhouse", metavar="DIR",
+                         help="install this wheelhouse instead of building one")
+    replace.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
+    add_ssh_flags(replace)
+    replace.set_defaults(func=_member_replace)
+
+
+def _member_replace(args):
+    from cli.baremetal.members import cmd_replace
+    return cmd_replace(args)
 
 
 def _client(args, endpoints=None, timeout=None):
