@@ -71,6 +71,16 @@ class Machine:
             return invalid(message).result(), []
         return result, [dict(event) for event in events]
 
+    def apply_batch(self, commands: list) -> list[tuple[dict, list[dict]]]:
+        """Apply a batch's commands in order, each as ``apply`` would; never raises.
+
+        Each command takes its own revision(s) and gets its own result; one that
+        fails changes nothing and does not affect the others.
+        """
+        if not isinstance(commands, list):
+            return [self.apply(commands)]
+        return [self.apply(command) for command in commands]
+
     def _dispatch(self, command) -> tuple[dict, list[dict]]:
         if not isinstance(command, dict):
             raise invalid(f"a command must be a dict like {{'op': 'txn', ...}}, got {command!r}")

@@ -11,6 +11,7 @@ import os
 import sys
 
 from store import tls
+from store.batching import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS
 from store.connection import Limits
 from store.server import StoreServer
 
@@ -74,6 +75,12 @@ def build_parser():
     p.add_argument("--quota-backend-bytes", type=int, default=limits.quota_backend_bytes,
                    help="store size (every retained key version) past which writes fail with "
                         "no_space until compaction frees room (as etcd's flag)")
+    # Proposal batching (store/batching.py): caps on one Raft entry.
+    p.add_argument("--max-batch-requests", type=int, default=MAX_BATCH_REQUESTS,
+                   help="most write requests gathered into one Raft entry")
+    p.add_argument("--max-batch-bytes", type=int, default=MAX_BATCH_BYTES,
+                   help="most command bytes gathered into one Raft entry (a larger "
+                        "single request still goes alone)")
     # The client port's TLS, with etcd's flag names.
     p.add_argument("--cert-file", help="serving certificate of the client port (PEM)")
     p.add_argument("--key-file", help="key of --cert-file (PEM)")
@@ -140,7 +147,8 @@ def main(argv=None):
     bad_limits = [name for name in ("max_connections", "max_inflight", "max_queued_bytes",
                                     "idle_timeout", "frame_timeout", "max_request_bytes",
                                     "max_watches_per_connection", "max_watches",
-                                    "max_range_bytes", "quota_backend_bytes")
+                                    "max_range_bytes", "quota_backend_bytes",
+                                    "max_batch_requests", "max_batch_bytes")
                   if getattr(args, name) <= 0]
     if bad_limits:
         sys.exit("steer-store: these limits must be positive: "

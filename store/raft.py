@@ -12,6 +12,12 @@ that replaces etcd:
   command schedules a tick at once, and new entries or a new commit index are sent
   at the end of that tick instead of at the next heartbeat (PySyncObj's batching
   adds ~100 ms otherwise);
+- batching: write requests that arrive while this leader has an entry in flight
+  (appended but not committed) wait in ``store.batching.Batcher`` and go out
+  together as ONE entry (one journal record, one slot per append): the machine
+  applies them in order, each at its own revision, and each request gets its
+  own result. A member from before batching reads a batch entry as one invalid
+  command: upgrade every member together, not one at a time;
 - snapshots: the full dump is the state machine's own snapshot, written and fsynced
   by us, always next to the journal;
 - safety of apply: the replicated method never raises (errors are results), and it
@@ -30,6 +36,7 @@ import os
 import msgpack
 
 from store import readindex
+from store.batching import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, Batcher, settle_batch, unpack_entry
 from store.journal import write_atomically
 from store.machine import Machine
 from store.pysyncobj_compat import Hooks, Replica, open_journal, restored_raft_state
@@ -48,6 +55,7 @@ class RaftNode:
     snapshot replaced the machine. ``read_barrier`` serves linearizable reads
     (ReadIndex), giving up after ``read_timeout`` seconds. Peers are opaque
     handles that compare equal and hash; ``peer_addrs`` gives addresses.
+    ``max_batch_requests`` and ``max_batch_bytes`` cap one batched entry.
     """
 
     #: Seconds between ticks when nothing happens (timers: heartbeats, elections).
@@ -55,7 +63,8 @@ class RaftNode:
 
     def __init__(self, loop, self_addr, partner_addrs, data_dir, secret,
                  on_applied=None, on_restored=None, timeouts=(0.8, 1.6),
-                 heartbeat=0.1, log_compact_entries=5000, read_timeout=5.0):
+                 heartbeat=0.1, log_compact_entries=5000, read_timeout=5.0,
+                 max_batch_requests=MAX_BATCH_REQUESTS, max_batch_bytes=MAX_BATCH_BYTES):
         os.makedirs(data_dir, exist_ok=True)
         self.machine = Machine()
         self._on_applied = on_applied or (lambda command, result, events: None)
@@ -65,6 +74,10 @@ class RaftNode:
         self._loop = loop
         self._tick_scheduled = False
         self._stopped = False
+        self._batcher = Batcher(max_batch_requests, max_batch_bytes)
+        #: Raft entries and requests this node proposed (requests / entries = batch size).
+        self.entries_proposed = 0
+        self.requests_proposed = 0
         # Before the replica starts: its transport consults it for every message.
         self.read_index = readindex.ReadIndex(self, read_timeout)
         journal_file = os.path.join(data_dir, JOURNAL_FILE)
@@ -93,6 +106,8 @@ class RaftNode:
         # Belt and braces: the leader's entries are on disk before a tick counts
         # acks towards a commit (``_after_tick`` normally synced them already).
         self.journal.sync()
+        if len(self._batcher) and not self._entry_in_flight():
+            self._flush_proposals()
         try:
             self._replica.tick()
         except Exception:
@@ -118,6 +133,8 @@ class RaftNode:
                 replica.send_append_entries()
         self.read_index.on_tick()
         self.journal.sync()
+        if len(self._batcher) and not self._entry_in_flight():
+            self._schedule_tick()  # the entry in flight committed: send the next batch
 
     # -- peer traffic ----------------------------------------------------------------
     def _before_send(self, peer, message):
@@ -148,23 +165,47 @@ class RaftNode:
 
     # -- proposing and applying ----------------------------------------------------
     def propose(self, command, callback):
-        """Replicate ``command``; ``callback(result, error_text)`` runs in a later tick."""
-        self._replica.propose(msgpack.packb(command, use_bin_type=True), callback)
+        """Replicate ``command``; ``callback(result, error_text)`` runs in a later tick.
+
+        The command joins the next batch; a full batch goes out at once.
+        """
+        self._batcher.add(msgpack.packb(command, use_bin_type=True), callback)
+        if self._batcher.full():
+            self._flush_proposals()
         self._schedule_tick()
 
+    def _entry_in_flight(self):
+        """True while this leader has appended an entry that has not committed yet."""
+        replica = self._replica
+        return replica.is_leader() and self.last_log_index() > replica.commit_index()
+
+    def _flush_proposals(self):
+        """Propose every waiting command, as few entries as the caps allow."""
+        for entry, callbacks in self._batcher.take():
+            self.entries_proposed += 1
+            self.requests_proposed += len(callbacks)
+            self._replica.propose(entry, lambda results, failure, callbacks=callbacks:
+                                  settle_batch(callbacks, results, failure))
+
     def _apply(self, packed):
-        """Apply one committed command; never raises (PySyncObj would freeze)."""
+        """Apply one committed entry (a batch); never raises (PySyncObj would freeze).
+
+        Returns the list of the batch's results, in order (a legacy single-command
+        entry returns its one result).
+        """
         try:
-            command = msgpack.unpackb(packed, raw=False)
-            result, events = self.machine.apply(command)
+            commands, is_batch = unpack_entry(packed)
+            applied = self.machine.apply_batch(commands)
         except Exception as exc:  # the machine promises not to raise; be sure
             log.exception("apply failed")
-            return {"error": {"code": "invalid", "message": f"command failed to apply: {exc}"}}
-        try:
-            self._on_applied(command, result, events)
-        except Exception:
-            log.exception("on_applied hook failed")
-        return result
+            return {"error": {"code": "invalid", "message": f"entry failed to apply: {exc}"}}
+        for command, (result, events) in zip(commands, applied):
+            try:
+                self._on_applied(command, result, events)
+            except Exception:
+                log.exception("on_applied hook failed")
+        results = [result for result, _ in applied]
+        return results if is_batch else results[0]
 
     def read_barrier(self, callback):
         """Call ``callback(None)`` once a linearizable read may run here, else ``callback(error)``."""

@@ -37,6 +37,7 @@ import time
 import msgpack
 
 from store import protocol, tls
+from store.batching import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS
 from store.connection import ClientConnection, Limits
 from store.leases import LeaseClock
 from store.metrics import StoreMetrics
@@ -104,7 +105,9 @@ class StoreServer:
             timeouts=(self.args.election_min, self.args.election_max),
             heartbeat=self.args.heartbeat,
             log_compact_entries=self.args.raft_log_compact_entries,
-            read_timeout=self.args.request_timeout)
+            read_timeout=self.args.request_timeout,
+            max_batch_requests=getattr(self.args, "max_batch_requests", MAX_BATCH_REQUESTS),
+            max_batch_bytes=getattr(self.args, "max_batch_bytes", MAX_BATCH_BYTES))
         host, port = self.args.client_addr.rsplit(":", 1)
         tls_args = {"ssl": self.ssl_context, "ssl_handshake_timeout": 10.0} \
             if self.ssl_context is not None else {}
@@ -216,6 +219,10 @@ class StoreServer:
                                           raft.machine.db_size),
             "steer_store_quota_bytes": ("--quota-backend-bytes.", self.limits.quota_backend_bytes),
             "steer_store_alarm_nospace": ("1 while over the quota.", int(bool(self._alarms()))),
+            "steer_store_raft_entries_proposed": ("Raft entries this node proposed (batches).",
+                                                  raft.entries_proposed),
+            "steer_store_raft_requests_proposed": ("Write requests this node proposed.",
+                                                   raft.requests_proposed),
             "steer_store_members": ("Voting members in the Raft configuration.", len(raft.peer_addrs())),
         }
 

@@ -189,6 +189,12 @@ def test_no_quorum_is_an_error_after_a_bounded_wait(clusters, raw):
     with cluster.client(timeout=15) as c:
         c.put(b"quorum/k", b"v")
     survivor = 0
+    # The put is acknowledged once a majority has it; the survivor may learn that it
+    # committed only from the leader's next message. Wait for it to apply the put
+    # before cutting it off, or its local read below has nothing to show.
+    with node_client(cluster, survivor, timeout=15) as c:
+        wait_for(lambda: c.get(b"quorum/k", serializable=True)["kvs"],
+                 message="the survivor to apply the put")
     cluster.kill(1)
     cluster.kill(2)
 
