@@ -430,6 +430,8 @@ def main(argv=None):
     args = parse_args(argv)
     configure_logging(args.log_level)
     threading.current_thread().name = "steer-proxy"
+    if args.mode == "nftables" and args.cleanup:
+        raise SystemExit(1 if nftproxy.cleanup(args.netns) else 0)
     if args.mode == "nftables":
         nftproxy.run(args, connect(args))
         return

@@ -8,7 +8,10 @@ debounced and serialized by agent/network/sync_runner.py; a sync builds the whol
 table (agent/network/nft_rules.py) and the Syncer (nft_apply.py) sends the kernel
 only what changed, inside the node's network namespace. The node's addresses (for
 NodePorts) are its ``network.steersman.io/node-ip`` annotation, else its
-InternalIPs. On SIGTERM the table goes, so no stale DNAT outlives the proxy.
+InternalIPs. On SIGTERM the tables stay, as kube-proxy's do: Services keep working
+and policies keep being enforced while the proxy restarts or is upgraded, and the
+next proxy replaces them whole in its first sync. ``--cleanup`` removes them and
+exits (for a host being reset).
 With ``--network-policy`` (the default) it also enforces NetworkPolicy for this
 node's pods (agent/network/netpol_enforcer.py), with informers, runner and table
 of its own.
@@ -27,7 +30,7 @@ import signal
 import threading
 import time
 
-from agent.network import conntrack, service_routes
+from agent.network import conntrack, netpol_enforcer, service_routes
 from agent.network.netpol_enforcer import NetpolEnforcer
 from agent.network.nft_apply import NftError, Syncer, run_script
 from agent.network.nft_rules import NodeView, delete_script, render
@@ -218,8 +221,8 @@ class NftProxy:
     def _run(self):
         run_when_synced((self.services, self.slices, self.nodes), self.runner, self._stop)
 
-    def stop(self, remove_table=True):
-        """Stop syncing; then remove the table (the rules die with the proxy)."""
+    def stop(self, remove_table=False):
+        """Stop syncing; the table stays unless ``remove_table`` (see the module docstring)."""
         self._stop.set()
         self.runner.wake()
         if self.netpol is not None:
@@ -314,10 +317,25 @@ def add_flags(parser):
     parser.add_argument("--network-policy", action=argparse.BooleanOptionalAction,
                         default=True, help="enforce NetworkPolicy for this node's pods "
                                            "(table inet steer-netpol; nftables mode)")
+    parser.add_argument("--cleanup", action="store_true",
+                        help="remove the Service and NetworkPolicy tables from the namespace "
+                             "and exit (the tables outlive a stopped proxy, as kube-proxy's)")
     parser.add_argument("--sync-debounce", type=float, default=DEBOUNCE,
                         help="seconds to gather changes into one sync")
     parser.add_argument("--resync-period", type=float, default=RESYNC,
                         help="seconds between full syncs (a table changed by hand comes back)")
+
+
+def cleanup(netns_path=None):
+    """Remove the proxy's and the policy enforcer's tables; return how many failed."""
+    failures = 0
+    for script in (delete_script(), netpol_enforcer.delete_script()):
+        try:
+            run_script(script, netns_path)
+        except NftError as exc:
+            failures += 1
+            log.warning("netns=%s msg=could not remove a table error=%s", netns_path or "-", exc)
+    return failures
 
 
 def run(args, rest):

@@ -152,7 +152,9 @@ class HostOps:
             cleanup = ("from agent.provision import containerd, plan\n"
                        f"paths = plan.host_containerd_paths({host.name!r}, "
                        f"{planmod.Ports().containerd_stream})\n"
-                       "containerd.stop_containerd(paths, None)\n")
+                       "containerd.stop_containerd(paths, None)\n"
+                       "from agent.network import nftproxy\n"
+                       "nftproxy.cleanup(None)      # the tables outlive the proxy\n")
             python = f"{planmod.OPT_DIR}/current/venv/bin/python"
             conn.run(f"[ ! -x {python} ] || {python} -", sudo=True, check=False,
                      timeout=120, input=cleanup.encode())

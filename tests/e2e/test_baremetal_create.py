@@ -340,10 +340,6 @@ def test_upgrade_one_host_at_a_time_with_the_service_serving(bed, home, api, whe
     print(f"upgrade of 5 hosts: {TIMINGS['upgrade']:.1f}s")
 
 
-@pytest.mark.xfail(strict=False, reason="1 request of ~260 fails (curl exit 7) on the "
-                   "worker whose steer-proxy restarts: the proxy removes its nftables table "
-                   "when it stops (NftProxy.stop(remove_table=True)), so the Service has no "
-                   "rules until the new one syncs; kube-proxy leaves them in place")
 def test_no_request_failed_during_the_upgrade():
     results = STATE.get("upgrade_requests")
     if results is None:

@@ -14,10 +14,11 @@ import subprocess
 import time
 from pathlib import Path
 
-# Real paths a host keeps to itself: bind-mounted from the host's own directory.
+# Real paths a host keeps to itself: bind-mounted from the host's own directory
+# (all of /etc/cni: the CNI config in net.d and host-local's address leases in ipam).
 PER_HOST_DIRS = ("/etc/steersman", "/var/lib/steersman", "/var/log/steersman",
                  "/opt/steersman", "/etc/containerd", "/var/lib/containerd",
-                 "/etc/cni/net.d", "/var/lib/cni", "/etc/ssh", "/etc/sudoers.d", "/root",
+                 "/etc/cni", "/var/lib/cni", "/etc/ssh", "/etc/sudoers.d", "/root",
                  "/home")
 PER_HOST_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group")
 RUN_DIRS = ("/run/sshd", "/run/steersman", "/run/containerd", "/run/lock")

@@ -287,8 +287,14 @@ def test_endpoint_change_to_rule_latency(server, proxy, net):
           f"p99={pct(reported, 99) * 1000:.0f}ms")
 
 
-def test_sigterm_removes_the_table(proxy, net):
+def test_sigterm_keeps_the_table_and_cleanup_removes_it(proxy, net):
     assert nft_table_present(net["node"])
     proxy.stop()
     assert proxy.proc.returncode == 0, proxy.logs()
+    # Services keep answering while a proxy restarts (kube-proxy leaves its rules too).
+    assert nft_table_present(net["node"])
+    done = subprocess.run([sys.executable, "-m", "agent.proxy", "--mode", "nftables",
+                           "--cleanup", "--netns", net["node"]], cwd=ROOT, timeout=60,
+                          capture_output=True, env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0, done.stderr.decode()
     assert not nft_table_present(net["node"])
