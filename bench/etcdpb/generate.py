@@ -10,6 +10,8 @@ in setup.cfg because its protoc decides the bytes.
 import sys
 from pathlib import Path
 
+from agent.runtime.cri.generate import compile_proto
+
 PROTO = "bench/etcdpb/rpc.proto"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ("rpc_pb2.py", "rpc_pb2_grpc.py")
@@ -17,24 +19,7 @@ GENERATED = ("rpc_pb2.py", "rpc_pb2_grpc.py")
 
 def generate(out_root, repo_root=REPO_ROOT):
     """Compile the etcd proto into ``out_root``/bench/etcdpb/; return the written paths."""
-    try:
-        from grpc_tools import protoc
-    except ImportError as exc:
-        raise RuntimeError(
-            "grpc_tools is missing: install the test extra (pip install -e '.[test]')"
-        ) from exc
-    out_root = Path(out_root)
-    out_root.joinpath(PROTO).parent.mkdir(parents=True, exist_ok=True)
-    args = [
-        "grpc_tools.protoc",
-        f"-I{repo_root}",
-        f"--python_out={out_root}",
-        f"--grpc_python_out={out_root}",
-        str(Path(repo_root) / PROTO),
-    ]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc failed on {PROTO}; its message is above")
-    return [out_root.joinpath(PROTO).parent / name for name in GENERATED]
+    return compile_proto(PROTO, GENERATED, out_root, repo_root)
 
 
 def main():

@@ -13,7 +13,7 @@ import base64
 import binascii
 import re
 
-from control.objects import x509certs
+from control.objects import conditions, x509certs
 
 GROUP = "certificates.k8s.io"
 KUBE_APISERVER_CLIENT = "kubernetes.io/kube-apiserver-client"
@@ -123,9 +123,9 @@ def _spec_problems(spec):
     return problems
 
 
-def _condition_problems(conditions):
+def _condition_problems(items):
     problems, seen = [], {}
-    for i, condition in enumerate(conditions or ()):
+    for i, condition in enumerate(items or ()):
         path = f"status.conditions[{i}]"
         if not isinstance(condition, dict):
             problems.append(_invalid(path, condition, "must be an object"))
@@ -203,15 +203,12 @@ def update_problems(old, new):
 
 # -- conditions --------------------------------------------------------------------------
 def condition(status, kind):
-    for found in (status or {}).get("conditions") or ():
-        if isinstance(found, dict) and found.get("type") == kind:
-            return found
-    return None
+    """The CSR status's condition of this type, or None (control/objects/conditions.py)."""
+    return conditions.find({"status": status}, kind)
 
 
 def has_condition(status, kind):
-    found = condition(status, kind)
-    return found is not None and found.get("status") == "True"
+    return conditions.is_true({"status": status}, kind)
 
 
 def is_approved(csr):

@@ -16,6 +16,15 @@ GENERATED = ("api_pb2.py", "api_pb2_grpc.py")
 
 def generate(out_root, repo_root=REPO_ROOT):
     """Compile the CRI proto into ``out_root``/agent/runtime/cri/; return the written paths."""
+    return compile_proto(PROTO, GENERATED, out_root, repo_root)
+
+
+def compile_proto(proto, generated, out_root, repo_root=REPO_ROOT):
+    """Compile ``proto`` (a path from the repository root) with message and gRPC modules.
+
+    The repository root is the include path, so the gRPC module imports its message
+    module by package name. Also used for the store benchmark's etcd stubs.
+    """
     try:
         from grpc_tools import protoc
     except ImportError as exc:
@@ -23,17 +32,17 @@ def generate(out_root, repo_root=REPO_ROOT):
             "grpc_tools is missing: install the test extra (pip install -e '.[test]')"
         ) from exc
     out_root = Path(out_root)
-    out_root.joinpath(PROTO).parent.mkdir(parents=True, exist_ok=True)
+    out_root.joinpath(proto).parent.mkdir(parents=True, exist_ok=True)
     args = [
         "grpc_tools.protoc",
         f"-I{repo_root}",
         f"--python_out={out_root}",
         f"--grpc_python_out={out_root}",
-        str(Path(repo_root) / PROTO),
+        str(Path(repo_root) / proto),
     ]
     if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc failed on {PROTO}; its message is above")
-    return [out_root.joinpath(PROTO).parent / name for name in GENERATED]
+        raise RuntimeError(f"protoc failed on {proto}; its message is above")
+    return [out_root.joinpath(proto).parent / name for name in generated]
 
 
 def main():
