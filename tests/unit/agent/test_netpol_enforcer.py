@@ -148,8 +148,9 @@ def test_the_proxy_starts_and_stops_its_enforcer(monkeypatch):
                      informers=(FakeInformer(), FakeInformer(), FakeInformer()),
                      netpol=Recorder())
     proxy.start()
-    proxy.stop()
-    assert events == ["start", ("stop", True)]
+    proxy.stop()                    # the tables stay (as kube-proxy's)
+    proxy.stop(remove_table=True)
+    assert events == ["start", ("stop", False), ("stop", True)]
 
 
 def test_the_flag_is_on_by_default():
