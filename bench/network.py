@@ -39,7 +39,6 @@ import datetime
 import json
 import os
 import random
-import signal
 import socket
 import statistics
 import subprocess
@@ -56,6 +55,7 @@ from agent import netns  # noqa: E402
 from bench import network_pod_dns  # noqa: E402
 from cli.local_store import free_ports  # noqa: E402
 from control.objects import kinds  # noqa: E402
+from tests.support import children  # noqa: E402
 from tests.support.apiproc import ROOT, LocalApiServer  # noqa: E402
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -203,18 +203,6 @@ def wait_for(predicate, timeout, what, interval=0.05):
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
-
-
-def stop_process(proc, grace=15):
-    """SIGTERM ``proc`` by pid, SIGKILL if it lingers."""
-    if proc is None or proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
 
 
 def in_netns(name, argv, **kwargs):
@@ -374,7 +362,7 @@ class Bed:
     def close(self):
         for proc in (self.dns, self.proxy, *self.procs):
             try:
-                stop_process(proc)
+                children.stop(proc)
             except OSError:
                 pass
         if self.forward is not None:
