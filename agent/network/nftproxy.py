@@ -23,7 +23,6 @@ slice carries none, to the moment the rules are applied.
 """
 
 import argparse
-import datetime
 import http.server
 import logging
 import signal
@@ -38,7 +37,7 @@ from agent.network.nft_services import service_ports
 from agent.network.routes import NODE_IP_ANNOTATION
 from agent.network.sync_runner import DEBOUNCE, RESYNC, SyncRunner, run_when_synced
 from control.client import Informer
-from control.objects import kinds
+from control.objects import kinds, meta
 
 log = logging.getLogger("steer.nftproxy")
 
@@ -64,15 +63,8 @@ def node_ips_of(node):
 
 def parse_time(text):
     """Epoch seconds of an RFC 3339 timestamp, or None when absent or unreadable."""
-    if not text:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.timestamp()
+    parsed = meta.parse_time(text)
+    return parsed.timestamp() if parsed else None
 
 
 def _trigger_annotation(obj):
