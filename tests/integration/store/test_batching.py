@@ -63,9 +63,12 @@ def test_pipelined_writes_share_entries_and_each_gets_its_own_revision(batched):
     assert answers[count + 1] == answers[7], "the retry answers as the first time"
     assert min(revisions) > status["revision"]
     entries, requests = proposal_counts(batched, leader)
-    assert requests - requests_before == count + 1
-    assert entries - entries_before < count + 1, "writes shared Raft entries"
-    assert entries - entries_before >= (count + 1 + BATCH_CAP - 1) // BATCH_CAP
+    # The leader may propose its own commands meanwhile (member_set, compact, lease
+    # revokes), so the test's 41 are a lower bound of what it proposed.
+    proposed = requests - requests_before
+    assert proposed >= count + 1
+    assert entries - entries_before < proposed, "writes shared Raft entries"
+    assert entries - entries_before >= (proposed + BATCH_CAP - 1) // BATCH_CAP
     with batched.client() as client:
         assert client.get(b"batch/6")["kvs"][0]["version"] == 1
         assert client.get(b"batch/39")["kvs"][0]["value"] == b"v39"
