@@ -289,7 +289,7 @@ def test_upgrade_one_host_at_a_time_with_the_service_serving(bed, home, api, whe
 
     def settled():      # no endpoint left on the host the replace test killed
         pods = core.list_namespaced_pod("default", label_selector="app=hello").items
-        running = [p for p in pods if p.status.phase == "Running"]
+        running = [p for p in pods if p.status and p.status.phase == "Running"]
         return len(running) == 2 and all(p.spec.node_name in nodes for p in pods)
     eventually(settled, timeout=240, message="the hello pods on live nodes")
     ip = core.read_namespaced_service("hello", "default").spec.cluster_ip
@@ -398,7 +398,7 @@ def test_restore_onto_the_bare_hosts_brings_objects_and_pods_back(bed, home, reg
 
     def pods_back():
         pods = core.list_namespaced_pod("default", label_selector="app=hello").items
-        return len([p for p in pods if p.status.phase == "Running"]) == 2
+        return len([p for p in pods if p.status and p.status.phase == "Running"]) == 2
     eventually(pods_back, timeout=240, message="the hello pods running again")
     print(f"restore onto 5 bare hosts: {TIMINGS['restore']:.1f}s")
     code, out = steer(home, "cluster", "destroy", "--name", "bm", "-y", *ssh_flags(bed))
