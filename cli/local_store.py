@@ -100,8 +100,7 @@ class LocalStoreCluster:
         self._procs = {}
         self.tls = tls
         self.pki_dir = os.path.abspath(pki_dir or os.path.join(self.base_dir, "pki"))
-        if tls:
-            self.ensure_certificates()
+        self.ensure_certificates()      # the peer port is mutual TLS even when clients are not
 
     # -- certificates ------------------------------------------------------------------
     def ensure_certificates(self):
@@ -120,12 +119,13 @@ class LocalStoreCluster:
             return
         host = node.client_addr.rsplit(":", 1)[0].strip("[]")
         ips, names = ([host], []) if _is_ip(host) else ([], [host])
-        ca.issue(self.pki_dir, f"{node.name}-server", node.name,
+        # One certificate serves the client port and both ends of the peer port.
+        ca.issue(self.pki_dir, f"{node.name}-member", node.name,
                  dns_names=["localhost", node.name, *names],
-                 ip_addresses=sorted({*ips, "127.0.0.1"}), server=True)
+                 ip_addresses=sorted({*ips, "127.0.0.1"}), server=True, client=True)
 
     def _member_files(self, node):
-        base = os.path.join(self.pki_dir, f"{node.name}-server")
+        base = os.path.join(self.pki_dir, f"{node.name}-member")
         return base + ".crt", base + ".key"
 
     @property
@@ -186,8 +186,7 @@ class LocalStoreCluster:
         self.nodes.append(LocalNode(name, f"{host}:{peer}", f"{host}:{client}",
                                     os.path.join(self.base_dir, name),
                                     metrics_addr=f"{host}:{metrics}"))
-        if self.tls:
-            self.ensure_certificates()
+        self.ensure_certificates()
         return len(self.nodes) - 1
 
     # -- processes -------------------------------------------------------------------
@@ -205,14 +204,15 @@ class LocalStoreCluster:
                 "--data-dir", node.data_dir, "--peer-addr", node.peer_addr,
                 "--client-addr", node.client_addr,
                 "--initial-cluster", initial_cluster or self.initial_cluster,
-                "--secret-file", self.secret_file, "--cluster-token", self.token,
+                "--cluster-token", self.token,
                 *(["--metrics-addr", node.metrics_addr] if node.metrics_addr else []),
                 *self._tls_flags(node), *self.extra_args]
 
     def _tls_flags(self, node):
-        if not self.tls:
-            return ["--insecure-plain-client"]
         cert, key = self._member_files(node)
+        if not self.tls:
+            return ["--insecure-plain-client", "--peer-cert-file", cert, "--peer-key-file", key,
+                    "--peer-trusted-ca-file", self.ca_file]
         return ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", self.ca_file,
                 "--client-cert-auth"]
 
@@ -220,8 +220,7 @@ class LocalStoreCluster:
         """Start (or restart) node ``i`` with its data dir."""
         node = self.nodes[i]
         os.makedirs(node.data_dir, exist_ok=True)
-        if self.tls:
-            self.ensure_certificates()      # renews what is near its expiry
+        self.ensure_certificates()      # renews what is near its expiry
         log = open(os.path.join(self.base_dir, f"{node.name}.log"), "ab")
         proc = subprocess.Popen(self.command(i, initial_cluster), stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, env=child_environment(),

@@ -12,33 +12,54 @@ and is cut off on load; it was never acknowledged, because it was never synced.
 
 The Raft library reaches it through ``store.pysyncobj_compat``, which maps its
 journal interface onto these methods.
+
+Every file operation that makes something durable goes through ``_fs``: the
+``os`` module, or, only when a test sets ``STEER_STORE_TEST_LAZY_FS=1``, the
+test-only ``store.testing_fs.LazyOs``, which drops unsynced writes when the
+process is killed (a simulated power cut).
 """
 
 import json
+import logging
 import os
 import struct
 import zlib
+
+log = logging.getLogger("steer.store.journal")
 
 MAGIC = b"STEERJ1\n"
 RECORD = struct.Struct(">IIQQ")
 
 
+def _file_layer():
+    """Return ``os``, or the test-only lazy layer when the environment asks for it."""
+    from store import testing_fs
+    return testing_fs.make() if testing_fs.lazy_fs_requested() else os
+
+
+_fs = _file_layer()
+
+
 def fsync_dir(path):
     """Make a rename or create inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = _fs.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        _fs.fsync(fd)
     finally:
-        os.close(fd)
+        _fs.close(fd)
 
 
 def write_atomically(path, data):
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    fd = _fs.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[_fs.write(fd, view):]
+        _fs.fsync(fd)
+    finally:
+        _fs.close(fd)
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 
@@ -55,6 +76,10 @@ class DurableJournal:
         self._pending = bytearray()
         self._meta = self._load_meta()
         self._meta_dirty = False
+        if _fs is not os:
+            log.warning("event=test_lazy_fs_active skip_fdatasync=%s detail=\"TEST ONLY: "
+                        "unsynced journal writes are held in memory and lost if the process "
+                        "dies\"", _fs.skip_fdatasync)
         self._load()
 
     # -- loading -------------------------------------------------------------
@@ -69,10 +94,7 @@ class DurableJournal:
 
     def _load(self):
         if not os.path.exists(self.path):
-            with open(self.path, "wb") as f:
-                f.write(MAGIC)
-                os.fsync(f.fileno())
-            fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+            write_atomically(self.path, MAGIC)
         with open(self.path, "rb") as f:
             data = f.read()
         if not data.startswith(MAGIC):
@@ -87,13 +109,16 @@ class DurableJournal:
             offset = start + length
             self._entries.append((command, index, term))
             self._ends.append(offset)
-        self._fd = os.open(self.path, os.O_RDWR)
+        self._fd = _fs.open(self.path, os.O_RDWR)
         # Cut a torn tail so the next append starts on a record boundary.
         if offset < len(data):
-            os.ftruncate(self._fd, offset)
-            os.fsync(self._fd)
+            log.warning("event=journal_torn_tail_cut path=%s offset=%d bytes_cut=%d "
+                        "records_kept=%d", self.path, offset, len(data) - offset,
+                        len(self._entries))
+            _fs.ftruncate(self._fd, offset)
+            _fs.fsync(self._fd)
         self._size = offset
-        os.lseek(self._fd, offset, os.SEEK_SET)
+        _fs.lseek(self._fd, offset, os.SEEK_SET)
 
     # -- the Raft log ---------------------------------------------------------
     def add(self, command, idx, term):
@@ -106,15 +131,19 @@ class DurableJournal:
     def clear(self):
         # A cleared journal is followed by a freshly installed dump: make the dump
         # durable before the entries it replaces disappear.
+        # PySyncObj renames a received dump into place without syncing the
+        # directory: sync it too, or a power cut could bring back the old dump
+        # next to an empty journal.
         if self._dump_path and os.path.exists(self._dump_path):
             with open(self._dump_path, "rb") as f:
                 os.fsync(f.fileno())
+            fsync_dir(os.path.dirname(os.path.abspath(self._dump_path)))
         self._pending.clear()
         self._entries = []
         self._ends = []
-        os.ftruncate(self._fd, len(MAGIC))
-        os.lseek(self._fd, len(MAGIC), os.SEEK_SET)
-        os.fsync(self._fd)
+        _fs.ftruncate(self._fd, len(MAGIC))
+        _fs.lseek(self._fd, len(MAGIC), os.SEEK_SET)
+        _fs.fsync(self._fd)
         self._size = len(MAGIC)
 
     def delete_from(self, position):
@@ -125,9 +154,9 @@ class DurableJournal:
         cut = self._ends[position - 1] if position > 0 else len(MAGIC)
         del self._entries[position:]
         del self._ends[position:]
-        os.ftruncate(self._fd, cut)
-        os.lseek(self._fd, cut, os.SEEK_SET)
-        os.fsync(self._fd)
+        _fs.ftruncate(self._fd, cut)
+        _fs.lseek(self._fd, cut, os.SEEK_SET)
+        _fs.fsync(self._fd)
         self._size = cut
 
     def delete_to(self, position):
@@ -142,10 +171,10 @@ class DurableJournal:
         for command, index, term in kept:
             body += RECORD.pack(len(command), zlib.crc32(command), index, term) + command
             ends.append(len(body))
-        os.close(self._fd)
+        _fs.close(self._fd)
         write_atomically(self.path, bytes(body))
-        self._fd = os.open(self.path, os.O_RDWR)
-        os.lseek(self._fd, len(body), os.SEEK_SET)
+        self._fd = _fs.open(self.path, os.O_RDWR)
+        _fs.lseek(self._fd, len(body), os.SEEK_SET)
         self._entries = kept
         self._ends = ends
         self._size = len(body)
@@ -160,7 +189,7 @@ class DurableJournal:
         """Sync everything and close the file."""
         self.sync()
         self._store_meta()
-        os.close(self._fd)
+        _fs.close(self._fd)
 
     # -- term, vote and commit index -----------------------------------------
     def set_commit_index(self, index):
@@ -198,9 +227,9 @@ class DurableJournal:
         self._pending.clear()
         view = memoryview(data)
         while view:
-            written = os.write(self._fd, view)
+            written = _fs.write(self._fd, view)
             view = view[written:]
-        os.fdatasync(self._fd)
+        _fs.fdatasync(self._fd)
         self._size += len(data)
 
     def _store_meta(self):

@@ -13,6 +13,7 @@ import sys
 from store import tls
 from store.batching import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS
 from store.connection import Limits
+from store.peer_frames import APPEND_BYTES
 from store.server import StoreServer
 
 
@@ -36,8 +37,9 @@ def build_parser():
     p.add_argument("--client-addr", required=True, help="host:port for clients")
     p.add_argument("--initial-cluster", required=True, type=parse_initial_cluster,
                    help="every member at bootstrap: s1=host:port,s2=host:port,...")
-    p.add_argument("--secret-file", required=True,
-                   help="file holding the cluster secret that encrypts Raft traffic")
+    p.add_argument("--secret-file",
+                   help="ignored (accepted so that old scripts still start): the peer port "
+                        "uses mutual TLS with --peer-cert-file, no shared secret")
     p.add_argument("--cluster-token", default="steersman", help="names this cluster (cluster id)")
     p.add_argument("--request-timeout", type=float, default=5.0,
                    help="seconds a request waits for a commit before 'unavailable'")
@@ -88,6 +90,15 @@ def build_parser():
                    help="CA whose client certificates the client port accepts (the store CA)")
     p.add_argument("--client-cert-auth", action="store_true",
                    help="require a client certificate signed by --trusted-ca-file")
+    # The peer port's mutual TLS, with etcd's flag names; by default the client
+    # port's files (the member certificate then needs serverAuth and clientAuth).
+    p.add_argument("--peer-cert-file",
+                   help="this member's certificate on the peer port, for both serving and "
+                        "dialing: serverAuth and clientAuth (default: --cert-file)")
+    p.add_argument("--peer-key-file", help="key of --peer-cert-file (default: --key-file)")
+    p.add_argument("--peer-trusted-ca-file",
+                   help="the store CA: only members it signed may connect on the peer port "
+                        "(default: --trusted-ca-file)")
     p.add_argument("--insecure-plain-client", action="store_true",
                    help="serve the client port as plain TCP: anyone who reaches it can read "
                         "and write everything (tests and benchmarks only)")
@@ -112,6 +123,21 @@ def client_tls(args):
                                   args.client_cert_auth)
     except (OSError, ValueError) as exc:
         sys.exit(f"steer-store: cannot load the client port's certificates: {exc}")
+
+
+def peer_tls(args):
+    """Return the peer port's (server, client) SSL contexts from the flags, or exit."""
+    cert = args.peer_cert_file or args.cert_file
+    key = args.peer_key_file or args.key_file
+    ca = args.peer_trusted_ca_file or args.trusted_ca_file
+    if not (cert and key and ca):
+        sys.exit("steer-store: the peer port needs mutual TLS: pass --peer-cert-file, "
+                 "--peer-key-file and --peer-trusted-ca-file (the store CA), or the client "
+                 "port's --cert-file, --key-file and --trusted-ca-file, which it then uses too")
+    try:
+        return tls.peer_contexts(cert, key, ca)
+    except (OSError, ValueError) as exc:
+        sys.exit(f"steer-store: cannot load the peer port's certificates: {exc}")
 
 
 def configure_logging():
@@ -158,14 +184,16 @@ def main(argv=None):
         sys.exit(f"steer-store: need 0 < 3 * --heartbeat ({args.heartbeat:g}) < "
                  f"--election-min ({args.election_min:g}) < --election-max "
                  f"({args.election_max:g})")
-    try:
-        with open(args.secret_file, "rb") as f:
-            secret = f.read().strip()
-    except OSError as exc:
-        sys.exit(f"steer-store: cannot read --secret-file: {exc}")
-    if len(secret) < 16:
-        sys.exit("steer-store: the cluster secret must be at least 16 bytes")
+    largest_entry = max(args.max_request_bytes, args.max_batch_bytes)
+    if largest_entry > APPEND_BYTES // 2:
+        sys.exit(f"steer-store: --max-request-bytes and --max-batch-bytes must stay at or "
+                 f"below {APPEND_BYTES // 2} (a Raft entry must fit one peer frame)")
     context = client_tls(args)
+    peer_contexts = peer_tls(args)
+    if args.secret_file:
+        logging.getLogger("steer.store").warning(
+            "event=secret_file_ignored msg=--secret-file is ignored: the peer port uses "
+            "mutual TLS with the member certificate; drop the flag")
     if context is None:
         logging.getLogger("steer.store").warning(
             "event=insecure_plain_client msg=the client port serves plain TCP without "
@@ -174,5 +202,5 @@ def main(argv=None):
         logging.getLogger("steer.store").warning(
             "event=client_cert_auth_off msg=any client that trusts the member may connect")
     private_data_dir(args.data_dir)
-    asyncio.run(StoreServer(args, secret, context).serve())
+    asyncio.run(StoreServer(args, peer_contexts, context).serve())
 

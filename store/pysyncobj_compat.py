@@ -11,22 +11,30 @@ What the patches do:
 - the journal and the poller are ours (``store.journal.DurableJournal``, under
   PySyncObj's method names, and ``LoopPoller``, which hands PySyncObj's sockets
   to the asyncio loop), through PySyncObj's module-level factories;
-- peer frames skip zlib (``_PeerFraming``);
-- the transport lets the owner see every message going out and coming in
-  (durability and ReadIndex), and keeps the leader's pipelining intact.
+- the transport is ours (``_PeerTransport`` over ``store.peer_transport``: mutual
+  TLS and msgpack frames on the loop, no shared secret); it lets the owner see
+  every message going out and coming in (durability and ReadIndex), checks each
+  incoming one (``store.peer_messages``), and keeps the leader's pipelining intact;
+- PySyncObj's pickle module is replaced by ``store.raft_codec.EntryCodec`` (log
+  entries, membership changes and the dump's Raft state in msgpack), so no byte
+  from a peer reaches an unrestricted ``pickle.loads`` (old pickled entries go
+  through ``store.raft_codec.SafeUnpickler``).
 
 Everything here runs on the event loop's thread.
 """
 
 import dataclasses
-import pickle
 import re
 import threading
-import zlib
+import time
 from collections.abc import Callable
 from importlib import metadata
 
+from store import peer_messages
 from store.journal import DurableJournal
+from store.peer_frames import APPEND_BYTES
+from store.peer_transport import PeerNetwork
+from store.raft_codec import EntryCodec, SafeUnpickler
 
 #: The PySyncObj releases this module was written and tested against.
 REQUIRED = ">=0.3.17,<0.4"
@@ -63,11 +71,10 @@ check_version(installed_version())
 
 from pysyncobj import SyncObj, SyncObjConf, replicated  # noqa: E402
 from pysyncobj import syncobj as _syncobj_module  # noqa: E402
-from pysyncobj import tcp_connection as _tcp_connection_module  # noqa: E402
 from pysyncobj.config import FAIL_REASON  # noqa: E402
-from pysyncobj.node import TCPNode  # noqa: E402
+from pysyncobj.node import Node, TCPNode  # noqa: E402
 from pysyncobj.poller import POLL_EVENT_TYPE  # noqa: E402
-from pysyncobj.transport import TCPTransport  # noqa: E402
+from pysyncobj.transport import Transport, TransportNotReadyError  # noqa: E402
 
 #: Why a proposed command did not apply, in words a client can act on.
 FAILURES = {
@@ -98,29 +105,10 @@ _syncobj_module.createJournal = lambda path: _next_journal
 _syncobj_module.createPoller = lambda poller_type: _next_poller
 
 
-class _PeerFraming:
-    """Stand-in for the ``zlib`` module PySyncObj frames every peer message with.
-
-    Deflating each small Raft message (zlib sets its state up on every call) cost
-    about a tenth of a leader's time per write, for messages of a few hundred
-    bytes. Messages go out uncompressed behind a 0x00 byte, which no zlib stream
-    starts with, so a frame from a peer that still deflates is read as before.
-    """
-
-    RAW = b"\x00"
-
-    @staticmethod
-    def compress(data, level=-1):
-        return _PeerFraming.RAW + data
-
-    @staticmethod
-    def decompress(data):
-        if data[:1] == _PeerFraming.RAW:
-            return data[1:]
-        return zlib.decompress(data)
-
-
-_tcp_connection_module.zlib = _PeerFraming
+# Log entries, membership changes and the dump's Raft state: msgpack, not pickle.
+EntryCodec.node_types = (Node,)
+SafeUnpickler.allowed = {("pysyncobj.node", "TCPNode"): TCPNode, ("pysyncobj.node", "Node"): Node}
+_syncobj_module.pickle = EntryCodec
 
 
 class _Journal(DurableJournal):
@@ -189,12 +177,14 @@ class LoopPoller:
         self._on_event()
 
 
-class _HookedTransport(TCPTransport):
-    """TCP transport that shows the owner every peer message and guards pipelining.
+class _PeerTransport(Transport):
+    """PySyncObj's transport over ``store.peer_transport.PeerNetwork`` (mutual TLS, msgpack).
 
     ``Hooks.before_send`` sees (and may stamp) each outgoing message;
-    ``Hooks.on_receive`` gets each incoming one with ``deliver``, which hands it
-    to PySyncObj (the owner may keep its own message types to itself).
+    ``Hooks.on_receive`` gets each incoming one, checked by ``store.peer_messages``,
+    with ``deliver``, which hands it to PySyncObj (the owner may keep its own
+    message types to itself). Read-only nodes and PySyncObj's utility commands
+    over the peer port are not supported.
 
     Pipelining: PySyncObj sets a follower's next index from every success reply,
     so a reply to an older append pulls it back and the entries sent since go out
@@ -202,9 +192,66 @@ class _HookedTransport(TCPTransport):
     (``reset``) may move the next index back.
     """
 
+    def __init__(self, syncObj, selfNode, otherNodes):  # noqa: N803 (pysyncobj's names)
+        super().__init__(syncObj, selfNode, otherNodes)
+        self._syncObj = syncObj
+        self._nodes = {}
+        self._ready = False
+        self._bind_attempts = 0
+        setup = syncObj.peer_setup
+        self.network = PeerNetwork(
+            setup.loop, selfNode.address, setup.contexts, setup.cluster,
+            on_connected=lambda addr: self._onNodeConnected(self._nodes[addr]),
+            on_disconnected=lambda addr: self._onNodeDisconnected(self._nodes[addr]),
+            on_message=self._received, on_event=syncObj.hooks.wake,
+            timeout=syncObj.conf.connectionTimeout, retry=syncObj.conf.connectionRetryTime)
+        syncObj.addOnTickCallback(self.network.tick)
+        for node in otherNodes:
+            self.addNode(node)
+
+    def _received(self, addr, message):
+        node = self._nodes.get(addr)
+        if node is not None:
+            self._onMessageReceived(node, peer_messages.check(message))
+
+    def tryGetReady(self):  # noqa: N802
+        if self._ready:
+            return
+        try:
+            self.network.bind()
+        except OSError as exc:
+            self._bind_attempts += 1
+            if self._bind_attempts >= self._syncObj.conf.maxBindRetries:
+                raise TransportNotReadyError(f"cannot bind the peer port: {exc}") from exc
+            time.sleep(self._syncObj.conf.bindRetryTime)
+            return
+        self._ready = True
+
+    @property
+    def ready(self):
+        return self._ready
+
+    def waitReady(self):  # noqa: N802
+        while not self._ready:
+            self.tryGetReady()
+
+    def addNode(self, node):  # noqa: N802
+        self._nodes[node.address] = node
+        self.network.add_peer(node.address)
+
+    def dropNode(self, node):  # noqa: N802
+        self.network.drop_peer(node.address)
+        self._nodes.pop(node.address, None)
+
     def send(self, node, message):
         self._syncObj.hooks.before_send(node, message)
-        return super().send(node, message)
+        return self.network.send(node.address, message)
+
+    def destroy(self):
+        for setter in (self.setOnMessageReceivedCallback, self.setOnNodeConnectedCallback,
+                       self.setOnNodeDisconnectedCallback):
+            setter(None)
+        self.network.close()
 
     def setOnMessageReceivedCallback(self, callback):  # noqa: N802 (pysyncobj's name)
         if callback is None:
@@ -224,6 +271,15 @@ class _HookedTransport(TCPTransport):
             deliver = deliver_ack if message.get("type") == "next_node_idx" else callback
             on_receive(node, message, deliver)
         super().setOnMessageReceivedCallback(receive)
+
+
+@dataclasses.dataclass
+class PeerSetup:
+    """What the peer transport needs: the loop, mutual TLS contexts and the cluster's name."""
+
+    loop: object
+    contexts: tuple          # (server, client) from store.tls.peer_contexts
+    cluster: str
 
 
 @dataclasses.dataclass
@@ -247,18 +303,24 @@ class Replica(SyncObj):
     """
 
     def __init__(self, loop, self_addr, partner_addrs, journal, dump_file, hooks, *,
-                 secret, timeouts, heartbeat, log_compact_entries):
-        """Start a replica on ``journal`` (from ``open_journal``) and ``dump_file`` beside it."""
+                 peer_setup, timeouts, heartbeat, log_compact_entries):
+        """Start a replica on ``journal`` (from ``open_journal``) and ``dump_file`` beside it.
+
+        ``peer_setup`` (a ``PeerSetup``) configures the peer port's mutual TLS.
+        """
         global _next_journal, _next_poller
-        self.hooks = hooks     # before PySyncObj starts: the transport reads it
+        self.hooks = hooks     # before PySyncObj starts: the transport reads both
+        self.peer_setup = peer_setup
         conf = SyncObjConf(
             autoTick=False,
-            password=secret,
             bindAddress=self_addr,
             journalFile=journal.path,
             fullDumpFile=dump_file,
-            serializer=lambda path, raft_data: hooks.save_dump(path, pickle.dumps(raft_data)),
-            deserializer=lambda path: pickle.loads(hooks.load_dump(path)),
+            serializer=lambda path, raft_data: hooks.save_dump(path, encode_raft_state(raft_data)),
+            deserializer=lambda path: decode_raft_state(hooks.load_dump(path)),
+            # No entry reaches this size (client requests are capped far below it),
+            # so appends never take PySyncObj's chunked path, which pickles.
+            appendEntriesBatchSizeBytes=APPEND_BYTES,
             dynamicMembershipChange=True,
             commandsWaitLeader=False,
             appendEntriesUseBatch=True,
@@ -276,7 +338,7 @@ class Replica(SyncObj):
             _next_journal, _next_poller = journal, LoopPoller(loop, hooks.wake)
             try:
                 super().__init__(self_addr, list(partner_addrs), conf,
-                                 transportClass=_HookedTransport)
+                                 transportClass=_PeerTransport)
             finally:
                 _next_journal = _next_poller = None
         self.addOnTickCallback(hooks.after_tick)
@@ -335,6 +397,11 @@ class Replica(SyncObj):
         """Send ``message`` to ``peer`` over Raft's connection; False if not connected."""
         return self._SyncObj__transport.send(peer, message)
 
+    def peer_counters(self):
+        """(frames sent to peers, socket writes that carried them)."""
+        network = self._SyncObj__transport.network
+        return network.frames_sent, network.writes_sent
+
     def send_append_entries(self):
         """Send append-entries (or heartbeats) to every follower now."""
         self._SyncObj__sendAppendEntries()
@@ -347,4 +414,16 @@ class Replica(SyncObj):
 def restored_raft_state(peer_addrs):
     """Return the Raft state of a dump whose log was compacted to index 3 of term 0."""
     noop = bytes([_syncobj_module._COMMAND_TYPE.NO_OP])
-    return pickle.dumps(((noop, 3, 0), (noop, 2, 0), {TCPNode(addr) for addr in peer_addrs}))
+    return encode_raft_state(((noop, 3, 0), (noop, 2, 0), {TCPNode(a) for a in peer_addrs}))
+
+
+def encode_raft_state(raft_state):
+    """Encode PySyncObj's dump state (two log entries and the member set) without pickle."""
+    return EntryCodec.dumps(raft_state)
+
+
+def decode_raft_state(data):
+    """Decode ``encode_raft_state``'s bytes (or an old dump's restricted pickle)."""
+    newer, older, members = EntryCodec.loads(data)
+    return (tuple(newer), tuple(older),
+            {m if isinstance(m, Node) else TCPNode(m) for m in members})

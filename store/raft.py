@@ -20,6 +20,13 @@ that replaces etcd:
   command: upgrade every member together, not one at a time;
 - snapshots: the full dump is the state machine's own snapshot, written and fsynced
   by us, always next to the journal;
+- the peer port: mutual TLS with each member's certificate from the store CA and
+  msgpack frames on this loop (``store.peer_transport``), log entries in msgpack
+  (``store.raft_codec``): no shared secret, and no byte from a peer reaches an
+  unrestricted unpickler. A member from before this transport (pickle + a shared
+  secret) cannot talk to one after it: upgrade every member together, not one at
+  a time. The commit index piggybacks on the next append when requests wait to
+  be proposed (``_after_tick``);
 - safety of apply: the replicated method never raises (errors are results), and it
   carries an explicit version so a later format gets its own method;
 - linearizable reads without log entries: ReadIndex (``store.readindex``) rides on
@@ -39,7 +46,7 @@ from store import readindex
 from store.batching import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, Batcher, settle_batch, unpack_entry
 from store.journal import write_atomically
 from store.machine import Machine
-from store.pysyncobj_compat import Hooks, Replica, open_journal, restored_raft_state
+from store.pysyncobj_compat import Hooks, PeerSetup, Replica, open_journal, restored_raft_state
 
 log = logging.getLogger("steer.store.raft")
 
@@ -56,15 +63,21 @@ class RaftNode:
     (ReadIndex), giving up after ``read_timeout`` seconds. Peers are opaque
     handles that compare equal and hash; ``peer_addrs`` gives addresses.
     ``max_batch_requests`` and ``max_batch_bytes`` cap one batched entry.
+    ``peer_tls`` is the peer port's (server, client) contexts from
+    ``store.tls.peer_contexts``; ``cluster`` names the cluster to its peers.
     """
 
     #: Seconds between ticks when nothing happens (timers: heartbeats, elections).
     IDLE_TICK = 0.02
+    #: Send a new commit index at once even when an append is about to carry it
+    #: (the behaviour before piggybacking; an A/B switch for the benchmark).
+    commit_index_alone = os.environ.get("STEER_STORE_COMMIT_INDEX_ALONE") == "1"
 
-    def __init__(self, loop, self_addr, partner_addrs, data_dir, secret,
+    def __init__(self, loop, self_addr, partner_addrs, data_dir, peer_tls,
                  on_applied=None, on_restored=None, timeouts=(0.8, 1.6),
                  heartbeat=0.1, log_compact_entries=5000, read_timeout=5.0,
-                 max_batch_requests=MAX_BATCH_REQUESTS, max_batch_bytes=MAX_BATCH_BYTES):
+                 max_batch_requests=MAX_BATCH_REQUESTS, max_batch_bytes=MAX_BATCH_BYTES,
+                 cluster="steersman"):
         os.makedirs(data_dir, exist_ok=True)
         self.machine = Machine()
         self._on_applied = on_applied or (lambda command, result, events: None)
@@ -88,7 +101,8 @@ class RaftNode:
                       on_receive=self._on_receive, save_dump=self._write_dump,
                       load_dump=self._read_dump)
         self._replica = Replica(loop, self_addr, partner_addrs, self.journal, dump_file, hooks,
-                                secret=secret, timeouts=timeouts, heartbeat=heartbeat,
+                                peer_setup=PeerSetup(loop, peer_tls, cluster),
+                                timeouts=timeouts, heartbeat=heartbeat,
                                 log_compact_entries=log_compact_entries)
         self._loop.call_soon(self._idle_tick)
 
@@ -128,7 +142,13 @@ class RaftNode:
         replica = self._replica
         if replica.is_leader():
             log_index, commit_index = self.last_log_index(), replica.commit_index()
-            if log_index != self._sent_log_index or commit_index != self._sent_commit_index:
+            new_entries = log_index != self._sent_log_index
+            # A new commit index alone waits when requests are waiting for it: the
+            # next tick proposes them and their append carries it (one message per
+            # follower instead of two). Otherwise it goes now (followers apply sooner).
+            new_commit = commit_index != self._sent_commit_index and (
+                self.commit_index_alone or not len(self._batcher))
+            if new_entries or new_commit:
                 self._sent_log_index, self._sent_commit_index = log_index, commit_index
                 replica.send_append_entries()
         self.read_index.on_tick()
@@ -277,6 +297,10 @@ class RaftNode:
     def send_append_entries(self):
         """Send append-entries (heartbeats if nothing is new) to every follower now."""
         self._replica.send_append_entries()
+
+    def peer_counters(self):
+        """(frames sent to peers, socket writes that carried them)."""
+        return self._replica.peer_counters()
 
     def send_peer(self, peer, message):
         """Send ``message`` to ``peer`` over Raft's connection; False if not connected."""

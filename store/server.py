@@ -14,8 +14,9 @@ certificate from the store's own CA (API servers and admins) get past the
 handshake; which identity connected is logged. A renewed certificate file is
 loaded for new connections when it changes or on SIGHUP. Plain TCP is only an explicit
 choice (--insecure-plain-client). The metrics endpoint stays plain HTTP: it
-serves counters and health, no keys or values. The Raft peer port keeps its
-shared secret (PySyncObj's encryption) until its transport is rewritten.
+serves counters and health, no keys or values. The Raft peer port speaks mutual
+TLS too (store/peer_transport.py): only members holding a certificate from the
+store CA get past its handshake.
 
 Every connection runs inside the client port's limits (store/connection.py:
 connections, requests in flight, queued output, idle and frame-read timeouts);
@@ -76,9 +77,9 @@ class StoreServer:
     COMPACTION_PERIOD = 5.0
     CERT_CHECK_PERIOD = 2.0
 
-    def __init__(self, args, secret, ssl_context=None):
+    def __init__(self, args, peer_tls, ssl_context=None):
         self.args = args
-        self.secret = secret
+        self.peer_tls = peer_tls          # (server, client) contexts of the peer port
         self.ssl_context = ssl_context
         self.member_id = stable_id(args.peer_addr)
         self.cluster_id = stable_id(args.cluster_token)
@@ -99,7 +100,8 @@ class StoreServer:
         self.loop = asyncio.get_running_loop()
         peers = [p for p in self.args.initial_cluster.values() if p != self.args.peer_addr]
         self.raft = RaftNode(
-            self.loop, self.args.peer_addr, peers, self.args.data_dir, self.secret,
+            self.loop, self.args.peer_addr, peers, self.args.data_dir, self.peer_tls,
+            cluster=self.args.cluster_token,
             on_applied=self._on_applied,
             on_restored=self._on_restored,
             timeouts=(self.args.election_min, self.args.election_max),
@@ -224,6 +226,10 @@ class StoreServer:
             "steer_store_raft_requests_proposed": ("Write requests this node proposed.",
                                                    raft.requests_proposed),
             "steer_store_members": ("Voting members in the Raft configuration.", len(raft.peer_addrs())),
+            "steer_store_peer_frames_sent": ("Raft messages this node sent to peers.",
+                                             raft.peer_counters()[0]),
+            "steer_store_peer_writes_sent": ("Socket writes that carried them (coalesced).",
+                                             raft.peer_counters()[1]),
         }
 
     def _header(self):
@@ -470,6 +476,10 @@ class StoreServer:
             if stamp == self._cert_stamp and not forced:
                 return
             self.ssl_context.load_cert_chain(self.args.cert_file, self.args.key_file)
+            peer_cert = getattr(self.args, "peer_cert_file", None) or self.args.cert_file
+            peer_key = getattr(self.args, "peer_key_file", None) or self.args.key_file
+            for context in self.peer_tls or ():    # new peer connections use it too
+                context.load_cert_chain(peer_cert, peer_key)
         except (OSError, ssl.SSLError) as exc:
             log.warning("event=certificate_reload_failed error=%s", exc)
             return

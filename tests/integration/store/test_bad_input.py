@@ -2,8 +2,8 @@
 
 Malformed frames and messages go over a bare socket to one node of a shared
 3-node cluster; after each one, that connection (where it should survive) and an
-ordinary client still get answers. A process with the wrong cluster secret and a
-cluster without quorum are tested too.
+ordinary client still get answers. A process whose peer certificate comes from
+another CA and a cluster without quorum are tested too.
 """
 
 import os
@@ -15,6 +15,7 @@ import time
 import msgpack
 import pytest
 
+from cli import pki
 from cli.local_store import free_ports
 from store import protocol
 from store.client import StoreClient, StoreError, Unavailable, ValueTooLarge
@@ -135,10 +136,12 @@ def test_value_over_one_mebibyte(cluster, client):
     assert_serving(cluster)
 
 
-def test_peer_with_wrong_secret_is_ignored(cluster, client, processes, tmp_path):
+def test_peer_with_a_certificate_from_another_ca_is_ignored(cluster, client, processes, tmp_path):
     client.put(b"intruder/before", b"v")
-    secret_file = tmp_path / "wrong-secret"
-    secret_file.write_text(secrets.token_urlsafe(32))
+    # A whole other store PKI: the intruder trusts its own CA and holds its member cert.
+    other = pki.CertificateAuthority.create(str(tmp_path / "pki"), common_name="other-ca")
+    member = other.issue(str(tmp_path / "pki"), "intruder", "intruder", dns_names=["localhost"],
+                         ip_addresses=["127.0.0.1"], server=True, client=True)
     peer, client_addr = (f"127.0.0.1:{port}" for port in free_ports(2))
     initial = ",".join([f"intruder={peer}"] + [f"{n.name}={n.peer_addr}" for n in cluster.nodes])
     log_path = tmp_path / "intruder.log"
@@ -147,7 +150,8 @@ def test_peer_with_wrong_secret_is_ignored(cluster, client, processes, tmp_path)
             [sys.executable, "-m", "store.server", "--name", "intruder",
              "--data-dir", str(tmp_path / "intruder"), "--peer-addr", peer,
              "--client-addr", client_addr, "--initial-cluster", initial,
-             "--secret-file", str(secret_file), "--cluster-token", cluster.token,
+             "--peer-cert-file", member.cert, "--peer-key-file", member.key,
+             "--peer-trusted-ca-file", other.cert_path, "--cluster-token", cluster.token,
              "--election-min", "0.5", "--election-max", "1.0", "--request-timeout", "1",
              "--insecure-plain-client"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=os.getcwd(),
@@ -165,9 +169,9 @@ def test_peer_with_wrong_secret_is_ignored(cluster, client, processes, tmp_path)
             client.put(b"intruder/during", str(n).encode())
             assert client.get(b"intruder/during")["kvs"][0]["value"] == str(n).encode()
             status = intruder.status(timeout=5)
-            assert not status["is_leader"], "a node with the wrong secret became leader"
+            assert not status["is_leader"], "a node from another CA became leader"
             assert status["leader_peer"] is None, status
-            assert status["revision"] == 1, "a node with the wrong secret got data"
+            assert status["revision"] == 1, "a node from another CA got data"
             assert proc.poll() is None, log_path.read_text()
         members = client.members()
         assert peer not in {m["peer"] for m in members}

@@ -24,8 +24,8 @@ def served_serial(cluster, i=0):
 def reissue(cluster, i=0):
     """Issue member ``i`` a new serving certificate in place, as `steer up` renews one."""
     node = cluster.nodes[i]
-    for name in (f"{node.name}-server.crt", f"{node.name}-server.key"):
-        os.remove(os.path.join(cluster.pki_dir, name))
+    for path in cluster._member_files(node):
+        os.remove(path)
     cluster.ensure_certificates()
 
 
