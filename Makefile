@@ -17,7 +17,7 @@ DEB_TEST_PACKAGES ?= containerd runc containernetworking-plugins docker-registry
                      conntrack openssh-server supervisor sudo etcd-server
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint ansible-lint unit cri-proto etcd-proto deb-packages bench-store bench-api bench-control bench-pods bench-network down clean
+.PHONY: run test lint ansible-lint unit cri-proto etcd-proto k8s-proto deb-packages bench-store bench-api bench-control bench-pods bench-network down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ cri-proto: $(VENV)/.installed
 etcd-proto: $(VENV)/.installed
 	$(PY) -m bench.etcdpb.generate
 
+# The API server's protobuf field table (control/api/protobuf/messages.json), read from
+# the descriptors and Go types in a kubectl binary (KUBECTL=path to use another one).
+k8s-proto: $(VENV)/.installed
+	$(PY) -m control.api.protobuf.generate $(KUBECTL)
+
 # `make run`: a local cluster (3 store nodes, control plane, 3 nodes each with its own
 # containerd in its own network namespace, the cluster registry), the hello
 # application from its image, its page fetched through its Service and the Service's
@@ -115,6 +120,7 @@ bench-store: $(VENV)/.installed
 
 bench-api: $(VENV)/.installed
 	$(PY) -m bench.api
+	$(PY) -m bench.api_protobuf
 
 bench-control: $(VENV)/.installed
 	$(PY) -m bench.control

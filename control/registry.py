@@ -143,7 +143,13 @@ class Registry:
         return self.encryption.transformer_for(resource.group, resource.plural)
 
     def _encode(self, resource, key, obj):
-        """The bytes stored for ``obj`` at ``key`` (encrypted if its resource is)."""
+        """The bytes stored for ``obj`` at ``key`` (encrypted if its resource is).
+
+        A custom object is kept in its CRD's storage version (conversion None: only
+        the apiVersion changes) and read back in the version asked for.
+        """
+        if resource.custom is not None:
+            obj = {**obj, "apiVersion": resource.custom.storage_api_version}
         data = _encode(obj)
         transformer = self._transformer(resource)
         return transformer.encrypt(data, key) if transformer else data
@@ -152,7 +158,10 @@ class Registry:
         transformer = self._transformer(resource)
         if transformer:
             kv = {**kv, "value": transformer.decrypt(kv["value"], kv["key"])}
-        return _decode(kv)
+        obj = _decode(kv)
+        if resource.custom is not None:
+            obj["apiVersion"] = resource.api_version
+        return obj
 
     def checked_store(self):
         """Return the store itself, for keys that are not objects (with API errors)."""

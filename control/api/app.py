@@ -31,6 +31,7 @@ from control.api import (
 from control.api.allocators import DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE
 from control.api.auth import bootstrap as auth_bootstrap
 from control.api.auth import setup as auth_setup
+from control.api.crd import sync as crd_sync
 from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
 from control.api.service import for_store
 from control.objects import defaults
@@ -54,7 +55,7 @@ class OpenAPIv3:
     def on_get(self, req, resp, group="", version=None):
         if version is None:
             return bodies.write_json(resp, openapi.v3_index())
-        if (group, version) not in discovery.kinds.group_versions():
+        if (group, version) not in openapi.group_versions():
             raise errors.NotFound(f"no OpenAPI document for {group or 'core'}/{version}")
         body, digest = openapi.v3_document(group, version)
         resp.content_type = "application/json"
@@ -65,18 +66,12 @@ class OpenAPIv3:
 
 class OpenAPIv2:
     def on_get(self, req, resp):
+        if not openapi.v2_acceptable(req.get_header("Accept")):
+            raise errors.NotAcceptable(
+                "/openapi/v2 is served only as application/json; ask for it, or read "
+                "/openapi/v3")
         resp.content_type = "application/json"
         resp.data = openapi.v2_document()
-
-
-class RefuseDryRunWrites:
-    """Refuse server-side dry runs of create, update and patch: better than writing."""
-
-    def process_request(self, req, resp):
-        if req.method in ("POST", "PUT", "PATCH") and req.get_param("dryRun"):
-            raise errors.BadRequest(
-                "server-side dry run (dryRun=All) is not supported for create, update or "
-                "patch yet; use kubectl --dry-run=client, or drop --dry-run")
 
 
 class Health:
@@ -191,8 +186,11 @@ def create_app(store_client, service=None, bootstrap=True,
                      middleware=auditing + [api_metrics, timeout, auth.protobuf_reviews,
                                                guard.RequestGuard(allowed_origins, allowed_hosts),
                                                auth.middleware,
-                                               inflight, RefuseDryRunWrites(),
+                                               inflight,
                                                timeout.disarm])
+    # As kube-apiserver (go-restful trims a right slash): /version/ is /version and
+    # /api/v1/namespaces/ the namespaces' list.
+    app.req_options.strip_url_path_trailing_slash = True
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(errors.ApiError, _api_error)
@@ -214,6 +212,8 @@ def create_app(store_client, service=None, bootstrap=True,
 
     sub = SubresourceResource(service, subresources.PodLogs(service, kubelet_tls),
                               streaming.PodStreams(service, kubelet_tls))
+    # CustomResourceDefinitions: this process serves what the stored CRDs define.
+    crd_sync.start(service)
     watches = metrics.CountedWatches(service.watch_source(), api_metrics.watchers)
     collection = CollectionResource(service, watches, sub)
     item = ItemResource(service)

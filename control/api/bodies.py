@@ -11,6 +11,7 @@ import time
 
 from control import errors
 from control.api import decoding
+from control.api.protobuf import negotiation
 
 #: kube-apiserver's own limit on a request body.
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -70,12 +71,15 @@ def read_object(req):
 
 
 def read_value(req):
-    """Parse the request body as any JSON or YAML value (a JSON patch is a list)."""
+    """Parse the request body as any JSON or YAML value (a JSON patch is a list), or a
+    protobuf object (control/api/protobuf/)."""
     raw = buffer_body(req)
     if not raw.strip():
         raise errors.BadRequest("the request body is empty; send a JSON or YAML object")
     if media_type(req) in YAML_TYPES:
         return decoding.decode_yaml(raw)
+    if media_type(req) == negotiation.MEDIA_TYPE:
+        return negotiation.read_body(req, raw)
     return decoding.decode_json(raw)
 
 
@@ -85,10 +89,18 @@ def media_type(req):
 
 
 def write_json(resp, body, status=None):
-    resp.content_type = "application/json"
-    resp.text = json.dumps(body, separators=(",", ":"))
+    """Write ``body`` as JSON, or as protobuf when the client prefers it and its kind has
+    a message (control/api/protobuf/negotiation.py marks the response)."""
     if status is not None:
         resp.status = status
+    if resp.context.get(negotiation.CONTEXT_FLAG):
+        encoded = negotiation.encode_answer(body)
+        if encoded is not None:
+            resp.content_type = negotiation.MEDIA_TYPE
+            resp.text, resp.data = None, encoded
+            return
+    resp.content_type = "application/json"
+    resp.data, resp.text = None, json.dumps(body, separators=(",", ":"))
 
 
 def _chunked(req):

@@ -11,6 +11,7 @@ Kubernetes' YAML-to-JSON conversion keeps them.
 
 import json
 import math
+import re
 
 import yaml
 
@@ -18,6 +19,7 @@ from control import errors
 
 #: Nesting (objects and lists) a body may have; Kubernetes objects need ~20.
 MAX_DEPTH = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -85,15 +87,32 @@ def check_value(value, syntax="JSON", what="the request body"):
                 fixed = {_key_text(key, syntax): item for key, item in node.items()}
                 node.clear()
                 node.update(fixed)
+            for key in node:
+                _check_unicode(key, what)
             stack.extend((item, depth + 1) for item in node.values())
         elif isinstance(node, list):
             stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            _check_unicode(node, what)
         elif isinstance(node, float) and not math.isfinite(node):
             raise errors.BadRequest(f"{what} holds {node}: not a JSON number")
         elif not (node is None or isinstance(node, (str, int, float))):
             raise errors.BadRequest(f"{what} holds a {type(node).__name__} value, "
                                     f"which JSON cannot represent; quote it in the {syntax}")
     return value
+
+
+def _check_unicode(text, what):
+    """Refuse (400) a string holding a lone UTF-16 surrogate: it is not Unicode text.
+
+    JSON's \\ud800 escapes (and UTF-8-encoded surrogates, which json.loads lets
+    through) decode to one; no store, watch or client could encode it again.
+    """
+    match = _SURROGATE.search(text)
+    if match:
+        raise errors.BadRequest(
+            f"{what} holds a lone UTF-16 surrogate (\\u{ord(match.group()):04x}) in a string: "
+            "strings must be valid Unicode; send the character as a surrogate pair or in UTF-8")
 
 
 def _key_text(key, syntax):

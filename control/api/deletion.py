@@ -38,12 +38,17 @@ def parse(body=None, query=None):
     """Read DeleteOptions from a request body or, without one, the query parameters."""
     source = body if body else {k: v for k, v in (query or {}).items() if v not in (None, "")}
     from_query = not body
+    if not from_query:
+        _check_body_types(body)
     grace = source.get("gracePeriodSeconds")
     if grace is not None:
         try:
             grace = int(grace)
         except (TypeError, ValueError):
             raise errors.BadRequest(f"gracePeriodSeconds={grace!r} must be an integer") from None
+        if not -MAX_INT64 - 1 <= grace <= MAX_INT64:
+            raise errors.BadRequest(f"gracePeriodSeconds={grace} is out of range: at most "
+                                    f"{MAX_INT64}")
         grace = max(grace, 1) if grace < 0 else grace   # as kube-apiserver: negative means 1s
     policy = source.get("propagationPolicy")
     orphan = source.get("orphanDependents")
@@ -67,6 +72,43 @@ def parse(body=None, query=None):
         dry_run = [dry_run]
     return DeleteOptions(grace, policy, dict(source.get("preconditions") or {}),
                          "All" in dry_run)
+
+
+#: DeleteOptions fields in a body and the JSON types Kubernetes decodes them into.
+_BODY_TYPES = {"gracePeriodSeconds": "integer", "propagationPolicy": "string",
+               "orphanDependents": "boolean", "dryRun": "array of strings",
+               "preconditions": "object of strings"}
+MAX_INT64 = 2**63 - 1
+
+
+def _check_body_types(body):
+    """Refuse (400) a DeleteOptions body whose fields have the wrong JSON type.
+
+    kube-apiserver decodes the body into its typed DeleteOptions first, so a
+    string grace period or a map of dry runs is a bad request, not a crash.
+    """
+    for name, wanted in _BODY_TYPES.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        fits = {"integer": isinstance(value, int) and not isinstance(value, bool)
+                and -MAX_INT64 - 1 <= value <= MAX_INT64,
+                "string": isinstance(value, str),
+                "boolean": isinstance(value, bool),
+                "array of strings": isinstance(value, list)
+                and all(isinstance(item, str) for item in value),
+                "object of strings": isinstance(value, dict)
+                and all(isinstance(v, str) for v in value.values() if v is not None)}[wanted]
+        if not fits and wanted == "integer" and type(value) is int:
+            raise errors.BadRequest(f"DeleteOptions.{name}={value} is out of range: at most "
+                                    f"{MAX_INT64}")
+        if not fits:
+            raise errors.BadRequest(f"DeleteOptions.{name} must be {_article(wanted)} {wanted}, "
+                                    f"not {type(value).__name__}: fix the request body")
+
+
+def _article(noun):
+    return "an" if noun[0] in "aeiou" else "a"
 
 
 def check_preconditions(resource, obj, preconditions):
@@ -96,7 +138,7 @@ def plan(strategy, obj, options, now):
             if options.grace_period is None or options.grace_period >= current:
                 return PENDING, obj
             started = meta.parse_time(obj_meta["deletionTimestamp"]) - \
-                datetime.timedelta(seconds=current)
+                datetime.timedelta(seconds=min(current, MAX_TIMESTAMP_SECONDS))
             _mark(obj, started, options.grace_period)
             shortened = True
             if options.grace_period > 0:
@@ -146,8 +188,12 @@ def _set_propagation_finalizers(obj_meta, policy):
     return True
 
 
+#: Seconds after which a deletion timestamp is the same far future (a datetime's range).
+MAX_TIMESTAMP_SECONDS = 100 * 365 * 86400
+
+
 def _mark(obj, start, grace):
     obj["metadata"]["deletionTimestamp"] = meta.timestamp(
-        start + datetime.timedelta(seconds=grace))
+        start + datetime.timedelta(seconds=min(grace, MAX_TIMESTAMP_SECONDS)))
     obj["metadata"]["deletionGracePeriodSeconds"] = grace
 

@@ -23,12 +23,16 @@ def api_versions():
 
 
 def api_group_list():
-    groups = []
+    groups, by_name = [], {}
     for group, version in kinds.group_versions():
         if not group:
             continue
         gv = {"groupVersion": f"{group}/{version}", "version": version}
-        groups.append({"name": group, "versions": [gv], "preferredVersion": gv})
+        if group in by_name:    # a CRD's other versions, preferred one first (crd/model.py)
+            by_name[group]["versions"].append(gv)
+            continue
+        by_name[group] = {"name": group, "versions": [gv], "preferredVersion": gv}
+        groups.append(by_name[group])
     groups.append(metrics_api.group_entry())        # served by metrics_api.py, not stored
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 

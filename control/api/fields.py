@@ -9,6 +9,7 @@ import copy
 import json
 
 from control import errors
+from control.api.crd import fields as custom_fields
 from control.objects import schema, validation
 
 #: kube-apiserver's default when the client does not say (fieldValidation=...).
@@ -60,9 +61,13 @@ def check_fields(resource, body, mode, warnings):
     mode = mode or DEFAULT_FIELD_VALIDATION
     if mode not in FIELD_VALIDATIONS:
         raise errors.BadRequest(f"fieldValidation={mode!r} is not one of Strict, Warn, Ignore")
+    if resource.custom is not None:     # a CRD's structural schema prunes (control/api/crd/)
+        return custom_fields.check(resource, body, mode, warnings)
     type_name = schema.kind_type(resource.api_version, resource.kind)
     if type_name is None:
         return body
+    # As Kubernetes' decoder: a null field is unset (never stored to trip a controller).
+    body = validation.drop_nulls(body, type_name)
     unknown, wrong_types = validation.check_fields(body, type_name)
     if wrong_types:
         raise errors.BadRequest(f"{resource.kind} in version \"{resource.version}\" cannot be "

@@ -19,7 +19,8 @@ from control.api import bodies
 BODY_TYPES = frozenset((
     "", "application/json", "application/yaml", "application/x-yaml", "text/yaml",
     "application/merge-patch+json", "application/json-patch+json",
-    "application/strategic-merge-patch+json", "application/apply-patch+yaml"))
+    "application/strategic-merge-patch+json", "application/apply-patch+yaml",
+    "application/vnd.kubernetes.protobuf"))
 WRITES = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 #: Names always accepted in Host: they cannot be rebound by a web page's DNS.
 LOCAL_NAMES = frozenset(("localhost",))

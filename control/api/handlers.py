@@ -11,10 +11,12 @@ import functools
 import falcon
 
 from control import errors
-from control.api import bodies, deletion, streaming, subresources, table, watch
+from control.api import bodies, deletion, streaming, subresources, table, watch, writeoptions
+from control.api.protobuf import negotiation
 from control.objects import kinds
 
 COLLECTION_METHODS = ("GET", "POST", "DELETE")
+APPLY_PATCH = "application/apply-patch+yaml"
 #: Integers in query parameters are Go int64s in Kubernetes.
 MAX_INT64 = 2**63 - 1
 #: Warnings sent with one response, and characters per warning (kube-apiserver truncates too).
@@ -54,8 +56,12 @@ def namespace_subresource(params):
 def _delete_options(req):
     """Read DeleteOptions from the body or, without one, the query."""
     body = bodies.read_object(req) if bodies.has_body(req) else None
-    return deletion.parse(body, {name: req.get_param(name) for name in (
+    # Parsed first: it refuses (400) a body whose fields have the wrong types.
+    options = deletion.parse(body, {name: req.get_param(name) for name in (
         "gracePeriodSeconds", "propagationPolicy", "orphanDependents", "dryRun")})
+    dry_run = (body or {}).get("dryRun") or req.get_param_as_list("dryRun") or []
+    writeoptions.check_delete_dry_run(dry_run if isinstance(dry_run, list) else [dry_run])
+    return options
 
 
 def _int_param(req, name, default=0):
@@ -83,14 +89,18 @@ def _selectors(req):
             "field_selector": req.get_param("fieldSelector")}
 
 
-def _write_warned(req, resp, write, status=None):
+def _write_warned(req, resp, write, status=None, verb="Update"):
     """Run ``write`` (a create, update or patch) and send its result and warnings.
 
-    The request's fieldValidation goes to the write; each warning is sent as
-    kube-apiserver does: ``Warning: 299 - "text"``.
+    The request's fieldValidation and write options (dryRun, fieldManager, force:
+    writeoptions.py) go to the write; each warning is sent as kube-apiserver
+    does: ``Warning: 299 - "text"``.
     """
     warnings = []
-    result = write(field_validation=req.get_param("fieldValidation"), warnings=warnings)
+    options = writeoptions.from_request(req, verb,
+                                        verb == "Patch" and _media_type(req) == APPLY_PATCH)
+    result = write(field_validation=req.get_param("fieldValidation"), warnings=warnings,
+                   options=options)
     for text in warnings[:MAX_WARNINGS]:
         resp.append_header("Warning", warning_header(text))
     if len(warnings) > MAX_WARNINGS:
@@ -148,9 +158,19 @@ def _watch_transform(req, resource):
     """Return the watch event transform for a Table Accept header, or None."""
     version = _table_version(req)
     if version is None:
-        return None
+        return _in_version(resource) if resource.custom is not None else None
     return table.watch_transform(resource, table.include_mode(req.get_param("includeObject")),
                                  version)
+
+
+def _in_version(resource):
+    """Show a custom object's watch events in the version asked for (they are stored in
+    their CRD's storage version; conversion None rewrites only the apiVersion)."""
+    def transform(event_type, obj):
+        if "apiVersion" in obj:
+            obj["apiVersion"] = resource.api_version
+        return obj
+    return transform
 
 
 def list_body(resource, items, revision, token):
@@ -197,10 +217,11 @@ class CollectionResource:
             timeout = _int_param(req, "timeoutSeconds")
             # Opened before the response starts: a refusal is then its status (504).
             opened = watch.open_watch(self.watches, resource, namespace, since)
-            resp.content_type = "application/json"
+            encode, resp.content_type = negotiation.watch_encoding(
+                req, resource.api_version, resource.kind, transform is not None)
             resp.stream = watch.stream(self.watches, resource, namespace, since, timeout,
                                        req.get_param_as_bool("allowWatchBookmarks"), matches,
-                                       transform=transform, opened=opened)
+                                       transform=transform, opened=opened, encode=encode)
             return
         items, revision, token = self.service.list(
             resource, namespace, **selectors, limit=_int_param(req, "limit"),
@@ -216,7 +237,8 @@ class CollectionResource:
             return bodies.write_json(resp, status, falcon.HTTP_201)
         resource, namespace = resolve(params)
         _write_warned(req, resp, functools.partial(self.service.create, resource, namespace,
-                                                   bodies.read_object(req)), falcon.HTTP_201)
+                                                   bodies.read_object(req)), falcon.HTTP_201,
+                      verb="Create")
 
     def on_delete(self, req, resp, **params):
         resource, namespace = resolve(params)
@@ -244,9 +266,18 @@ class ItemResource:
 
     def on_patch(self, req, resp, **params):
         resource, namespace = resolve(params)
+        if _media_type(req) == APPLY_PATCH:
+            # Server-side apply answers 201 when it created the object.
+            created = []
+            _write_warned(req, resp, functools.partial(
+                self.service.apply, resource, namespace, params["name"], bodies.read_value(req),
+                created=created), verb="Patch")
+            if created:
+                resp.status = falcon.HTTP_201
+            return
         _write_warned(req, resp, functools.partial(self.service.patch, resource, namespace,
                                                    params["name"], _media_type(req),
-                                                   bodies.read_value(req)))
+                                                   bodies.read_value(req)), verb="Patch")
 
     def on_delete(self, req, resp, **params):
         resource, namespace = resolve(params)
@@ -309,16 +340,19 @@ class SubresourceResource:
         resource, namespace, sub = self._check(req, params)
         if sub == "scale":
             return bodies.write_json(resp, self.service.update_scale(
-                resource, namespace, params["name"], bodies.read_object(req)))
-        updated = self.service.update(resource, namespace, params["name"],
-                                      bodies.read_object(req), subresource=sub)
-        bodies.write_json(resp, updated)
+                resource, namespace, params["name"], bodies.read_object(req),
+                writeoptions.from_request(req, "Update")))
+        _write_warned(req, resp, functools.partial(self.service.update, resource, namespace,
+                                                   params["name"], bodies.read_object(req),
+                                                   subresource=sub))
 
     def on_patch(self, req, resp, **params):
         resource, namespace, sub = self._check(req, params)
         if sub == "scale":
             return bodies.write_json(resp, self.service.patch_scale(
-                resource, namespace, params["name"], _media_type(req), bodies.read_value(req)))
-        patched = self.service.patch(resource, namespace, params["name"], _media_type(req),
-                                     bodies.read_value(req), subresource=sub)
-        bodies.write_json(resp, patched)
+                resource, namespace, params["name"], _media_type(req), bodies.read_value(req),
+                writeoptions.from_request(req, "Patch")))
+        _write_warned(req, resp, functools.partial(self.service.patch, resource, namespace,
+                                                   params["name"], _media_type(req),
+                                                   bodies.read_value(req), subresource=sub),
+                      verb="Patch")

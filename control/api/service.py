@@ -11,7 +11,16 @@ import random
 import uuid
 
 from control import errors
-from control.api import admission, deletion, fields, filters, patching, watch
+from control.api import (
+    admission,
+    deletion,
+    fieldmanager,
+    fields,
+    filters,
+    patching,
+    watch,
+    writeoptions,
+)
 from control.api.allocators import (
     DEFAULT_CLUSTER_IP_RANGE,
     DEFAULT_NODE_PORT_RANGE,
@@ -106,8 +115,14 @@ class ObjectService(patching.PatchVerbs):
         return [obj for obj in items if matches(obj)], revision, token
 
     # -- writes -----------------------------------------------------------------------
-    def create(self, resource, namespace, body, field_validation=None, warnings=None):
-        """Store a new object (POST); ``warnings`` (a list) receives the API warnings."""
+    def create(self, resource, namespace, body, field_validation=None, warnings=None,
+               options=writeoptions.DEFAULT, managed_fields=None):
+        """Store a new object (POST); ``warnings`` (a list) receives the API warnings.
+
+        ``options`` (writeoptions.py) name the field manager and ask for a dry run
+        (the would-be object is returned, nothing is stored or kept allocated);
+        ``managed_fields`` are the entries of a create by server-side apply.
+        """
         fields.check_kind(resource, body)
         body = fields.check_fields(resource, body, field_validation, warnings)
         strategy = strategy_for(resource)
@@ -128,7 +143,14 @@ class ObjectService(patching.PatchVerbs):
         self.admission.validate(attrs)
         if warnings is not None:
             warnings.extend(strategy.warnings(obj))
+        if managed_fields is None:
+            fieldmanager.on_create(resource, obj, options.manager, self.clock())
+        else:
+            obj["metadata"]["managedFields"] = managed_fields
         undo = strategy.begin_create(obj, self.allocator)
+        if options.dry_run:
+            undo()      # what a Service would get is shown, nothing stays claimed
+            return obj
         try:
             return self.registry.create(resource, obj)
         except BaseException:
@@ -136,8 +158,12 @@ class ObjectService(patching.PatchVerbs):
             raise
 
     def update(self, resource, namespace, name, body, subresource=None, field_validation=None,
-               warnings=None):
-        """Replace an object (PUT); with subresource='status' replace only its status."""
+               warnings=None, options=writeoptions.DEFAULT, managed_fields=None):
+        """Replace an object (PUT); with subresource='status' replace only its status.
+
+        ``options`` and ``managed_fields`` as for ``create``. A write that changes
+        nothing is not stored (no new resourceVersion), as kube-apiserver skips it.
+        """
         fields.check_kind(resource, body)
         body = fields.check_fields(resource, body, field_validation, warnings)
         strategy = strategy_for(resource, subresource)
@@ -158,13 +184,26 @@ class ObjectService(patching.PatchVerbs):
         obj = strategy.prepare_for_update(old, body)
         attrs = admission.Attributes("UPDATE", resource, namespace, obj, old, subresource)
         obj = self.admission.admit(attrs)
-        strategy.validate(obj)
+        strategy.validate_update(obj, old)
         self.admission.validate(attrs)
+        if managed_fields is None:
+            fieldmanager.on_update(resource, old, obj, options.manager, subresource,
+                                   self.clock())
+        else:
+            obj["metadata"]["managedFields"] = managed_fields
+        if options.dry_run:
+            if warnings is not None:
+                warnings.extend(strategy.warnings(obj))
+            return self._dry_update(strategy, old, obj)
         if deletion.should_delete_during_update(strategy, old, obj):
             self.registry.delete(resource, namespace, name,
                                  int(obj["metadata"]["resourceVersion"]))
             strategy.after_delete(old, self.allocator)
             return obj
+        if fieldmanager.unchanged(old, obj):
+            if warnings is not None:
+                warnings.extend(strategy.warnings(obj))
+            return old
         undo, release_old = strategy.begin_update(old, obj, self.allocator)
         try:
             updated = self.registry.update(resource, obj)
@@ -222,6 +261,13 @@ class ObjectService(patching.PatchVerbs):
         return deleted, revision
 
     # -- rules ------------------------------------------------------------------------
+    def _dry_update(self, strategy, old, obj):
+        """Return what an update would store: its claims are made and given back."""
+        if not deletion.should_delete_during_update(strategy, old, obj):
+            undo, _ = strategy.begin_update(old, obj, self.allocator)
+            undo()
+        return obj
+
     def _check_namespace_open(self, namespace):
         try:
             ns = self.registry.get(kinds.NAMESPACES, None, namespace)

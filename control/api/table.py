@@ -9,6 +9,7 @@ turns watch events into one-row Tables, column definitions on the first only.
 from control import errors
 from control.api import printers as p
 from control.api import printers_core as core
+from control.api.crd import printing as crd_printing
 from control.api.printers import AGE, CONTAINERS, IMAGES, NAME, column
 from control.objects import meta
 
@@ -229,7 +230,8 @@ def row_object(resource, obj, include, version="v1"):
 def to_table(resource, objects, list_metadata, include_object="Metadata", *, now=None,
              version="v1", headers=True):
     """Return a Table of ``objects`` with kube-apiserver's columns for the kind."""
-    columns, printer = PRINTERS.get(resource.kind, DEFAULT)
+    columns, printer = (crd_printing.printer_for(resource) if resource.custom is not None
+                        else PRINTERS.get(resource.kind, DEFAULT))
     now = now or meta.utcnow()
     metadata = {"resourceVersion": str(list_metadata.get("resourceVersion", ""))}
     if list_metadata.get("continue"):

@@ -100,23 +100,25 @@ class EventStream:
 
 
 def stream(source, resource, namespace, since, timeout, bookmarks, matches,
-           clock=time.monotonic, transform=None, opened=None):
+           clock=time.monotonic, transform=None, opened=None, encode=None):
     """Return the encoded watch events until the timeout or the client goes away.
 
     ``transform(event_type, obj)``, when given, replaces each ADDED, MODIFIED,
     DELETED and BOOKMARK object (a Table for ``kubectl get -w``); ERRORs pass as is.
     ``opened`` is what ``open_watch`` returned, when the caller opened it already.
+    ``encode(event_type, obj)`` writes one event (JSON lines unless given: protobuf
+    frames, control/api/protobuf/negotiation.py).
     """
     watch = open_watch(source, resource, namespace, since) if opened is None else opened
     return EventStream(watch, _events(watch, resource, since, timeout, bookmarks, matches,
-                                      clock, transform))
+                                      clock, transform, encode or _line))
 
 
-def _events(watch, resource, since, timeout, bookmarks, matches, clock, transform):
+def _events(watch, resource, since, timeout, bookmarks, matches, clock, transform, encode):
     emit = transform or (lambda kind, obj: obj)
     deadline = clock() + (timeout if timeout else random.uniform(1800, 3600))
     if isinstance(watch, errors.Gone):
-        yield _line("ERROR", watch.status())
+        yield encode("ERROR", watch.status())
         return
     # An empty first chunk makes the WSGI server send the status and headers now,
     # as kube-apiserver does, instead of at the first event (which may be far off).
@@ -129,23 +131,23 @@ def _events(watch, resource, since, timeout, bookmarks, matches, clock, transfor
                 event = watch.next_event(timeout=min(POLL, max(0.0, deadline - clock())))
             except Compacted as exc:
                 gone = errors.Gone(f"too old resource version: {exc.message}")
-                yield _line("ERROR", gone.status())
+                yield encode("ERROR", gone.status())
                 return
             except Ended:
                 return      # the client watches again from its last resourceVersion
             except StoreError as exc:
-                yield _line("ERROR", errors.ServiceUnavailable(exc.message).status())
+                yield encode("ERROR", errors.ServiceUnavailable(exc.message).status())
                 return
             if event is not None:
                 kind, obj = watch_event(event)
                 revision = event["kv"]["mod_revision"]
                 if matches(obj):
-                    yield _line(kind, emit(kind, obj))
+                    yield encode(kind, emit(kind, obj))
             elif bookmarks and clock() - last_bookmark >= BOOKMARK_INTERVAL:
                 last_bookmark = clock()
                 bookmark = {"kind": resource.kind, "apiVersion": resource.api_version,
                             "metadata": {"resourceVersion": str(revision or watch.revision)}}
-                yield _line("BOOKMARK", emit("BOOKMARK", bookmark))
+                yield encode("BOOKMARK", emit("BOOKMARK", bookmark))
     finally:
         watch.cancel()
 

@@ -28,6 +28,7 @@ import threading
 
 from control.client import Conflict, NotFound, object_key
 from control.client.events import EventRecorder, NullRecorder
+from control.controllers import gcdiscovery
 from control.controllers.batch import parallel
 from control.controllers.controller import Controller
 from control.objects import kinds
@@ -53,7 +54,7 @@ def resource_of(api_version, kind):
     resource = kinds.by_api_version_kind(api_version or "", kind or "")
     if resource is None:
         group = (api_version or "").rpartition("/")[0]
-        resource = next((r for r in kinds.RESOURCES if r.group == group and r.kind == kind),
+        resource = next((r for r in kinds.served() if r.group == group and r.kind == kind),
                         None)
     return resource
 
@@ -210,8 +211,13 @@ class Graph:
 class GarbageCollector(Controller):
     """Act on the ownerReference graph: background, foreground and orphan deletion."""
 
-    def __init__(self, rest, informers, queue=None, recorder=None):
+    def __init__(self, rest, informers, queue=None, recorder=None,
+                 discovery_period=gcdiscovery.DEFAULT_PERIOD):
         super().__init__("garbagecollector", informers, queue)
+        #: Custom resources (CRDs) join the graph as discovery shows them (None: off).
+        self.discovery = (gcdiscovery.DiscoveredResources(rest, self.monitor,
+                                                          discovery_period)
+                          if rest is not None and discovery_period else None)
         self.rest = rest
         self.recorder = recorder or (EventRecorder(rest, "garbage-collector-controller")
                                      if rest is not None else NullRecorder())
@@ -220,6 +226,15 @@ class GarbageCollector(Controller):
         self._absent_lock = threading.Lock()
         for informer in self.informers:
             informer.add_handler(self._added, self._updated, self._deleted)
+
+    def monitor(self, informer):
+        """Feed one more informer's objects (a discovered custom resource) to the graph."""
+        informer.add_handler(self._added, self._updated, self._deleted)
+
+    def run(self, workers, stop_event):
+        if self.discovery is not None:
+            self.discovery.start(stop_event)
+        super().run(workers, stop_event)
 
     # -- handlers: keep the graph, queue what became due -------------------------------
     def _queue(self, keys):

@@ -27,6 +27,7 @@ from control.controllers import (
     endpointslice,
     endpointslicing,
     garbagecollector,
+    gcdiscovery,
     namespace,
     nodeipam,
     nodelifecycle,
@@ -173,7 +174,8 @@ def _namespace(rest, informers, options):
 def _garbagecollector(rest, informers, options):
     # Every served resource (but Events): any object may own or be owned by any other.
     return garbagecollector.GarbageCollector(
-        rest, [informers.informer(r) for r in garbagecollector.watched_resources()])
+        rest, [informers.informer(r) for r in garbagecollector.watched_resources()],
+        discovery_period=_option(options, "gc_discovery_period", gcdiscovery.DEFAULT_PERIOD))
 
 
 def _podgc(rest, informers, options):
@@ -325,6 +327,9 @@ def parse_args(argv=None):
     parser.add_argument("--terminated-pod-gc-threshold", type=int,
                         default=podgc.DEFAULT_THRESHOLD,
                         help="finished pods kept before the oldest are deleted (0: no limit)")
+    parser.add_argument("--gc-discovery-period", type=float, default=gcdiscovery.DEFAULT_PERIOD,
+                        help="seconds between the garbage collector's reads of discovery, "
+                             "which start monitors for new custom resources (CRDs)")
     parser.add_argument("--podgc-check-period", type=float, default=podgc.CHECK_PERIOD,
                         help="seconds between pod GC runs (Kubernetes: fixed 20)")
     parser.add_argument("--podgc-quarantine", type=float, default=podgc.QUARANTINE,

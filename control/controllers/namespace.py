@@ -14,6 +14,7 @@ decision to finalize must not rest on a stale view.
 import logging
 
 from control.client import ApiException, NotFound
+from control.controllers import gcdiscovery
 from control.controllers.controller import Controller
 from control.objects import kinds, meta
 
@@ -102,6 +103,10 @@ class NamespaceController(Controller):
         self.namespaces = namespace_informer.store
         self.wall_clock = wall_clock
         self.resources = resources if resources is not None else namespaced_resources()
+        #: Custom resources (CRDs) hold namespaced objects too: found by discovery, as
+        #: Kubernetes' namespace controller finds every resource (off with ``resources``).
+        self.discover = (lambda: [r for r in gcdiscovery.discover(rest) if r.namespaced]) \
+            if resources is None and rest is not None else list
         namespace_informer.add_handler(self._changed, lambda old, new: self._changed(new),
                                        _ignore)
 
@@ -119,8 +124,9 @@ class NamespaceController(Controller):
             return
         if FINALIZER not in ((namespace.get("spec") or {}).get("finalizers") or ()):
             return      # already finalized: the API server removes it
-        failures = self.delete_content(key)
-        remaining, finalizers, estimate = self.count_content(key)
+        custom = self._custom_resources()
+        failures = self.delete_content(key, custom)
+        remaining, finalizers, estimate = self.count_content(key, custom)
         namespace = self._write_conditions(namespace,
                                            deletion_conditions(failures, remaining, finalizers))
         if failures:
@@ -134,10 +140,22 @@ class NamespaceController(Controller):
             return
         self.finalize(namespace)
 
-    def delete_content(self, namespace):
+    def _custom_resources(self):
+        """The namespaced resources of CRDs, one version each (none if discovery fails)."""
+        try:
+            found = self.discover()
+        except Exception as exc:        # noqa: BLE001 - the built-in kinds still go
+            log.warning("namespace controller: discovery failed: %r", exc)
+            return []
+        unique = {}
+        for resource in found:
+            unique.setdefault((resource.group, resource.plural), resource)
+        return list(unique.values())
+
+    def delete_content(self, namespace, custom=()):
         """Delete every collection in ``namespace``; return the failures as strings."""
         failures = []
-        for resource in self.resources:
+        for resource in [*self.resources, *custom]:
             try:
                 self.rest.request("DELETE", self.rest.path(resource, namespace))
             except NotFound:
@@ -146,12 +164,12 @@ class NamespaceController(Controller):
                 failures.append(f"{resource_name(resource)}: {exc}")
         return failures
 
-    def count_content(self, namespace):
+    def count_content(self, namespace, custom=()):
         """What is still in ``namespace``: (counts by resource, counts by finalizer,
         seconds until the last graceful deletion is due)."""
         remaining, finalizers, estimate = {}, {}, 0.0
         now = self.wall_clock()
-        for resource in self.resources:
+        for resource in [*self.resources, *custom]:
             items, _ = self.rest.list_all(resource, namespace)
             if not items:
                 continue

@@ -1,9 +1,12 @@
 """The resources the API serves: names, groups, scope, short names, subresources.
 
 One table drives discovery (/api, /apis, APIResourceLists), routing and storage
-keys, so adding a kind is one line here (plus its schema).
+keys, so adding a kind is one line here (plus its schema). The built-in kinds
+(``RESOURCES``) seed ``TABLE``; CustomResourceDefinitions (control/api/crd/) add
+and remove resources in it while the server runs, and every lookup here sees them.
 """
 
+import threading
 from dataclasses import dataclass, field
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -24,6 +27,10 @@ class Resource:
     subresources: tuple = ()
     categories: tuple = field(default=())
     verbs: tuple = VERBS
+    #: What a CustomResourceDefinition adds (schema, printer columns, scale paths:
+    #: control/api/crd/model.py); None for a built-in kind. Compared by identity,
+    #: so a changed definition is a new Resource.
+    custom: object = None
 
     @property
     def stored(self):
@@ -40,11 +47,11 @@ class Resource:
 
     @property
     def list_kind(self):
-        return f"{self.kind}List"
+        return self.custom.list_kind if self.custom is not None else f"{self.kind}List"
 
     @property
     def singular(self):
-        return self.kind.lower()
+        return self.custom.singular if self.custom is not None else self.kind.lower()
 
     @property
     def qualified(self):
@@ -103,32 +110,102 @@ RESOURCES = (
        ("csr",), ("status", "approval"), ()),
 )
 
-_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
-_BY_KIND = {(r.group, r.version, r.kind): r for r in RESOURCES}
+APIEXTENSIONS = "apiextensions.k8s.io"
+CUSTOMRESOURCEDEFINITIONS_RESOURCE = _r(APIEXTENSIONS, "v1", "CustomResourceDefinition",
+                                        "customresourcedefinitions", False, ("crd", "crds"),
+                                        ("status",), ("api-extensions",))
+RESOURCES = RESOURCES + (CUSTOMRESOURCEDEFINITIONS_RESOURCE,)
+
+
+class ResourceTable:
+    """The served resources: the built-in ones and those CRDs add, found by path or kind.
+
+    Readers never lock: every change builds new indexes and swaps them in whole.
+    ``on_miss(group, version, plural)``, when set (the API server sets it), is asked
+    for a resource no index holds, so that a process learns of a CRD another one
+    created before its watch told it; it returns the Resource or None.
+    """
+
+    def __init__(self, static):
+        self.static = tuple(static)
+        self._static_groups = {r.group for r in self.static}
+        self._custom = {}       # owner (the CRD's name) -> tuple of Resources
+        self._lock = threading.Lock()
+        self.on_miss = None
+        #: ``refresh()``, when set, re-reads every CRD now (before a CRD's names are checked).
+        self.refresh = None
+        self._reindex()
+
+    def _reindex(self):
+        everything = self.static + tuple(r for rs in self._custom.values() for r in rs)
+        self._all = everything
+        self._by_path = {(r.group, r.version, r.plural): r for r in everything}
+        self._by_kind = {(r.group, r.version, r.kind): r for r in everything}
+
+    def set_custom(self, owner, resources):
+        """Serve ``resources`` (one per version of a CRD) in place of what ``owner`` had."""
+        with self._lock:
+            if resources:
+                self._custom[owner] = tuple(resources)
+            else:
+                self._custom.pop(owner, None)
+            self._reindex()
+
+    def remove_custom(self, owner):
+        self.set_custom(owner, ())
+
+    def custom_owners(self):
+        return set(self._custom)
+
+    def custom_of(self, owner):
+        return self._custom.get(owner, ())
+
+    def all(self):
+        return self._all
+
+    def is_builtin_group(self, group):
+        return group in self._static_groups
+
+    def lookup(self, group, version, plural):
+        found = self._by_path.get((group, version, plural))
+        if found is None and self.on_miss is not None and not self.is_builtin_group(group):
+            found = self.on_miss(group, version, plural)
+        return found
+
+    def by_kind(self, group, version, kind):
+        return self._by_kind.get((group, version, kind))
+
+
+TABLE = ResourceTable(RESOURCES)
+
+
+def served():
+    """Every resource served now: the built-in ones, then those of CRDs."""
+    return TABLE.all()
 
 
 def group_versions():
     """Every served group/version, core first, in a stable order."""
     seen = []
-    for r in RESOURCES:
+    for r in TABLE.all():
         if (r.group, r.version) not in seen:
             seen.append((r.group, r.version))
     return seen
 
 
 def resources_in(group, version):
-    return [r for r in RESOURCES if r.group == group and r.version == version]
+    return [r for r in TABLE.all() if r.group == group and r.version == version]
 
 
 def lookup(group, version, plural):
     """Return the Resource served at this path segment, or None."""
-    return _BY_PATH.get((group, version, plural))
+    return TABLE.lookup(group, version, plural)
 
 
 def by_api_version_kind(api_version, kind):
     """Return the Resource for an object's apiVersion and kind, or None."""
     group, _, version = api_version.rpartition("/")
-    return _BY_KIND.get((group, version, kind))
+    return TABLE.by_kind(group, version, kind)
 
 
 # The resources that components name in code, so that none looks them up by string.
@@ -156,3 +233,4 @@ CLUSTERROLES = lookup(RBAC, "v1", "clusterroles")
 ROLEBINDINGS = lookup(RBAC, "v1", "rolebindings")
 CLUSTERROLEBINDINGS = lookup(RBAC, "v1", "clusterrolebindings")
 CERTIFICATESIGNINGREQUESTS = lookup(CERTIFICATES, "v1", "certificatesigningrequests")
+CUSTOMRESOURCEDEFINITIONS = CUSTOMRESOURCEDEFINITIONS_RESOURCE

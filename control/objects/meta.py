@@ -5,6 +5,7 @@ Pure functions: the clock and the id source are passed in, so tests can fix them
 
 import copy
 import datetime
+import json
 
 from control.objects import validation
 
@@ -83,7 +84,8 @@ def name_errors(kind, name):
     check = (validation.validate_dns1035_label if kind == "Service"
              else validation.validate_dns1123_label if kind in LABEL_NAMED_KINDS
              else validation.validate_dns1123_subdomain)
-    return [("metadata.name", "FieldValueInvalid", f"Invalid value: {name!r}: {message}")
+    # Go's %q: double quotes, as kube-apiserver prints the value.
+    return [("metadata.name", "FieldValueInvalid", f"Invalid value: {json.dumps(name)}: {message}")
             for message in check(name)]
 
 

@@ -54,6 +54,7 @@ KINDS = [
     ("apps/v1", "ControllerRevision", "V1ControllerRevision"),
     ("batch/v1", "Job", "V1Job"),
     ("batch/v1", "CronJob", "V1CronJob"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition", "V1CustomResourceDefinition"),
     ("autoscaling/v1", "Scale", "V1Scale"),
     ("policy/v1", "Eviction", "V1Eviction"),
     ("rbac.authorization.k8s.io/v1", "Role", "V1Role"),

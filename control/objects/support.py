@@ -84,13 +84,13 @@ POD_SPEC_VALUES = {**_POD_SPEC_DEFAULTS, **{
 
 # -- the kinds -------------------------------------------------------------------------
 
-#: Every kind: type and object metadata (not managedFields: no server-side apply).
+#: Every kind: type and object metadata (managedFields: server-side apply).
 _COMMON = (
     "apiVersion", "kind", "status",
     *_under("metadata", ("name", "generateName", "namespace", "labels", "annotations",
                          "uid", "resourceVersion", "generation", "creationTimestamp",
                          "deletionTimestamp", "deletionGracePeriodSeconds",
-                         "ownerReferences", "finalizers", "selfLink")),
+                         "ownerReferences", "finalizers", "selfLink", "managedFields")),
 )
 
 

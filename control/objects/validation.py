@@ -107,6 +107,71 @@ def _scalar_error(value, type_: str) -> str | None:
     return f"must be of type {type_}, got {kind}"
 
 
+#: Integer fields Go holds as int64 (by field name); every other integer is an int32.
+INT64_FIELDS = frozenset({
+    "activeDeadlineSeconds", "terminationGracePeriodSeconds", "deletionGracePeriodSeconds",
+    "generation", "observedGeneration", "runAsUser", "runAsGroup", "fsGroup",
+    "supplementalGroups", "tolerationSeconds", "startingDeadlineSeconds", "expirationSeconds",
+    "gracePeriodSeconds", "remainingItemCount", "sizeBytes", "revision",
+    "seconds", "uid", "gid",    # lifecycle sleep; a container status' user (LinuxContainerUser)
+})
+_INT_RANGES = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
+
+
+def _field_name(path: str) -> str:
+    """Return the field a path ends in: "spec.replicas" and "x.groups[2]" -> replicas, groups."""
+    return re.sub(r"\[[^\]]*\]$", "", path).rsplit(".", 1)[-1]
+
+
+def _int_range_error(value: int, path: str) -> str | None:
+    """Refuse an integer its Go field cannot hold, as Kubernetes' JSON decoder does."""
+    width = "int64" if _field_name(path) in INT64_FIELDS else "int32"
+    low, high = _INT_RANGES[width]
+    if low <= value <= high:
+        return None
+    return f"cannot unmarshal number {value} into a field of type {width}"
+
+
+def drop_nulls(value, type_: str):
+    """Return value as Kubernetes' decoder reads it: a null field is unset.
+
+    A null list item or map value becomes its type's zero value ({} for an
+    object, "" for a string, 0, false), as decoding into a Go struct leaves it;
+    free-form fields keep their nulls. Changes ``value`` in place.
+    """
+    if isinstance(value, list) and schema.is_list(type_):
+        element = schema.element_type(type_)
+        for index, item in enumerate(value):
+            value[index] = _zero(element) if item is None else drop_nulls(item, element)
+        return value
+    if isinstance(value, dict) and schema.is_map(type_):
+        element = schema.element_type(type_)
+        for key, item in value.items():
+            value[key] = _zero(element) if item is None else drop_nulls(item, element)
+        return value
+    if not isinstance(value, dict) or schema.is_scalar(type_) or schema.is_list(type_) \
+            or schema.is_map(type_):
+        return value
+    fields = schema.fields(type_)
+    for name in [name for name, item in value.items() if item is None and name in fields]:
+        del value[name]
+    for name, item in value.items():
+        if name in fields:
+            drop_nulls(item, fields[name])
+    return value
+
+
+def _zero(type_: str):
+    """Return the JSON form of a Go zero value of a field type (None for free-form ones)."""
+    if schema.is_list(type_) or schema.is_map(type_) or type_ == "object":
+        return None
+    zeros = {"string": "", "integer": 0, "number": 0, "boolean": False, "int-or-string": 0,
+             "quantity": "0", "byte": "", "date-time": None, "date": None}
+    if type_ in zeros:
+        return zeros[type_]
+    return {}
+
+
 def _parses_as_time(value: str, type_: str) -> bool:
     if type_ == "date":
         return re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None
@@ -158,8 +223,12 @@ def _walk(value, type_: str, path: str, unknown, errors) -> None:
             _walk(item, element, f"{path}[{key}]", unknown, errors)
         return
     if schema.is_scalar(type_):
-        if errors is not None and (message := _scalar_error(value, type_)):
-            errors.append((path, message))
+        if errors is not None:
+            message = _scalar_error(value, type_)
+            if message is None and type_ == "integer":
+                message = _int_range_error(value, path)
+            if message:
+                errors.append((path, message))
         return
     if not isinstance(value, dict):
         if errors is not None:

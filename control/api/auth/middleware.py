@@ -11,16 +11,15 @@ credentials that do not authenticate are not refused: the request goes on as
 anonymous, as it did before authentication existed.
 """
 
-import json
 import logging
 
 from control import errors
-from control.api import bodies, protobuf_csr
-from control.api.auth import context, protobuf
+from control.api.auth import context
 from control.api.auth import user as users
 from control.api.auth.aggregation import aggregate
 from control.api.auth.policy import RBAC_RESOURCES
 from control.api.auth.request_info import request_info
+from control.api.protobuf import negotiation
 
 log = logging.getLogger("steer.apiserver.auth")
 
@@ -28,7 +27,6 @@ log = logging.getLogger("steer.apiserver.auth")
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 _RBAC_PLURALS = {(r.group, r.plural) for r in RBAC_RESOURCES}
 _WRITES = ("POST", "PUT", "PATCH", "DELETE")
-REVIEW_PREFIXES = ("/apis/authorization.k8s.io/", "/apis/authentication.k8s.io/")
 
 
 def is_public(path):
@@ -93,20 +91,11 @@ class AuthMiddleware:
 
 
 class ProtobufReviews:
-    """Turn a protobuf review body (kubectl auth can-i, whoami) into JSON before anything
-    reads it; put it before the request guard, which accepts JSON and YAML only."""
+    """Mark the answer for protobuf when the client prefers it (negotiation.py).
+
+    Protobuf request bodies, reviews included, are decoded when a handler reads
+    them (bodies.read_value), after authentication.
+    """
 
     def process_request(self, req, resp):
-        media = (req.content_type or "").split(";")[0].strip().lower()
-        if media == protobuf.MEDIA_TYPE and protobuf_csr.is_approval(req.method, req.path):
-            # kubectl certificate approve|deny (control/api/protobuf_csr.py).
-            body = protobuf_csr.decode_csr(bodies.buffer_body(req))
-            req.context.raw_body = json.dumps(body).encode()
-            req.content_type = "application/json"
-            return
-        if req.method != "POST" or media != protobuf.MEDIA_TYPE or not (
-                req.path.startswith(REVIEW_PREFIXES)):
-            return
-        body = protobuf.decode_review(bodies.buffer_body(req))
-        req.context.raw_body = json.dumps(body).encode()
-        req.content_type = "application/json"
+        negotiation.mark_answer(req, resp)

@@ -8,6 +8,7 @@ a subresource. Kinds not named here follow the defaults of base.py.
 import functools
 
 from control import errors
+from control.api.crd.strategy import CRDStrategy, CustomObjectStrategy
 from control.api.strategies.base import Strategy
 from control.api.strategies.csr import CSRApprovalStrategy, CSRStatusStrategy, CSRStrategy
 from control.api.strategies.endpointslice import EndpointSliceStrategy
@@ -39,6 +40,7 @@ _BY_RESOURCE = {
     kinds.ROLEBINDINGS: BindingStrategy,
     kinds.CLUSTERROLEBINDINGS: BindingStrategy,
     kinds.CERTIFICATESIGNINGREQUESTS: CSRStrategy,
+    kinds.CUSTOMRESOURCEDEFINITIONS: CRDStrategy,
 }
 #: Subresources with rules of their own (a kind without its own status rules gets
 #: StatusStrategy).
@@ -53,6 +55,8 @@ _BY_SUBRESOURCE = {
 def strategy_for(resource, subresource=None):
     """Return the strategy for writes to ``resource`` (or to one of its subresources)."""
     if subresource is None:
+        if resource.custom is not None:      # a CRD's objects (control/api/crd/)
+            return CustomObjectStrategy(resource)
         return _BY_RESOURCE.get(resource, Strategy)(resource)
     special = _BY_SUBRESOURCE.get((resource, subresource))
     if special is None and subresource == "status":

@@ -7,8 +7,10 @@ says how an object is deleted. A kind with rules of its own overrides the hooks
 it needs, in a module of its own; every other kind uses this class as it is.
 """
 
+import json
+
 from control import errors
-from control.objects import meta, podvalidation, support
+from control.objects import meta, podvalidation, support, validation_kinds
 
 
 def no_op():
@@ -30,9 +32,24 @@ class Strategy:
         """Return ``new`` with what a client may not change carried over from ``old``.
 
         A kind with a status subresource keeps its stored status: only a write to
-        the status subresource (status.py) changes it.
+        the status subresource (status.py) changes it. As kube-apiserver's BeforeUpdate:
+        a namespace other than the stored one is a 400, a uid other than the stored
+        one a 422 (none given: the stored one is kept).
         """
+        self.check_identity(old, new)
         return meta.prepare_update(old, new, keep_status="status" in self.resource.subresources)
+
+    def check_identity(self, old, new):
+        """Refuse an update whose body names another namespace or another uid."""
+        new_meta, old_meta = new.get("metadata") or {}, old.get("metadata") or {}
+        namespace = new_meta.get("namespace")
+        if self.resource.namespaced and namespace and namespace != old_meta.get("namespace"):
+            raise errors.BadRequest("the namespace of the provided object does not match the "
+                                    "namespace sent on the request")
+        uid = new_meta.get("uid")
+        if uid and uid != old_meta.get("uid"):
+            self.refuse(old, [("metadata.uid", "FieldValueInvalid",
+                               f"Invalid value: {json.dumps(uid)}: field is immutable")])
 
     def validate(self, obj):
         """Refuse (422) an object that breaks the rules of its kind."""
@@ -40,8 +57,24 @@ class Strategy:
         problems = meta.name_errors(self.resource.kind, name)
         # Pods and pod templates: the names and paths the node agent turns into files.
         problems += podvalidation.validate_object(self.resource.kind, obj)
+        problems += validation_kinds.errors_for(self.resource.kind, obj, self.resource.namespaced)
+        self.refuse(obj, problems)
+
+    def validate_update(self, obj, old):
+        """Refuse (422) an update: ``obj`` breaks its kind's rules or changes a fixed field."""
+        self.validate(obj)
+        self.refuse(obj, validation_kinds.update_errors_for(self.resource.kind, obj, old))
+
+    def meta_errors(self, obj):
+        """Return the ObjectMeta errors of ``obj`` (for kinds whose validate is their own)."""
+        return validation_kinds.errors_for(self.resource.kind, obj, self.resource.namespaced,
+                                           with_pod_spec=False)
+
+    def refuse(self, obj, problems):
+        """Raise one 422 holding every problem, as kube-apiserver aggregates them."""
         if problems:
-            raise errors.Invalid(self.resource.kind, name, problems, group=self.resource.group)
+            raise errors.Invalid(self.resource.kind, obj["metadata"].get("name", ""), problems,
+                                 group=self.resource.group)
 
     def warnings(self, obj):
         """Return the warnings a write of ``obj`` answers with (fields not acted on)."""

@@ -110,7 +110,7 @@ class CSRStrategy(Strategy):
         return merged
 
     def validate(self, obj):
-        _check(self.resource, obj, certificates.validate(obj))
+        _check(self.resource, obj, self.meta_errors(obj) + certificates.validate(obj))
 
     def warnings(self, obj):
         return []

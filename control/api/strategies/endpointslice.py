@@ -24,7 +24,8 @@ class EndpointSliceStrategy(Strategy):
 
     def validate(self, obj):
         name = obj["metadata"].get("name", "")
-        problems = meta.name_errors(self.resource.kind, name) + endpointslices.validate(obj)
+        problems = (meta.name_errors(self.resource.kind, name) + self.meta_errors(obj) +
+                    endpointslices.validate(obj))
         if problems:
             raise self._invalid(obj, problems)
 

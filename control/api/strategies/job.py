@@ -20,7 +20,8 @@ def generate_selector(job):
     spec = job["spec"] = job.get("spec") or {}
     if spec.get("manualSelector"):
         return job
-    name, uid = job["metadata"]["name"], job["metadata"]["uid"]
+    # A Job without a name is refused by validation after this (422), not here (500).
+    name, uid = job["metadata"].get("name", ""), job["metadata"]["uid"]
     template = spec["template"] = spec.get("template") or {}
     template_meta = template["metadata"] = template.get("metadata") or {}
     labels = template_meta["labels"] = template_meta.get("labels") or {}

@@ -14,6 +14,7 @@ class NetworkPolicyStrategy(Strategy):
 
     def validate(self, obj):
         name = obj["metadata"].get("name", "")
-        problems = meta.name_errors(self.resource.kind, name) + networkpolicies.validate(obj)
+        problems = (meta.name_errors(self.resource.kind, name) + self.meta_errors(obj) +
+                    networkpolicies.validate(obj))
         if problems:
             raise errors.Invalid(self.resource.kind, name, problems, group=self.resource.group)

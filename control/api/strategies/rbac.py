@@ -17,7 +17,8 @@ class RoleStrategy(Strategy):
     """Roles and ClusterRoles: valid rules, granted only by who holds them."""
 
     def validate(self, obj):
-        _check(self.resource, obj, rbacvalidation.validate_role(obj, not self.resource.namespaced))
+        _check(self.resource, obj, self.meta_errors(obj) +
+               rbacvalidation.validate_role(obj, not self.resource.namespaced))
         auth = context.current.get()
         if auth is not None and not auth.authorizer.allows_everything:
             escalation.check_role(auth, self.resource.plural, obj)
@@ -35,7 +36,7 @@ class BindingStrategy(Strategy):
         return merged
 
     def validate(self, obj):
-        _check(self.resource, obj,
+        _check(self.resource, obj, self.meta_errors(obj) +
                rbacvalidation.validate_binding(obj, not self.resource.namespaced))
         auth = context.current.get()
         if auth is None or auth.authorizer.allows_everything or auth.authorizer.rbac is None:

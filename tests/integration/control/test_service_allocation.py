@@ -109,11 +109,8 @@ def test_kubectl_shows_cluster_ip_and_node_port(servers):
     api.kubectl("apply", "-f", "-", input=NODEPORT_MANIFEST)
     # Applying again keeps the allocated values (the patch carries no clusterIP).
     assert "unchanged" in api.kubectl("apply", "-f", "-", input=NODEPORT_MANIFEST).stdout
-    # `kubectl create service` sends protobuf, which this API server does not read: render
-    # its manifest client-side and apply that instead.
-    plain_manifest = api.kubectl("create", "service", "clusterip", "plain", "--tcp=8080:80",
-                                 "--dry-run=client", "-o", "yaml").stdout
-    api.kubectl("apply", "-f", "-", input=plain_manifest)
+    # `kubectl create service` posts protobuf (control/api/protobuf/).
+    api.kubectl("create", "service", "clusterip", "plain", "--tcp=8080:80")
     table = api.kubectl("get", "svc", "web", "plain").stdout.splitlines()
     assert table[0].split()[:5] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]
     web, plain = (line.split() for line in table[1:])

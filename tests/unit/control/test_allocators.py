@@ -178,7 +178,8 @@ def test_update_rules(env):
     other = "10.0.0.6" if ip != "10.0.0.6" else "10.0.0.5"
     changed = client.simulate_put(f"{SVCS}/a", json=svc("a", clusterIP=other))
     assert changed.status_code == 422
-    assert f'spec.clusterIP: Invalid value: "{other}": field is immutable' \
+    # Kubernetes 1.32 (validateUpgradeDowngradeClusterIPs) words it on clusterIPs.
+    assert f'spec.clusterIPs[0]: Invalid value: []string{{"{other}"}}: may not change once set' \
         in changed.json["message"]
     # ClusterIP -> NodePort allocates; a later PUT without nodePort keeps it (by port name).
     to_np = client.simulate_put(f"{SVCS}/a", json=svc("a", type="NodePort",

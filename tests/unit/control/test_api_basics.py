@@ -31,7 +31,7 @@ def test_discovery_documents(client):
                       "networking.k8s.io",
                       "rbac.authorization.k8s.io",
                       "authorization.k8s.io", "authentication.k8s.io", "metrics.k8s.io",
-                      "certificates.k8s.io"}
+                      "certificates.k8s.io", "apiextensions.k8s.io"}
     core = {r["name"]: r for r in client.simulate_get("/api/v1").json["resources"]}
     assert core["pods"]["namespaced"] and not core["nodes"]["namespaced"]
     assert core["pods"]["shortNames"] == ["po"] and "pods/status" in core
@@ -244,7 +244,8 @@ def test_openapi_v3_index_and_documents(client):
     assert set(index) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
                           "apis/discovery.k8s.io/v1", "apis/networking.k8s.io/v1",
                           "apis/rbac.authorization.k8s.io/v1", "apis/authorization.k8s.io/v1",
-                          "apis/authentication.k8s.io/v1", "apis/certificates.k8s.io/v1"}
+                          "apis/authentication.k8s.io/v1", "apis/certificates.k8s.io/v1",
+                          "apis/apiextensions.k8s.io/v1"}
     doc = client.simulate_get(index["apis/apps/v1"]["serverRelativeURL"]).json
     deployment_schema = doc["components"]["schemas"]["V1Deployment"]
     assert {"group": "apps", "version": "v1", "kind": "Deployment"} in \
@@ -275,7 +276,7 @@ def test_scale_subresource_get_put_patch(client):
     assert client.simulate_get("/api/v1/namespaces/default/configmaps/x/scale").status_code == 404
 
 
-def test_dry_run_writes_are_refused_not_performed(client):
+def test_dry_run_create_answers_the_object_and_stores_nothing(client):
     response = client.simulate_post(DEPLOYMENTS, json=deployment(), params={"dryRun": "All"})
-    assert response.status_code == 400 and "dry run" in response.json["message"]
+    assert response.status_code == 201 and response.json["metadata"]["name"] == "web"
     assert client.simulate_get(DEPLOYMENTS).json["items"] == []

@@ -504,8 +504,8 @@ JOB_LABELS = ("job-name", "batch.kubernetes.io/job-name", "controller-uid",
 def test_api_generates_a_job_selector_from_its_uid(client):
     """kube-apiserver's PrepareForCreate: the template is labelled with the Job's name and
     uid, the selector selects the uid, and a Job without labels shows its template's."""
-    job = client.simulate_post(JOBS, json=obj("batch/v1", "Job", {"template": template()},
-                                              metadata={"name": "pi"})).json
+    job = client.simulate_post(JOBS, json=obj("batch/v1", "Job", {
+        "template": template(restartPolicy="Never")}, metadata={"name": "pi"})).json
     uid = job["metadata"]["uid"]
     expected = {"app": "a", "job-name": "pi", "batch.kubernetes.io/job-name": "pi",
                 "controller-uid": uid, "batch.kubernetes.io/controller-uid": uid}
@@ -521,7 +521,8 @@ def test_api_generates_a_job_selector_from_its_uid(client):
 
 def test_api_keeps_a_manual_job_selector(client):
     job = client.simulate_post(JOBS, json=obj("batch/v1", "Job", {
-        "manualSelector": True, "selector": SELECTOR, "template": template()},
+        "manualSelector": True, "selector": SELECTOR,
+        "template": template(restartPolicy="Never")},
         metadata={"name": "mine"})).json
     assert job["spec"]["selector"] == SELECTOR
     assert not set(job["spec"]["template"]["metadata"]["labels"]) & set(JOB_LABELS)

@@ -114,7 +114,7 @@ def test_patch_through_the_api(client):
     assert stale.status_code == 409
     apply = client.simulate_patch(f"{url}/p", body="metadata: {}",
                                   headers={"Content-Type": "application/apply-patch+yaml"})
-    assert apply.status_code == 415 and "server-side apply" in apply.json["message"]
+    assert apply.status_code == 422 and "fieldManager" in apply.json["message"]
     missing = send_patch(client, f"{url}/missing", {}, "application/merge-patch+json")
     assert missing.status_code == 404
 

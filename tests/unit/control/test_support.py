@@ -101,9 +101,6 @@ UNSUPPORTED = {
         pod(initContainers=[container(name="side", restartPolicy="Always")],
             ephemeralContainers=[container(name="debug")]),
         ["spec.initContainers[0].restartPolicy", "spec.ephemeralContainers"]),
-    "managed fields": (
-        {**pod(), "metadata": {"name": "p", "managedFields": [{"manager": "kubectl"}]}},
-        ["metadata.managedFields"]),
     "deployment pod template": (
         workload("apps/v1", "Deployment", {"securityContext": {"fsGroup": 2000}},
                  minReadySeconds=5),

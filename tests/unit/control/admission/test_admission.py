@@ -40,7 +40,8 @@ def test_unknown_plugin_names_are_refused():
 
 
 def test_a_pod_gets_the_default_account_and_its_token_volume(sa_client):
-    answer = sa_client.simulate_post(PODS, json=pod(initContainers=[{"name": "i"}]))
+    answer = sa_client.simulate_post(PODS, json=pod(initContainers=[{"name": "i",
+                                                                      "image": "busybox"}]))
     assert answer.status_code == 201, answer.json
     spec = answer.json["spec"]
     assert spec["serviceAccountName"] == "default"
@@ -126,9 +127,10 @@ def ps_client():
 
 def test_baseline_refuses_with_kubernetes_message(ps_client):
     hostile = pod(hostNetwork=True, hostPID=True,
-                  containers=[{"name": "a", "securityContext": {"privileged": True},
-                               "ports": [{"containerPort": 80, "hostPort": 8080}]},
-                              {"name": "b", "securityContext": {"capabilities": {
+                  containers=[{"name": "a", "image": "busybox",
+                               "securityContext": {"privileged": True},
+                               "ports": [{"containerPort": 8080, "hostPort": 8080}]},
+                              {"name": "b", "image": "busybox", "securityContext": {"capabilities": {
                                   "add": ["NET_ADMIN", "CHOWN", "SYS_ADMIN"]}}}],
                   volumes=[{"name": "h", "hostPath": {"path": "/etc"}}])
     answer = ps_client.simulate_post(PODS, json=hostile)
