@@ -15,9 +15,13 @@ class Credential:
 
     kind "cert": a certificate + key ``<name>.crt``/``<name>.key`` issued by ``ca``
     ("cluster" or "store") for ``common_name``/``organizations`` with ``dns_names``
-    and ``ip_addresses``, usage "server" or "client"; "ca": the CA certificate
+    and ``ip_addresses``, usage "server", "client" or "server+client"; "ca": the CA certificate
     ``<name>.crt``; "secret": random bytes (>= 32) in ``<name>``; "sa": the
-    ServiceAccount key pair sa.key/sa.pub; "encryption": an EncryptionConfiguration.
+    ServiceAccount key pair sa.key/sa.pub; "encryption": an EncryptionConfiguration;
+    "ca-key": the CA's private key ``<name>.key`` (the controller manager's csrsigning
+    signs the nodes' CSRs with it, as kubeadm's control-plane nodes hold ca.key);
+    "bootstrap-token": a bootstrap token ``<id>.<secret>`` in ``<name>`` that `steer
+    node join` made for this host (its agent asks for its own certificates with it).
     """
 
     name: str
@@ -36,6 +40,8 @@ class Credential:
             return (f"{self.name}.crt", f"{self.name}.key")
         if self.kind == "ca":
             return (f"{self.name}.crt",)
+        if self.kind == "ca-key":
+            return (f"{self.name}.key",)
         if self.kind == "sa":
             return ("sa.key", "sa.pub")
         return (self.name,)
@@ -52,10 +58,11 @@ def credentials_needed(spec, host):
                 *spec.extra_sans}
         needed += [
             Credential("store-ca", "ca", ca="store"),
+            # Serves the client port and both ends of the peer port (mutual TLS).
             Credential("store-server", "cert", "store", host.name,
                        dns_names=("localhost", host.name),
-                       ip_addresses=tuple(sorted({host.address, "127.0.0.1"})), usage="server"),
-            Credential("store-secret", "secret"),
+                       ip_addresses=tuple(sorted({host.address, "127.0.0.1"})),
+                       usage="server+client"),
             Credential("apiserver", "cert", "cluster", "kube-apiserver",
                        dns_names=tuple(sorted(s for s in sans if not _is_ip(s))),
                        ip_addresses=tuple(sorted(s for s in sans if _is_ip(s))),
@@ -69,8 +76,15 @@ def credentials_needed(spec, host):
             Credential("scheduler", "cert", "cluster", "system:kube-scheduler", usage="client"),
             Credential("controller-manager", "cert", "cluster",
                        "system:kube-controller-manager", usage="client"),
+            Credential("ca", "ca-key"),
         ]
-    if spec.is_worker(host):
+    if spec.is_worker(host) and joins_by_token(host):
+        # The node's own certificates come later, by CSR (agent/bootstrap.py).
+        needed += [
+            Credential("bootstrap-token", "bootstrap-token"),
+            Credential("proxy", "cert", "cluster", "system:kube-proxy", usage="client"),
+        ]
+    elif spec.is_worker(host):
         node = f"system:node:{host.name}"
         needed += [
             Credential("node", "cert", "cluster", node, ("system:nodes",), usage="client"),
@@ -79,6 +93,11 @@ def credentials_needed(spec, host):
             Credential("proxy", "cert", "cluster", "system:kube-proxy", usage="client"),
         ]
     return needed
+
+
+def joins_by_token(host):
+    """Whether ``host`` joins with a bootstrap token instead of admin-issued node certificates."""
+    return bool(getattr(host, "bootstrap", False))
 
 
 def _first_service_ip(spec):

@@ -15,6 +15,7 @@ steersman-proxy (nftables). A host may be both.
 
 import dataclasses
 import ipaddress
+import json
 import re
 import shlex
 
@@ -26,7 +27,7 @@ from agent.provision.containerd_config import (
     ipam_dir_of,
     node_cgroup_parent,
 )
-from agent.provision.host_credentials import Credential, credentials_needed
+from agent.provision.host_credentials import Credential, credentials_needed, joins_by_token
 
 ETC_DIR = "/etc/steersman"
 PKI_DIR = f"{ETC_DIR}/pki"
@@ -41,6 +42,8 @@ CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 CNI_CONF_DIR = "/etc/cni/net.d"
 CONTAINERD_BINARY = "/usr/bin/containerd"
+#: Written by the agent itself after a bootstrap-token join (its CSR approved).
+AGENT_KUBECONFIG = f"{DATA_DIR}/agent/kubeconfig"
 
 __all__ = ["ClusterSpec", "Credential", "FileSpec", "HostPlan", "HostSpec", "PlanError", "Ports",
            "ServiceSpec", "credentials_needed", "host_containerd_paths", "plan_host"]
@@ -68,11 +71,16 @@ class Ports:
 
 @dataclasses.dataclass(frozen=True)
 class HostSpec:
-    """One machine: its name (the Node's and the store member's), address, SSH target."""
+    """One machine: its name (the Node's and the store member's), address, SSH target.
+
+    ``bootstrap``: a worker that joins with a bootstrap token (`steer node join`): its
+    agent gets its client and serving certificates by CSRs, none is issued for it.
+    """
 
     name: str
     address: str
     target: str = ""
+    bootstrap: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,13 +299,14 @@ class _Builder:
                      "--peer-addr", f"{_url_host(host.address)}:{ports.store_peer}",
                      "--client-addr", f"{_url_host(host.address)}:{ports.store_client}",
                      "--initial-cluster", peers,
-                     "--secret-file", self.pki_path("store-secret"),
                      "--cluster-token", spec.store_token or spec.name,
                      "--cert-file", self.pki_path("store-server.crt"),
                      "--key-file", self.pki_path("store-server.key"),
                      "--trusted-ca-file", self.pki_path("store-ca.crt"), "--client-cert-auth",
                      description="Steersman store member (Raft)", priority=10)
-        self.use_pki("steersman-store", "store-secret", "store-server.crt",
+        # The member certificate serves clients and both ends of the peer port
+        # (mutual TLS between members, by the store CA: store/node_main.py peer_tls).
+        self.use_pki("steersman-store", "store-server.crt",
                      "store-server.key", "store-ca.crt")
         p = self.pki_path
         self.service(
@@ -328,11 +337,14 @@ class _Builder:
                  ("--root-ca-file", p("ca.crt"), "--cluster-cidr", spec.pod_cidr))):
             unit = f"steersman-{name}"
             kubeconfig = self.kubeconfig(name, name, unit)
+            if name == "controller-manager":   # csrsigning: the nodes' CSRs (node join)
+                extra += ("--cluster-signing-cert-file", p("ca.crt"),
+                          "--cluster-signing-key-file", p("ca.key"))
             self.service(unit, program, "--kubeconfig", kubeconfig,
                          "--identity", f"{host.name}-{name}", *extra,
                          after=("steersman-apiserver",), description=f"Steersman {name}",
                          priority=30)
-        self.use_pki("steersman-controller-manager", "ca.crt")
+        self.use_pki("steersman-controller-manager", "ca.crt", "ca.key")
 
     # -- worker host ----------------------------------------------------------------
     def worker(self):
@@ -351,10 +363,7 @@ class _Builder:
             env=(("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),),
             description="containerd for Steersman's agent", priority=10, delegate=True))
         p = self.pki_path
-        kubeconfig = self.kubeconfig("agent", "node", "steersman-agent")
-        self.service("steersman-agent", "steer-agent", "--kubeconfig", kubeconfig,
-                     "--tls-cert-file", p("node-serving.crt"),
-                     "--tls-private-key-file", p("node-serving.key"),
+        self.service("steersman-agent", "steer-agent", *self.agent_credentials(),
                      "--client-ca-file", p("ca.crt"),
                      "--node-name", host.name, "--node-ip", host.address,
                      "--port", str(ports.agent), "--data-dir", f"{DATA_DIR}/agent",
@@ -365,13 +374,43 @@ class _Builder:
                      # the other hosts' pods there (agent/network/routes.py, host-gw).
                      "--node-netns", "/proc/1/ns/net",
                      after=("containerd",), description="Steersman node agent", priority=20)
-        self.use_pki("steersman-agent", "node-serving.crt", "node-serving.key", "ca.crt")
+        self.use_pki("steersman-agent", "ca.crt")
         kubeconfig = self.kubeconfig("proxy", "proxy", "steersman-proxy")
         self.service("steersman-proxy", "steer-proxy", "--mode", "nftables",
                      "--kubeconfig", kubeconfig, "--node-name", host.name,
                      "--cluster-cidr", spec.pod_cidr,
                      "--service-cluster-ip-range", spec.service_cidr,
                      description="Steersman service proxy (nftables)", priority=30)
+
+
+    def agent_credentials(self):
+        """The agent's credential flags: admin-issued node certificates, or a bootstrap token.
+
+        With a token (kubelet's TLS bootstrap) the agent writes its own kubeconfig under
+        its data dir once its CSR is approved, and asks for its serving certificate too.
+        """
+        p = self.pki_path
+        if not joins_by_token(self.host):
+            self.use_pki("steersman-agent", "node-serving.crt", "node-serving.key")
+            return ("--kubeconfig", self.kubeconfig("agent", "node", "steersman-agent"),
+                    "--tls-cert-file", p("node-serving.crt"),
+                    "--tls-private-key-file", p("node-serving.key"))
+        path = f"{KUBECONFIG_DIR}/bootstrap.kubeconfig"
+        self.add(path, json.dumps(bootstrap_kubeconfig(
+            self.spec.name, self.spec.api_server_url(self.host), p("ca.crt"),
+            p("bootstrap-token")), indent=2) + "\n", 0o600, "steersman-agent")
+        self.use_pki("steersman-agent", "bootstrap-token")
+        return ("--bootstrap-kubeconfig", path, "--kubeconfig", AGENT_KUBECONFIG)
+
+
+def bootstrap_kubeconfig(cluster_name, server, ca_file, token_file):
+    """A kubeconfig whose user is the bootstrap token in ``token_file`` (no secret inside)."""
+    return {"apiVersion": "v1", "kind": "Config", "current-context": cluster_name,
+            "clusters": [{"name": cluster_name,
+                          "cluster": {"server": server, "certificate-authority": ca_file}}],
+            "users": [{"name": "bootstrap", "user": {"tokenFile": token_file}}],
+            "contexts": [{"name": cluster_name,
+                          "context": {"cluster": cluster_name, "user": "bootstrap"}}]}
 
 
 def host_containerd_paths(node_name, stream_port):

@@ -101,6 +101,13 @@ def register(groups):
                       help="leave the new host as it is when the join fails")
     join.add_argument("--wheelhouse", metavar="DIR",
                       help="install this wheelhouse instead of building one")
+    join.add_argument("--token-ttl", type=float, default=900.0, metavar="SECONDS",
+                      help="life of the node's bootstrap token (deleted anyway once the "
+                           "node is Ready)")
+    join.add_argument("--issue-node-certificate", action="store_true",
+                      help="issue the node's certificates on this machine with the cluster "
+                           "CA instead of the default: a bootstrap token with which the "
+                           "node asks for its own by CSRs")
     commands.add_ssh_flags(join)
     join.set_defaults(func=nodes.cmd_join)
     remove = node_verbs.add_parser(

@@ -174,6 +174,8 @@ def cmd_create(args):
                             keep_on_failure=args.keep_on_failure, seed=seed).run()
         except StepError as exc:
             raise CommandError(f"create failed on {exc}") from None
+        if restore_from:
+            forget_old_nodes(topology, credentials, reach)
     home.save(topology, created=True)
     write_kubeconfig(home.kubeconfig, credentials, topology)
     seconds = time.monotonic() - started
@@ -188,6 +190,28 @@ def cmd_create(args):
             f"--to {first.address}:6443 &")
         say("    kubectl --server https://127.0.0.1:6443 get nodes")
     return 0
+
+
+def forget_old_nodes(topology, credentials, reach):
+    """Delete the restored Nodes of hosts the cluster no longer has (restored elsewhere).
+
+    A restore onto hosts with new addresses brings back the old hosts' Nodes, which
+    no agent will ever renew; deleting them lets the pod garbage collector free
+    their pods, whose controllers then recreate them on the new nodes.
+    """
+    from cli.baremetal.api import AdminApi, ApiError
+    api = AdminApi(credentials, reach, topology.control)
+    names = {h.name for h in topology.workers}
+    try:
+        nodes = api.get("/api/v1/nodes").get("items", [])
+        for node in nodes:
+            name = node["metadata"]["name"]
+            if name not in names:
+                api.delete(f"/api/v1/nodes/{name}")
+                say(f"node/{name} deleted: a host of the backed-up cluster, not of this one")
+    except (ApiError, OSError) as exc:
+        say(f"could not delete the old hosts' Nodes ({exc}): `kubectl delete node NAME` "
+            "them, or their pods stay bound to them")
 
 
 def write_kubeconfig(path, credentials, topology):

@@ -7,8 +7,9 @@ subjects, SANs, usages), the same list the Ansible roles read, and this module m
 it: two CAs, as kubeadm keeps etcd's apart -- the cluster CA signs the API servers,
 components, agents and the admin; the store CA signs store members and the store's
 clients (the API servers and the admin), so no agent certificate can reach the store
--- plus the store's peer secret, the ServiceAccount key pair and the encryption
-configuration, each made once per cluster.
+-- plus the ServiceAccount key pair and the encryption configuration, each made
+once per cluster. A store member's certificate serves its clients and both ends of
+the peer port (mutual TLS between members, by the store CA).
 
 A certificate is issued once and kept; it is issued again only when missing, near
 its expiry (``pki.needs_rotation``) or when what it must say changed (a host's new
@@ -57,6 +58,15 @@ class ClusterCredentials:
     def _host_dir(self, host):
         return os.path.join(self.hosts_dir, host)
 
+    def bootstrap_token_path(self, host):
+        """Where the bootstrap token `steer node join` made for ``host`` is kept (0600)."""
+        return os.path.join(self._host_dir(host), "bootstrap-token")
+
+    def save_bootstrap_token(self, host, token):
+        """Keep ``token`` for ``host``: its plan places it (the same bytes on every re-run)."""
+        os.makedirs(self._host_dir(host), mode=0o700, exist_ok=True)
+        pki.write_private(self.bootstrap_token_path(host), token + "\n")
+
     # -- issuing ------------------------------------------------------------------------
     def ensure_cas(self):
         """Make the two CAs and the admin's two client certificates; return self."""
@@ -85,6 +95,14 @@ class ClusterCredentials:
     def _make(self, needed, host):
         if needed.kind == "ca":
             return {needed.files[0]: _read(self._cas[needed.ca].cert_path)}
+        if needed.kind == "ca-key":
+            return {needed.files[0]: _read(self._cas[needed.ca].key_path)}
+        if needed.kind == "bootstrap-token":
+            path = self.bootstrap_token_path(host.name)
+            if not os.path.exists(path):
+                raise ValueError(f"host {host.name} joins with a bootstrap token but none was "
+                                 f"made for it ({path} is missing): run `steer node join` again")
+            return {needed.name: _read(path)}
         if needed.kind == "secret":
             path = os.path.join(self.dir, "secrets", needed.name)
             if not os.path.exists(path):
@@ -101,8 +119,9 @@ class ClusterCredentials:
         directory = self._host_dir(host.name)
         self._issue(self._cas[needed.ca], directory, needed.name, needed.common_name,
                     needed.organizations, dns_names=needed.dns_names,
-                    ip_addresses=needed.ip_addresses, server=needed.usage == "server",
-                    client=needed.usage == "client")
+                    ip_addresses=needed.ip_addresses,
+                    server="server" in needed.usage.split("+"),
+                    client="client" in needed.usage.split("+"))
         base = os.path.join(directory, needed.name)
         return {f"{needed.name}.crt": _read(base + ".crt"),
                 f"{needed.name}.key": _read(base + ".key")}

@@ -3,10 +3,13 @@
 join: the new host is one more worker of the recorded cluster, brought up by the
 same steps as `steer cluster create` (cli/baremetal/orchestrate.py) over the bigger
 host list: the hosts already there are checked and found unchanged, the new one is
-checked, installed and started, and only it is torn down if the join fails. Its
-agent certificate is issued here, on the admin's side, by the cluster CA (the
-bootstrap-token path, where the node asks for its own certificate by a CSR that the
-controller manager approves, is not wired into `steer node join` yet).
+checked, installed and started, and only it is torn down if the join fails. By
+default no node certificate is issued here: a bootstrap token (cli/baremetal/
+jointoken.py, a kube-system Secret with an expiry) goes to the host, its agent asks
+for its client and serving certificates by CSRs, the controller manager approves
+and signs them (kubelet's TLS bootstrap), and the token's Secret is deleted once the
+node is Ready. ``--issue-node-certificate`` issues them here with the cluster CA
+instead (the path `steer cluster create` takes for its workers).
 
 remove: drain the node as `kubectl drain --ignore-daemonsets --delete-emptydir-data
 --force` does (it is leaving: its pods are recreated elsewhere by their
@@ -14,6 +17,8 @@ controllers), delete the Node, stop and remove every service and file on the hos
 forget it. Control hosts leave through `steer store member replace`.
 """
 
+import dataclasses
+import datetime
 import time
 
 from cli.baremetal import topology as topo
@@ -42,23 +47,60 @@ def cmd_join(args):
                            "(`steer cluster upgrade` first, or join with that steer)")
     if any(h.name == added.name for h in topology.hosts):
         raise CommandError(f"{added.name} is already in cluster {args.name}")
+    by_token = not args.issue_node_certificate
+    if by_token:
+        added = dataclasses.replace(added, bootstrap=True)
     topology.hosts.append(added)
-    say(f"joining {added.name} to cluster {args.name} as a worker; its certificate is issued "
-        "by the cluster CA on this machine (no bootstrap token)")
+    say(f"joining {added.name} to cluster {args.name} as a worker; "
+        + ("it asks for its certificates with a bootstrap token" if by_token else
+           "its certificates are issued by the cluster CA on this machine"))
     credentials = ClusterCredentials(home.pki_dir)
     started = time.monotonic()
     with Reach(args.via_netns) as reach:
         ops = host_ops(args, credentials, reach)
         health = Health(credentials, reach, timeout=args.timeout)
+        api = AdminApi(credentials, reach, topology.control)
+        token = make_join_token(api, credentials, added.name, args.token_ttl) \
+            if by_token else None
         try:
             Create(topology, ops, health, say, new_hosts={added.name},
                    keep_on_failure=args.keep_on_failure).run()
         except StepError as exc:
             raise CommandError(f"join failed on {exc}") from None
+        finally:
+            if token is not None:
+                retire_join_token(api, token)
     home.save(topology, created=True)
     write_kubeconfig(home.kubeconfig, credentials, topology)
     say(f"node {added.name} joined and Ready in {time.monotonic() - started:.1f}s")
     return 0
+
+
+def make_join_token(api, credentials, node_name, ttl):
+    """Create a bootstrap token for ``node_name`` in the cluster and keep it for its plan."""
+    from cli.baremetal import jointoken
+    token = jointoken.new_token()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        jointoken.create(api, token, node_name, now, ttl)
+    except (ApiError, OSError) as exc:
+        raise CommandError(f"cannot create the bootstrap token for {node_name}: {exc}\n"
+                           "  fix: the cluster's API servers must answer (`steer cluster "
+                           "status`); or join with --issue-node-certificate") from None
+    credentials.save_bootstrap_token(node_name, token)
+    say(f"bootstrap token {jointoken.secret_name(token)} made (expires in {ttl:g}s)")
+    return token
+
+
+def retire_join_token(api, token):
+    """Delete the token's Secret: it has joined its node (or failed to) and is spent."""
+    from cli.baremetal import jointoken
+    try:
+        jointoken.delete(api, token)
+        say(f"bootstrap token {jointoken.secret_name(token)} deleted")
+    except (ApiError, OSError) as exc:
+        say(f"could not delete bootstrap token {jointoken.secret_name(token)} ({exc}); "
+            "it expires by itself")
 
 
 def drain(api, name, timeout, clock=time.monotonic, sleep=time.sleep):

@@ -29,6 +29,7 @@ class Host:
     target: str             # user@host[:port]
     control: bool = False
     worker: bool = False
+    bootstrap: bool = False     # joined with a bootstrap token (`steer node join`)
 
     @property
     def roles(self):
@@ -133,7 +134,8 @@ def clusters_home():
 def to_spec(topology):
     """The plan's ClusterSpec (agent/provision/plan.py) of a Topology."""
     def spec_host(h):
-        return planmod.HostSpec(name=h.name, address=h.address, target=h.target)
+        return planmod.HostSpec(name=h.name, address=h.address, target=h.target,
+                                bootstrap=h.bootstrap)
     return planmod.ClusterSpec(
         name=topology.name, version=topology.version,
         control=tuple(spec_host(h) for h in topology.control),

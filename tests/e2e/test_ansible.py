@@ -52,8 +52,28 @@ def workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def inventory(bed, workdir):
+def registry(bed, tmp_path_factory):
+    """A registry on the LAN's bridge address with the pause and hello images (nothing
+    may come from the internet)."""
+    from cli import local_images
+    from cli.registry import Registry, push
+    from tests.support.hosts import BRIDGE_ADDRESS
+    address = f"{BRIDGE_ADDRESS}:5000"
+    reg = Registry(str(tmp_path_factory.mktemp("registry")), address, netns=bed.lan_netns)
+    reg.start(timeout=30)
+    try:
+        for build in (local_images.build_pause, local_images.build_hello):
+            archive = build()
+            push(archive, address, archive.name.split("/", 1)[1], netns=bed.lan_netns)
+        yield address
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="module")
+def inventory(bed, workdir, registry):
     from agent.provision.wheelhouse import build_wheelhouse
+    from cli import local_images
     wheelhouse, _ = build_wheelhouse(ROOT)
     relay = f"{sys.executable} -m tests.support.ssh_relay {bed.lan_netns_path} %h %p"
     ssh_args = (f"-o UserKnownHostsFile={bed.known_hosts} -o StrictHostKeyChecking=yes "
@@ -72,6 +92,8 @@ def inventory(bed, workdir):
             # Hosts here share /etc/sysctl.d with this machine: keep it per host.
             "steersman_sysctl_file": "/etc/steersman/sysctl.conf",
             "steersman_install_packages": False,
+            "steersman_sandbox_image": local_images.PAUSE_IMAGE,
+            "steersman_registry_mirrors": {"steer.local": f"http://{registry}"},
         },
         "children": {
             "steersman_control": {"hosts": {n: hosts[n] for n in ("h1", "h2", "h3")}},
@@ -148,6 +170,62 @@ def test_site_yml_brings_every_node_to_ready(bed, workdir, installed):
             break
         time.sleep(1)
     assert ready == {"h1", "h4"}
+
+
+def api_send(bed, workdir, method, path, body):
+    """Send ``body`` (JSON) to h1's API server as the admin; the decoded answer."""
+    creds = ClusterCredentials(str(workdir / "pki")).ensure_cas()
+    context = ssl.create_default_context(cafile=creds.ca_file)
+    context.load_cert_chain(*creds.admin_cert())
+    context.check_hostname = False
+    port = getattr(bed, "_ansible_door", None) or bed.door(bed.hosts[0].address, 6443)
+    bed._ansible_door = port
+    request = urllib.request.Request(f"https://127.0.0.1:{port}{path}", method=method,
+                                     data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def on_host(bed, host, command):
+    from agent.provision import ssh
+    conn = ssh.connect(host.target, known_hosts=str(bed.known_hosts),
+                       key_filename=str(bed.admin_key), sock=bed.sock(host.address))
+    with conn:
+        result = conn.run(command, check=False, timeout=30)
+    return result.exit_status, result.stdout.decode(errors="replace")
+
+
+def test_a_deployment_and_service_answer_from_every_host(bed, workdir, installed):
+    """The cluster site.yml built runs a workload: every host reaches it through each
+    node's NodePort, and the nodes through its ClusterIP too."""
+    from tests.support.apiproc import eventually
+    from tests.support.hosts import BRIDGE_ADDRESS
+    with open(ROOT / "examples" / "hello.yaml") as f:
+        deployment, service = list(yaml.safe_load_all(f))
+    deployment["spec"]["replicas"] = 2
+    service["spec"]["type"] = "NodePort"
+    started = time.monotonic()
+    api_send(bed, workdir, "POST", "/apis/apps/v1/namespaces/default/deployments", deployment)
+    created = api_send(bed, workdir, "POST", "/api/v1/namespaces/default/services", service)
+    ip, node_port = created["spec"]["clusterIP"], created["spec"]["ports"][0]["nodePort"]
+
+    def available():
+        dep = api_get(bed, workdir, "/apis/apps/v1/namespaces/default/deployments/hello")
+        return (dep.get("status") or {}).get("availableReplicas") == 2
+    eventually(available, timeout=240, message="the hello Deployment to be available")
+    nodes = [h for h in bed.hosts if h.name in ("h1", "h4")]
+    for host in bed.hosts:
+        urls = [f"http://{node.address}:{node_port}/" for node in nodes]
+        if host in nodes:   # a route for the Service range (the bed's hosts have none)
+            on_host(bed, host, f"ip route replace 10.96.0.0/12 via {BRIDGE_ADDRESS}")
+            urls.append(f"http://{ip}/")
+        for url in urls:
+            def answers(host=host, url=url):
+                code, out = on_host(bed, host, f"curl -s -m 3 {url}")
+                return code == 0 and "hello from" in out
+            eventually(answers, timeout=60, message=f"{url} from {host.name}")
+    TIMINGS["workload available and answering"] = time.monotonic() - started
 
 
 def test_a_second_run_changes_nothing(inventory, workdir, installed):

@@ -101,7 +101,7 @@ def test_credentials_are_0600_in_pki_and_no_secret_is_on_a_command_line():
         for secret in creds.values():
             assert secret.decode() not in service.command_line
     by_path = {f.path: f for f in plan.files}
-    assert by_path["/etc/steersman/pki/store-secret"].services == ("steersman-store",)
+    assert by_path["/etc/steersman/pki/store-server.key"].services == ("steersman-store",)
     assert "steersman-agent" in by_path["/etc/steersman/pki/ca.crt"].services
 
 

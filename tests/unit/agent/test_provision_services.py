@@ -182,7 +182,7 @@ def test_a_changed_config_restarts_only_the_services_that_read_it(fake):
 def test_a_changed_credential_restarts_its_reader(fake):
     plan = host_plan()
     services.apply_host(fake, plan)
-    secret = next(f for f in plan.files if f.path.endswith("store-secret"))
+    secret = next(f for f in plan.files if f.path.endswith("store-server.key"))
     with open(fake.local(secret.path), "wb") as f:
         f.write(b"tampered")
     changes = services.apply_host(fake, plan)

@@ -56,9 +56,13 @@ def test_identities_and_names(tmp_path):
     # The store's certificates come from the store CA, not the cluster CA.
     store_ca = cert(control["store-ca.crt"])
     assert cert(control["store-server.crt"]).issuer == store_ca.subject
+    # The member certificate also dials its peers (the peer port is mutual TLS).
+    member_usage = cert(control["store-server.crt"]).extensions.get_extension_for_class(
+        x509.ExtendedKeyUsage).value
+    assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= set(member_usage)
     assert cert(control["apiserver-etcd-client.crt"]).issuer == store_ca.subject
     assert api.issuer == cert(control["ca.crt"]).subject != store_ca.subject
-    assert "store-secret" not in worker and "sa.key" not in worker
+    assert "store-server.key" not in worker and "sa.key" not in worker
 
 
 def test_second_run_hands_out_the_same_bytes(tmp_path):
