@@ -65,6 +65,10 @@ class ApiServerApplication(BaseApplication):
         from control.api.streaming import hijackable
         from store.client import StoreClient
 
+        if self.args.worker_class == "gevent":
+            from control.api import handshakes
+            handshakes.install_for_gevent_worker()
+
         store = StoreClient(self.args.store_endpoints, timeout=self.args.store_timeout,
                             ca_file=self.args.store_cafile, cert_file=self.args.store_certfile,
                             key_file=self.args.store_keyfile)

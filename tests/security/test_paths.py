@@ -22,7 +22,7 @@ def pod(name, containers=None, volumes=None):
 
 
 def mounting(mount, volume=None):
-    return [{"name": "c", "command": ["true"], "volumeMounts": [{"name": "v", **mount}]}], \
+    return [{"name": "c", "image": "busybox", "command": ["true"], "volumeMounts": [{"name": "v", **mount}]}], \
         [volume or {"name": "v", "emptyDir": {}}]
 
 
@@ -64,7 +64,7 @@ def test_a_hostile_template_is_invalid(raw):
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
                   "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
                       "metadata": {"labels": {"a": "b"}},
-                      "spec": {"containers": [{"name": "c", "volumeMounts": [
+                      "spec": {"containers": [{"name": "c", "image": "busybox", "volumeMounts": [
                           {"name": "v", "mountPath": "/x", "subPath": "../../etc"}]}],
                           "volumes": [{"name": "v", "emptyDir": {}}]}}}}
     answer = raw.request("POST", DEPLOYMENTS, deployment)

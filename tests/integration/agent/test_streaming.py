@@ -431,6 +431,18 @@ def _readline_until(stream, wanted, timeout):
     return found[0] if found else None
 
 
+def test_a_client_leaving_mid_handshake_is_one_log_line(server, fake):
+    # A client that hangs up before the TLS handshake is the client's doing, not a
+    # server error: one line in the log, no traceback (checked by the next test).
+    import socket
+    for _ in range(3):
+        socket.create_connection(("127.0.0.1", server.port), timeout=10).close()
+    deadline = time.monotonic() + 20
+    while "event=tls_handshake_failed" not in server.logs():
+        assert time.monotonic() < deadline, server.logs()
+        time.sleep(0.1)
+
+
 def test_no_stream_left_a_traceback_in_the_server_log(server, fake):
     assert "Traceback" not in server.logs()
     assert "Error handling request" not in server.logs()
