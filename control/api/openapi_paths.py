@@ -12,6 +12,7 @@ custom resources share this code.
 from dataclasses import dataclass
 
 from control.api import openapi_params as params
+from control.api.protobuf import schema as protobuf_schema
 
 JSON = "application/json"
 #: What request bodies may be sent as (bodies.py reads YAML too).
@@ -19,6 +20,10 @@ BODY_TYPES = (JSON, "application/yaml")
 PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json",
                "application/merge-patch+json", "application/strategic-merge-patch+json")
 LIST_TYPES = (JSON, "application/json;stream=watch")
+#: Built-in kinds are also answered in protobuf (control/api/protobuf/), as kube-apiserver
+#: advertises them; custom resources are JSON only.
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+PROTOBUF_ALSO = {JSON: (PROTOBUF,), "application/json;stream=watch": (f"{PROTOBUF};stream=watch",)}
 UNAUTHORIZED = {"description": "Unauthorized"}
 
 
@@ -105,7 +110,7 @@ def resource_paths(resource, refs):
             "get": _op(f"list{prefix}{resource.kind}ForAllNamespaces", "list", gvk, tags,
                        params.LIST, responses=_responses(refs.list, ("200",), LIST_TYPES))}
     if "get" not in verbs:
-        return paths
+        return _with_protobuf(paths) if _has_protobuf(resource) else paths
 
     item_path = f"{base}{ns_path}/{resource.plural}/{{name}}"
     item_params = [params.NAME] + scope + [params.PRETTY]
@@ -125,6 +130,25 @@ def resource_paths(resource, refs):
             # Connections (exec, attach, portforward) take no ?pretty.
             sub_params = item_params[:-1] if sub in params.CONNECT else item_params
             paths[f"{item_path}/{sub}"] = {"parameters": sub_params, **built}
+    return _with_protobuf(paths) if _has_protobuf(resource) else paths
+
+
+def _has_protobuf(resource):
+    return (resource.custom is None
+            and protobuf_schema.message_name(resource.api_version, resource.kind) is not None)
+
+
+def _with_protobuf(paths):
+    """Add the protobuf media types beside each JSON answer of a built-in kind's paths."""
+    for item in paths.values():
+        for op in item.values():
+            if not isinstance(op, dict):
+                continue
+            for answer in op.get("responses", {}).values():
+                content = answer.get("content", {})
+                for media, extra in PROTOBUF_ALSO.items():
+                    if media in content:
+                        content.update({e: content[media] for e in extra})
     return paths
 
 

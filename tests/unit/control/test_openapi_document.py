@@ -272,3 +272,13 @@ def test_schemathesis_reads_every_operation_of_v2_and_v3():
         errors = [r.err() for r in results if isinstance(r, Err)]
         assert not errors, errors[:3]
         assert len(results) > 40
+
+
+def test_built_in_kinds_advertise_protobuf_custom_ones_do_not():
+    pods = json.loads(openapi.v3_document("", "v1")[0])["paths"]
+    answers = pods["/api/v1/namespaces/{namespace}/pods"]["get"]["responses"]["200"]["content"]
+    assert {"application/vnd.kubernetes.protobuf",
+            "application/vnd.kubernetes.protobuf;stream=watch"} <= set(answers)
+    crds = json.loads(openapi.v3_document("apiextensions.k8s.io", "v1")[0])["paths"]
+    crd_get = crds["/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"]["get"]
+    assert "application/vnd.kubernetes.protobuf" not in crd_get["responses"]["200"]["content"]
