@@ -66,6 +66,11 @@ def register(groups):
                          "containerd), auto (cri where this machine can, else process)")
     up.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                     help="seconds to wait for each part to become ready")
+    up.add_argument("--addons", type=local_addons.parse_addons, default=local_addons.DEFAULT,
+                    metavar="NAMES",
+                    help="comma-separated cluster addons to start (default "
+                         f"{','.join(local_addons.DEFAULT)}; known: "
+                         f"{','.join(sorted(local_addons.KNOWN))}); 'none' for none")
     addressing = up.add_argument_group(
         "addressing (change them to run two local clusters side by side)")
     addressing.add_argument("--node-ip-prefix", default=NODE_IP_PREFIX, metavar="A.B.C",
@@ -407,10 +412,12 @@ def start_all(cluster, args, started):
              lambda: isinstance(http_get_json(
                  f"{url}/api/v1/namespaces/default/serviceaccounts/default", context=context),
                  dict), "the ServiceAccount default/default", timeout)
-    if containers:
+    if containers and "dns" in args.addons:
         # Cluster DNS as an addon Deployment behind kube-dns (cli/local_addons.py).
         local_addons.start_dns(url, creds, args.service_cluster_ip_range,
                                local_dns_image.DNS_IMAGE, say)
+    local_addons.start_others(local_addons.AddonContext(
+        url=url, creds=creds, args=args, containers=containers, say=say), args.addons)
 
 
 def start_userspace_proxy(cluster, creds, node_ips, started):

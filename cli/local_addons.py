@@ -18,11 +18,61 @@ a local cluster has no resolver to reach, so other names get SERVFAIL at once.
 Objects that exist already are left as they are (a restarted cluster keeps them).
 """
 
+import argparse
+import importlib
 import ipaddress
+from dataclasses import dataclass
 
 from control.client import AlreadyExists, RestClient
 from control.client.kubeconfig import ClientConfig
 from control.objects import kinds
+
+#: Addons `steer up --addons` starts, by name -> "module:function" of its starter, which
+#: is called as ``function(ctx: AddonContext)`` and creates its objects idempotently.
+#: DNS is started by `steer up` itself (it needs the service range), hence None.
+STARTERS = {"dns": None}
+KNOWN = STARTERS.keys()
+DEFAULT = ("dns",)
+
+
+@dataclass(frozen=True)
+class AddonContext:
+    """What an addon's starter gets: the API server, the admin's credentials, `up`'s flags."""
+
+    url: str
+    creds: object          # cli.local_pki.LocalCredentials
+    args: object           # the parsed `steer up` arguments
+    containers: bool       # True on a containers (CRI) cluster, False on the process runtime
+    say: object            # say(text): progress output
+
+
+def parse_addons(text):
+    """``--addons a,b`` -> a tuple of known names (argparse type: a clear error otherwise)."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in KNOWN]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown addon(s) {', '.join(unknown)}: choose from {', '.join(sorted(KNOWN))}")
+    return names
+
+
+def start_others(ctx, names):
+    """Start every requested addon other than DNS, in the order given."""
+    for name in names:
+        target = STARTERS.get(name)
+        if target is not None:
+            module, _, function = target.partition(":")
+            getattr(importlib.import_module(module), function)(ctx)
+
+
+def admin_client(url, creds):
+    """A RestClient for ``url`` as the cluster admin (creds: LocalCredentials)."""
+    cert, key = creds.cert("admin")
+    return RestClient.from_config(ClientConfig(server=url, ca_file=creds.ca_file,
+                                               cert_file=cert, key_file=key))
+
 
 NAMESPACE = "kube-system"
 NAME = "steer-dns"
@@ -110,9 +160,7 @@ def deploy(rest, objects):
 
 def start_dns(url, creds, service_cidr, image, say, cluster_domain="cluster.local"):
     """Create the DNS addon on the cluster at ``url`` as its admin (creds: LocalCredentials)."""
-    cert, key = creds.cert("admin")
-    rest = RestClient.from_config(ClientConfig(server=url, ca_file=creds.ca_file,
-                                               cert_file=cert, key_file=key))
+    rest = admin_client(url, creds)
     cluster_ip = str(ipaddress.ip_network(service_cidr, strict=False).network_address + 10)
     created = deploy(rest, dns_objects(image, cluster_ip, cluster_domain))
     say(f"cluster DNS: {NAMESPACE}/{NAME} ({REPLICAS} replicas of {image}) behind "

@@ -108,6 +108,18 @@ RESOURCES = (
     _r(AUTHN, "v1", "SelfSubjectReview", "selfsubjectreviews", False, (), (), (), CREATE_ONLY),
     _r(CERTIFICATES, "v1", "CertificateSigningRequest", "certificatesigningrequests", False,
        ("csr",), ("status", "approval"), ()),
+    _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",),
+       ("status",), ()),
+    _r("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), ("status",), ()),
+    _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",),
+       ("status",), ()),
+    _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",), (), ()),
+    _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True,
+       ("hpa",), ("status",)),
+    _r("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",), ("status",), ()),
+    _r("", "v1", "LimitRange", "limitranges", True, ("limits",), (), ()),
+    _r("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), ("status",), ()),
+    _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False, (), (), ()),
 )
 
 APIEXTENSIONS = "apiextensions.k8s.io"

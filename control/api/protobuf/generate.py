@@ -32,7 +32,7 @@ DEFAULT_KUBECTL = "/usr/bin/kubectl"
 #: The packages of the served groups (plus what their messages refer to).
 PACKAGES = ("core.v1", "apps.v1", "batch.v1", "rbac.v1", "coordination.v1", "discovery.v1",
             "networking.v1", "authorization.v1", "authentication.v1", "certificates.v1",
-            "autoscaling.v1", "policy.v1")
+            "autoscaling.v1", "autoscaling.v2", "policy.v1", "storage.v1")
 META = "k8s.io.apimachinery.pkg.apis.meta.v1."
 EXTRA_ROOTS = (META + "Status", META + "WatchEvent", META + "DeleteOptions", META + "List",
                "k8s.io.apimachinery.pkg.runtime.Unknown")

@@ -25,6 +25,7 @@ GROUP_PACKAGES = {
     "authentication.k8s.io": "k8s.io.api.authentication",
     "certificates.k8s.io": "k8s.io.api.certificates",
     "autoscaling": "k8s.io.api.autoscaling", "policy": "k8s.io.api.policy",
+    "storage.k8s.io": "k8s.io.api.storage",
 }
 #: Kinds of meta.k8s.io whatever apiVersion names them (kube-apiserver sends "v1").
 META_KINDS = ("Status", "WatchEvent", "DeleteOptions", "List")

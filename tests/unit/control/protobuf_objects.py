@@ -310,3 +310,90 @@ OBJECTS = {
                                    "lastTransitionTime": T}],
                    "certificate": "LS0tLS1CRUdJTiBDRVJU"}},
 }
+
+OBJECTS.update({
+    "PodDisruptionBudget": {
+        "metadata": meta("web"),
+        "spec": {"minAvailable": 2, "selector": SELECTOR,
+                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "status": {"observedGeneration": 3, "disruptedPods": {"web-0": T},
+                   "disruptionsAllowed": 1, "currentHealthy": 3, "desiredHealthy": 2,
+                   "expectedPods": 3,
+                   "conditions": [{"type": "DisruptionAllowed", "status": "True",
+                                   "reason": "SufficientPods", "message": "",
+                                   "observedGeneration": 3, "lastTransitionTime": T}]}},
+    "PersistentVolume": {
+        "metadata": meta("pvc-1", None, finalizers=["kubernetes.io/pv-protection"]),
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "hostPath": {"path": "/var/lib/steersman/storage/pvc-1",
+                              "type": "DirectoryOrCreate"},
+                 "claimRef": {"kind": "PersistentVolumeClaim", "namespace": "team",
+                              "name": "data", "uid": "uid-data", "apiVersion": "v1",
+                              "resourceVersion": "7"},
+                 "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "local-path",
+                 "volumeMode": "Filesystem",
+                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                     {"key": "kubernetes.io/hostname", "operator": "In",
+                      "values": ["n1"]}]}]}}},
+        "status": {"phase": "Bound", "lastPhaseTransitionTime": T}},
+    "PersistentVolumeClaim": {
+        "metadata": meta("data", annotations={
+            "volume.kubernetes.io/selected-node": "n1",
+            "pv.kubernetes.io/bind-completed": "yes"}),
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-path",
+                 "resources": {"requests": {"storage": "1Gi"}}, "volumeName": "pvc-1",
+                 "volumeMode": "Filesystem"},
+        "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
+                   "capacity": {"storage": "1Gi"}}},
+    "StorageClass": {
+        "metadata": meta("local-path", None, annotations={
+            "storageclass.kubernetes.io/is-default-class": "true"}),
+        "provisioner": "steersman.io/local-path", "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": False,
+        "parameters": {"path": "/var/lib/steersman/storage"}, "mountOptions": ["noatime"]},
+    "HorizontalPodAutoscaler": {
+        "metadata": meta("web"),
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 10,
+                 "metrics": [{"type": "Resource", "resource": {
+                     "name": "cpu", "target": {"type": "Utilization",
+                                               "averageUtilization": 50}}}],
+                 "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300,
+                                            "selectPolicy": "Max",
+                                            "policies": [{"type": "Percent", "value": 100,
+                                                          "periodSeconds": 15}]}}},
+        "status": {"observedGeneration": 3, "lastScaleTime": T, "currentReplicas": 2,
+                   "desiredReplicas": 3,
+                   "currentMetrics": [{"type": "Resource", "resource": {
+                       "name": "cpu", "current": {"averageUtilization": 80,
+                                                  "averageValue": "400m"}}}],
+                   "conditions": [{"type": "AbleToScale", "status": "True",
+                                   "reason": "ReadyForNewScale", "message": "ok",
+                                   "lastTransitionTime": T}]}},
+    "ResourceQuota": {
+        "metadata": meta("compute"),
+        "spec": {"hard": {"pods": "10", "requests.cpu": "2", "limits.memory": "4Gi"},
+                 "scopes": ["NotTerminating"]},
+        "status": {"hard": {"pods": "10"}, "used": {"pods": "3"}}},
+    "LimitRange": {
+        "metadata": meta("defaults"),
+        "spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}, "min": {"cpu": "10m"},
+                             "default": {"cpu": "500m"}, "defaultRequest": {"cpu": "100m"},
+                             "maxLimitRequestRatio": {"cpu": "10"}}]}},
+    "Ingress": {
+        "metadata": meta("web"),
+        "spec": {"ingressClassName": "steer",
+                 "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+                 "tls": [{"hosts": ["web.example"], "secretName": "web-tls"}],
+                 "rules": [{"host": "web.example", "http": {"paths": [
+                     {"path": "/api", "pathType": "Prefix",
+                      "backend": {"service": {"name": "api", "port": {"name": "http"}}}}]}}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1",
+                                                 "ports": [{"port": 443,
+                                                            "protocol": "TCP"}]}]}}},
+    "IngressClass": {
+        "metadata": meta("steer", None, annotations={
+            "ingressclass.kubernetes.io/is-default-class": "true"}),
+        "spec": {"controller": "steersman.io/ingress-nginx"}},
+})

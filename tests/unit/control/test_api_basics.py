@@ -31,7 +31,8 @@ def test_discovery_documents(client):
                       "networking.k8s.io",
                       "rbac.authorization.k8s.io",
                       "authorization.k8s.io", "authentication.k8s.io", "metrics.k8s.io",
-                      "certificates.k8s.io", "apiextensions.k8s.io"}
+                      "certificates.k8s.io", "apiextensions.k8s.io", "policy",
+                      "storage.k8s.io", "autoscaling"}
     core = {r["name"]: r for r in client.simulate_get("/api/v1").json["resources"]}
     assert core["pods"]["namespaced"] and not core["nodes"]["namespaced"]
     assert core["pods"]["shortNames"] == ["po"] and "pods/status" in core
@@ -245,7 +246,8 @@ def test_openapi_v3_index_and_documents(client):
                           "apis/discovery.k8s.io/v1", "apis/networking.k8s.io/v1",
                           "apis/rbac.authorization.k8s.io/v1", "apis/authorization.k8s.io/v1",
                           "apis/authentication.k8s.io/v1", "apis/certificates.k8s.io/v1",
-                          "apis/apiextensions.k8s.io/v1"}
+                          "apis/apiextensions.k8s.io/v1", "apis/policy/v1",
+                          "apis/storage.k8s.io/v1", "apis/autoscaling/v2"}
     doc = client.simulate_get(index["apis/apps/v1"]["serverRelativeURL"]).json
     deployment_schema = doc["components"]["schemas"]["V1Deployment"]
     assert {"group": "apps", "version": "v1", "kind": "Deployment"} in \
