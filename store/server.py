@@ -42,6 +42,7 @@ from store.batching import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS
 from store.connection import ClientConnection, Limits
 from store.leases import LeaseClock
 from store.metrics import StoreMetrics
+from store.peer_transport import set_nodelay
 from store.protocol import error
 from store.raft import RaftNode
 from store.watch import Watcher, WatchHub
@@ -152,6 +153,7 @@ class StoreServer:
     # -- connections -------------------------------------------------------------
     async def _serve_connection(self, reader, writer):
         self._next_conn_id += 1
+        set_nodelay(writer.transport)   # answers are small frames: never wait on Nagle
         conn = ClientConnection(self._next_conn_id, reader, writer, self.limits, self._header,
                                 self._answer, lambda: self.hub.count(conn.conn_id))
         if self.ssl_context is not None:
