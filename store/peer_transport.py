@@ -242,6 +242,11 @@ class PeerNetwork:
         link = self.links.get(addr)
         return link is not None and link.send(message)
 
+    def flush(self):
+        """Write every link's queued frames to its socket now, not at the loop's next turn."""
+        for link in self.links.values():
+            link.flush()
+
     def connected(self, addr):
         return addr in self.links
 

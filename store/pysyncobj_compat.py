@@ -406,6 +406,10 @@ class Replica(SyncObj):
         """Send append-entries (or heartbeats) to every follower now."""
         self._SyncObj__sendAppendEntries()
 
+    def flush_peers(self):
+        """Write the frames queued for peers to their sockets now."""
+        self._SyncObj__transport.network.flush()
+
     def stop(self):
         """Close sockets and files."""
         self.destroy()

@@ -152,6 +152,9 @@ class RaftNode:
                 self._sent_log_index, self._sent_commit_index = log_index, commit_index
                 replica.send_append_entries()
         self.read_index.on_tick()
+        # The appends leave before this member's fdatasync blocks the loop, so the
+        # followers write and sync theirs at the same time instead of after it.
+        replica.flush_peers()
         self.journal.sync()
         if len(self._batcher) and not self._entry_in_flight():
             self._schedule_tick()  # the entry in flight committed: send the next batch
