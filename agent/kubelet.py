@@ -8,6 +8,7 @@ stopped. Pods beyond --max-pods are rejected as kubelet does (phase Failed,
 reason OutOfpods).
 """
 
+import collections
 import logging
 import signal
 import threading
@@ -28,7 +29,9 @@ class ApiAdapter:
         self.rest = rest
 
     def lookup(self, kind, namespace, name):
-        resource = {"ConfigMap": kinds.CONFIGMAPS, "Secret": kinds.SECRETS}[kind]
+        resource = {"ConfigMap": kinds.CONFIGMAPS, "Secret": kinds.SECRETS,
+                    "PersistentVolumeClaim": kinds.lookup("", "v1", "persistentvolumeclaims"),
+                    "PersistentVolume": kinds.lookup("", "v1", "persistentvolumes")}[kind]
         try:
             return self.rest.get(resource, namespace, name)
         except NotFound:
@@ -220,6 +223,8 @@ class PodManager:
         states = [s for w in workers for s in w.init + w.main]
         running = sum(1 for s in states if s.running)
         restarts = sum(s.current.attempt for s in states if s.current is not None)
+        phases = collections.Counter((w.last_status or w.pod.get("status") or {}).get("phase")
+                                     or "Pending" for w in workers)
         return "\n".join([
             "# HELP steer_agent_pods Pods this agent is running or stopping.",
             "# TYPE steer_agent_pods gauge", f"steer_agent_pods {len(workers)}",
@@ -228,7 +233,19 @@ class PodManager:
             f"steer_agent_running_containers {running}",
             "# HELP steer_agent_container_restarts Restarts of the current pods' containers.",
             "# TYPE steer_agent_container_restarts gauge",
-            f"steer_agent_container_restarts {restarts}"]) + "\n"
+            f"steer_agent_container_restarts {restarts}",
+            # Per container, as kube-state-metrics' kube_pod_container_status_restarts_total
+            # (the monitoring addon's crash-looping alert reads it).
+            "# HELP steer_agent_pod_container_restarts Restarts of a current pod's container.",
+            "# TYPE steer_agent_pod_container_restarts gauge",
+            *(f'steer_agent_pod_container_restarts{{namespace="{w.key.split("/")[0]}",'
+              f'pod="{w.key.split("/", 1)[1]}",container="{s.spec.get("name", "")}"}} '
+              f'{s.current.attempt}'
+              for w in workers for s in w.init + w.main if s.current is not None),
+            "# HELP steer_agent_pods_by_phase Pods this agent handles, by their last phase.",
+            "# TYPE steer_agent_pods_by_phase gauge",
+            *(f'steer_agent_pods_by_phase{{phase="{phase}"}} {count}'
+              for phase, count in sorted(phases.items()))]) + "\n"
 
     def stop(self):
         self.informer.stop()

@@ -19,7 +19,7 @@ import threading
 import time
 
 from agent import backoff as backoffmod
-from agent import bootstrap, logs, paths, streaming
+from agent import bootstrap, logs, paths, streaming, volumes
 from agent import certrotation_setup as rotation
 from agent import runtime as runtimes
 from agent.containers import POLL, Context
@@ -88,6 +88,9 @@ def parse_args(argv=None):
                    help="usage image garbage collection frees down to")
     p.add_argument("--data-dir", default=os.path.expanduser("~/.steer/agent"),
                    help="pod directories, container state and logs")
+    p.add_argument("--storage-root", default=volumes.STORAGE_ROOT,
+                   help="where local-path persistent volumes of this node live (announced "
+                        f"on the Node as {volumes.STORAGE_ROOT_ANNOTATION})")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--node-labels", default="", help="k=v,... added to the Node's labels")
     p.add_argument("--register-with-taints", default="", help="key=value:Effect,...")
@@ -322,7 +325,9 @@ class Agent:
                               if args.runtime == "cri" else None,
                               pressure=lambda: machine_pressure(args.data_dir),
                               on_node=self.pod_network.observe if self.pod_network else None,
-                              annotations={NODE_IP_ANNOTATION: self.pod_network_ip})
+                              annotations={NODE_IP_ANNOTATION: self.pod_network_ip,
+                                           volumes.STORAGE_ROOT_ANNOTATION:
+                                               os.path.abspath(args.storage_root)})
 
     def start(self, stop=None):
         """Serve, register the Node, start heartbeats and pod workers; return at once.

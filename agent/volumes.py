@@ -12,7 +12,8 @@ mountPath instead (``container_mounts``).
 
 Every name and path of the pod goes through agent/paths.py: nothing is written
 or removed outside the pod's directory (or its tmpfs directory for secrets),
-whatever the object says. Secret volumes, and projected volumes (which may hold
+whatever the object says. A persistentVolumeClaim is mounted as the hostPath of
+its bound PersistentVolume (``claim_host_path``). Secret volumes, and projected volumes (which may hold
 a token), are written under ``secret_dir`` (a tmpfs, see paths.tmpfs_dir) when
 the agent has one. A hostPath is handed to the container as it is and never
 removed.
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Volume files' mode when the source names none (Kubernetes' 0644, in a 0700 directory).
 DEFAULT_MODE = 0o644
+#: Where local-path persistent volumes live on a node (--storage-root), and the Node
+#: annotation that tells the provisioner (control/controllers/persistentvolume/localpath.py).
+STORAGE_ROOT = "/var/lib/steersman/storage"
+STORAGE_ROOT_ANNOTATION = "steersman.io/local-path-root"
 
 
 def write_private(path, data, mode=0o600):
@@ -86,6 +91,41 @@ def _host_path(volume):
     return host
 
 
+def claim_host_path(volume, namespace, get, for_containers=False):
+    """The host directory of a persistentVolumeClaim volume: claim -> bound PV -> hostPath.
+
+    As kubelet, a claim that is not Bound (or whose volume is not its own) is a
+    mount failure the pod worker retries; only hostPath and local volumes can be
+    mounted on a node. The directory is created when missing (local-path volumes
+    are DirectoryOrCreate), 0777 for containers as k3s makes them.
+    """
+    claim_name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+    claim = get("PersistentVolumeClaim", namespace, claim_name) if claim_name else None
+    if claim is None:
+        raise ConfigError(f'persistentvolumeclaim "{claim_name}" not found')
+    pv_name = (claim.get("spec") or {}).get("volumeName")
+    if (claim.get("status") or {}).get("phase") != "Bound" or not pv_name:
+        raise ConfigError(f'persistentvolumeclaim "{claim_name}" is not bound')
+    pv = get("PersistentVolume", None, pv_name)
+    ref = ((pv or {}).get("spec") or {}).get("claimRef") or {}
+    if pv is None or ref.get("uid") != claim["metadata"].get("uid"):
+        raise ConfigError(f'persistentvolume "{pv_name}" is not bound to claim '
+                          f'"{claim_name}"')
+    spec = pv["spec"]
+    if "hostPath" in spec:
+        source = dict(spec["hostPath"])
+    elif "local" in spec:
+        source = {"path": (spec["local"] or {}).get("path"), "type": "Directory"}
+    else:
+        raise ConfigError(f'persistentvolume "{pv_name}" has no volume source this node '
+                          "can mount (hostPath or local)")
+    created = not os.path.exists(source.get("path") or "")
+    host = _host_path({"hostPath": source})
+    if created and source.get("type") == "DirectoryOrCreate":
+        os.chmod(host, 0o777 if for_containers else 0o700)
+    return host
+
+
 def _mode(source):
     """Return a source's defaultMode (Kubernetes' 0644 when unset)."""
     mode = source.get("defaultMode")
@@ -114,6 +154,9 @@ def materialise(pod, pod_dir, get, secret_dir=None, token=None, host_ip="",
         name = paths.check_name(volume.get("name"), "volume")
         if "hostPath" in volume:
             result[name] = _host_path(volume)
+            continue
+        if "persistentVolumeClaim" in volume:
+            result[name] = claim_host_path(volume, namespace, get, for_containers)
             continue
         if "secret" in volume or "projected" in volume:
             # Made only for a pod that has secrets: nothing else of it goes to tmpfs.

@@ -229,7 +229,40 @@ def _start(args, base, secure):
     server = LocalApiServer(os.path.join(base, "secure" if secure else "plain"),
                             workers=args.workers, tls=secure, extra_args=extra)
     server.start()
+    if args.quota:
+        _add_quota(server, secure)
     return server, (_as_bench_user(server) if secure else None)
+
+
+def _add_quota(server, secure):
+    """Give the default namespace a ResourceQuota on ConfigMaps that no level reaches.
+
+    A server with quota admission then counts (and charges) every create against
+    it; one without stores the object and ignores it, so the same run on an older
+    commit gives the figure without quotas.
+    """
+    tls = (server.ca_file, server.cert_file, server.key_file) if secure else None
+    conn = _connection(server.port, tls)
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota",
+             "metadata": {"name": "bench", "namespace": "default"},
+             "spec": {"hard": {"configmaps": "100000000"}}}
+    conn.request("POST", "/api/v1/namespaces/default/resourcequotas", json.dumps(quota),
+                 {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    if response.status not in (201, 409):
+        raise SystemExit(f"cannot create the bench quota: HTTP {response.status}")
+    # The status the quota controller would write (no controller runs here): without
+    # it, admission refuses to charge an unknown usage instead of counting.
+    quota["status"] = {"hard": quota["spec"]["hard"], "used": {"configmaps": "0"}}
+    conn.request("PUT", "/api/v1/namespaces/default/resourcequotas/bench/status",
+                 json.dumps(quota), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    if response.status == 404:      # a server without the status subresource: no quotas
+        return
+    if response.status != 200:
+        raise SystemExit(f"cannot write the bench quota's status: HTTP {response.status}")
 
 
 def _object_names(server, tls):
@@ -318,6 +351,9 @@ def main(argv=None):
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--writes", type=int, default=20, help="writes for the fan-out test")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers")
+    parser.add_argument("--quota", action="store_true",
+                        help="put a ResourceQuota on ConfigMaps in the namespace the creates "
+                             "go to (what quota admission costs a create)")
     parser.add_argument("--mode", choices=("compare", "secure", "plain"), default="compare",
                         help="secure: TLS + Node,RBAC as an ordinary user bound to edit; plain: "
                              "HTTP + AlwaysAllow; compare (default): both side by side, each "

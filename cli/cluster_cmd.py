@@ -28,6 +28,7 @@ import yaml
 
 from cli import (
     certrenewal,
+    component_metrics,
     encryption_config,
     local_addons,
     local_containers,
@@ -264,12 +265,17 @@ def start_all(cluster, args, started):
     store = LocalStoreCluster(args.store_nodes, base_dir=store_dir, extra_args=STORE_ARGS,
                               detach=True)
     say(f"starting {args.store_nodes} store nodes in {store_dir} ...")
+    # Their /metrics speak TLS; only cluster-CA clients in system:monitoring may read.
+    cluster_ca = component_metrics.cluster_ca_file(LocalCredentials(cluster.home).dir)
     for i, node in enumerate(store.nodes):
         os.makedirs(node.data_dir, exist_ok=True)
         name = f"store-{node.name}"
-        node.pid = cluster.start(name, store.command(i), "store")
+        node.pid = cluster.start(name, store.command(i) + component_metrics.store_metrics_flags(
+            *store._member_files(node), cluster_ca), "store")
         started.append(name)
     store.save()
+    state["componentMetrics"] = {"store": {n.name: n.metrics_addr for n in store.nodes
+                                           if n.metrics_addr}}
     names = [f"store-{n.name}" for n in store.nodes]
     shown = [0]
 
@@ -327,11 +333,8 @@ def start_all(cluster, args, started):
                          # cli/local_pki.py), projected into every pod by the admission.
                          "--service-account-signing-key-file", creds.service_account_key,
                          "--service-account-key-file", creds.service_account_public_key,
-                         # Pods of a containers cluster must meet the Pod Security
-                         # baseline unless their namespace's label says otherwise; the
-                         # process runtime's pods share the host's network (host ports).
                          "--enable-admission-plugins",
-                         "ServiceAccount,PodSecurity" if containers else "ServiceAccount",
+                         ",".join(local_admission_plugins(containers)),
                          "--service-cluster-ip-range", args.service_cluster_ip_range,
                          *local_containers.advertise_flags(advertise),
                          "--default-not-ready-toleration-seconds",
@@ -356,8 +359,13 @@ def start_all(cluster, args, started):
               "--node-monitor-grace-period", f"{args.node_monitor_grace_period:g}s",
               "--node-monitor-period",
               f"{max(1.0, min(5.0, args.node_monitor_grace_period / 4)):g}s"])):
+        # /healthz and /metrics over HTTPS with delegated auth (cli/component_metrics.py).
+        secure_port = free_ports(1)[0]
+        state.setdefault("componentMetrics", {})[name] = f"127.0.0.1:{secure_port}"
         cluster.start(name, python_module(module, "--kubeconfig", creds.kubeconfig(name),
-                                          "--identity", f"local-{name}", *extra), name)
+                                          "--identity", f"local-{name}", *extra,
+                                          *component_metrics.secure_port_flags(
+                                              creds, name, secure_port)), name)
         started.append(name)
     say("scheduler and controller manager started")
 
@@ -381,6 +389,7 @@ def start_all(cluster, args, started):
             "--client-ca-file", creds.ca_file,
             "--node-name", name, "--node-ip", ip,
             "--port", str(agent_port), "--data-dir", data_dir,
+            "--storage-root", os.path.join(data_dir, "storage"),
             *runtime_flags.get(name, ["--runtime", "process"]),
             "--heartbeat-interval", f"{args.heartbeat_interval:g}",
             "--backoff-base", f"{args.backoff_base:g}"), "agent")
@@ -418,6 +427,18 @@ def start_all(cluster, args, started):
                                local_dns_image.DNS_IMAGE, say)
     local_addons.start_others(local_addons.AddonContext(
         url=url, creds=creds, args=args, containers=containers, say=say), args.addons)
+
+
+def local_admission_plugins(containers):
+    """The API server's admission plugins on a local cluster (kube-apiserver's usual set).
+
+    Pods of a containers cluster must meet the Pod Security baseline unless their
+    namespace's label says otherwise; the process runtime's pods share the host's
+    network (host ports), so PodSecurity stays off there.
+    """
+    return ["LimitRanger", "ServiceAccount", *(["PodSecurity"] if containers else []),
+            "DefaultStorageClass", "StorageObjectInUseProtection",
+            "PersistentVolumeClaimResize", "ResourceQuota"]
 
 
 def start_userspace_proxy(cluster, creds, node_ips, started):
@@ -493,6 +514,7 @@ def finish(cluster, home):
         f"{os.path.join(home, 'config')}")
     say(f"  export KUBECONFIG={kubeconfig}   # then kubectl works too")
     say("  steer status                        # processes and nodes")
+    say(f"  {url}/ui/   # the web dashboard (a token from `kubectl create token NAME`)")
     say(f"  steer down                          # stop it (logs in {cluster.logs_dir})")
 
 

@@ -6,6 +6,7 @@ import math
 from cli import output
 from cli.describe_page import controlled_by, header, when
 from cli.describe_pods import conditions_table, describe_pod, parse_amount, pod_template
+from cli.describe_quota import describe_limitrange, describe_resourcequota
 from cli.errors import CommandError
 from cli.logs_cmd import selector_string
 from control.client import errors as api_errors
@@ -391,4 +392,5 @@ NO_EVENTS = {"Namespace"}
 DESCRIBERS = {"Pod": describe_pod, "Deployment": describe_deployment,
               "ReplicaSet": describe_replicaset, "Service": describe_service,
               "Node": describe_node, "Namespace": describe_namespace,
-              "ConfigMap": describe_configmap, "Secret": describe_secret}
+              "ConfigMap": describe_configmap, "Secret": describe_secret,
+              "ResourceQuota": describe_resourcequota, "LimitRange": describe_limitrange}

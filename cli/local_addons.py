@@ -30,9 +30,10 @@ from control.objects import kinds
 #: Addons `steer up --addons` starts, by name -> "module:function" of its starter, which
 #: is called as ``function(ctx: AddonContext)`` and creates its objects idempotently.
 #: DNS is started by `steer up` itself (it needs the service range), hence None.
-STARTERS = {"dns": None}
+STARTERS = {"dns": None, "monitoring": "cli.local_monitoring:start",
+            "storage": "cli.local_storage:start", "ingress": "cli.local_ingress:start"}
 KNOWN = STARTERS.keys()
-DEFAULT = ("dns",)
+DEFAULT = ("dns", "storage")
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,11 @@ def deployment(image, cluster_domain, replicas):
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": dict(LABELS)},
             "spec": {"replicas": replicas, "selector": {"matchLabels": dict(LABELS)},
-                     "template": {"metadata": {"labels": dict(LABELS)},
+                     "template": {"metadata": {"labels": dict(LABELS),
+                                               # The monitoring addon scrapes its metrics.
+                                               "annotations": {
+                                                   "prometheus.io/scrape": "true",
+                                                   "prometheus.io/port": str(METRICS_PORT)}},
                                   "spec": {"serviceAccountName": NAME,
                                            # Its own resolvers are the node's, never itself.
                                            "dnsPolicy": "Default",

@@ -1,13 +1,18 @@
 """`steer cordon|uncordon|drain NODE`: take a node out of scheduling and empty it.
 
-Drain follows kubectl: cordon first, then delete every pod on the node except
+Drain follows kubectl: cordon first, then evict every pod on the node except
 mirror pods (skipped) and DaemonSet pods (an error unless --ignore-daemonsets, since
-their controller would put them back); pods without a controller are only deleted
+their controller would put them back); pods without a controller are only evicted
 with --force (nothing would recreate them), pods with emptyDir data only with
---delete-emptydir-data. It waits until the pods are gone.
+--delete-emptydir-data. Evicting goes through the pods/eviction subresource, so a
+PodDisruptionBudget is respected: an eviction the budget refuses (429) is tried
+again every 5 seconds, as kubectl does, until --timeout. --disable-eviction deletes
+the pods instead, bypassing budgets. It waits until the pods are gone.
 """
 
+import argparse
 import sys
+import time
 
 from cli.delete_cmd import wait_gone
 from cli.errors import CommandError
@@ -35,8 +40,12 @@ def register(groups):
                        help="also delete pods using emptyDir (their data is lost)")
     drain.add_argument("--grace-period", type=int, default=-1,
                        help="seconds each pod gets to stop (-1: the pod's own)")
-    drain.add_argument("--timeout", type=float, default=0,
-                       help="give up after this many seconds (0: wait forever)")
+    drain.add_argument("--timeout", type=_seconds, default=0,
+                       help="give up after this long: seconds or a duration such as 5m "
+                            "(0: wait forever)")
+    drain.add_argument("--disable-eviction", action="store_true",
+                       help="delete pods instead of evicting them: PodDisruptionBudgets "
+                            "are bypassed")
     drain.set_defaults(func=cmd_drain)
 
 
@@ -111,9 +120,82 @@ def classify(pods, ignore_daemonsets=False, force=False, delete_emptydir=False):
     return delete, warnings, errors
 
 
+#: kubectl drain retries an eviction refused by a disruption budget this often (seconds).
+EVICTION_RETRY = 5.0
+DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def _seconds(text):
+    """Seconds from a number or a kubectl duration ("90", "90s", "5m", "1h")."""
+    try:
+        value = float(text[:-1]) * DURATION_UNITS[text[-1]] if text and text[-1] in \
+            DURATION_UNITS else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 90s, 5m)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("the timeout must not be negative")
+    return value
+
+
+def eviction_body(pod, grace):
+    """The policy/v1 Eviction that asks the API server to evict ``pod``."""
+    meta = pod["metadata"]
+    body = {"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
+    if grace is not None:
+        body["deleteOptions"] = {"gracePeriodSeconds": grace}
+    return body
+
+
+def _evict(session, pods_resource, pod, grace):
+    meta = pod["metadata"]
+    path = session.rest.path(pods_resource, meta["namespace"], meta["name"], "eviction")
+    session.rest.request("POST", path, body=eviction_body(pod, grace))
+
+
+def remove_pods(session, pods_resource, victims, grace, evict, deadline, clock=time.monotonic,
+                sleep=time.sleep):
+    """Evict (or delete) every pod; retry refused evictions every 5 s until ``deadline``.
+
+    Return the (resource, namespace, name, uid) of the pods the server accepted.
+    """
+    pending, accepted = list(victims), []
+    while pending:
+        refused = []
+        for pod in pending:
+            meta = pod["metadata"]
+            try:
+                if evict:
+                    _evict(session, pods_resource, pod, grace)
+                else:
+                    session.rest.delete(pods_resource, meta["namespace"], meta["name"],
+                                        grace_period_seconds=grace)
+            except api_errors.NotFound:
+                continue
+            except api_errors.TooManyRequests as exc:
+                print(f'error when evicting pods/"{meta["name"]}" -n "{meta["namespace"]}" '
+                      f"(will retry after 5s): {exc.message}", file=sys.stderr, flush=True)
+                refused.append(pod)
+                continue
+            except api_errors.ApiException as exc:
+                raise CommandError(f'error when evicting pods/"{meta["name"]}" -n '
+                                   f'"{meta["namespace"]}": {exc.message or exc}') from exc
+            accepted.append((pods_resource, meta["namespace"], meta["name"], meta.get("uid")))
+        pending = refused
+        if pending and deadline is not None and clock() + EVICTION_RETRY > deadline:
+            names = ", ".join(f'pods/"{p["metadata"]["name"]}"' for p in pending)
+            raise CommandError(f"error when evicting {names}: global timeout reached: the "
+                               "pods' disruption budget still refuses their eviction")
+        if pending:
+            sleep(EVICTION_RETRY)
+    return accepted
+
+
 def cmd_drain(args):
     session = Session(args)
     pods_resource = session.resolve("pods")
+    started = time.monotonic()
+    deadline = started + args.timeout if args.timeout else None
     for text in args.nodes:
         name = _node_name(text)
         changed = set_unschedulable(session, name, True)
@@ -133,23 +215,21 @@ def cmd_drain(args):
             print("Warning: " + "; ".join(f"{what}: {', '.join(refs)}"
                                           for what, refs in warnings.items()), file=sys.stderr)
         grace = args.grace_period if args.grace_period >= 0 else None
-        deleted = []
         for pod in victims:
             meta = pod["metadata"]
             print(f"evicting pod {meta['namespace']}/{meta['name']}", flush=True)
-            try:
-                session.rest.delete(pods_resource, meta["namespace"], meta["name"],
-                                    grace_period_seconds=grace)
-            except api_errors.NotFound:
-                continue
-            deleted.append((pods_resource, meta["namespace"], meta["name"], meta.get("uid")))
-        if deleted:
-            try:
-                wait_gone(session, deleted, args.timeout or 7 * 24 * 3600)
-            except CommandError as exc:
-                raise CommandError(f"error when waiting for pods to be deleted on node "
-                                   f"\"{name}\": {exc}") from exc
-        for _, _, pod_name, _ in deleted:
-            print(f"pod/{pod_name} evicted")
+        try:
+            removed = remove_pods(session, pods_resource, victims, grace,
+                                  not args.disable_eviction, deadline)
+            if removed:
+                left = (deadline - time.monotonic()) if deadline else 7 * 24 * 3600
+                wait_gone(session, removed, max(left, 0))
+        except CommandError as exc:
+            raise CommandError(f"unable to drain node \"{name}\" due to error: {exc}, "
+                               f"continuing command...\nThere are pending nodes to be drained:"
+                               f"\n {name}") from exc
+        word = "deleted" if args.disable_eviction else "evicted"
+        for _, _, pod_name, _ in removed:
+            print(f"pod/{pod_name} {word}", flush=True)
         print(f"node/{name} drained", flush=True)
     return 0

@@ -21,6 +21,7 @@ from control.api import (
     masterservice,
     metrics,
     metrics_api,
+    nodeproxy,
     openapi,
     priority,
     streaming,
@@ -35,6 +36,7 @@ from control.api.crd import sync as crd_sync
 from control.api.handlers import CollectionResource, ItemResource, SubresourceResource
 from control.api.service import for_store
 from control.objects import defaults
+from control.ui import app as dashboard
 
 log = logging.getLogger("steer.apiserver")
 
@@ -219,6 +221,7 @@ def create_app(store_client, service=None, bootstrap=True,
     item = ItemResource(service)
     auth_setup.add_routes(app, auth, service)
     metrics_api.add_routes(app, service, kubelet_tls)      # metrics.k8s.io from the agents
+    nodeproxy.add_routes(app, service, kubelet_tls)        # nodes/proxy: the agents' metrics
     for base in ("/api/{version}", "/apis/{group}/{version}"):
         app.add_route(base + "/{plural}", collection)
         app.add_route(base + "/{plural}/{name}", item)
@@ -226,4 +229,6 @@ def create_app(store_client, service=None, bootstrap=True,
         app.add_route(base + "/namespaces/{ns}/{plural}", collection)
         app.add_route(base + "/namespaces/{ns}/{plural}/{name}", item)
         app.add_route(base + "/namespaces/{ns}/{plural}/{name}/{sub}", sub)
-    return app
+    # The web dashboard under /ui/: its pages are subrequests to this app as the user.
+    return dashboard.mount(app, (auth_options or auth_setup.AuthOptions())
+                           .service_account_signing_key_file)

@@ -74,6 +74,10 @@ def _subresource_entry(resource, sub):
         return {"name": f"{resource.plural}/scale", "singularName": "", "group": "autoscaling",
                 "version": "v1", "namespaced": resource.namespaced, "kind": "Scale",
                 "verbs": verbs}
+    if sub == "eviction":
+        return {"name": f"{resource.plural}/eviction", "singularName": "", "group": "policy",
+                "version": "v1", "namespaced": resource.namespaced, "kind": "Eviction",
+                "verbs": ["create"]}
     if sub == "binding":
         kind, verbs = "Binding", ["create"]
     elif sub == "log":

@@ -12,6 +12,7 @@ import falcon
 
 from control import errors
 from control.api import bodies, deletion, streaming, subresources, table, watch, writeoptions
+from control.api.eviction import Evictions
 from control.api.protobuf import negotiation
 from control.objects import kinds
 
@@ -295,6 +296,7 @@ class SubresourceResource:
     #: The methods each served subresource answers.
     SERVED = {"status": ("GET", "PUT", "PATCH"), "scale": ("GET", "PUT", "PATCH"),
               "finalize": ("PUT",), "binding": ("POST",), "log": ("GET",),
+              "eviction": ("POST",),                  # pods (control/api/eviction.py)
               "approval": ("GET", "PUT", "PATCH"),     # certificatesigningrequests
               **{sub: ("GET", "POST") for sub in streaming.SUBRESOURCES}}
 
@@ -302,6 +304,7 @@ class SubresourceResource:
         self.service = service
         self.logs = logs or subresources.PodLogs(service)
         self.streams = streams or streaming.PodStreams(service)
+        self.evictions = Evictions(service)
 
     def _check(self, req, params):
         resource, namespace = resolve(params)
@@ -332,6 +335,10 @@ class SubresourceResource:
         _, namespace, sub = self._check(req, params)
         if sub in streaming.SUBRESOURCES:
             return self.streams.serve(req, resp, sub, namespace, params["name"])
+        if sub == "eviction":
+            status = self.evictions.evict(namespace, params["name"], bodies.read_object(req),
+                                          req.get_param_as_list("dryRun") or [])
+            return bodies.write_json(resp, status, falcon.HTTP_201)
         status = subresources.bind(self.service, namespace, params["name"],
                                    bodies.read_object(req))
         bodies.write_json(resp, status, falcon.HTTP_201)

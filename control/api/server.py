@@ -263,8 +263,9 @@ def build_parser():
     p.add_argument("--service-node-port-range", default="30000-32767",
                    help="ports (FIRST-LAST, inclusive) NodePort Services' nodePorts come from")
     p.add_argument("--enable-admission-plugins", metavar="NAMES",
-                   help="comma-separated admission plugins to run (ServiceAccount, PodSecurity); "
-                        "default: none of these")
+                   help="comma-separated admission plugins to run (LimitRanger, "
+                        "ServiceAccount, PodSecurity, ResourceQuota); default: LimitRanger,"
+                        "ResourceQuota")
     at_rest = p.add_argument_group("encryption at rest and audit")
     at_rest.add_argument("--encryption-provider-config", metavar="FILE",
                          help="EncryptionConfiguration: the resources to encrypt in the store, "

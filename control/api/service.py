@@ -18,6 +18,7 @@ from control.api import (
     fields,
     filters,
     patching,
+    served_versions,
     watch,
     writeoptions,
 )
@@ -95,6 +96,8 @@ class ObjectService(patching.PatchVerbs):
     # -- reads ------------------------------------------------------------------------
     def get(self, resource, namespace, name):
         """Return one object (404 if there is none)."""
+        if resource.conversion is not None:
+            return served_versions.get(self, resource, namespace, name)
         return self.registry.get(resource, namespace, name)
 
     @staticmethod
@@ -109,6 +112,11 @@ class ObjectService(patching.PatchVerbs):
         As kube-apiserver does, ``limit`` bounds the objects read, so a page may hold
         fewer matches than the limit and still carry a continue token.
         """
+        if resource.conversion is not None:
+            return served_versions.list_(self, resource, namespace, limit=limit,
+                                         continue_token=continue_token,
+                                         label_selector=label_selector,
+                                         field_selector=field_selector)
         matches = self.selector(resource, label_selector, field_selector)
         items, revision, token = self.registry.list(resource, namespace, limit=limit,
                                                     continue_token=continue_token)
@@ -123,6 +131,10 @@ class ObjectService(patching.PatchVerbs):
         (the would-be object is returned, nothing is stored or kept allocated);
         ``managed_fields`` are the entries of a create by server-side apply.
         """
+        if resource.conversion is not None:
+            return served_versions.create(self, resource, namespace, body, field_validation,
+                                          warnings, options=options,
+                                          managed_fields=managed_fields)
         fields.check_kind(resource, body)
         body = fields.check_fields(resource, body, field_validation, warnings)
         strategy = strategy_for(resource)
@@ -137,7 +149,8 @@ class ObjectService(patching.PatchVerbs):
         obj = meta.prepare_create(body, resource, namespace, self.clock(), self.new_uid,
                                   self.random)
         obj = strategy.prepare_for_create(defaults.apply_defaults(obj, self.toleration_seconds))
-        attrs = admission.Attributes("CREATE", resource, namespace, obj)
+        attrs = admission.Attributes("CREATE", resource, namespace, obj,
+                                     dry_run=bool(options.dry_run))
         obj = self.admission.admit(attrs)
         strategy.validate(obj)
         self.admission.validate(attrs)
@@ -164,6 +177,10 @@ class ObjectService(patching.PatchVerbs):
         ``options`` and ``managed_fields`` as for ``create``. A write that changes
         nothing is not stored (no new resourceVersion), as kube-apiserver skips it.
         """
+        if resource.conversion is not None:
+            return served_versions.update(self, resource, namespace, name, body, subresource,
+                                          field_validation, warnings, options=options,
+                                          managed_fields=managed_fields)
         fields.check_kind(resource, body)
         body = fields.check_fields(resource, body, field_validation, warnings)
         strategy = strategy_for(resource, subresource)
@@ -182,7 +199,8 @@ class ObjectService(patching.PatchVerbs):
                                         "metadata": {"name": name, **body_meta}},
                                        self.toleration_seconds)
         obj = strategy.prepare_for_update(old, body)
-        attrs = admission.Attributes("UPDATE", resource, namespace, obj, old, subresource)
+        attrs = admission.Attributes("UPDATE", resource, namespace, obj, old, subresource,
+                                     dry_run=bool(options.dry_run))
         obj = self.admission.admit(attrs)
         strategy.validate_update(obj, old)
         self.admission.validate(attrs)
@@ -222,6 +240,8 @@ class ObjectService(patching.PatchVerbs):
 
     def remove(self, resource, namespace, name, options=None):
         """Like ``delete``; return (object, whether it is gone from the store)."""
+        if resource.conversion is not None:
+            return served_versions.remove(self, resource, namespace, name, options)
         options = options or deletion.DeleteOptions()
         strategy = strategy_for(resource)
         for _ in range(DELETE_RETRIES):

@@ -8,7 +8,12 @@ turns watch events into one-row Tables, column definitions on the first only.
 
 from control import errors
 from control.api import printers as p
+from control.api import printers_autoscaling as autoscaling
 from control.api import printers_core as core
+from control.api import printers_networking as networking
+from control.api import printers_policy as policy
+from control.api import printers_quota as quota
+from control.api import printers_storage as storage
 from control.api.crd import printing as crd_printing
 from control.api.printers import AGE, CONTAINERS, IMAGES, NAME, column
 from control.objects import meta
@@ -175,6 +180,15 @@ PRINTERS = {
     "Endpoints": (_ENDPOINTS, core.print_endpoints),
     "EndpointSlice": (_ENDPOINTSLICE, core.print_endpointslice),
     "NetworkPolicy": (_NETWORKPOLICY, p.print_networkpolicy),
+    "HorizontalPodAutoscaler": (autoscaling.HPA_COLUMNS, autoscaling.print_hpa),
+    "PodDisruptionBudget": (policy.PDB_COLUMNS, policy.print_poddisruptionbudget),
+    "Ingress": (networking.INGRESS_COLUMNS, networking.print_ingress),
+    "IngressClass": (networking.INGRESSCLASS_COLUMNS, networking.print_ingressclass),
+    "ResourceQuota": (quota.QUOTA_COLUMNS, quota.print_resourcequota),
+    "LimitRange": (quota.LIMITRANGE_COLUMNS, quota.print_limitrange),
+    "PersistentVolume": (storage.PV_COLUMNS, storage.print_persistentvolume),
+    "PersistentVolumeClaim": (storage.PVC_COLUMNS, storage.print_persistentvolumeclaim),
+    "StorageClass": (storage.SC_COLUMNS, storage.print_storageclass),
     "Node": (_NODE, core.print_node),
     "Event": (_EVENT, core.print_event),
     "Namespace": ([NAME, _c("Status", description="The status of the namespace"), AGE],
@@ -227,11 +241,18 @@ def row_object(resource, obj, include, version="v1"):
             "metadata": obj.get("metadata") or {}}
 
 
+def _stored_form_printer(printer, to_storage):
+    """A printer of a served version's objects through the stored version's printer."""
+    return lambda obj, now: printer(to_storage(obj), now)
+
+
 def to_table(resource, objects, list_metadata, include_object="Metadata", *, now=None,
              version="v1", headers=True):
     """Return a Table of ``objects`` with kube-apiserver's columns for the kind."""
     columns, printer = (crd_printing.printer_for(resource) if resource.custom is not None
                         else PRINTERS.get(resource.kind, DEFAULT))
+    if resource.conversion is not None:     # upstream prints the internal (stored) form
+        printer = _stored_form_printer(printer, resource.conversion.to_storage)
     now = now or meta.utcnow()
     metadata = {"resourceVersion": str(list_metadata.get("resourceVersion", ""))}
     if list_metadata.get("continue"):

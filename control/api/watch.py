@@ -140,6 +140,8 @@ def _events(watch, resource, since, timeout, bookmarks, matches, clock, transfor
                 return
             if event is not None:
                 kind, obj = watch_event(event)
+                if resource.conversion is not None:     # a version served by conversion
+                    obj = resource.conversion.from_storage(obj)
                 revision = event["kv"]["mod_revision"]
                 if matches(obj):
                     yield encode(kind, emit(kind, obj))

@@ -20,6 +20,7 @@ from control.client.component import (
     run_leader_elected,
 )
 from control.client.events import EventRecorder
+from control.client.secure_serving import add_secure_serving_flags, start_secure_serving
 from control.controllers import (
     csrapproving,
     csrsigning,
@@ -32,6 +33,7 @@ from control.controllers import (
     nodeipam,
     nodelifecycle,
     podgc,
+    resourcequota,
     serviceaccounts,
 )
 from control.controllers import job as jobctl
@@ -39,7 +41,12 @@ from control.controllers.controller import Controller
 from control.controllers.cronjob import CronJobController
 from control.controllers.daemonset import DaemonSetController
 from control.controllers.deployment import DeploymentController
+from control.controllers.disruption import PDBS, DisruptionController
 from control.controllers.nodelifecycle import NodeLifecycleController
+from control.controllers.nodemetrics import register_node_conditions
+from control.controllers.persistentvolume import localpath
+from control.controllers.persistentvolume.controller import PersistentVolumeController
+from control.controllers.podautoscaler import options as hpa_options
 from control.controllers.replicaset import ReplicaSetController
 from control.controllers.statefulset import StatefulSetController
 from control.controllers.taintmanager import TaintEvictionController
@@ -149,6 +156,13 @@ def _cronjob(rest, informers, options):
                              recorder=EventRecorder(rest, "cronjob-controller"))
 
 
+def _disruption(rest, informers, options):
+    return DisruptionController(
+        rest, informers.informer(PDBS), informers.informer(kinds.PODS),
+        informers.informer(kinds.REPLICASETS), informers.informer(kinds.DEPLOYMENTS),
+        informers.informer(kinds.STATEFULSETS), recorder=EventRecorder(rest, "controllermanager"))
+
+
 def _ttl_after_finished(rest, informers, options):
     return TTLAfterFinishedController(rest, informers.informer(kinds.JOBS))
 
@@ -220,6 +234,16 @@ def _csrsigning(rest, informers, options):
         duration=_option(options, "cluster_signing_duration", csrsigning.DEFAULT_DURATION))
 
 
+def _persistentvolume(rest, informers, options):
+    return PersistentVolumeController(
+        rest, informers.informer(kinds.lookup("", "v1", "persistentvolumeclaims")),
+        informers.informer(kinds.lookup("", "v1", "persistentvolumes")),
+        informers.informer(kinds.lookup("storage.k8s.io", "v1", "storageclasses")),
+        informers.informer(kinds.PODS), informers.informer(kinds.NODES),
+        recorder=EventRecorder(rest, "persistentvolume-controller"),
+        helper_image=_option(options, "local_path_helper_image", localpath.HELPER_IMAGE))
+
+
 def _csrapproving(rest, informers, options):
     return csrapproving.CSRApprovingController(
         rest, informers.informer(kinds.CERTIFICATESIGNINGREQUESTS),
@@ -240,6 +264,7 @@ CONTROLLERS = {
     "job": _job,
     "cronjob": _cronjob,
     "ttl-after-finished": _ttl_after_finished,
+    "disruption": _disruption,
     "endpoint": _endpoint,
     "endpointslice-controller": _endpointslice,
     "namespace": _namespace,
@@ -249,6 +274,9 @@ CONTROLLERS = {
     "root-ca-cert-publisher": _root_ca_cert_publisher,
     "csrsigning": _csrsigning,
     "csrapproving": _csrapproving,
+    "horizontalpodautoscaling": hpa_options.controller_factory,
+    "persistentvolume-binder": _persistentvolume,
+    "resourcequota": resourcequota.controller_factory,
 }
 
 
@@ -344,6 +372,12 @@ def parse_args(argv=None):
                         help="the cluster CA (PEM) published as ConfigMap kube-root-ca.crt in "
                              "every namespace, for pods' service account token volumes")
     add_signing_flags(parser)
+    add_secure_serving_flags(parser, 10257)
+    hpa_options.add_flags(parser)
+    resourcequota.add_flags(parser)
+    parser.add_argument("--local-path-helper-image", default=localpath.HELPER_IMAGE,
+                        help="image of the pod that removes a deleted local-path volume's "
+                             "directory on its node (needs sh and rm)")
     args = parser.parse_args(argv)
     args.controllers = [n.strip() for n in args.controllers.split(",") if n.strip()]
     if not 1 <= args.max_endpoints_per_slice <= endpointslicing.MAX_ENDPOINTS_LIMIT:
@@ -388,11 +422,15 @@ def main(argv=None):
     configure_logging(args.log_level)
     rest = rest_client(args)
     manager = Manager(rest, args.controllers, args.workers, args)
+    register_node_conditions(manager.informers.informer(kinds.NODES))
+    secure = start_secure_serving(args, rest)
     try:
         return run_leader_elected(rest, args, LEASE_NAME, manager.start,
                                   manager.stop_event.set, lease_namespace=LEASE_NAMESPACE)
     finally:
         manager.stop()
+        if secure is not None:
+            secure.stop()
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ deletes all at once. A failed or deleted pod is recreated under the same name.
 spec.ordinals.start shifts the ordinals (start .. start+replicas-1).
 RollingUpdate replaces pods from the highest ordinal down to the partition, one
 at a time, each waiting for the previous to be healthy; OnDelete leaves that to
-the user. volumeClaimTemplates are ignored: Steersman has no PersistentVolumeClaims
-(a Warning event says so, once per StatefulSet).
+the user. volumeClaimTemplates give each pod its own claims, made before the pod
+and kept or deleted by persistentVolumeClaimRetentionPolicy (statefulset_claims.py).
 
 ``next_actions`` is the pure decision (given the pods, what to create and
 delete now); ``sync`` feeds it from the caches and writes status.
@@ -26,6 +26,7 @@ from control.client import AlreadyExists, NotFound
 from control.client.events import EventRecorder
 from control.controllers import history
 from control.controllers import pods as podutil
+from control.controllers import statefulset_claims as claims
 from control.controllers.batch import parallel
 from control.controllers.controller import Controller, by_namespace, split_key
 from control.controllers.ownership import (
@@ -201,7 +202,6 @@ class StatefulSetController(Controller):
         self.revision_store = revision_informer.store
         self.wall_clock = wall_clock
         self.recorder = recorder or EventRecorder(rest, "statefulset-controller")
-        self._warned_claims = set()         # uids told that volumeClaimTemplates are ignored
         sts_informer.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self.enqueue)
         owners = Owners(self.sts_store, kinds.STATEFULSETS)
         ChildEvents(owners, self.enqueue, updated=self.enqueue_when_available).attach(
@@ -224,7 +224,6 @@ class StatefulSetController(Controller):
                                 "This statefulset is selecting all pods. A non-empty selector "
                                 "is required.")
             return
-        self._warn_claim_templates(sts)
         revisions = RefManager(self.rest, kinds.STATEFULSETS, sts, selector).claim(
             kinds.CONTROLLERREVISIONS, by_namespace(self.revision_store, namespace))
         if sts["metadata"].get("deletionTimestamp"):
@@ -264,7 +263,10 @@ class StatefulSetController(Controller):
             revision = by_name.get(revision_name, update)
             template = revision["data"]["spec"]["template"]
             template = {k: v for k, v in template.items() if k != "$patch"}
-            pod = new_pod(sts, ordinal, revision_name, template)
+            pod = claims.with_claim_volumes(new_pod(sts, ordinal, revision_name, template),
+                                            sts, ordinal)
+            if not self._create_claims(sts, ordinal, pod["metadata"]["name"], errors):
+                return
             try:
                 self.rest.create(kinds.PODS, namespace, pod)
             except AlreadyExists:
@@ -282,6 +284,8 @@ class StatefulSetController(Controller):
 
         def delete(pod):
             pod_name = pod["metadata"]["name"]
+            if not self._hand_claims_to(sts, pod, errors):
+                return
             try:
                 self.rest.delete(kinds.PODS, namespace, pod_name)
             except NotFound:
@@ -310,13 +314,47 @@ class StatefulSetController(Controller):
                             f"failed error: pods \"{pod_name}\" already exists and is not "
                             "controlled by this StatefulSet")
 
-    def _warn_claim_templates(self, sts):
-        uid = sts["metadata"]["uid"]
-        if sts["spec"].get("volumeClaimTemplates") and uid not in self._warned_claims:
-            self._warned_claims.add(uid)
-            self.recorder.event(sts, "Warning", "VolumeClaimTemplatesIgnored",
-                                "Steersman has no PersistentVolumeClaims: volumeClaimTemplates "
-                                "are ignored and pods get no claims")
+    def _create_claims(self, sts, ordinal, pod_name, errors):
+        """Create the pod's missing claims first; False (error recorded) if one failed."""
+        set_name = sts["metadata"]["name"]
+        for claim in claims.new_claims(sts, ordinal):
+            claim_name = claim["metadata"]["name"]
+            try:
+                self.rest.create(claims.PVCS, sts["metadata"]["namespace"], claim)
+            except AlreadyExists:
+                continue                # kept from an earlier pod: its data is the point
+            except Exception as exc:    # noqa: BLE001 - reported, and the pod waits
+                self.recorder.event(sts, "Warning", "FailedCreate",
+                                    f"create Claim {claim_name} for Pod {pod_name} in "
+                                    f"StatefulSet {set_name} failed error: {exc}")
+                errors.append(exc)
+                return False
+            self.recorder.event(sts, "Normal", "SuccessfulCreate",
+                                f"create Claim {claim_name} Pod {pod_name} in StatefulSet "
+                                f"{set_name} success")
+        return True
+
+    def _hand_claims_to(self, sts, pod, errors):
+        """whenScaled=Delete: a pod condemned by scale down becomes its claims' owner."""
+        ordinal = ordinal_of(pod, sts["metadata"]["name"])
+        start = (sts["spec"].get("ordinals") or {}).get("start") or 0
+        condemned = ordinal is not None and not \
+            start <= ordinal < start + sts["spec"].get("replicas", 1)
+        if not condemned or claims.retention(sts)[1] != claims.DELETE:
+            return True
+        for template in claims.templates(sts):
+            name = claims.claim_name(template, sts["metadata"]["name"], ordinal)
+            try:
+                claim = self.rest.get(claims.PVCS, sts["metadata"]["namespace"], name)
+                patch = claims.pod_owner_patch(claim, pod)
+                if patch is not None:
+                    self.rest.patch(claims.PVCS, sts["metadata"]["namespace"], name, patch)
+            except NotFound:
+                continue
+            except Exception as exc:    # noqa: BLE001 - the pod stays until this works
+                errors.append(exc)
+                return False
+        return True
 
     def _write_status(self, sts, status):
         history.write_status(self.rest, kinds.STATEFULSETS, sts, status)

@@ -21,6 +21,8 @@ import copy
 import re
 
 from control.objects import taints
+from control.objects.autoscaling import default_hpa
+from control.objects.validation_quota import default_limit_range
 
 #: Permissions of files projected from ConfigMaps, Secrets, ... (0644).
 DEFAULT_FILE_MODE = 0o644
@@ -538,4 +540,6 @@ _DEFAULTERS = {
     ("apps/v1", "StatefulSet"): _stateful_set,
     ("batch/v1", "Job"): _job,
     ("batch/v1", "CronJob"): _cron_job,
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): default_hpa,
+    ("v1", "LimitRange"): default_limit_range,
 }

@@ -7,11 +7,26 @@ and remove resources in it while the server runs, and every lookup here sees the
 """
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from control.objects import autoscaling_v1
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 #: The verbs of kinds that are only ever created, answered and never stored (reviews).
 CREATE_ONLY = ("create",)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """How a served version maps to the stored one: one storage, one form, two converters.
+
+    The object service (control/api/service.py) converts bodies with ``to_storage``
+    and answers with ``from_storage``; watches and Tables convert the same way.
+    """
+
+    storage: object         # the Resource whose form is stored
+    to_storage: object      # served form -> stored form
+    from_storage: object    # stored form -> served form
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,9 @@ class Resource:
     #: control/api/crd/model.py); None for a built-in kind. Compared by identity,
     #: so a changed definition is a new Resource.
     custom: object = None
+    #: For a version served from another version's storage (autoscaling/v1
+    #: HorizontalPodAutoscalers, kept as v2): a Conversion; None when stored as served.
+    conversion: object = None
 
     @property
     def stored(self):
@@ -75,7 +93,7 @@ RESOURCES = (
     _r("", "v1", "Namespace", "namespaces", False, ("ns",), ("status", "finalize"), ()),
     _r("", "v1", "Node", "nodes", False, ("no",), ("status",), ()),
     _r("", "v1", "Pod", "pods", True, ("po",),
-       ("status", "binding", "log", "exec", "attach", "portforward")),
+       ("status", "binding", "eviction", "log", "exec", "attach", "portforward")),
     _r("", "v1", "Service", "services", True, ("svc",), ("status",)),
     _r("", "v1", "Endpoints", "endpoints", True, ("ep",), (), ()),
     _r("", "v1", "ConfigMap", "configmaps", True, ("cm",), (), ()),
@@ -127,6 +145,18 @@ CUSTOMRESOURCEDEFINITIONS_RESOURCE = _r(APIEXTENSIONS, "v1", "CustomResourceDefi
                                         "customresourcedefinitions", False, ("crd", "crds"),
                                         ("status",), ("api-extensions",))
 RESOURCES = RESOURCES + (CUSTOMRESOURCEDEFINITIONS_RESOURCE,)
+
+
+def _served_from(stored, version, to_storage, from_storage):
+    """``stored`` served at another version too, converted on the way in and out."""
+    return replace(stored, version=version,
+                   conversion=Conversion(stored, to_storage, from_storage))
+
+
+# After v2, so that discovery prefers v2 (the first version of a group is preferred).
+RESOURCES = RESOURCES + (_served_from(
+    next(r for r in RESOURCES if r.kind == "HorizontalPodAutoscaler"), "v1",
+    autoscaling_v1.from_v1, autoscaling_v1.to_v1),)
 
 
 class ResourceTable:

@@ -240,11 +240,16 @@ def _validate_containers(containers, list_name, volumes, seen, path):
     return errs
 
 
-def validate_pod_spec(spec, path="spec"):
-    """Return the errors of a pod spec's containers, volumes and mounts."""
+def validate_pod_spec(spec, path="spec", claim_templates=()):
+    """Return the errors of a pod spec's containers, volumes and mounts.
+
+    ``claim_templates``: a StatefulSet's volumeClaimTemplates names, which its
+    pods get as volumes, so mounts may name them.
+    """
     if not isinstance(spec, dict):
         return []
     errs, volumes = validate_volumes(spec.get("volumes"), f"{path}.volumes")
+    volumes = set(volumes) | set(claim_templates)
     seen = set()
     # Kubernetes checks init containers against the app containers' names too.
     errs += _validate_containers(spec.get("containers"), "containers", volumes, seen, path)
@@ -278,4 +283,10 @@ def pod_spec_of(kind, obj):
 def validate_object(kind, obj):
     """Return the pod-spec errors of any object that is or holds a pod spec."""
     spec, path = pod_spec_of(kind, obj)
-    return validate_pod_spec(spec, path) if spec is not None else []
+    if spec is None:
+        return []
+    templates = ()
+    if kind == "StatefulSet":
+        templates = [(t.get("metadata") or {}).get("name") for t in
+                     (obj["spec"].get("volumeClaimTemplates") or ()) if isinstance(t, dict)]
+    return validate_pod_spec(spec, path, templates)

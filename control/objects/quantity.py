@@ -21,8 +21,16 @@ _QUANTITY = re.compile(r"([+-]?)([0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
                        r"(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?")
 
 
+#: Bounds of a number this server computes with (far beyond any real resource amount).
+MAX_DIGITS, MAX_EXPONENT = 256, 256
+
+
 class QuantityError(ValueError):
     """A string that is not a Kubernetes quantity."""
+
+
+class QuantityTooLarge(QuantityError):
+    """A quantity beyond MAX_DIGITS or MAX_EXPONENT (the schema's pattern accepts it)."""
 
 
 def parse_quantity(text):
@@ -45,8 +53,13 @@ def _parse_string(text):
         raise QuantityError(f"quantities must match the regular expression "
                             f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {text!r}")
     sign, number, suffix = match.groups()
-    value = Fraction(number if not number.endswith(".") else number[:-1])
     suffix = suffix or ""
+    exponent = suffix not in _BINARY and suffix not in _DECIMAL
+    if len(number) > MAX_DIGITS or (exponent and abs(int(suffix[1:])) > MAX_EXPONENT):
+        # 10**999999999 would take minutes to compute: a hostile body must not.
+        raise QuantityTooLarge(f"quantity too large or too precise: at most {MAX_DIGITS} digits "
+                            f"and an exponent within +-{MAX_EXPONENT}: {text[:40]!r}")
+    value = Fraction(number if not number.endswith(".") else number[:-1])
     if suffix in _BINARY:
         value *= _BINARY[suffix]
     elif suffix in _DECIMAL:

@@ -74,6 +74,7 @@ KINDS = [
     ("v1", "PersistentVolumeClaim", "V1PersistentVolumeClaim"),
     ("storage.k8s.io/v1", "StorageClass", "V1StorageClass"),
     ("autoscaling/v2", "HorizontalPodAutoscaler", "V2HorizontalPodAutoscaler"),
+    ("autoscaling/v1", "HorizontalPodAutoscaler", "V1HorizontalPodAutoscaler"),
     ("v1", "ResourceQuota", "V1ResourceQuota"),
     ("v1", "LimitRange", "V1LimitRange"),
     ("networking.k8s.io/v1", "Ingress", "V1Ingress"),

@@ -7,11 +7,24 @@ adds what an update may not change. Names are checked by the strategies
 (control/objects/meta.name_errors). All return ``(path, reason, message)`` triples.
 """
 
-from control.objects import podvalidation, validation_batch, validation_core, validation_podspec
+from control.objects import (
+    ingresses,
+    podvalidation,
+    validation_batch,
+    validation_core,
+    validation_podspec,
+    validation_policy,
+    validation_quota,
+)
+from control.objects import validation_storage as storage
 from control.objects import validation_workloads as workloads
+from control.objects.validation_autoscaling import hpa_errors
 from control.objects.validation_common import object_meta_errors, object_meta_update_errors
 
 _KIND_RULES = {
+    "PersistentVolume": storage.persistentvolume_errors,
+    "PersistentVolumeClaim": storage.persistentvolumeclaim_errors,
+    "StorageClass": storage.storageclass_errors,
     "Deployment": workloads.deployment_errors,
     "ReplicaSet": workloads.replicaset_errors,
     "ReplicationController": workloads.replication_controller_errors,
@@ -22,8 +35,17 @@ _KIND_RULES = {
     "Service": validation_core.service_errors,
     "ConfigMap": validation_core.configmap_errors,
     "Secret": validation_core.secret_errors,
+    "PodDisruptionBudget": validation_policy.pdb_errors,
+    "HorizontalPodAutoscaler": hpa_errors,
+    "Ingress": ingresses.ingress_errors,
+    "IngressClass": ingresses.ingress_class_errors,
+    "ResourceQuota": validation_quota.resourcequota_errors,
+    "LimitRange": validation_quota.limitrange_errors,
 }
 _UPDATE_RULES = {
+    "PersistentVolume": (storage.persistentvolume_update_errors,),
+    "PersistentVolumeClaim": (storage.persistentvolumeclaim_update_errors,),
+    "StorageClass": (storage.storageclass_update_errors,),
     "Deployment": (workloads.selector_update_errors,),
     "ReplicaSet": (workloads.selector_update_errors,),
     "DaemonSet": (workloads.selector_update_errors,),
@@ -32,6 +54,8 @@ _UPDATE_RULES = {
     "Service": (validation_core.service_update_errors,),
     "ConfigMap": (validation_core.configmap_update_errors,),
     "Secret": (validation_core.secret_update_errors,),
+    "IngressClass": (ingresses.ingress_class_update_errors,),
+    "ResourceQuota": (validation_quota.resourcequota_update_errors,),
 }
 
 

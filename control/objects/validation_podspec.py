@@ -84,6 +84,9 @@ def _quantities(section, path):
         errs += _resource_name_errors(name, at)
         try:
             values[name] = quantity.parse_quantity(raw)
+        except quantity.QuantityTooLarge as exc:
+            errs.append(invalid(at, str(raw)[:64], str(exc)))
+            continue
         except quantity.QuantityError:
             continue        # the schema check has refused it already
         if values[name] < 0:

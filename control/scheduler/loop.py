@@ -3,9 +3,10 @@
 Informers keep nodes and pods cached; their handlers only queue the keys of pods
 waiting for this scheduler. A worker takes *every* queued key at once, builds one
 Snapshot from the caches, places the whole batch with ``schedule_batch`` and
-binds in parallel. A pod that fits nowhere gets a FailedScheduling Event and a
-PodScheduled=False condition, and is tried again with backoff and whenever a node
-changes or a bound pod goes away.
+binds in parallel (a pod whose WaitForFirstConsumer claims are unbound is not bound
+yet: its claims get the chosen node, see volumebinding.py). A pod that fits nowhere
+gets a FailedScheduling Event and a PodScheduled=False condition, and is tried again
+with backoff and whenever a node, a claim or a volume changes or a bound pod goes away.
 
 A bound pod reaches the cache only when its watch event arrives, so pods bound
 but not yet seen bound are *assumed* (as kube-scheduler's cache does) and counted
@@ -17,14 +18,21 @@ import copy
 import logging
 import os
 import threading
+import time
 
 from control.client import Conflict, Informer, NotFound, RateLimitingQueue, object_key
 from control.client.errors import ApiException
 from control.client.events import EventRecorder
 from control.client.workqueue import ItemExponentialRateLimiter
 from control.objects import conditions, kinds, meta
+from control.scheduler import metrics as scheduler_metrics
 from control.scheduler.placement import schedule_batch
 from control.scheduler.snapshot import Snapshot
+from control.scheduler.volumebinding import SELECTED_NODE, volume_facts
+
+PVCS = kinds.lookup("", "v1", "persistentvolumeclaims")
+PVS = kinds.lookup("", "v1", "persistentvolumes")
+STORAGECLASSES = kinds.lookup("storage.k8s.io", "v1", "storageclasses")
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,10 @@ class Scheduler:
         self.identity = identity or f"{os.uname().nodename}_{os.getpid()}"
         self.pods = Informer(rest, kinds.PODS)
         self.nodes = Informer(rest, kinds.NODES)
+        # VolumeBinding's view: claims, volumes and classes (control/scheduler/volumebinding.py).
+        self.claims = Informer(rest, PVCS)
+        self.volumes = Informer(rest, PVS)
+        self.classes = Informer(rest, STORAGECLASSES)
         self.queue = RateLimitingQueue(ItemExponentialRateLimiter(*backoff), name="scheduler")
         self._lock = threading.Lock()
         self._assumed = {}          # pod key -> the pod as bound (nodeName set)
@@ -66,14 +78,19 @@ class Scheduler:
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         self.nodes.add_handler(lambda node: self._retry_unschedulable(),
                                self._node_updated, None)
-        self.pods.start()
-        self.nodes.start()
-        return self.pods.wait_for_sync(timeout) and self.nodes.wait_for_sync(timeout)
+        retry = (lambda obj: self._retry_unschedulable(),
+                 lambda old, new: self._retry_unschedulable(), None)
+        self.claims.add_handler(*retry)
+        self.volumes.add_handler(*retry)
+        informers = (self.pods, self.nodes, self.claims, self.volumes, self.classes)
+        for informer in informers:
+            informer.start()
+        return all(informer.wait_for_sync(timeout) for informer in informers)
 
     def stop(self):
         self.queue.shutdown()
-        self.pods.stop()
-        self.nodes.stop()
+        for informer in (self.pods, self.nodes, self.claims, self.volumes, self.classes):
+            informer.stop()
         self._pool.shutdown(wait=True)
 
     def _pod_added(self, pod):
@@ -152,11 +169,20 @@ class Scheduler:
             pods.append(pod)
         if not pods:
             return
-        placements = schedule_batch(self.snapshot(), pods, self.rng)
+        started = time.monotonic()
+        volumes = [self.volume_facts(pod) for pod in pods]
+        placements = schedule_batch(self.snapshot(), pods, self.rng, volumes=volumes)
         futures = []
-        for pod, placement in zip(pods, placements):
+        for pod, placement, facts in zip(pods, placements, volumes):
             key = object_key(pod)
-            if placement.scheduled:
+            if placement.scheduled and facts.pending:
+                # PreBind: the claims are provisioned on the node first; the pod is
+                # placed again (and bound) once they are Bound.
+                with self._lock:
+                    self._unschedulable.add(key)
+                futures.append(self._pool.submit(self._select_node, key, facts.pending,
+                                                 placement.node_name))
+            elif placement.scheduled:
                 bound = copy.deepcopy(pod)
                 bound["spec"]["nodeName"] = placement.node_name
                 with self._lock:
@@ -170,6 +196,36 @@ class Scheduler:
                 futures.append(self._pool.submit(self._unschedulable_pod, key, pod,
                                                  placement.message))
         concurrent.futures.wait(futures)
+        elapsed = time.monotonic() - started
+        for future in futures:
+            if future.exception() is None and future.result():
+                scheduler_metrics.record_attempt(future.result(), elapsed)
+
+    def pending_counts(self):
+        """Pods waiting: {"active": queued now, "backoff": waiting out a delay, "unschedulable"}."""
+        with self._lock:
+            unschedulable = len(self._unschedulable)
+        return {"active": len(self.queue), "backoff": self.queue.waiting(),
+                "unschedulable": unschedulable}
+
+    def volume_facts(self, pod):
+        """The pod's VolumeFacts from the claim, volume and class caches."""
+        return volume_facts(pod, lambda ns, name: self.claims.store.get(f"{ns}/{name}"),
+                            self.volumes.store.get, self.classes.store.get)
+
+    def _select_node(self, key, pending, node_name):
+        """Write the chosen node on the pod's unbound WaitForFirstConsumer claims."""
+        for namespace, claim, selected in pending:
+            if selected == node_name:
+                continue
+            try:
+                self.rest.patch(PVCS, namespace, claim, {"metadata": {"annotations": {
+                    SELECTED_NODE: node_name}}})
+            except ApiException as exc:
+                log.warning("selecting node %s for claim %s/%s of %s: %s", node_name,
+                            namespace, claim, key, exc)
+        # Looked at again when a claim or volume changes, or after the backoff.
+        self.queue.add_rate_limited(key)
 
     def _bind(self, key, pod, node_name):
         meta = pod["metadata"]
@@ -179,17 +235,18 @@ class Scheduler:
             # Already assigned (by us, before a retry, or by someone else) or gone.
             log.info("binding %s to %s: %s", key, node_name, exc)
             self.queue.forget(key)
-            return
+            return None
         except ApiException as exc:
             log.warning("binding %s to %s failed: %s; will retry", key, node_name, exc)
             with self._lock:
                 self._assumed.pop(key, None)
             self.queue.add_rate_limited(key)
-            return
+            return "error"
         self.queue.forget(key)
         with self._lock:
             self.bound += 1
         log.debug("bound %s to %s", key, node_name)
+        return "scheduled"
 
     def _unschedulable_pod(self, key, pod, message):
         with self._lock:
@@ -201,6 +258,7 @@ class Scheduler:
         except ApiException as exc:
             log.warning("cannot report %s unschedulable: %s", key, exc)
         self.queue.add_rate_limited(key)
+        return "unschedulable"
 
     # -- reporting ------------------------------------------------------------------
     def _set_condition(self, pod, message):

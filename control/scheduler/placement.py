@@ -14,6 +14,7 @@ from types import MappingProxyType
 from control.objects import conditions, taints
 from control.objects.selectors import DOES_NOT_EXIST, EXISTS, GT, IN, LT, NOT_IN, Requirement
 from control.scheduler.snapshot import controller_uid, host_ports, pod_requests, shares_host_network
+from control.scheduler.volumebinding import NO_VOLUMES, NODE_CONFLICT
 
 MAX_SCORE = 100
 #: Relative weights of the scores (kube-scheduler: taints 3, spreading 2, fit 1).
@@ -141,9 +142,21 @@ def filter_resources(info, pod, facts):
     return reasons
 
 
+def filter_volume_binding(info, pod, facts):
+    """VolumeBinding: bound volumes' node affinity, the node chosen for pending claims."""
+    volumes = facts.volumes
+    if volumes.problem:
+        return [volumes.problem]
+    if any(not any(_term_matches(t, info.node) for t in terms) for terms in volumes.node_terms):
+        return [NODE_CONFLICT]
+    if any(node not in (None, info.name) for _, _, node in volumes.pending):
+        return [NODE_CONFLICT]
+    return []
+
+
 #: kube-scheduler's default filter order; a node stops at its first failing filter.
 FILTERS = (filter_ready, filter_unschedulable, filter_taints, filter_node_affinity,
-           filter_host_ports, filter_resources)
+           filter_host_ports, filter_resources, filter_volume_binding)
 
 
 @dataclass(frozen=True)
@@ -153,10 +166,12 @@ class PodFacts:
     requests: object
     ports: frozenset            # its hostPorts
     process_ports: frozenset    # what it takes on a process-runtime node: every containerPort
+    volumes: object = NO_VOLUMES    # its claims' constraints (volumebinding.VolumeFacts)
 
     @classmethod
-    def of(cls, pod):
-        return cls(pod_requests(pod), host_ports(pod), host_ports(pod, host_network=True))
+    def of(cls, pod, volumes=None):
+        return cls(pod_requests(pod), host_ports(pod), host_ports(pod, host_network=True),
+                   volumes or NO_VOLUMES)
 
 
 def node_reasons(info, pod, facts=None):
@@ -213,10 +228,13 @@ SCORES = {"least_allocated": score_least_allocated, "spread": score_spread,
           "taint_toleration": score_taint_toleration}
 
 
-def schedule(snapshot, pod, rng=None, weights=None):
-    """Return the Placement for ``pod`` on ``snapshot`` (pure; ``rng`` only breaks ties)."""
+def schedule(snapshot, pod, rng=None, weights=None, volumes=None):
+    """Return the Placement for ``pod`` on ``snapshot`` (pure; ``rng`` only breaks ties).
+
+    ``volumes`` is the pod's VolumeFacts (none: the pod has no claims to honour).
+    """
     weights = WEIGHTS if weights is None else weights
-    feasible, reasons, facts = [], {}, PodFacts.of(pod)
+    feasible, reasons, facts = [], {}, PodFacts.of(pod, volumes)
     for name, info in snapshot.infos.items():
         why = node_reasons(info, pod, facts)
         if why:
@@ -236,15 +254,16 @@ def schedule(snapshot, pod, rng=None, weights=None):
     return Placement(chosen, MappingProxyType(totals), MappingProxyType(reasons))
 
 
-def schedule_batch(snapshot, pods, rng=None, weights=None):
+def schedule_batch(snapshot, pods, rng=None, weights=None, volumes=None):
     """Place ``pods`` in order, each seeing the ones placed before it; return Placements.
 
     Only the chosen node's aggregates are rebuilt after each placement, so a batch
-    never overfills a node and never re-reads the world per pod.
+    never overfills a node and never re-reads the world per pod. ``volumes`` maps
+    a pod (by position) to its VolumeFacts, when given.
     """
     placements = []
-    for pod in pods:
-        placement = schedule(snapshot, pod, rng, weights)
+    for index, pod in enumerate(pods):
+        placement = schedule(snapshot, pod, rng, weights, volumes[index] if volumes else None)
         if placement.scheduled:
             snapshot = snapshot.with_pod(placement.node_name, pod)
         placements.append(placement)

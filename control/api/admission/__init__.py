@@ -19,13 +19,25 @@ import importlib
 PLUGINS = {
     "ServiceAccount": "control.api.admission.service_account:ServiceAccountAdmission",
     "PodSecurity": "control.api.admission.pod_security:PodSecurityAdmission",
+    "LimitRanger": "control.api.admission.limit_ranger:LimitRangerAdmission",
+    "ResourceQuota": "control.api.admission.resource_quota:ResourceQuotaAdmission",
+    "DefaultStorageClass": "control.api.admission.storage:DefaultStorageClassAdmission",
+    "StorageObjectInUseProtection":
+        "control.api.admission.storage:StorageObjectInUseProtectionAdmission",
+    "PersistentVolumeClaimResize":
+        "control.api.admission.storage:PersistentVolumeClaimResizeAdmission",
 }
-#: Enabled when --enable-admission-plugins is not given. None of the pod plugins yet:
-#: ServiceAccount needs the serviceaccount controller and TokenRequest running, and
+#: Enabled when --enable-admission-plugins is not given. ServiceAccount and PodSecurity
+#: are not: ServiceAccount needs the serviceaccount controller and TokenRequest running, and
 #: PodSecurity's baseline refuses the host ports every process-runtime pod has.
-DEFAULT_PLUGINS = ()
+#: LimitRanger and ResourceQuota are on, as in kube-apiserver: without a LimitRange or
+#: ResourceQuota in the namespace they only read (one store range each).
+DEFAULT_PLUGINS = ("LimitRanger", "ResourceQuota", "DefaultStorageClass",
+                   "StorageObjectInUseProtection", "PersistentVolumeClaimResize")
 #: kube-apiserver's order: mutating plugins first in this order, then validating ones.
-ORDER = ("NamespaceLifecycle", "ServiceAccount", "PodSecurity")
+ORDER = ("NamespaceLifecycle", "LimitRanger", "ServiceAccount", "PodSecurity",
+         "DefaultStorageClass", "StorageObjectInUseProtection", "PersistentVolumeClaimResize",
+         "ResourceQuota")
 
 
 @dataclasses.dataclass
@@ -37,6 +49,7 @@ class Attributes:
     obj: dict
     old: dict = None
     subresource: str = None
+    dry_run: bool = False       # ?dryRun=All: check, but change nothing (no quota charge)
 
     @property
     def kind(self):

@@ -48,6 +48,10 @@ VIEW_RULES = [
     # anywhere (CVE-2021-25740), so Kubernetes grants no write.
     rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
     rule(READ, ["networking.k8s.io"], ["networkpolicies"]),
+    rule(READ, ["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
+    rule(READ, [""], ["limitranges", "resourcequotas", "resourcequotas/status"]),
+    rule(READ, ["autoscaling"], ["horizontalpodautoscalers",
+                                 "horizontalpodautoscalers/status"]),
 ]
 EDIT_RULES = [
     rule([*READ, *WRITE], [""], ["pods", "pods/attach", "pods/exec", "pods/portforward",
@@ -55,6 +59,9 @@ EDIT_RULES = [
                                  "configmaps", "persistentvolumeclaims", "secrets",
                                  "serviceaccounts", "replicationcontrollers"]),
     rule(["create"], [""], ["serviceaccounts/token"]),
+    rule(["create"], [""], ["pods/eviction"]),
+    rule([*READ, *WRITE], ["policy"], ["poddisruptionbudgets"]),
+    rule([*READ, *WRITE], ["autoscaling"], ["horizontalpodautoscalers"]),
     rule(READ, [""], ["secrets"]),
     rule([*READ, *WRITE], ["apps"], APPS),
     rule([*READ, *WRITE], ["batch"], BATCH),
@@ -125,6 +132,9 @@ CLUSTER_ROLES = {
                           "persistentvolumes", "replicationcontrollers"]),
         rule([*READ, "delete"], [""], ["pods"]),
         rule(["create"], [""], ["pods/binding", "bindings"]),
+        # system:volume-scheduler: the chosen node goes on WaitForFirstConsumer claims.
+        rule(["patch", "update"], [""], ["persistentvolumeclaims", "persistentvolumes"]),
+        rule(READ, ["storage.k8s.io"], ["storageclasses"]),
         rule(["patch", "update"], [""], ["pods/status"]),
         rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         rule(READ, ["apps"], ["replicasets", "statefulsets"]),
@@ -160,7 +170,8 @@ CLUSTER_ROLES = {
         rule(READ, ["networking.k8s.io"], ["networkpolicies"]),
         rule([*READ, "delete"], [""], ["pods"]),
         rule(["update", "patch"], [""], ["pods/status"]),
-        rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims"]),
+        rule(["get"], [""], ["secrets", "configmaps", "persistentvolumeclaims",
+                             "persistentvolumes"]),
         rule(["create"], [""], ["serviceaccounts/token"]),
         rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
         rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"],
@@ -178,9 +189,49 @@ CLUSTER_ROLES = {
              ["endpointslices"]),
         rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
     ]}, {}),
+    # Kubernetes' role of the disruption controller's own account (read pods, their
+    # controllers and scales; write only PDB status and events).
+    "system:controller:disruption-controller": ({"rules": [
+        rule(READ, ["apps"], ["deployments", "replicasets", "statefulsets"]),
+        rule(READ, [""], ["pods", "replicationcontrollers"]),
+        rule(READ, ["policy"], ["poddisruptionbudgets"]),
+        rule(["update"], ["policy"], ["poddisruptionbudgets/status"]),
+        rule(["get"], ["*"], ["*/scale"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+    ]}, {}),
     "system:node-bootstrapper": ({"rules": [
         rule(["create", "get", "list", "watch"], ["certificates.k8s.io"],
              ["certificatesigningrequests"]),
+    ]}, {}),
+    # The PV controller with the local-path provisioner (control/controllers/
+    # persistentvolume/): it binds, provisions, runs the helper pods that delete.
+    "system:controller:persistent-volume-binder": ({"rules": [
+        rule(["get", "list", "watch", "create", "delete", "patch", "update"], [""],
+             ["persistentvolumes"]),
+        rule(["patch", "update"], [""], ["persistentvolumes/status",
+                                         "persistentvolumeclaims/status"]),
+        rule(["get", "list", "watch", "patch", "update"], [""], ["persistentvolumeclaims"]),
+        rule(["get", "list", "watch", "create", "delete"], [""], ["pods"]),
+        rule(READ, [""], ["nodes"]),
+        rule(READ, ["storage.k8s.io"], ["storageclasses"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+    ]}, {}),
+    # The horizontal pod autoscaler's own (least-privilege) role, as Kubernetes bootstraps it.
+    "system:controller:horizontal-pod-autoscaler": ({"rules": [
+        rule(["get", "list", "watch"], ["autoscaling"], ["horizontalpodautoscalers"]),
+        rule(["update"], ["autoscaling"], ["horizontalpodautoscalers/status"]),
+        rule(["get", "update"], ["*"], ["*/scale"]),
+        rule(["list", "watch"], [""], ["pods"]),
+        rule(["list"], ["metrics.k8s.io"], ["pods"]),
+        rule(["get", "list"], ["custom.metrics.k8s.io", "external.metrics.k8s.io"], ["*"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
+    ]}, {}),
+    # The resource quota controller's role, as Kubernetes bootstraps it: it counts
+    # anything a quota can name, and writes only quotas' status.
+    "system:controller:resourcequota-controller": ({"rules": [
+        rule(["list", "watch"], ["*"], ["*"]),
+        rule(["update"], [""], ["resourcequotas/status"]),
+        rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
     ]}, {}),
     **CERTIFICATE_ROLES,
 }
@@ -207,8 +258,20 @@ CLUSTER_ROLE_BINDINGS = {
         "system:controller:endpointslice-controller",
         [{"kind": "ServiceAccount", "name": "endpointslice-controller",
           "namespace": "kube-system"}]),
+    "system:controller:disruption-controller": (
+        "system:controller:disruption-controller",
+        [{"kind": "ServiceAccount", "name": "disruption-controller",
+          "namespace": "kube-system"}]),
     "system:node-bootstrapper": ("system:node-bootstrapper",
                                  [_subject("Group", "system:bootstrappers")]),
+    "system:controller:horizontal-pod-autoscaler": (
+        "system:controller:horizontal-pod-autoscaler",
+        [{"kind": "ServiceAccount", "name": "horizontal-pod-autoscaler",
+          "namespace": "kube-system"}]),
+    "system:controller:resourcequota-controller": (
+        "system:controller:resourcequota-controller",
+        [{"kind": "ServiceAccount", "name": "resourcequota-controller",
+          "namespace": "kube-system"}]),
     # kubeadm's bindings: new nodes' client certificates and their renewals are
     # approved by the csrapproving controller.
     "kubeadm:node-autoapprove-bootstrap": (
@@ -217,6 +280,11 @@ CLUSTER_ROLE_BINDINGS = {
     "kubeadm:node-autoapprove-certificate-rotation": (
         "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
         [_subject("Group", "system:nodes")]),
+    "system:controller:persistent-volume-binder": (
+        "system:controller:persistent-volume-binder",
+        [_subject("User", "system:kube-controller-manager"),
+         {"kind": "ServiceAccount", "name": "persistent-volume-binder",
+          "namespace": "kube-system"}]),
     "system:controller:certificate-controller": (
         "system:controller:certificate-controller",
         [_subject("User", "system:kube-controller-manager"),

@@ -4,8 +4,9 @@ A node reads every Node and writes only its own (and its status), its own Lease
 in kube-node-lease, the pods bound to it (a list or watch must select
 ``spec.nodeName=<name>``; status writes and deletes only of its pods), events,
 and reads the Secrets, ConfigMaps, ServiceAccounts and PersistentVolumeClaims its
-pods reference. Kubernetes keeps a graph of pods for the last question; at this
-scale the pods bound to the node are listed from the store per request instead.
+pods reference, and the PersistentVolumes those claims are bound to. Kubernetes
+keeps a graph of pods for the last question; at this scale the pods bound to the
+node are listed from the store per request instead.
 Anything else gets no opinion here (RBAC may still allow it).
 """
 
@@ -151,6 +152,24 @@ class NodeAuthorizer:
                 return True, ""
         return False, f'no relationship found between node "{node}" and this object'
 
+    def _persistentvolumes(self, node, info):
+        """A PV is readable by a node whose pods use a claim bound to it (the graph's edge)."""
+        if info.verb != "get" or not info.name or info.subresource:
+            return False, f'node "{node}" can only get individual persistentvolumes'
+        claims = {(pod["metadata"].get("namespace"), ref)
+                  for pod in self._pods_on(node, None)
+                  for kind, ref in _volume_refs(pod.get("spec") or {})
+                  if kind == "persistentvolumeclaims"}
+        for namespace, claim_name in sorted(claims):
+            try:
+                claim = self.service.get(kinds.lookup("", "v1", "persistentvolumeclaims"),
+                                         namespace, claim_name)
+            except errors.NotFound:
+                continue
+            if (claim.get("spec") or {}).get("volumeName") == info.name:
+                return True, ""
+        return False, f'no relationship found between node "{node}" and this object'
+
     def _serviceaccounts(self, node, info):
         if info.subresource == "token":
             return self._token(node, info)
@@ -165,6 +184,7 @@ class NodeAuthorizer:
         ("", "secrets"): _referenced,
         ("", "configmaps"): _referenced,
         ("", "persistentvolumeclaims"): _referenced,
+        ("", "persistentvolumes"): _persistentvolumes,
         ("", "serviceaccounts"): _serviceaccounts,
         ("discovery.k8s.io", "endpointslices"): _endpointslices,
         ("", "services"): _services,

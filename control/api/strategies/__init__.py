@@ -17,6 +17,7 @@ from control.api.strategies.namespace import NamespaceFinalizeStrategy, Namespac
 from control.api.strategies.networkpolicy import NetworkPolicyStrategy
 from control.api.strategies.node import LeaseStrategy, NodeStrategy
 from control.api.strategies.pod import PodStrategy
+from control.api.strategies.poddisruptionbudget import PodDisruptionBudgetStrategy
 from control.api.strategies.rbac import BindingStrategy, RoleStrategy
 from control.api.strategies.secret import SecretStrategy
 from control.api.strategies.service import ServiceStrategy
@@ -41,6 +42,7 @@ _BY_RESOURCE = {
     kinds.CLUSTERROLEBINDINGS: BindingStrategy,
     kinds.CERTIFICATESIGNINGREQUESTS: CSRStrategy,
     kinds.CUSTOMRESOURCEDEFINITIONS: CRDStrategy,
+    kinds.lookup("policy", "v1", "poddisruptionbudgets"): PodDisruptionBudgetStrategy,
 }
 #: Subresources with rules of their own (a kind without its own status rules gets
 #: StatusStrategy).

@@ -371,6 +371,15 @@ OBJECTS.update({
                    "conditions": [{"type": "AbleToScale", "status": "True",
                                    "reason": "ReadyForNewScale", "message": "ok",
                                    "lastTransitionTime": T}]}},
+    # Served by conversion from the v2 storage (control/objects/autoscaling_v1.py).
+    "autoscaling/v1/HorizontalPodAutoscaler": {
+        "metadata": meta("web", annotations={
+            "autoscaling.alpha.kubernetes.io/conditions": '[{"type":"AbleToScale"}]'}),
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 10, "targetCPUUtilizationPercentage": 50},
+        "status": {"observedGeneration": 3, "lastScaleTime": T, "currentReplicas": 2,
+                   "desiredReplicas": 3, "currentCPUUtilizationPercentage": 80}},
     "ResourceQuota": {
         "metadata": meta("compute"),
         "spec": {"hard": {"pods": "10", "requests.cpu": "2", "limits.memory": "4Gi"},

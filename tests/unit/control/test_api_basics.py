@@ -247,7 +247,8 @@ def test_openapi_v3_index_and_documents(client):
                           "apis/rbac.authorization.k8s.io/v1", "apis/authorization.k8s.io/v1",
                           "apis/authentication.k8s.io/v1", "apis/certificates.k8s.io/v1",
                           "apis/apiextensions.k8s.io/v1", "apis/policy/v1",
-                          "apis/storage.k8s.io/v1", "apis/autoscaling/v2"}
+                          "apis/storage.k8s.io/v1", "apis/autoscaling/v2",
+                          "apis/autoscaling/v1"}
     doc = client.simulate_get(index["apis/apps/v1"]["serverRelativeURL"]).json
     deployment_schema = doc["components"]["schemas"]["V1Deployment"]
     assert {"group": "apps", "version": "v1", "kind": "Deployment"} in \

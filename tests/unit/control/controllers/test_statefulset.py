@@ -242,14 +242,6 @@ def test_sync_name_taken(owner_uid, warned):
     assert bool(failed) == warned
 
 
-def test_volume_claim_templates_are_ignored_with_one_warning():
-    h = Harness(make_sts(1, claims=True))
-    h.sync()
-    h.sync()
-    warnings = [e for e in h.recorder.events if e[0] == "Warning"]
-    assert [w[1] for w in warnings] == ["VolumeClaimTemplatesIgnored"]
-
-
 def test_pods_not_named_as_members_are_ignored():
     stranger = pod(0)
     stranger["metadata"]["name"] = "webby"
