@@ -11,13 +11,17 @@ STEER  := $(VENV)/bin/steer
 # network namespaces (iproute2, nsenter from util-linux), Services in nftables (and
 # conntrack, which deletes stale UDP flows),
 # the simulated bare-metal hosts (an sshd per host, supervisord for their services,
-# sudo for a login that is not root), etcd (the store benchmark and its tests).
+# sudo for a login that is not root), etcd (the store benchmark and its tests),
+# nginx (the Ingress addon's proxy, built into its image), chromium (the dashboard's
+# browser test, driven by Playwright), prometheus (the monitoring addon's image;
+# promtool checks its rules in the tests).
 DEB_TEST_PACKAGES ?= containerd runc containernetworking-plugins docker-registry skopeo \
                      umoci busybox-static gcc libc6-dev iproute2 util-linux nftables \
-                     conntrack openssh-server supervisor sudo etcd-server
+                     conntrack openssh-server supervisor sudo etcd-server prometheus nginx \
+                     chromium
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint ansible-lint unit cri-proto etcd-proto k8s-proto deb-packages bench-store bench-api bench-control bench-pods bench-network down clean
+.PHONY: run test lint ansible-lint unit cri-proto etcd-proto k8s-proto deb-packages bench-store bench-api bench-control bench-pods bench-network bench-ingress down clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -130,6 +134,10 @@ bench-pods: $(VENV)/.installed
 
 bench-network: $(VENV)/.installed
 	$(PY) -m bench.network
+
+# Requests/s and p99 through the Ingress addon (nginx) against straight to the pod.
+bench-ingress: $(VENV)/.installed
+	$(PY) -m bench.ingress
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

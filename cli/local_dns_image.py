@@ -46,10 +46,13 @@ PROJECT_PACKAGES = ("control/dns", "control/client", "control/objects")
 #: Modules the server may import late (errors, time parsing, executors).
 LATE_IMPORTS = ("_strptime", "concurrent.futures.thread", "dns.asyncbackend",
                 "dns._asyncio_backend", "encodings.idna", "ipaddress", "uuid", "secrets")
+#: Imports the entry modules (argv[1]: comma-separated) and the late ones (the rest) in a
+#: fresh interpreter and prints {module: file} of everything loaded.
 _CLOSURE = """
 import json, sys
-import control.dns.server, control.client.incluster
-for name in sys.argv[1:]:
+for name in sys.argv[1].split(","):
+    __import__(name)
+for name in sys.argv[2:]:
     try:
         __import__(name)
     except ImportError:
@@ -57,16 +60,29 @@ for name in sys.argv[1:]:
 print(json.dumps({n: m.__file__ for n, m in list(sys.modules.items())
                   if getattr(m, "__file__", None)}))
 """
+#: The modules the DNS image's closure starts from.
+ENTRY_MODULES = ("control.dns.server", "control.client.incluster")
 
 
 def build_dns(cache=None):
     """The steer-dns image as an ImageArchive (cached; rebuilt when an input changed)."""
-    cache = local_images._cache(cache)
     files = plan()
+    return build_cached(DNS_IMAGE, files, layer(files), image_config(files),
+                        [f"steer-dns: {PYVER}, dnspython, control/dns"], cache)
+
+
+def build_cached(image, files, layer_entries, config, history, cache=None):
+    """Build ``image`` from ``files`` once: an ImageArchive, reused while no input changed.
+
+    The key hashes every file's destination, source, size and mtime, so an unchanged
+    input is not even read again.
+    """
+    cache = local_images._cache(cache)
     key = hashlib.sha256(json.dumps(
-        [DNS_IMAGE, sorted((dest, src, *_stamp(src)) for dest, src in files.items())]
+        [image, sorted((dest, src, *_stamp(src)) for dest, src in files.items())]
     ).encode()).hexdigest()[:16]
-    marker = os.path.join(cache, f"steer-dns-inputs-{key}.json")
+    name = image.rpartition("/")[2].partition(":")[0]
+    marker = os.path.join(cache, f"{name}-inputs-{key}.json")
     try:
         with open(marker) as f:
             known = local_images.ImageArchive(**json.load(f))
@@ -74,8 +90,7 @@ def build_dns(cache=None):
             return known
     except (OSError, ValueError, TypeError):
         pass
-    archive = local_images._build(cache, DNS_IMAGE, [layer(files)], image_config(files),
-                                  [f"steer-dns: {PYVER}, dnspython, control/dns"])
+    archive = local_images._build(cache, image, [layer_entries], config, history)
     tmp = marker + ".tmp"
     with open(tmp, "w") as f:
         json.dump(archive.__dict__, f)
@@ -90,28 +105,35 @@ def _stamp(path):
 
 def plan():
     """{path in the image: file on this machine} of everything the image holds."""
-    base = sys.base_prefix
-    stdlib = os.path.join(base, "lib", PYVER)
+    return python_files(ENTRY_MODULES, WHOLE_PACKAGES, PROJECT_PACKAGES, "the DNS server")
+
+
+def python_files(entry_modules, whole_packages, project_packages, what):
+    """{path in the image: file}: this interpreter cut down to what ``entry_modules`` import.
+
+    The standard library and site-packages modules they load (found by importing them
+    in a child process), ``whole_packages`` copied whole (imported lazily by name),
+    the project's ``project_packages``, and the shared libraries all of them need.
+    """
+    stdlib = os.path.join(sys.base_prefix, "lib", PYVER)
     site = sysconfig.get_paths()["purelib"]
     project = os.path.dirname(os.path.dirname(os.path.abspath(local_images.__file__)))
     image_lib = f"{PREFIX}/lib/{PYVER}"
-    files = {}
     executable = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
-    files[f"{PREFIX}/bin/{PYVER}"] = executable
-    modules = _closure()
+    files = {f"{PREFIX}/bin/{PYVER}": executable}
     roots = ((stdlib, image_lib), (site, f"{image_lib}/site-packages"),
              (project, f"{image_lib}/site-packages"))
-    for path in modules.values():
+    for path in _closure(entry_modules, what).values():
         for root, dest in roots:
             if path.startswith(root + os.sep) and "/test/" not in path:
                 files[f"{dest}/{os.path.relpath(path, root)}"] = path
                 break
-    for name in WHOLE_PACKAGES:
+    for name in whole_packages:
         for root, dest in roots[:2]:
             if os.path.isdir(os.path.join(root, name)):
                 _add_tree(files, os.path.join(root, name), f"{dest}/{name}")
                 break
-    for package in PROJECT_PACKAGES:
+    for package in project_packages:
         _add_tree(files, os.path.join(project, package), f"{image_lib}/site-packages/{package}",
                   suffixes=(".py", ".json"))
     for library, source in shared_libraries([p for p in files.values()
@@ -132,12 +154,13 @@ def _add_tree(files, source_dir, dest_dir, suffixes=(".py",)):
                 files[f"{dest_dir}/{os.path.relpath(path, source_dir)}"] = path
 
 
-def _closure():
-    """{module: file} after the server's modules are imported in a fresh interpreter."""
-    proc = subprocess.run([sys.executable, "-c", _CLOSURE, *LATE_IMPORTS], capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+def _closure(entry_modules, what):
+    """{module: file} after ``entry_modules`` are imported in a fresh interpreter."""
+    proc = subprocess.run([sys.executable, "-c", _CLOSURE, ",".join(entry_modules),
+                           *LATE_IMPORTS], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
-        raise local_images.ImageError("could not list the DNS server's modules: "
+        raise local_images.ImageError(f"could not list {what}'s modules: "
                                       f"{proc.stderr.strip()[-300:]}")
     return json.loads(proc.stdout)
 

@@ -13,6 +13,9 @@ reused; a certificate is (re-)issued only when it is missing or near its expiry
     scheduler                  CN=system:kube-scheduler
     controller-manager         CN=system:kube-controller-manager
     proxy                      CN=system:kube-proxy
+    scheduler-serving          the scheduler's --secure-port: CN=kube-scheduler, SANs
+                               127.0.0.1, localhost, kube-scheduler.kube-system.svc
+    controller-manager-serving the same for the controller manager (kube-controller-manager)
     nodes/<node>               CN=system:node:<node> O=system:nodes (the agent's client)
     nodes/<node>-serving       CN=system:node:<node>, SANs <node> and the node IP
 
@@ -48,6 +51,9 @@ CLIENTS = {
 #: The names pods reach the API server by (the `kubernetes` Service's, as kubeadm's SANs).
 IN_CLUSTER_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                     "kubernetes.default.svc.cluster.local")
+#: Serving certificates of the components' secure ports (/metrics): name -> common name.
+#: Prometheus dials them through doors, so it checks the name <cn>.kube-system.svc.
+SECURE_PORTS = {"scheduler": "kube-scheduler", "controller-manager": "kube-controller-manager"}
 #: The clients that talk to the API server with a kubeconfig of their own.
 KUBECONFIG_CLIENTS = ("scheduler", "controller-manager", "proxy")
 
@@ -107,6 +113,10 @@ class LocalCredentials:
                     ip_addresses=sorted(h for h in hosts if _is_ip(h)))
         for name, (common_name, groups) in CLIENTS.items():
             self._issue(ca, name, common_name, groups, client=True)
+        for name, common_name in SECURE_PORTS.items():
+            self._issue(ca, f"{name}-serving", common_name, server=True,
+                        dns_names=["localhost", f"{common_name}.kube-system.svc"],
+                        ip_addresses=["127.0.0.1"])
         for node, ip in nodes:
             self._issue(ca, f"nodes/{node}", f"system:node:{node}", ("system:nodes",),
                         client=True)

@@ -1,11 +1,17 @@
 """`steer logs`: a container's log through the API server (which asks the node agent).
 
 ``deployment/NAME`` (or any owner with a selector) picks one of its pods as kubectl
-does: pods that are running and ready first, then the newest.
+does: pods that are running and ready first, then the newest. ``-l SELECTOR`` reads
+every matching pod, and ``--all-containers`` every container, with each line
+prefixed ``[pod/NAME/CONTAINER]`` (cli/logs_follow.py; ``-f`` there follows pods that
+start later, as stern does).
 """
 
+import argparse
 import sys
+import time
 
+from cli import logs_follow
 from cli.errors import CommandError
 from cli.kube import Session, add_connection_flags
 from cli.output import parse_time
@@ -16,11 +22,19 @@ DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 def register(groups):
     logs = groups.add_parser("logs", help="print a container's log")
     add_connection_flags(logs)
-    logs.add_argument("target", metavar="POD | TYPE/NAME")
+    logs.add_argument("target", nargs="?", metavar="POD | TYPE/NAME")
     logs.add_argument("container_arg", nargs="?", metavar="CONTAINER")
     logs.add_argument("-c", "--container", help="the container (default: the first)")
+    logs.add_argument("-l", "--selector", help="the pods with these labels, e.g. app=web")
+    logs.add_argument("--all-containers", action="store_true",
+                      help="every container of the pod(s), init containers included")
+    logs.add_argument("--prefix", action=argparse.BooleanOptionalAction, default=None,
+                      help="prefix lines with [pod/NAME/CONTAINER] (default: with -l)")
+    logs.add_argument("--max-log-requests", type=int, default=5,
+                      help="most log streams followed at once (default 5)")
     logs.add_argument("-f", "--follow", action="store_true", help="stream new lines")
-    logs.add_argument("--tail", type=int, default=-1, help="only the last N lines")
+    logs.add_argument("--tail", type=int, default=None,
+                      help="only the last N lines (default: all; 10 with -l)")
     logs.add_argument("-p", "--previous", action="store_true",
                       help="the previous (crashed) instance of the container")
     logs.add_argument("--timestamps", action="store_true", help="prefix lines with times")
@@ -106,20 +120,36 @@ def since_seconds(text):
     return int(text[:-1]) * units[text[-1]]
 
 
+def log_query(args, container, first=True):
+    """The pods/log query; a stream that starts later (``first`` false) is read whole."""
+    tail = args.tail if args.tail is not None else (10 if args.selector else -1)
+    return {"container": container,
+            "follow": "true" if args.follow else None,
+            "tailLines": tail if tail >= 0 and first else None,
+            "previous": "true" if args.previous else None,
+            "timestamps": "true" if args.timestamps else None,
+            "sinceSeconds": since_seconds(args.since) if args.since and first else None}
+
+
 def cmd_logs(args):
+    if args.selector and args.target:
+        raise CommandError("only a selector (-l) or a POD name is allowed")
+    if not args.selector and not args.target:
+        raise CommandError("expected POD or TYPE/NAME, or -l SELECTOR")
+    if args.max_log_requests < 1:
+        raise CommandError("--max-log-requests must be at least 1")
     session = Session(args)
+    if args.selector:
+        return _many(session, args, None)
     if "/" in args.target:
         type_name, _, name = args.target.partition("/")
     else:
         type_name, name = "pods", args.target
     pod = pick_pod(session, type_name, name)
+    if args.all_containers:
+        return _many(session, args, pod)
     container = choose_container(pod, args.container or args.container_arg)
-    query = {"container": container,
-             "follow": "true" if args.follow else None,
-             "tailLines": args.tail if args.tail >= 0 else None,
-             "previous": "true" if args.previous else None,
-             "timestamps": "true" if args.timestamps else None,
-             "sinceSeconds": since_seconds(args.since) if args.since else None}
+    query = log_query(args, container)
     pods = session.resolve("pods")
     path = session.rest.path(pods, pod["metadata"]["namespace"], pod["metadata"]["name"], "log")
     response = session.rest.stream(path, query)
@@ -134,3 +164,49 @@ def cmd_logs(args):
     finally:
         response.close()
     return 0
+
+
+def _many(session, args, pod):
+    """Several streams: every container of ``pod``, or the selector's pods (``pod`` None)."""
+    pods = session.resolve("pods")
+    namespace = session.namespace
+    wanted = args.container or args.container_arg
+
+    def containers_of(item):
+        names = logs_follow.container_names(item, wanted, args.all_containers)
+        if wanted and not names and not (args.follow and args.selector):
+            raise CommandError(f"container {wanted} is not valid for pod "
+                               f"{item['metadata']['name']}")
+        return names
+
+    def open_stream(pod_name, container, first):
+        path = session.rest.path(pods, namespace, pod_name, "log")
+        return logs_follow.LogStream(session.rest, path, log_query(args, container, first))
+
+    out = sys.stdout.buffer
+    prefix = args.prefix if args.prefix is not None else bool(args.selector)
+    printer = logs_follow.Printer(out, prefix=prefix, colour=prefix and out.isatty())
+    if args.follow and args.selector:
+        follower = logs_follow.SelectorFollower(open_stream, printer, containers_of,
+                                                args.max_log_requests)
+        try:
+            logs_follow.follow_selector(session.rest, pods, namespace, args.selector,
+                                        follower, time.sleep)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        return 0
+    items = [pod] if pod is not None else sorted(
+        session.rest.list_all(pods, namespace, args.selector)[0],
+        key=lambda p: p["metadata"]["name"])
+    if pod is None and not items:
+        print(f"No resources found in {namespace} namespace.", file=sys.stderr)
+        return 0
+    targets = [(p["metadata"]["name"], c) for p in items for c in containers_of(p)]
+    if args.follow:
+        if len(targets) > 1 and len(targets) > args.max_log_requests:
+            raise CommandError(logs_follow.too_many_streams(len(targets),
+                                                            args.max_log_requests))
+        logs_follow.follow_fixed(targets, open_stream, printer)
+        return 0
+    failed = logs_follow.read_one_by_one(targets, open_stream, printer)
+    return 1 if failed else 0

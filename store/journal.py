@@ -23,7 +23,10 @@ import json
 import logging
 import os
 import struct
+import time
 import zlib
+
+from store.metrics import JOURNAL_FSYNC
 
 log = logging.getLogger("steer.store.journal")
 
@@ -229,7 +232,9 @@ class DurableJournal:
         while view:
             written = _fs.write(self._fd, view)
             view = view[written:]
+        started = time.perf_counter()
         _fs.fdatasync(self._fd)
+        JOURNAL_FSYNC.observe(time.perf_counter() - started)
         self._size += len(data)
 
     def _store_meta(self):

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 
-from store import tls
+from store import metrics, tls
 from store.batching import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS
 from store.connection import Limits
 from store.peer_frames import APPEND_BYTES
@@ -51,6 +51,12 @@ def build_parser():
     p.add_argument("--election-max", type=float, default=1.6, help="max election timeout, s")
     p.add_argument("--metrics-addr", default="",
                    help="host:port to serve Prometheus /metrics and /healthz (off if empty)")
+    p.add_argument("--metrics-cert-file",
+                   help="serve --metrics-addr over TLS with this certificate (the member's)")
+    p.add_argument("--metrics-key-file", help="key of --metrics-cert-file")
+    p.add_argument("--metrics-client-ca-file",
+                   help="the CLUSTER CA: only its client certificates in group "
+                        "system:monitoring may read /metrics (never the store CA)")
     p.add_argument("--heartbeat", type=float, default=0.1, help="leader heartbeat period, s")
     # The client port's limits (store/connection.py); defaults fit a small cluster.
     limits = Limits()
@@ -125,6 +131,20 @@ def client_tls(args):
         sys.exit(f"steer-store: cannot load the client port's certificates: {exc}")
 
 
+def metrics_tls(args):
+    """Return the metrics port's SSL context (None: plain HTTP, no flags given), or exit."""
+    files = (args.metrics_cert_file, args.metrics_key_file, args.metrics_client_ca_file)
+    if not any(files):
+        return None
+    if not all(files):
+        sys.exit("steer-store: the metrics port's TLS needs all of --metrics-cert-file, "
+                 "--metrics-key-file and --metrics-client-ca-file (the cluster CA)")
+    try:
+        return metrics.server_context(*files)
+    except (OSError, ValueError) as exc:
+        sys.exit(f"steer-store: cannot load the metrics port's certificates: {exc}")
+
+
 def peer_tls(args):
     """Return the peer port's (server, client) SSL contexts from the flags, or exit."""
     cert = args.peer_cert_file or args.cert_file
@@ -190,6 +210,7 @@ def main(argv=None):
                  f"below {APPEND_BYTES // 2} (a Raft entry must fit one peer frame)")
     context = client_tls(args)
     peer_contexts = peer_tls(args)
+    args.metrics_tls = metrics_tls(args)
     if args.secret_file:
         logging.getLogger("steer.store").warning(
             "event=secret_file_ignored msg=--secret-file is ignored: the peer port uses "

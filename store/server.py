@@ -13,8 +13,9 @@ The client port speaks mutual TLS when the node has a serving certificate
 certificate from the store's own CA (API servers and admins) get past the
 handshake; which identity connected is logged. A renewed certificate file is
 loaded for new connections when it changes or on SIGHUP. Plain TCP is only an explicit
-choice (--insecure-plain-client). The metrics endpoint stays plain HTTP: it
-serves counters and health, no keys or values. The Raft peer port speaks mutual
+choice (--insecure-plain-client). The metrics endpoint speaks TLS with
+--metrics-cert-file and admits only cluster-CA clients in group system:monitoring
+(store/metrics.py); plain HTTP without those flags (tests). The Raft peer port speaks mutual
 TLS too (store/peer_transport.py): only members holding a certificate from the
 store CA get past its handshake.
 
@@ -128,7 +129,8 @@ class StoreServer:
         maintenance = asyncio.create_task(self._maintenance())
         if self.args.metrics_addr:
             metrics_host, metrics_port = self.args.metrics_addr.rsplit(":", 1)
-            await self.metrics.serve(metrics_host, int(metrics_port))
+            await self.metrics.serve(metrics_host, int(metrics_port),
+                                     getattr(self.args, "metrics_tls", None))
         await stop.wait()
         maintenance.cancel()
         server.close()

@@ -17,10 +17,15 @@ import logging
 import threading
 import time
 
-from control.client import errors
+from control.client import errors, metrics
 from control.objects import kinds, meta
 
 log = logging.getLogger(__name__)
+
+#: 1 while this process leads the Lease ``name`` (Kubernetes' leader-election gauge).
+MASTER_STATUS = metrics.gauge("leader_election_master_status",
+                              "Gauge of if the reporting system is master of the relevant "
+                              "lease, 0 indicates backup, 1 indicates master.", ("name",))
 
 
 def _record(lease):
@@ -77,9 +82,11 @@ class LeaderElector:
         Give ``rest`` a timeout well under ``renew_deadline``: a renewal stuck in a
         slow request cannot notice that its deadline has passed.
         """
+        MASTER_STATUS.set(self.name, value=0)
         if not self._acquire():
             return
         self._leading = True
+        MASTER_STATUS.set(self.name, value=1)
         log.info("%s became leader of lease %s/%s", self.identity, self.namespace, self.name)
         try:
             if self.on_started_leading:
@@ -87,6 +94,7 @@ class LeaderElector:
             self._renew_loop()
         finally:
             self._leading = False
+            MASTER_STATUS.set(self.name, value=0)
             if self._stop.is_set() and self.release_on_stop:
                 self._release()
             log.info("%s stopped leading lease %s/%s", self.identity, self.namespace, self.name)

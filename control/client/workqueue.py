@@ -12,6 +12,21 @@ import itertools
 import threading
 import time
 
+from control.client import metrics
+
+# client-go's workqueue metrics (k8s.io/component-base/metrics/prometheus/workqueue).
+DEPTH = metrics.gauge("workqueue_depth", "Current depth of workqueue", ("name",))
+ADDS = metrics.counter("workqueue_adds_total", "Total number of adds handled by workqueue",
+                       ("name",))
+QUEUE_DURATION = metrics.histogram(
+    "workqueue_queue_duration_seconds",
+    "How long in seconds an item stays in workqueue before being requested.", ("name",))
+WORK_DURATION = metrics.histogram(
+    "workqueue_work_duration_seconds",
+    "How long in seconds processing an item from workqueue takes.", ("name",))
+RETRIES = metrics.counter("workqueue_retries_total",
+                          "Total number of retries handled by workqueue", ("name",))
+
 
 class ItemExponentialRateLimiter:
     """Delay base * 2**failures for each key, capped (client-go: 5 ms doubling to 1000 s)."""
@@ -102,6 +117,10 @@ class RateLimitingQueue:
         self._seq = itertools.count()
         self._shutting_down = False
         self._cond = threading.Condition()
+        # Metrics (only for a named queue): when each key was queued / taken, real time.
+        self._queued_at, self._taken_at = {}, {}
+        if name:
+            DEPTH.set(name, value=0)
 
     # -- the basic queue ------------------------------------------------------------
     def add(self, key):
@@ -113,9 +132,17 @@ class RateLimitingQueue:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        if self.name:
+            ADDS.inc(self.name)
         if key in self._processing:
             return
+        self._enqueue(key)
+
+    def _enqueue(self, key):
         self._queue.append(key)
+        if self.name:
+            DEPTH.inc(self.name)
+            self._queued_at.setdefault(key, metrics.now())
         self._cond.notify()
 
     def get(self, timeout=None):
@@ -143,20 +170,33 @@ class RateLimitingQueue:
             key = self._queue.pop(0)
             self._processing.add(key)
             self._dirty.discard(key)
+            if self.name:
+                now = metrics.now()
+                DEPTH.dec(self.name)
+                QUEUE_DURATION.observe(self.name, value=now - self._queued_at.pop(key, now))
+                self._taken_at[key] = now
             return key
 
     def done(self, key):
         """Release a key taken with ``get``; if it was added meanwhile, queue it again."""
         with self._cond:
             self._processing.discard(key)
+            if self.name and key in self._taken_at:
+                WORK_DURATION.observe(self.name,
+                                      value=metrics.now() - self._taken_at.pop(key))
             if key in self._dirty:
-                self._queue.append(key)
-                self._cond.notify()
+                self._enqueue(key)
 
     def __len__(self):
         with self._cond:
             self._promote()
             return len(self._queue)
+
+    def waiting(self):
+        """How many keys wait out a delay (add_after / add_rate_limited)."""
+        with self._cond:
+            self._promote()
+            return len(self._due)
 
     def shutdown(self):
         """Stop accepting keys and wake every waiting worker (queued keys still drain)."""
@@ -202,6 +242,8 @@ class RateLimitingQueue:
         """Queue a key again after the rate limiter's delay (a failed sync)."""
         with self._cond:
             delay = self.rate_limiter.when(key)
+        if self.name:
+            RETRIES.inc(self.name)
         self.add_after(key, delay)
 
     def forget(self, key):

@@ -17,7 +17,9 @@ from control.client.component import (
     rest_client,
     run_leader_elected,
 )
+from control.client.secure_serving import add_secure_serving_flags, start_secure_serving
 from control.scheduler.loop import DEFAULT_SCHEDULER, Scheduler
+from control.scheduler.metrics import register_pending_pods
 
 log = logging.getLogger("steer-scheduler")
 
@@ -30,6 +32,7 @@ def parse_args(argv=None):
     add_common_flags(parser, "the scheduler")
     parser.add_argument("--scheduler-name", default=DEFAULT_SCHEDULER,
                         help="schedule pods whose spec.schedulerName is this")
+    add_secure_serving_flags(parser, 10259)
     return parser.parse_args(argv)
 
 
@@ -41,6 +44,8 @@ def main(argv=None):
     # Ties between equally good nodes go to a random one, as kube-scheduler's selectHost.
     scheduler = Scheduler(rest, args.scheduler_name, rng=random.Random(),
                           identity=args.identity)
+    register_pending_pods(scheduler)
+    secure = start_secure_serving(args, rest)
     stop = threading.Event()
     worker = threading.Thread(target=scheduler.run, args=(stop,), name="scheduler")
 
@@ -59,6 +64,8 @@ def main(argv=None):
         if worker.is_alive():
             worker.join(10)
         scheduler.stop()
+        if secure is not None:
+            secure.stop()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Cluster addons that run as ordinary workloads on the cluster (the Ingress controller)."""
