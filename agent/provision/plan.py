@@ -39,6 +39,9 @@ OPT_DIR = "/opt/steersman"
 SUPERVISOR_DIR = f"{ETC_DIR}/supervisor"
 SYSTEMD_DIR = "/etc/systemd/system"
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+#: The API server's admission plugins on a host (kube-apiserver's usual set, in its order).
+ADMISSION_PLUGINS = ("LimitRanger,ServiceAccount,PodSecurity,DefaultStorageClass,"
+                     "StorageObjectInUseProtection,PersistentVolumeClaimResize,ResourceQuota")
 CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 CNI_CONF_DIR = "/etc/cni/net.d"
 CONTAINERD_BINARY = "/usr/bin/containerd"
@@ -324,7 +327,7 @@ class _Builder:
             "--encryption-provider-config", p("encryption-config.yaml"),
             "--service-account-signing-key-file", p("sa.key"),
             "--service-account-key-file", p("sa.pub"),
-            "--enable-admission-plugins", "ServiceAccount,PodSecurity",
+            "--enable-admission-plugins", ADMISSION_PLUGINS,
             "--service-cluster-ip-range", spec.service_cidr,
             after=("steersman-store",), description="Steersman API server", priority=20)
         self.use_pki("steersman-apiserver", "apiserver.crt", "apiserver.key", "ca.crt",

@@ -86,6 +86,10 @@ def register(groups):
     up.add_argument("--wheelhouse", metavar="DIR",
                     help="install this wheelhouse instead of building one from the checkout")
     up.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS")
+    up.add_argument("--mode", choices=("auto", "rolling", "together"), default="auto",
+                    help="rolling: one host at a time; together: every store member stops "
+                         "and all start on the new release (needed when the store's peer "
+                         "protocol changes); auto (default): together only then")
     commands.add_ssh_flags(up)
     up.set_defaults(func=upgrade.cmd_upgrade)
 

@@ -107,6 +107,25 @@ class HostOps:
         else:
             conn.run([*services.SUPERVISORCTL, "restart", *names], sudo=True, timeout=120)
 
+    def stop(self, conn, names):
+        """Stop services (they start again when a plan that names them is applied)."""
+        if self.manager(conn) == "systemd":
+            conn.run(["systemctl", "stop", *(f"{n}.service" for n in names)], sudo=True)
+        else:
+            conn.run([*services.SUPERVISORCTL, "stop", *names], sudo=True, timeout=120)
+
+    def peer_protocol(self, conn):
+        """The store peer protocol of the member this control host runs (None: none runs)."""
+        from cli.baremetal import peer_protocol
+        return peer_protocol.of_host(conn, self.manager(conn))
+
+    @staticmethod
+    def release_protocol(wheelhouse_dir):
+        """The store peer protocol of the release in a wheelhouse."""
+        from cli.baremetal import peer_protocol
+        return peer_protocol.of_wheelhouse(wheelhouse_dir,
+                                           wheelhouse.read_manifest(wheelhouse_dir))
+
     @staticmethod
     def describe(changes):
         """Short words for what an apply changed ([] when nothing)."""

@@ -12,16 +12,14 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-import yaml
 
-from agent.provision import ssh
 from cli import local_images
-from cli.registry import Registry, push
+from tests.support import bed_service
 from tests.support.apiproc import eventually
+from tests.support.bed_service import on_host
 from tests.support.hosts_ledger import Ledger
 
 pytestmark = [pytest.mark.baremetal, pytest.mark.timeout(1200)]
@@ -34,7 +32,6 @@ if os.geteuid() != 0:
 if MISSING:
     pytestmark.append(pytest.mark.skip(reason=f"needs {', '.join(MISSING)}"))
 
-REGISTRY_PORT = 5000
 TIMINGS = {}
 STATE = {}      # what one test hands the next (the tests run in file order on one bed)
 
@@ -49,17 +46,8 @@ def bed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def registry(bed, tmp_path_factory):
     """A registry on the LAN's bridge address holding the pause and hello images."""
-    from tests.support.hosts import BRIDGE_ADDRESS
-    address = f"{BRIDGE_ADDRESS}:{REGISTRY_PORT}"
-    reg = Registry(str(tmp_path_factory.mktemp("registry")), address, netns=bed.lan_netns)
-    reg.start(timeout=30)
-    try:
-        for build in (local_images.build_pause, local_images.build_hello):
-            archive = build()
-            push(archive, address, archive.name.split("/", 1)[1], netns=bed.lan_netns)
+    with bed_service.lan_registry(bed, tmp_path_factory.mktemp("registry")) as address:
         yield address
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +72,7 @@ def wheels():
 
 def steer_timed(home, *args, timeout=900):
     """``steer`` with each output line stamped with seconds since its start."""
-    env = {**os.environ, "STEER_HOME": home, "PYTHONUNBUFFERED": "1"}
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = [(time.monotonic() - started, line.rstrip("\n")) for line in proc.stdout]
-    proc.wait(timeout)
-    return proc.returncode, "\n".join(line for _, line in lines), lines, started
+    return bed_service.steer_lines(home, *args, cwd=ROOT, timeout=timeout)
 
 
 def create_args(bed, registry, hosts, wheels, name="bm"):
@@ -99,9 +81,7 @@ def create_args(bed, registry, hosts, wheels, name="bm"):
             "--ssh", ",".join(h.target for h in control),
             "--workers", ",".join(h.target for h in workers),
             "--known-hosts", str(bed.known_hosts), "-i", str(bed.admin_key),
-            "--via-netns", bed.lan_netns_path,
-            "--sandbox-image", local_images.PAUSE_IMAGE,
-            "--registry-mirror", f"steer.local=http://{registry}"]
+            "--via-netns", bed.lan_netns_path, *bed_service.image_flags(registry)]
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +105,6 @@ def api(bed, home, cluster):
         client_configuration=config)
     config.host = f"https://127.0.0.1:{port}"
     return kubernetes.client.ApiClient(config)
-
-
-def on_host(bed, host, command):
-    """Run ``command`` on ``host`` over SSH; (exit status, stdout text)."""
-    conn = ssh.connect(host.target, known_hosts=str(bed.known_hosts),
-                       key_filename=str(bed.admin_key), sock=bed.sock(host.address))
-    with conn:
-        result = conn.run(command, check=False, timeout=30)
-    return result.exit_status, result.stdout.decode(errors="replace")
 
 
 def test_wrong_host_key_fails_with_the_fingerprint_and_installs_nothing(bed, home,
@@ -198,11 +169,7 @@ def test_create_brings_every_node_ready(cluster, api):
 def test_a_deployment_and_service_answer_from_every_host(bed, api):
     from kubernetes import client as k8s
 
-    from tests.support.hosts import BRIDGE_ADDRESS
-    with open(os.path.join(ROOT, "examples", "hello.yaml")) as f:
-        deployment, service = list(yaml.safe_load_all(f))
-    deployment["spec"]["replicas"] = 2
-    service["spec"]["type"] = "NodePort"
+    deployment, service = bed_service.hello_objects(replicas=2, service_type="NodePort")
     k8s.AppsV1Api(api).create_namespaced_deployment("default", deployment)
     created = k8s.CoreV1Api(api).create_namespaced_service("default", service)
     ip, node_port = created.spec.cluster_ip, created.spec.ports[0].node_port
@@ -212,10 +179,7 @@ def test_a_deployment_and_service_answer_from_every_host(bed, api):
         return ((dep.status and dep.status.available_replicas) or 0) == 2
     eventually(available, timeout=240, message="the hello Deployment to be available")
     for host in bed.hosts[:5]:
-        # A host process reaches a ClusterIP only if some route covers it (a real
-        # host's default route); the bed's hosts have none, so give them one for the
-        # Service range, towards the LAN bridge (which leads nowhere else).
-        on_host(bed, host, f"ip route replace 10.96.0.0/12 via {BRIDGE_ADDRESS}")
+        bed_service.route_service_range(bed, host)
 
         def answers(host=host):
             code, out = on_host(bed, host, f"curl -s -m 3 http://{ip}/")
@@ -404,39 +368,17 @@ def test_upgrade_one_host_at_a_time_with_the_service_serving(bed, home, api, whe
         return len(running) == 2 and all(p.spec.node_name in nodes for p in pods)
     eventually(settled, timeout=240, message="the hello pods on live nodes")
     ip = core.read_namespaced_service("hello", "default").spec.cluster_ip
-    worker = bed.hosts[3]
-    results, failures, done = [], [], threading.Event()
-
-    def client():       # one request every 0.2 s from a worker, through the Service
-        conn = ssh.connect(worker.target, known_hosts=str(bed.known_hosts),
-                           key_filename=str(bed.admin_key), sock=bed.sock(worker.address))
-        with conn:
-            while not done.is_set():
-                at = time.monotonic()
-                result = conn.run(f"curl -s -m 2 http://{ip}/", check=False, timeout=10)
-                results.append(result.exit_status == 0 and b"hello from" in result.stdout)
-                if not results[-1]:
-                    failures.append((at, result.exit_status))
-                done.wait(0.2)
-    thread = threading.Thread(target=client, daemon=True)
-    thread.start()
+    # One request every 0.2 s from a worker, through the Service.
     started = time.monotonic()
-    try:
+    with bed_service.RequestLoop(bed, bed.hosts[3], f"http://{ip}/") as requests:
         code, out, lines, began = steer_timed(
             home, "cluster", "upgrade", "--name", "bm", "--version", "0.1.0-next",
             "--wheelhouse", wheels, *ssh_flags(bed))
-    finally:
-        done.set()
-        thread.join(30)
-    for at, status in failures:     # where in the upgrade each failed request fell
-        before = [line for t, line in lines if t <= at - began][-2:]
-        print(f"request failed (curl exit {status}) {at - began:.1f}s in, after: {before}")
+    requests.report(lines, began)   # where in the upgrade each failed request fell
     TIMINGS["upgrade"] = time.monotonic() - started
     assert code == 0, out
-    print(f"requests through the Service during the upgrade: {len(results)}, "
-          f"failed: {results.count(False)}")
-    assert results
-    STATE["upgrade_requests"] = results
+    assert requests.results
+    STATE["upgrade_requests"] = requests.results
     order = re.findall(r"^(\S+): 0\.1\.0-next:", out, re.M)
     control = [h.address for h in (bed.hosts[0], bed.hosts[1], STATE["new_control"])]
     assert order[:3] == control and sorted(order[3:]) == [bed.hosts[3].address,

@@ -8,6 +8,7 @@ import pytest
 from cli.baremetal import topology as topo
 from cli.baremetal.fleet import StepError
 from cli.baremetal.orchestrate import Create, cut, phase_of
+from cli.baremetal.peer_protocol import ModeError, Protocol
 
 
 @dataclass
@@ -47,6 +48,7 @@ class FakeOps:
         self.fail = fail or {}          # (step, host name) -> exception
         self.conns = []
         self.restarted = {}
+        self.protocols, self.new_protocol = {}, Protocol(2, (1, 2))   # store peer protocols
 
     def _record(self, step, host):
         with self.lock:
@@ -105,6 +107,17 @@ class FakeOps:
     def restart(self, conn, names):
         self._record("restart", conn.host)
         self.restarted.setdefault(conn.host, []).extend(names)
+
+    def stop(self, conn, names):
+        self._record("stop", conn.host)
+        self.running[conn.host] = self.running.get(conn.host, set()) - set(names)
+
+    def peer_protocol(self, conn):
+        self._record("probe", conn.host)
+        return self.protocols.get(conn.host, Protocol(2, (1, 2)))
+
+    def release_protocol(self, wheelhouse):
+        return self.new_protocol
 
     def teardown(self, conn, host, plan):
         self._record("teardown", host.name)
@@ -315,3 +328,84 @@ def test_upgrade_stops_at_the_failing_host():
         Upgrade(topology, ops, FakeHealth(ops)).run()
     assert caught.value.host == "h2"
     assert [h for step, h in ops.log if step == "install"] == ["h1", "h2"]
+
+
+def upgrade_to(ops, version="0.2.0", mode="auto"):
+    import dataclasses
+
+    from cli.baremetal.upgrade import Upgrade
+    topology = dataclasses.replace(make_topology(), version=version)
+    Upgrade(topology, ops, FakeHealth(ops), mode=mode).run()
+
+
+def test_auto_rolls_when_the_store_protocol_is_unchanged():
+    ops = FakeOps()
+    run(ops)
+    ops.log.clear()
+    upgrade_to(ops)
+    steps = [step for step, _ in ops.log]
+    assert "stop" not in steps
+    assert steps.index("wait store") < steps.index("install", steps.index("install") + 1)
+
+
+def test_auto_goes_together_across_a_protocol_change_store_members_first():
+    ops = FakeOps()
+    run(ops)
+    ops.log.clear()
+    ops.protocols = {h: Protocol(1, (1,)) for h in ("h1", "h2", "h3")}
+    upgrade_to(ops)
+    log = ops.log
+    stops = [i for i, (step, _) in enumerate(log) if step == "stop"]
+    installs = [i for i, (step, _) in enumerate(log) if step == "install"]
+    applies = [i for i, (step, _) in enumerate(log) if step == "apply"]
+    assert sorted(log[i][1] for i in stops) == ["h1", "h2", "h3"]
+    # Every control host installed before any member stops; all stopped before any starts.
+    assert max(installs[:3]) < min(stops) and max(stops) < min(applies)
+    assert sorted(log[i][1] for i in applies[:3]) == ["h1", "h2", "h3"]
+    wait_store = log.index(("wait store", "-"))
+    assert max(applies[:3]) < wait_store < log.index(("wait api", "-")) < installs[3]
+    assert [log[i][1] for i in installs[3:]] == ["h4", "h5"]     # workers one at a time
+    assert set(ops.installed.values()) == {"0.2.0"}
+
+
+def test_rolling_across_a_protocol_change_is_refused_before_anything_changes():
+    ops = FakeOps()
+    run(ops)
+    ops.log.clear()
+    ops.protocols = {"h2": Protocol(1, (1,))}
+    with pytest.raises(ModeError, match="rolling upgrade is impossible.*h2 speaks 1.*"
+                                        "--mode together"):
+        upgrade_to(ops, mode="rolling")
+    assert not [s for s, _ in ops.log if s in ("install", "stop", "apply")]
+
+
+def test_together_is_refused_when_the_new_release_cannot_read_the_data():
+    ops = FakeOps()
+    run(ops)
+    ops.log.clear()
+    ops.protocols = {h: Protocol(1, (1,)) for h in ("h1", "h2", "h3")}
+    ops.new_protocol = Protocol(3, (2, 3))
+    with pytest.raises(ModeError, match="cannot read the store data of peer protocol 1"):
+        upgrade_to(ops, mode="together")
+    assert not [s for s, _ in ops.log if s in ("install", "stop", "apply")]
+
+
+def test_together_may_be_asked_for_the_same_protocol():
+    ops = FakeOps()
+    run(ops)
+    ops.log.clear()
+    upgrade_to(ops, mode="together")
+    assert sorted(h for s, h in ops.log if s == "stop") == ["h1", "h2", "h3"]
+
+
+def test_together_stops_before_any_member_starts_when_one_host_fails_to_stop():
+    ops = FakeOps(fail={("stop", "h2"): RuntimeError("supervisorctl: no such process")})
+    run(ops)
+    ops.fail = {("stop", "h2"): RuntimeError("supervisorctl: no such process")}
+    ops.log.clear()
+    ops.protocols = {h: Protocol(1, (1,)) for h in ("h1", "h2", "h3")}
+    with pytest.raises(StepError) as caught:
+        upgrade_to(ops)
+    assert caught.value.host == "h2" and caught.value.step == "stop the store member"
+    assert "apply" not in [s for s, _ in ops.log]
+    assert all(conn.closed for conn in ops.conns)
