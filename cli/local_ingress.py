@@ -23,10 +23,12 @@ as YAML for `steer apply -f` on a bare-metal cluster):
                                                     /healthz and /readyz on 10254
 
 nginx runs in the node's network namespace (hostNetwork, as ingress-nginx's
-bare-metal manifests offer) rather than behind CNI hostPorts: a node here routes
-the whole service range as local addresses, and the portmap plugin's hostPort
-rules match any local destination, so a hostPort 443 would also capture the
-traffic of every ClusterIP on port 443 (default/kubernetes among them).
+bare-metal manifests offer). CNI hostPorts would work too now that a hostPort no
+longer captures ClusterIPs (agent/network/service_routes.py; the e2e's traffic
+passed through them), but from the pod network a controller cannot tell its
+node's LAN address for the Ingresses' status: the pod's hostIP is the agent's
+loopback node IP (127.x) on a local cluster, and the route towards the API server
+names the pod's own address.
 
 Reading Secrets cluster-wide is what serving TLS from any namespace's Secrets
 needs (ingress-nginx asks the same); the informer lists only kubernetes.io/tls ones.

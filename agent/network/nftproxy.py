@@ -304,7 +304,7 @@ def add_flags(parser):
     parser.add_argument("--service-cluster-ip-range", default="",
                         help="the service range; anything in it no rule takes is refused")
     parser.add_argument("--service-route", action=argparse.BooleanOptionalAction,
-                        default=None, help="route the service range locally in the node "
+                        default=None, help="route the service range on lo in the node "
                                            "namespace (default: on with --netns)")
     parser.add_argument("--network-policy", action=argparse.BooleanOptionalAction,
                         default=True, help="enforce NetworkPolicy for this node's pods "

@@ -1,7 +1,8 @@
 """Service rules in a real kernel: a "node" and a "pod" network namespace of our own.
 
-    node ns: lo with 10.250.0.1 (the node's address) and a local route for the
-             service CIDR; veth 10.244.7.1/24 ── pod ns: eth0 10.244.7.2/24, echo server
+    node ns: lo with 10.250.0.1 (the node's address) and the agent's route for the
+             service CIDR (on lo: agent/network/service_routes.py);
+             veth 10.244.7.1/24 ── pod ns: eth0 10.244.7.2/24, echo server
 
 Everything stays inside these two namespaces: the service CIDR is routed to the node's
 own loopback, so nothing is ever routed towards the machine's network.
@@ -19,6 +20,7 @@ import uuid
 import pytest
 
 from agent import netns
+from agent.network import service_routes
 from agent.network.nft_apply import Syncer, run_script
 from agent.network.nft_rules import NodeView, build_ruleset, build_script
 
@@ -74,9 +76,8 @@ def net():
         ip("-n", node_name, "addr", "add", f"{NODE_VETH}/24", "dev", veth)
         ip("-n", node_name, "link", "set", veth, "up")
         ip("-n", node_name, "addr", "add", f"{NODE_IP}/32", "dev", "lo")
-        # src: the node's own connections to a ClusterIP leave from its address, not
-        # from the ClusterIP (the kernel's choice for a local route without one).
-        ip("-n", node_name, "route", "add", "local", SERVICE_CIDR, "dev", "lo", "src", NODE_IP)
+        # The route the agent makes, from the node's address (its own connections).
+        service_routes.prepare(node_path, SERVICE_CIDR, NODE_IP)
         ip("-n", pod_name, "addr", "add", f"{POD_IP}/24", "dev", "eth0")
         ip("-n", pod_name, "link", "set", "eth0", "up")
         ip("-n", pod_name, "route", "add", "default", "via", NODE_VETH)
@@ -87,8 +88,8 @@ def net():
                                   stdin=subprocess.DEVNULL)
         assert server.stdout.readline().strip() == b"ready", "the echo server did not start"
         # Decoys: listeners of the node itself on the ports under test. Without the
-        # reject rules the kernel would deliver a miss to them (the service CIDR is a
-        # local route), so a refusal proves a rule refused it.
+        # reject rules the node's own miss would time out on lo (or, were the service
+        # CIDR a local route, reach them), so a refusal proves a rule refused it.
         decoys = [netns.listen(node_path, ("0.0.0.0", port)) for port in (80, 81, NODE_PORT)]
         yield {"node": node_path, "pod": pod_path, "node_name": node_name}
     finally:

@@ -4,7 +4,7 @@
              ── pod ns: eth0 10.244.9.2/24, a TCP server saying "hello <peer>"
 
 The proxy runs in the root namespace and programs the node namespace (``--netns``),
-where it also routes the service range locally. The Service has no selector, so no
+where it also routes the service range on lo. The Service has no selector, so no
 controller is needed: the test writes the EndpointSlice itself, as a controller
 would. A decoy listens on the node's port 80: a refused connection proves a reject
 rule refused it (a local route with no rule would deliver it to the decoy).
@@ -212,9 +212,11 @@ def answer(netns_path, address):
 
 def test_the_node_namespace_is_prepared(proxy, net):
     routes = subprocess.run(["ip", "-n", os.path.basename(net["node"]), "route", "show",
-                             "table", "local", SERVICE_CIDR], capture_output=True,
+                             "table", "all", SERVICE_CIDR], capture_output=True,
                             text=True, check=True).stdout
-    assert f"local {SERVICE_CIDR} dev lo" in routes and f"src {NODE_IP}" in routes
+    # Unicast on lo, not local: a hostPort must not capture ClusterIPs (service_routes).
+    assert routes.startswith(f"{SERVICE_CIDR} dev lo") and f"src {NODE_IP}" in routes
+    assert "local" not in routes, routes
     forward = subprocess.run(["nsenter", f"--net={net['node']}", "sysctl", "-n",
                               "net.ipv4.ip_forward"], capture_output=True, text=True)
     assert forward.stdout.strip() == "1"

@@ -5,7 +5,7 @@ import pytest
 from agent.network.nft_apply import NftError, Syncer
 from agent.network.nftproxy import Histogram, NftProxy, node_ips_of, parse_time, slice_trigger
 from agent.network.routes import NODE_IP_ANNOTATION
-from agent.network.service_routes import route_argv
+from agent.network.service_routes import route_argv, stale_route_argv
 from agent.proxy import parse_args
 from control.client.cache import Store
 from control.client.rest import object_key
@@ -156,11 +156,14 @@ def test_proxy_flags_dispatch_on_mode():
         parse_args(["--mode", "iptables"])
 
 
-def test_the_service_route_is_local_on_lo_from_the_node_ip():
+def test_the_service_route_is_unicast_on_lo_from_the_node_ip():
+    # Not `local`: a local ClusterIP is captured by hostPorts (portmap's addrtype LOCAL).
     assert route_argv("10.96.0.0/12", "10.250.0.1") == \
-        ["route", "replace", "local", "10.96.0.0/12", "dev", "lo", "src", "10.250.0.1"]
-    assert route_argv("10.96.0.0/12") == ["route", "replace", "local", "10.96.0.0/12",
+        ["route", "replace", "unicast", "10.96.0.0/12", "dev", "lo", "src", "10.250.0.1"]
+    assert route_argv("10.96.0.0/12") == ["route", "replace", "unicast", "10.96.0.0/12",
                                           "dev", "lo"]
+    assert stale_route_argv("10.96.0.0/12") == \
+        ["route", "del", "local", "10.96.0.0/12", "dev", "lo", "table", "local"]
     with pytest.raises(ValueError):
         route_argv("10.96.0.1/12")          # not a network address
     with pytest.raises(ValueError):
