@@ -76,6 +76,9 @@ def credentials_needed(spec, host):
             Credential("scheduler", "cert", "cluster", "system:kube-scheduler", usage="client"),
             Credential("controller-manager", "cert", "cluster",
                        "system:kube-controller-manager", usage="client"),
+            # Their --secure-port (/metrics, /healthz) on the host's address.
+            _serving("scheduler-serving", "kube-scheduler", host),
+            _serving("controller-manager-serving", "kube-controller-manager", host),
             Credential("ca", "ca-key"),
         ]
     if spec.is_worker(host) and joins_by_token(host):
@@ -93,6 +96,14 @@ def credentials_needed(spec, host):
             Credential("proxy", "cert", "cluster", "system:kube-proxy", usage="client"),
         ]
     return needed
+
+
+def _serving(name, common_name, host):
+    """A cluster-CA serving certificate for a control-plane component's secure port on ``host``."""
+    return Credential(name, "cert", "cluster", common_name,
+                      dns_names=tuple(sorted({"localhost", host.name,
+                                              f"{common_name}.kube-system.svc"})),
+                      ip_addresses=tuple(sorted({host.address, "127.0.0.1"})), usage="server")
 
 
 def joins_by_token(host):

@@ -70,6 +70,10 @@ class Ports:
     apiserver: int = 6443
     agent: int = 10250
     containerd_stream: int = 10010
+    # HTTPS /metrics (and /healthz): Kubernetes' secure ports and etcd's metrics port.
+    scheduler: int = 10259
+    controller_manager: int = 10257
+    store_metrics: int = 2381
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,11 +310,17 @@ class _Builder:
                      "--cert-file", self.pki_path("store-server.crt"),
                      "--key-file", self.pki_path("store-server.key"),
                      "--trusted-ca-file", self.pki_path("store-ca.crt"), "--client-cert-auth",
+                     # /metrics over TLS: only cluster-CA clients in O=system:monitoring
+                     # (a scraper's certificate), never the store CA's.
+                     "--metrics-addr", f"{_url_host(host.address)}:{ports.store_metrics}",
+                     "--metrics-cert-file", self.pki_path("store-server.crt"),
+                     "--metrics-key-file", self.pki_path("store-server.key"),
+                     "--metrics-client-ca-file", self.pki_path("ca.crt"),
                      description="Steersman store member (Raft)", priority=10)
         # The member certificate serves clients and both ends of the peer port
         # (mutual TLS between members, by the store CA: store/node_main.py peer_tls).
         self.use_pki("steersman-store", "store-server.crt",
-                     "store-server.key", "store-ca.crt")
+                     "store-server.key", "store-ca.crt", "ca.crt")
         p = self.pki_path
         self.service(
             "steersman-apiserver", "steer-apiserver",
@@ -334,9 +344,9 @@ class _Builder:
                      "store-ca.crt", "apiserver-etcd-client.crt", "apiserver-etcd-client.key",
                      "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key",
                      "encryption-config.yaml", "sa.key", "sa.pub")
-        for name, program, extra in (
-                ("scheduler", "steer-scheduler", ()),
-                ("controller-manager", "steer-controller-manager",
+        for name, program, port, extra in (
+                ("scheduler", "steer-scheduler", ports.scheduler, ()),
+                ("controller-manager", "steer-controller-manager", ports.controller_manager,
                  ("--root-ca-file", p("ca.crt"), "--cluster-cidr", spec.pod_cidr))):
             unit = f"steersman-{name}"
             kubeconfig = self.kubeconfig(name, name, unit)
@@ -345,9 +355,20 @@ class _Builder:
                           "--cluster-signing-key-file", p("ca.key"))
             self.service(unit, program, "--kubeconfig", kubeconfig,
                          "--identity", f"{host.name}-{name}", *extra,
+                         *self.secure_port(unit, name, port),
                          after=("steersman-apiserver",), description=f"Steersman {name}",
                          priority=30)
         self.use_pki("steersman-controller-manager", "ca.crt", "ca.key")
+
+    def secure_port(self, unit, name, port):
+        """HTTPS /healthz and /metrics on the host's address (control/client/secure_serving.py):
+        the ``<name>-serving`` certificate of the cluster CA; callers by cluster-CA client
+        certificate or token, authorized by the API server (delegated)."""
+        p = self.pki_path
+        self.use_pki(unit, f"{name}-serving.crt", f"{name}-serving.key", "ca.crt")
+        return ("--secure-port", str(port), "--bind-address", self.host.address,
+                "--tls-cert-file", p(f"{name}-serving.crt"),
+                "--tls-private-key-file", p(f"{name}-serving.key"), "--client-ca-file", p("ca.crt"))
 
     # -- worker host ----------------------------------------------------------------
     def worker(self):

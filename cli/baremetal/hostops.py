@@ -61,7 +61,8 @@ class HostOps:
     def check(self, conn, host):
         from agent.provision import hostcheck
         ports = planmod.Ports()
-        wanted = [ports.store_client, ports.store_peer, ports.apiserver] if host.control else []
+        wanted = [ports.store_client, ports.store_peer, ports.apiserver, ports.store_metrics,
+                  ports.scheduler, ports.controller_manager] if host.control else []
         if host.worker:     # containerd's stream port: its own, held on a re-run
             wanted.append(ports.agent)
         return hostcheck.check_host(conn, ports=wanted)

@@ -166,6 +166,32 @@ def test_create_brings_every_node_ready(cluster, api):
     print(f"bare hosts -> 5 nodes Ready: {TIMINGS['create']:.1f}s")
 
 
+def test_control_components_serve_metrics_over_tls_on_the_host_address(bed, cluster):
+    """The scheduler's and controller manager's secure ports and the store's metrics port."""
+    pki = "/etc/steersman/pki"
+    admin = f"--cert {pki}/apiserver-kubelet-client.crt --key {pki}/apiserver-kubelet-client.key"
+    for host in bed.hosts[:3]:
+        # /healthz is open; /metrics answers a system:masters client certificate (the
+        # SubjectAccessReview allows it); the store's port wants O=system:monitoring: 403.
+        command = " ; echo ; ".join([
+            f"curl -s -m 5 --cacert {pki}/ca.crt https://{host.address}:10259/healthz",
+            f"curl -s -m 5 --cacert {pki}/ca.crt {admin} "
+            f"https://{host.address}:10257/metrics | grep -c '^# TYPE'",
+            f"curl -s -m 5 -o /dev/null -w 'store=%{{http_code}}' --cacert {pki}/store-ca.crt "
+            f"{admin} https://{host.address}:2381/metrics"])
+
+        seen = []
+
+        def serving(host=host, command=command, seen=seen):
+            seen[:] = on_host(bed, host, command)[1].split()
+            return (len(seen) == 3 and seen[0] == "ok" and seen[1].isdigit()
+                    and int(seen[1]) > 0 and seen[2] == "store=403")
+        try:
+            eventually(serving, timeout=60, message=f"the metrics ports of {host.name}")
+        except AssertionError:
+            raise AssertionError(f"{host.name}: healthz, metric families, store: {seen}") from None
+
+
 def test_a_deployment_and_service_answer_from_every_host(bed, api):
     from kubernetes import client as k8s
 

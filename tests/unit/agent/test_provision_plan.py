@@ -179,3 +179,65 @@ def test_supervisor_program_and_daemon_config():
 def test_unknown_manager_is_refused():
     with pytest.raises(ValueError, match="unknown service manager"):
         units.unit_path("upstart", "x")
+
+
+def flag_map(argv):
+    """{flag: value} of ``--flag value`` pairs (bare flags map to None)."""
+    flags, args = {}, list(argv[1:])
+    while args:
+        flag = args.pop(0)
+        flags[flag] = args.pop(0) if args and not args[0].startswith("--") else None
+    return flags
+
+
+def test_scheduler_and_controller_manager_serve_metrics_on_the_host_address():
+    from control.controllers import manager
+    from control.scheduler import main as scheduler_main
+    plan = plan_of(spec(), H2)
+    by_path = {f.path: f for f in plan.files}
+    for unit, name, port, parse in (
+            ("steersman-scheduler", "scheduler", "10259", scheduler_main.parse_args),
+            ("steersman-controller-manager", "controller-manager", "10257", manager.parse_args)):
+        argv = plan.service(unit).argv
+        flags = flag_map(argv)
+        assert flags["--secure-port"] == port
+        assert flags["--bind-address"] == "172.31.240.2"
+        assert flags["--tls-cert-file"] == f"/etc/steersman/pki/{name}-serving.crt"
+        assert flags["--tls-private-key-file"] == f"/etc/steersman/pki/{name}-serving.key"
+        assert flags["--client-ca-file"] == "/etc/steersman/pki/ca.crt"
+        for file in (f"{name}-serving.crt", f"{name}-serving.key", "ca.crt"):
+            placed = by_path[f"/etc/steersman/pki/{file}"]
+            assert placed.mode == 0o600 and unit in placed.services, file
+        # The component's own parser takes the command line as the plan writes it.
+        args = parse(list(argv[1:]))
+        assert (args.secure_port, args.bind_address) == (int(port), "172.31.240.2")
+    assert by_path["/etc/steersman/pki/scheduler-serving.key"].services == ("steersman-scheduler",)
+
+
+def test_store_member_serves_metrics_with_its_certificate_to_cluster_ca_clients():
+    from store import node_main
+    plan = plan_of(spec(), H3)
+    argv = plan.service("steersman-store").argv
+    flags = flag_map(argv)
+    assert flags["--metrics-addr"] == "172.31.240.3:2381"
+    assert flags["--metrics-cert-file"] == "/etc/steersman/pki/store-server.crt"
+    assert flags["--metrics-key-file"] == "/etc/steersman/pki/store-server.key"
+    # Scrapers hold cluster-CA certificates (O=system:monitoring), never the store CA's.
+    assert flags["--metrics-client-ca-file"] == "/etc/steersman/pki/ca.crt"
+    ca = next(f for f in plan.files if f.path == "/etc/steersman/pki/ca.crt")
+    assert "steersman-store" in ca.services and ca.mode == 0o600
+    assert node_main.build_parser().parse_args(list(argv[1:])).metrics_addr == "172.31.240.3:2381"
+
+
+def test_metrics_serving_certificates_name_the_host_and_only_control_hosts_get_them():
+    needed = {c.name: c for c in planmod.credentials_needed(spec(), H2)}
+    for name, common_name in (("scheduler-serving", "kube-scheduler"),
+                              ("controller-manager-serving", "kube-controller-manager")):
+        cert = needed[name]
+        assert (cert.kind, cert.ca, cert.usage, cert.common_name) == (
+            "cert", "cluster", "server", common_name)
+        assert "172.31.240.2" in cert.ip_addresses and "h2" in cert.dns_names
+        assert f"{common_name}.kube-system.svc" in cert.dns_names
+    worker = {c.name for c in planmod.credentials_needed(spec(), H4)}
+    assert not worker & {"scheduler-serving", "controller-manager-serving"}
+    assert "--secure-port" not in plan_of(spec(), H4).service("steersman-agent").argv

@@ -96,3 +96,24 @@ def test_keys_are_private(tmp_path):
             if name.endswith((".key", ".secret", ".yaml", ".params")) or "secrets" in root:
                 assert mode == 0o600, name
         assert stat.S_IMODE(os.stat(root).st_mode) == 0o700, root
+
+
+def test_metrics_serving_certificates_come_from_the_cluster_ca_for_the_host(tmp_path):
+    spec = spec_of()
+    creds = ClusterCredentials(tmp_path / "pki")
+    control = creds.host_files(spec, spec.host("192.0.2.2"))
+    cluster_ca = cert(control["ca.crt"])
+    for name, common_name in (("scheduler-serving", "kube-scheduler"),
+                              ("controller-manager-serving", "kube-controller-manager")):
+        serving = cert(control[f"{name}.crt"])
+        assert serving.issuer == cluster_ca.subject
+        assert serving.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == \
+            common_name
+        assert "192.0.2.2" in names(serving)[1]
+        usage = serving.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
+        mode = stat.S_IMODE(os.stat(tmp_path / "pki" / "hosts" / "192.0.2.2" / f"{name}.key")
+                            .st_mode)
+        assert mode == 0o600
+    worker = creds.host_files(spec, spec.host("192.0.2.4"))
+    assert "scheduler-serving.key" not in worker
