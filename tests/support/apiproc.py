@@ -174,26 +174,45 @@ class LocalApiServer:
                      "--kubelet-client-certificate", self.kubelet_client.cert,
                      "--kubelet-client-key", self.kubelet_client.key] if self.tls
                     else ["--insecure-plain-http"])
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "control.api.server", "--bind", f"127.0.0.1:{self.port}",
-                 "--store-endpoints", ",".join(self.store.endpoints),
-                 "--workers", str(self.workers), "--threads", str(self.threads),
-                 *tls_args, *self.store.apiserver_tls_flags(),
-                 "--service-account-signing-key-file", self.sa_key_file, *self.extra_args],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.urlopen(self.url + "/readyz", timeout=2)
+        for attempt in range(3):
+            # The port was free when picked; another process (any outgoing connection's
+            # ephemeral port) may take it before gunicorn binds: then pick another.
+            logged = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "control.api.server",
+                     "--bind", f"127.0.0.1:{self.port}",
+                     "--store-endpoints", ",".join(self.store.endpoints),
+                     "--workers", str(self.workers), "--threads", str(self.threads),
+                     *tls_args, *self.store.apiserver_tls_flags(),
+                     "--service-account-signing-key-file", self.sa_key_file, *self.extra_args],
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                    cwd=ROOT)
+            if self._wait_ready(deadline):
                 break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"steer-apiserver did not become ready:\n{self.logs()}") from None
-                time.sleep(0.1)
+            with open(self.log_path, "rb") as f:
+                f.seek(logged)
+                port_taken = b"Address already in use" in f.read()
+            if not port_taken or attempt == 2:
+                raise RuntimeError(f"steer-apiserver did not become ready:\n{self.logs()}")
+            children.stop(self.proc)
+            self.port = free_ports(1)[0]
+            self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
         write_kubeconfig(self.kubeconfig, self.url, self.ca_file, self.cert_file, self.key_file,
                          token=None if self.tls else "dev-token")
         return self
+
+    def _wait_ready(self, deadline):
+        """True once /readyz answers; False if the process exited or the deadline passed."""
+        while True:
+            try:
+                self.urlopen(self.url + "/readyz", timeout=2)
+                return True
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
 
     def stop(self):
         children.stop(self.proc)
