@@ -21,6 +21,7 @@ Objects that exist already are left as they are (a restarted cluster keeps them)
 import argparse
 import importlib
 import ipaddress
+import os
 from dataclasses import dataclass
 
 from control.client import AlreadyExists, RestClient
@@ -73,6 +74,22 @@ def admin_client(url, creds):
     cert, key = creds.cert("admin")
     return RestClient.from_config(ClientConfig(server=url, ca_file=creds.ca_file,
                                                cert_file=cert, key_file=key))
+
+
+def push_image(creds, build, what, say):
+    """Build an addon's image with ``build()`` and push it to the cluster's registry.
+
+    The nodes pull it from there; returns the image's name.
+    """
+    from cli import local_cluster, local_containers, local_network
+    from cli.registry import push
+    cluster = local_cluster.LocalCluster(os.path.dirname(creds.dir))
+    net = local_network.LocalNetwork.from_record(cluster.state["network"])
+    archive = build()
+    push(archive, f"{net.gateway}:{local_containers.REGISTRY_PORT}",
+         archive.name.split("/", 1)[1], netns=net.lan_netns)
+    say(f"{what}: pushed {archive.name} to the cluster's registry")
+    return archive.name
 
 
 NAMESPACE = "kube-system"

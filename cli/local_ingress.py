@@ -34,7 +34,6 @@ Reading Secrets cluster-wide is what serving TLS from any namespace's Secrets
 needs (ingress-nginx asks the same); the informer lists only kubernetes.io/tls ones.
 """
 
-import os
 
 from control.objects import kinds
 
@@ -133,15 +132,8 @@ def daemonset(image):
 
 def push_image(creds, say):
     """Build steer-ingress and push it to the cluster's registry (nodes pull it from there)."""
-    from cli import local_cluster, local_containers, local_ingress_image, local_network
-    from cli.registry import push
-    cluster = local_cluster.LocalCluster(os.path.dirname(creds.dir))
-    net = local_network.LocalNetwork.from_record(cluster.state["network"])
-    archive = local_ingress_image.build_ingress()
-    push(archive, f"{net.gateway}:{local_containers.REGISTRY_PORT}",
-         archive.name.split("/", 1)[1], netns=net.lan_netns)
-    say(f"ingress: pushed {archive.name} to the cluster's registry")
-    return archive.name
+    from cli import local_addons, local_ingress_image
+    return local_addons.push_image(creds, local_ingress_image.build_ingress, "ingress", say)
 
 
 def start(ctx):
@@ -149,7 +141,8 @@ def start(ctx):
     from cli import local_addons, local_ingress_image
     from cli.cluster_cmd import Failure
     if not ctx.containers:
-        raise Failure("the ingress addon runs nginx as a DaemonSet with hostPorts 80 and 443: "
+        raise Failure("the ingress addon runs nginx as a DaemonSet on ports 80 and 443 of "
+                      "the nodes' network: "
                       "it needs a containers cluster (steer up --runtime cri); on the process "
                       "runtime leave it out of --addons")
     reason = local_ingress_image.unavailable_reason()

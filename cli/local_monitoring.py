@@ -180,15 +180,9 @@ def open_control_plane_doors(creds, rest, say):
 
 def push_image(creds, say):
     """Build steer-prometheus and push it to the cluster's registry (nodes pull it from there)."""
-    from cli import local_cluster, local_containers, local_network
-    from cli.registry import push
-    cluster = local_cluster.LocalCluster(os.path.dirname(creds.dir))
-    net = local_network.LocalNetwork.from_record(cluster.state["network"])
-    archive = local_monitoring_image.build_prometheus()
-    push(archive, f"{net.gateway}:{local_containers.REGISTRY_PORT}",
-         archive.name.split("/", 1)[1], netns=net.lan_netns)
-    say(f"monitoring: pushed {archive.name} to the cluster's registry")
-    return archive.name
+    from cli import local_addons
+    return local_addons.push_image(creds, local_monitoring_image.build_prometheus,
+                                   "monitoring", say)
 
 
 def start(ctx):
